@@ -1,0 +1,41 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Hot kernels need AVX2/FMA code generation; every machine this runs on (DESIGN.md) has it.
+let kernelFlags: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "Attune",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "attune", targets: ["attune"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries (Debian -dev packages, resolved through pkg-config).
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CRdKafka", path: "Sources/CRdKafka", pkgConfig: "rdkafka",
+                       providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
+                       providers: [.apt(["libsqlite3-dev"])]),
+
+        // Model core: kernels → file format → tokenizer → llama forward/generation.
+        .target(name: "AttuneTensor", dependencies: ["CBLAS"], swiftSettings: kernelFlags),
+
+        // Event log: one contract, two transports (embedded SQLite, Kafka via librdkafka).
+        .target(name: "AttuneEventLog", dependencies: ["CRdKafka", "CSQLite"]),
+
+        .executableTarget(name: "attune", dependencies: [
+            "AttuneTensor", "AttuneEventLog",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "AttuneTensorTests", dependencies: ["AttuneTensor"]),
+        .testTarget(name: "AttuneEventLogTests", dependencies: ["AttuneEventLog"]),
+    ]
+)

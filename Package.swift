@@ -14,6 +14,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // System libraries (Debian -dev packages, resolved through pkg-config).
@@ -26,12 +27,17 @@ let package = Package(
 
         // Model core: kernels → file format → tokenizer → llama forward/generation.
         .target(name: "AttuneTensor", dependencies: ["CBLAS"], swiftSettings: kernelFlags),
+        .target(name: "AttuneGGUF", dependencies: ["AttuneTensor"], swiftSettings: kernelFlags),
+        .target(name: "AttuneTokenizer", dependencies: ["AttuneGGUF"]),
+        .target(name: "AttuneModel", dependencies: ["AttuneTensor", "AttuneGGUF", "AttuneTokenizer",
+                                                    .product(name: "Crypto", package: "swift-crypto")],
+                swiftSettings: kernelFlags),
 
         // Event log: one contract, two transports (embedded SQLite, Kafka via librdkafka).
         .target(name: "AttuneEventLog", dependencies: ["CRdKafka", "CSQLite"]),
 
         .executableTarget(name: "attune", dependencies: [
-            "AttuneTensor", "AttuneEventLog",
+            "AttuneModel", "AttuneEventLog",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

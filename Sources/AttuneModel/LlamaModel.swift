@@ -1,0 +1,178 @@
+import AttuneGGUF
+import AttuneTensor
+import Foundation
+
+/// The weights of one transformer block.
+struct LlamaLayer {
+    let attnNorm: [Float]
+    let ffnNorm: [Float]
+    let wq: WeightMatrix
+    let wk: WeightMatrix
+    let wv: WeightMatrix
+    let wo: WeightMatrix
+    let gate: WeightMatrix
+    let up: WeightMatrix
+    let down: WeightMatrix
+
+    var matrices: [WeightMatrix] { [wq, wk, wv, wo, gate, up, down] }
+}
+
+/// Which positions of a forward pass produce logits.
+public enum LogitPositions: Sendable {
+    /// The last position of every sequence (generation).
+    case last
+    /// Every position of every sequence (scoring, training evaluation).
+    case all
+    /// None (prefill that only fills the caches).
+    case none
+}
+
+/// A llama-architecture decoder (SmolLM2 and kin) over GGUF weights: batched prefill of many
+/// sequences of different lengths and incremental decode with a KV cache.
+///
+/// Large batches run on `cblas_sgemm`; single-token decode runs SIMD kernels over the 4/8-bit
+/// weights. RoPE rotates adjacent pairs (the GGUF convention).
+public final class LlamaModel: @unchecked Sendable {
+    public let config: LlamaConfig
+    public let file: GGUFFile
+    public let mode: WeightMode
+    let embedding: WeightMatrix
+    let output: WeightMatrix
+    let outputNorm: [Float]
+    let layers: [LlamaLayer]
+    let rope: RopeTable
+    let scratch: ScratchBuffer
+    private let lock = NSLock()
+
+    /// Loads the model at `path`.
+    public convenience init(path: String, mode: WeightMode = .quantized) throws {
+        try self.init(file: try GGUFFile(path: path), mode: mode)
+    }
+
+    public init(file: GGUFFile, mode: WeightMode = .quantized) throws {
+        let c = try LlamaConfig(gguf: file)
+        config = c
+        self.file = file
+        self.mode = mode
+        let kvDim = c.kvHeads * c.headDim
+        func matrix(_ name: String, _ rows: Int, _ cols: Int) throws -> WeightMatrix {
+            try WeightMatrix(name: name, tensor: try file.tensor(name), file: file, expectRows: rows, expectCols: cols)
+        }
+        func vector(_ name: String) throws -> [Float] {
+            let t = try file.tensor(name)
+            guard t.elementCount == c.dim else { throw ModelError.badTensor(name, "has \(t.elementCount) values, expected \(c.dim)") }
+            return file.floats(t)
+        }
+        embedding = try matrix("token_embd.weight", c.vocabSize, c.dim)
+        output = file.hasTensor("output.weight") ? try matrix("output.weight", c.vocabSize, c.dim) : embedding
+        outputNorm = try vector("output_norm.weight")
+        layers = try (0..<c.layers).map { i in
+            let p = "blk.\(i)."
+            return LlamaLayer(attnNorm: try vector(p + "attn_norm.weight"), ffnNorm: try vector(p + "ffn_norm.weight"),
+                              wq: try matrix(p + "attn_q.weight", c.dim, c.dim),
+                              wk: try matrix(p + "attn_k.weight", kvDim, c.dim),
+                              wv: try matrix(p + "attn_v.weight", kvDim, c.dim),
+                              wo: try matrix(p + "attn_output.weight", c.dim, c.dim),
+                              gate: try matrix(p + "ffn_gate.weight", c.ffnDim, c.dim),
+                              up: try matrix(p + "ffn_up.weight", c.ffnDim, c.dim),
+                              down: try matrix(p + "ffn_down.weight", c.dim, c.ffnDim))
+        }
+        rope = RopeTable(headDim: c.headDim, maxPositions: c.contextLength, base: c.ropeBase)
+        scratch = ScratchBuffer(capacity: max(c.ffnDim * c.dim, 8192 * c.dim))
+        if mode == .dense {
+            for l in layers { l.matrices.forEach { $0.makeDense() } }
+            output.makeDense()
+        }
+    }
+
+    /// Bytes held beyond the memory-mapped file (fp32 copies, scratch).
+    public var residentWeightBytes: Int {
+        layers.reduce(0) { $0 + $1.matrices.reduce(0) { $0 + $1.residentBytes } } + output.residentBytes + scratch.capacity * 4
+    }
+
+    /// A new, empty KV cache for this model.
+    public func makeCache(capacity: Int = 256) -> KVCache {
+        KVCache(config: config, capacity: capacity)
+    }
+
+    /// Runs `tokens[s]` through the model after what `caches[s]` already holds, appends their
+    /// keys/values to the caches, and returns logits (`[rows × vocab]`, row-major) for the
+    /// selected positions, sequences in order.
+    public func forward(tokens: [[Int32]], caches: [KVCache], logits selection: LogitPositions = .last) throws -> [Float] {
+        lock.lock()
+        defer { lock.unlock() }
+        precondition(tokens.count == caches.count, "one cache per sequence")
+        let c = config
+        let total = tokens.reduce(0) { $0 + $1.count }
+        guard total > 0 else { throw ModelError.emptyInput }
+        for (seq, cache) in zip(tokens, caches) {
+            for t in seq where t < 0 || Int(t) >= c.vocabSize { throw ModelError.invalidToken(t) }
+            try cache.reserve(seq.count)
+        }
+        let D = c.dim, kvDim = c.kvHeads * c.headDim, F = c.ffnDim
+        let buf = Workspace(tokens: total, dim: D, kvDim: kvDim, ffnDim: F)
+        defer { buf.free() }
+
+        var row = 0
+        var tokenPositions = [Int](repeating: 0, count: total)
+        for (seq, cache) in zip(tokens, caches) {
+            for (i, t) in seq.enumerated() {
+                embedding.row(Int(t), into: buf.x + row * D)
+                tokenPositions[row] = cache.count + i
+                row += 1
+            }
+        }
+
+        for (l, layer) in layers.enumerated() {
+            Ops.rmsNorm(buf.x, weight: layer.attnNorm, out: buf.xn, rows: total, n: D, eps: c.normEps)
+            layer.wq.matmul(buf.xn, m: total, buf.q, scratch: scratch)
+            layer.wk.matmul(buf.xn, m: total, buf.k, scratch: scratch)
+            layer.wv.matmul(buf.xn, m: total, buf.v, scratch: scratch)
+            for t in 0..<total {
+                Ops.rope(buf.q + t * D, heads: c.heads, headDim: c.headDim, pos: tokenPositions[t], table: rope)
+                Ops.rope(buf.k + t * kvDim, heads: c.kvHeads, headDim: c.headDim, pos: tokenPositions[t], table: rope)
+            }
+            var start = 0
+            for (seq, cache) in zip(tokens, caches) {
+                let n = seq.count
+                (cache.keys(l) + cache.count * kvDim).update(from: buf.k + start * kvDim, count: n * kvDim)
+                (cache.values(l) + cache.count * kvDim).update(from: buf.v + start * kvDim, count: n * kvDim)
+                Attention.forward(q: buf.q + start * D, n: n, past: cache.count, keys: cache.keys(l), values: cache.values(l),
+                                  config: c, out: buf.att + start * D)
+                start += n
+            }
+            layer.wo.matmul(buf.att, m: total, buf.proj, scratch: scratch)
+            Ops.add(buf.x, buf.proj, count: total * D)
+
+            Ops.rmsNorm(buf.x, weight: layer.ffnNorm, out: buf.xn, rows: total, n: D, eps: c.normEps)
+            layer.gate.matmul(buf.xn, m: total, buf.gate, scratch: scratch)
+            layer.up.matmul(buf.xn, m: total, buf.up, scratch: scratch)
+            Ops.swiglu(gate: buf.gate, up: buf.up, count: total * F)
+            layer.down.matmul(buf.gate, m: total, buf.proj, scratch: scratch)
+            Ops.add(buf.x, buf.proj, count: total * D)
+        }
+        for (seq, cache) in zip(tokens, caches) { cache.count += seq.count }
+
+        var selected: [Int] = []
+        switch selection {
+        case .last:
+            var end = 0
+            for seq in tokens {
+                end += seq.count
+                selected.append(end - 1)
+            }
+        case .all: selected = Array(0..<total)
+        case .none: return []
+        }
+        let rows = selected.count
+        let hidden = UnsafeMutablePointer<Float>.allocate(capacity: rows * D)
+        defer { hidden.deallocate() }
+        for (i, r) in selected.enumerated() {
+            Ops.rmsNorm(buf.x + r * D, weight: outputNorm, out: hidden + i * D, rows: 1, n: D, eps: c.normEps)
+        }
+        return [Float](unsafeUninitializedCapacity: rows * c.vocabSize) { out, count in
+            output.matmul(hidden, m: rows, out.baseAddress!, scratch: scratch)
+            count = rows * c.vocabSize
+        }
+    }
+}

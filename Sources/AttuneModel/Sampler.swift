@@ -1,0 +1,110 @@
+import Foundation
+
+/// How the next token is chosen from the logits.
+public struct SamplingParameters: Sendable, Equatable, Codable {
+    /// 0 selects greedy decoding.
+    public var temperature: Float = 0
+    /// Keep only the k most likely tokens (0 = all).
+    public var topK: Int = 0
+    /// Keep the smallest set of tokens whose probability reaches p (1 = all).
+    public var topP: Float = 1
+    /// > 1 discourages tokens already in the context (CTRL-style: positive logits divided, negative multiplied).
+    public var repetitionPenalty: Float = 1
+    /// How many recent tokens the repetition penalty looks at.
+    public var repetitionWindow: Int = 64
+    public var seed: UInt64 = 0
+
+    public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, repetitionPenalty: Float = 1,
+                repetitionWindow: Int = 64, seed: UInt64 = 0) {
+        self.temperature = temperature
+        self.topK = topK
+        self.topP = topP
+        self.repetitionPenalty = repetitionPenalty
+        self.repetitionWindow = repetitionWindow
+        self.seed = seed
+    }
+
+    public static let greedy = SamplingParameters()
+}
+
+/// xoshiro256** seeded through splitmix64: a small, fast, reproducible generator.
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    private var s: (UInt64, UInt64, UInt64, UInt64)
+
+    public init(seed: UInt64) {
+        var x = seed
+        func next() -> UInt64 {
+            x &+= 0x9E37_79B9_7F4A_7C15
+            var z = x
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        s = (next(), next(), next(), next())
+    }
+
+    public mutating func next() -> UInt64 {
+        let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
+        let t = s.1 << 17
+        s.2 ^= s.0
+        s.3 ^= s.1
+        s.1 ^= s.2
+        s.0 ^= s.3
+        s.2 ^= t
+        s.3 = s.3 << 45 | s.3 >> 19
+        return result
+    }
+}
+
+/// Picks tokens from logits according to `SamplingParameters`.
+public struct Sampler: Sendable {
+    public let parameters: SamplingParameters
+    private var rng: SeededGenerator
+
+    public init(_ parameters: SamplingParameters) {
+        self.parameters = parameters
+        rng = SeededGenerator(seed: parameters.seed)
+    }
+
+    /// The next token given `logits` (one vocabulary row) and the tokens so far.
+    public mutating func sample(_ logits: ArraySlice<Float>, history: [Int32]) -> Int32 {
+        var z = Array(logits)
+        let p = parameters
+        if p.repetitionPenalty != 1 {
+            for t in Set(history.suffix(p.repetitionWindow)) where Int(t) < z.count {
+                let v = z[Int(t)]
+                z[Int(t)] = v > 0 ? v / p.repetitionPenalty : v * p.repetitionPenalty
+            }
+        }
+        if p.temperature <= 0 {
+            var best = 0
+            for i in 1..<z.count where z[i] > z[best] { best = i }
+            return Int32(best)
+        }
+        var candidates = z.indices.map { (id: $0, logit: z[$0] / p.temperature) }
+        candidates.sort { $0.logit > $1.logit }
+        if p.topK > 0 && p.topK < candidates.count { candidates.removeLast(candidates.count - p.topK) }
+        let maxLogit = candidates[0].logit
+        var probs = candidates.map { Double(expf($0.logit - maxLogit)) }
+        let total = probs.reduce(0, +)
+        probs = probs.map { $0 / total }
+        var keep = probs.count
+        if p.topP < 1 {
+            var cumulative = 0.0
+            for (i, q) in probs.enumerated() {
+                cumulative += q
+                if cumulative >= Double(p.topP) {
+                    keep = i + 1
+                    break
+                }
+            }
+        }
+        let mass = probs[..<keep].reduce(0, +)
+        var r = Double.random(in: 0..<1, using: &rng) * mass
+        for i in 0..<keep {
+            r -= probs[i]
+            if r < 0 { return Int32(candidates[i].id) }
+        }
+        return Int32(candidates[keep - 1].id)
+    }
+}

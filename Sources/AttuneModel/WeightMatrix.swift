@@ -1,0 +1,112 @@
+import AttuneGGUF
+import AttuneTensor
+
+/// How the frozen base weights are held in memory.
+public enum WeightMode: String, Sendable, CaseIterable {
+    /// Weights stay in their 4/8-bit file format (memory-mapped); batched work dequantizes
+    /// one matrix at a time into a scratch buffer.
+    case quantized
+    /// Every matrix is also kept as fp32 for the fastest batched work (≈ 4 bytes/parameter).
+    case dense
+}
+
+/// A frozen row-major weight matrix (rows = output features) in its storage format, with an
+/// optional fp32 copy.
+public final class WeightMatrix: @unchecked Sendable {
+    public let name: String
+    public let format: QuantFormat
+    public let rows: Int
+    public let cols: Int
+    let raw: UnsafeRawPointer
+    let rowBytes: Int
+    private(set) var dense: UnsafeMutablePointer<Float>?
+    private let owner: AnyObject
+
+    init(name: String, tensor: GGUFTensor, file: GGUFFile, expectRows: Int, expectCols: Int) throws {
+        guard tensor.shape.count == 2, tensor.rows == expectRows, tensor.cols == expectCols else {
+            throw ModelError.badTensor(name, "shape \(tensor.shape), expected [\(expectCols), \(expectRows)]")
+        }
+        self.name = name
+        self.format = tensor.format
+        self.rows = expectRows
+        self.cols = expectCols
+        self.raw = file.bytes(of: tensor)
+        self.rowBytes = tensor.format.byteCount(elements: expectCols)!
+        self.owner = file
+    }
+
+    deinit { dense?.deallocate() }
+
+    /// Keeps an fp32 copy of the matrix.
+    func makeDense() {
+        guard dense == nil else { return }
+        let d = UnsafeMutablePointer<Float>.allocate(capacity: rows * cols)
+        dequantize(rows: 0..<rows, into: d)
+        dense = d
+    }
+
+    /// Dequantizes a row range into `into` (row-major, `cols` per row), on all cores.
+    func dequantize(rows range: Range<Int>, into: UnsafeMutablePointer<Float>) {
+        let f = format, c = cols, rb = rowBytes, src = raw, lo = range.lowerBound
+        Parallel.chunks(range.count, minPerChunk: 32) { sub in
+            for r in sub {
+                Dequantize.row(f, src + (lo + r) * rb, into + r * c, count: c)
+            }
+        }
+    }
+
+    /// y = W·x for one input vector.
+    func matvec(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+        MatVec.multiply(format, weights: raw, rows: rows, cols: cols, x: x, y: y)
+    }
+
+    /// One row dequantized (embedding lookup).
+    func row(_ r: Int, into: UnsafeMutablePointer<Float>) {
+        Dequantize.row(format, raw + r * rowBytes, into, count: cols)
+    }
+
+    /// Y[m, rows] = X[m, cols] · Wᵀ. Uses the fp32 copy when present; otherwise small batches
+    /// run the quantized matrix-vector kernel per row and larger ones dequantize in chunks of
+    /// at most `scratch.count / cols` rows into `scratch` and call sgemm.
+    func matmul(_ x: UnsafePointer<Float>, m: Int, _ y: UnsafeMutablePointer<Float>, scratch: ScratchBuffer) {
+        if let dense {
+            Blas.linear(x: x, m: m, inFeatures: cols, weight: dense, outFeatures: rows, y: y)
+            return
+        }
+        if m <= 2 {
+            for t in 0..<m { matvec(x + t * cols, y + t * rows) }
+            return
+        }
+        let chunkRows = max(1, min(rows, scratch.capacity / cols))
+        let tmp = UnsafeMutablePointer<Float>.allocate(capacity: m * chunkRows)
+        defer { tmp.deallocate() }
+        var r0 = 0
+        while r0 < rows {
+            let n = min(chunkRows, rows - r0)
+            dequantize(rows: r0..<(r0 + n), into: scratch.pointer)
+            if n == rows {
+                Blas.linear(x: x, m: m, inFeatures: cols, weight: scratch.pointer, outFeatures: rows, y: y)
+            } else {
+                Blas.linear(x: x, m: m, inFeatures: cols, weight: scratch.pointer, outFeatures: n, y: tmp)
+                for t in 0..<m { (y + t * rows + r0).update(from: tmp + t * n, count: n) }
+            }
+            r0 += n
+        }
+    }
+
+    /// Bytes held by this matrix in memory beyond the mapped file.
+    var residentBytes: Int { dense == nil ? 0 : rows * cols * 4 }
+}
+
+/// A reusable fp32 scratch area for dequantized weight chunks.
+final class ScratchBuffer: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Float>
+    let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        pointer = .allocate(capacity: capacity)
+    }
+
+    deinit { pointer.deallocate() }
+}

@@ -1,0 +1,98 @@
+import Foundation
+
+/// Elementwise and row-wise kernels of the transformer: RMSNorm, RoPE, softmax, SwiGLU.
+public enum Ops {
+    /// out[i] = x[i] / rms(x) · weight[i] for each of `rows` rows of length `n`.
+    public static func rmsNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
+                               rows: Int, n: Int, eps: Float) {
+        for r in 0..<rows {
+            let xr = x + r * n
+            let ss = MatVec.dot(xr, xr, n)
+            let scale = 1 / (ss / Float(n) + eps).squareRoot()
+            let o = out + r * n
+            for i in 0..<n { o[i] = xr[i] * scale * weight[i] }
+        }
+    }
+
+    /// Rotary position embedding on adjacent pairs (GGUF/llama.cpp convention) of every head
+    /// in a row of `heads × headDim` values at position `pos`.
+    public static func rope(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim: Int, pos: Int, table: RopeTable) {
+        let half = headDim / 2
+        let cs = table.cos + pos * half
+        let sn = table.sin + pos * half
+        for h in 0..<heads {
+            let v = x + h * headDim
+            for i in 0..<half {
+                let a = v[2 * i]
+                let b = v[2 * i + 1]
+                v[2 * i] = a * cs[i] - b * sn[i]
+                v[2 * i + 1] = a * sn[i] + b * cs[i]
+            }
+        }
+    }
+
+    /// Numerically stable softmax in place over `n` values.
+    public static func softmax(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
+        var mx = -Float.infinity
+        for i in 0..<n { mx = max(mx, x[i]) }
+        var sum: Float = 0
+        for i in 0..<n {
+            let e = expf(x[i] - mx)
+            x[i] = e
+            sum += e
+        }
+        let inv = 1 / sum
+        for i in 0..<n { x[i] *= inv }
+    }
+
+    /// log-softmax of `n` logits into `out` (double accumulation for the normalizer).
+    public static func logSoftmax(_ x: UnsafePointer<Float>, _ n: Int, out: UnsafeMutablePointer<Float>) {
+        var mx = -Float.infinity
+        for i in 0..<n { mx = max(mx, x[i]) }
+        var sum: Double = 0
+        for i in 0..<n { sum += Double(expf(x[i] - mx)) }
+        let lse = mx + Float(log(sum))
+        for i in 0..<n { out[i] = x[i] - lse }
+    }
+
+    /// SwiGLU: gate[i] = silu(gate[i]) · up[i].
+    public static func swiglu(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count {
+            let g = gate[i]
+            gate[i] = g / (1 + expf(-g)) * up[i]
+        }
+    }
+
+    /// y[i] += x[i].
+    public static func add(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count { y[i] += x[i] }
+    }
+}
+
+/// Precomputed RoPE cos/sin for positions 0..<maxPositions (θᵢ = base^(−2i/headDim)).
+public final class RopeTable: @unchecked Sendable {
+    public let cos: UnsafeMutablePointer<Float>
+    public let sin: UnsafeMutablePointer<Float>
+    public let maxPositions: Int
+    public let headDim: Int
+
+    public init(headDim: Int, maxPositions: Int, base: Float) {
+        self.headDim = headDim
+        self.maxPositions = maxPositions
+        let half = headDim / 2
+        cos = .allocate(capacity: maxPositions * half)
+        sin = .allocate(capacity: maxPositions * half)
+        for p in 0..<maxPositions {
+            for i in 0..<half {
+                let theta = Double(p) * pow(Double(base), -2 * Double(i) / Double(headDim))
+                cos[p * half + i] = Float(Foundation.cos(theta))
+                sin[p * half + i] = Float(Foundation.sin(theta))
+            }
+        }
+    }
+
+    deinit {
+        cos.deallocate()
+        sin.deallocate()
+    }
+}

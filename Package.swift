@@ -41,7 +41,10 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "AttuneTensorTests", dependencies: ["AttuneTensor"]),
+        .testTarget(name: "AttuneTensorTests", dependencies: ["AttuneTensor"], exclude: ["Golden"]),
+        .testTarget(name: "AttuneGGUFTests", dependencies: ["AttuneGGUF"]),
+        .testTarget(name: "AttuneTokenizerTests", dependencies: ["AttuneTokenizer"], exclude: ["Golden"]),
+        .testTarget(name: "AttuneModelTests", dependencies: ["AttuneModel"], exclude: ["Golden"]),
         .testTarget(name: "AttuneEventLogTests", dependencies: ["AttuneEventLog"]),
     ]
 )

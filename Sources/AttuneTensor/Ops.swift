@@ -51,8 +51,8 @@ public enum Ops {
         for i in 0..<n { mx = max(mx, x[i]) }
         var sum: Double = 0
         for i in 0..<n { sum += Double(expf(x[i] - mx)) }
-        let lse = mx + Float(log(sum))
-        for i in 0..<n { out[i] = x[i] - lse }
+        let logSum = Float(log(sum))
+        for i in 0..<n { out[i] = (x[i] - mx) - logSum }
     }
 
     /// SwiGLU: gate[i] = silu(gate[i]) · up[i].

@@ -1,0 +1,140 @@
+import AttuneTensor
+import Foundation
+import Testing
+@testable import AttuneModel
+
+private let V = TinyModel.config.vocabSize
+
+/// Decoding token by token with the KV cache gives the logits of recomputing the whole prefix
+/// (tolerance 1e-4 absolute; the two paths use different kernels: sgemm vs SIMD matvec).
+@Test func kvCacheDecodeEqualsFullRecompute() throws {
+    let model = try TinyModel.load()
+    let tokens: [Int32] = [3, 17, 42, 5, 77, 0, 9, 31, 64, 2, 11, 50]
+    let full = try model.forward(tokens: [tokens], caches: [model.makeCache()], logits: .all)
+    let cache = model.makeCache(capacity: 2)
+    var incremental: [Float] = []
+    incremental += try model.forward(tokens: [Array(tokens[0..<4])], caches: [cache], logits: .all)
+    for t in tokens[4...] { incremental += try model.forward(tokens: [[t]], caches: [cache], logits: .last) }
+    #expect(cache.count == tokens.count)
+    #expect(full.count == tokens.count * V && incremental.count == full.count)
+    #expect(maxAbsDiff(full[...], incremental[...]) < 1e-4)
+}
+
+/// A batch of sequences of different lengths, some continuing a cache, equals running each alone.
+@Test func batchedPrefillEqualsOneByOne() throws {
+    let model = try TinyModel.load()
+    let seqs: [[Int32]] = [[1, 2, 3, 4, 5, 6, 7], [9], [40, 41, 42], [70, 3, 3, 3, 3, 12, 13, 14, 15, 16, 20]]
+    let prefix: [Int32] = [8, 8, 19]
+    let batchCaches = seqs.map { _ in model.makeCache() }
+    _ = try model.forward(tokens: [prefix], caches: [batchCaches[2]], logits: .none)
+    let batched = try model.forward(tokens: seqs, caches: batchCaches, logits: .all)
+    var offset = 0
+    for (i, s) in seqs.enumerated() {
+        let cache = model.makeCache()
+        if i == 2 { _ = try model.forward(tokens: [prefix], caches: [cache], logits: .none) }
+        let alone = try model.forward(tokens: [s], caches: [cache], logits: .all)
+        #expect(maxAbsDiff(batched[offset..<(offset + alone.count)], alone[...]) < 1e-4, "sequence \(i)")
+        offset += alone.count
+    }
+    let last = try model.forward(tokens: seqs, caches: seqs.map { _ in model.makeCache() }, logits: .last)
+    #expect(last.count == seqs.count * V)
+}
+
+/// The fp32-cache mode computes the same function as the quantized mode.
+@Test func denseAndQuantizedModesAgree() throws {
+    let q = try TinyModel.load(mode: .quantized)
+    let d = try TinyModel.load(mode: .dense)
+    let tokens: [Int32] = [5, 6, 7, 8, 9, 10, 11]
+    let a = try q.forward(tokens: [tokens], caches: [q.makeCache()], logits: .all)
+    let b = try d.forward(tokens: [tokens], caches: [d.makeCache()], logits: .all)
+    #expect(maxAbsDiff(a[...], b[...]) < 1e-4)
+    #expect(d.residentWeightBytes > q.residentWeightBytes)
+}
+
+/// The forward pass equals a straightforward double-precision re-implementation of the same
+/// llama equations on the dequantized weights (tolerance 1e-3 on logits).
+@Test func forwardMatchesNaiveReference() throws {
+    let model = try TinyModel.load(matrixFormat: .q8_0)
+    let tokens: [Int32] = [1, 33, 7, 60, 2]
+    let fast = try model.forward(tokens: [tokens], caches: [model.makeCache()], logits: .all)
+    let slow = NaiveLlama(model: model).logits(tokens)
+    #expect(maxAbsDiff(fast[...], slow.map(Float.init)[...]) < 1e-3)
+}
+
+@Test func invalidInputIsRejected() throws {
+    let model = try TinyModel.load()
+    #expect(throws: ModelError.self) { try model.forward(tokens: [[Int32(V)]], caches: [model.makeCache()]) }
+    #expect(throws: ModelError.self) { try model.forward(tokens: [[]], caches: [model.makeCache()]) }
+    let long = [Int32](repeating: 1, count: TinyModel.config.contextLength + 1)
+    #expect(throws: ModelError.self) { try model.forward(tokens: [long], caches: [model.makeCache()]) }
+}
+
+/// A scalar double-precision llama forward used only as a test oracle.
+struct NaiveLlama {
+    let model: LlamaModel
+
+    func matrix(_ m: WeightMatrix) -> [[Double]] {
+        var out: [[Double]] = []
+        var row = [Float](repeating: 0, count: m.cols)
+        for r in 0..<m.rows {
+            row.withUnsafeMutableBufferPointer { m.row(r, into: $0.baseAddress!) }
+            out.append(row.map(Double.init))
+        }
+        return out
+    }
+
+    func logits(_ tokens: [Int32]) -> [Double] {
+        let c = model.config
+        let emb = matrix(model.embedding)
+        func norm(_ x: [Double], _ w: [Float]) -> [Double] {
+            let rms = (x.reduce(0) { $0 + $1 * $1 } / Double(x.count) + Double(c.normEps)).squareRoot()
+            return x.indices.map { x[$0] / rms * Double(w[$0]) }
+        }
+        func mul(_ w: [[Double]], _ x: [Double]) -> [Double] { w.map { r in zip(r, x).reduce(0) { $0 + $1.0 * $1.1 } } }
+        func rope(_ v: inout [Double], heads: Int, pos: Int) {
+            for h in 0..<heads {
+                for i in 0..<(c.headDim / 2) {
+                    let th = Double(pos) * pow(Double(c.ropeBase), -2 * Double(i) / Double(c.headDim))
+                    let a = v[h * c.headDim + 2 * i], b = v[h * c.headDim + 2 * i + 1]
+                    v[h * c.headDim + 2 * i] = a * cos(th) - b * sin(th)
+                    v[h * c.headDim + 2 * i + 1] = a * sin(th) + b * cos(th)
+                }
+            }
+        }
+        var xs = tokens.map { emb[Int($0)] }
+        for layer in model.layers {
+            let (wq, wk, wv, wo) = (matrix(layer.wq), matrix(layer.wk), matrix(layer.wv), matrix(layer.wo))
+            let (wg, wu, wd) = (matrix(layer.gate), matrix(layer.up), matrix(layer.down))
+            var qs: [[Double]] = [], ks: [[Double]] = [], vs: [[Double]] = []
+            for (p, x) in xs.enumerated() {
+                let h = norm(x, layer.attnNorm)
+                var q = mul(wq, h), k = mul(wk, h)
+                rope(&q, heads: c.heads, pos: p)
+                rope(&k, heads: c.kvHeads, pos: p)
+                qs.append(q); ks.append(k); vs.append(mul(wv, h))
+            }
+            for p in 0..<xs.count {
+                var att = [Double](repeating: 0, count: c.dim)
+                for h in 0..<c.heads {
+                    let g = h / (c.heads / c.kvHeads)
+                    var s = (0...p).map { j in
+                        (0..<c.headDim).reduce(0.0) { $0 + qs[p][h * c.headDim + $1] * ks[j][g * c.headDim + $1] } / Double(c.headDim).squareRoot()
+                    }
+                    let mx = s.max()!
+                    s = s.map { exp($0 - mx) }
+                    let z = s.reduce(0, +)
+                    for j in 0...p { for d in 0..<c.headDim { att[h * c.headDim + d] += s[j] / z * vs[j][g * c.headDim + d] } }
+                }
+                let o = mul(wo, att)
+                for i in 0..<c.dim { xs[p][i] += o[i] }
+                let h2 = norm(xs[p], layer.ffnNorm)
+                let gate = mul(wg, h2), up = mul(wu, h2)
+                let act = gate.indices.map { gate[$0] / (1 + exp(-gate[$0])) * up[$0] }
+                let down = mul(wd, act)
+                for i in 0..<c.dim { xs[p][i] += down[i] }
+            }
+        }
+        let out = matrix(model.output)
+        return xs.flatMap { mul(out, norm($0, model.outputNorm)) }
+    }
+}

@@ -1,0 +1,56 @@
+import AttuneGGUF
+import AttuneTokenizer
+import Foundation
+import Testing
+@testable import AttuneModel
+
+private struct Reference: Decodable {
+    let prompt: String
+    let prompt_ids: [Int32]
+    let logprobs_shape: [Int]
+    let greedy_ids: [Int32]
+    let text: String
+    let text_perplexity: Double
+    let shuffled: String
+    let shuffled_perplexity: Double
+}
+
+private let goldenDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden")
+
+/// Parity with an independent numpy float64 forward over the same GGUF
+/// (ops/reference/llama_reference.py): log-softmax at every prompt position within 1e-3,
+/// the same greedy continuation (" Paris…"), and the same perplexities within 0.5%.
+@Test(arguments: [WeightMode.quantized, .dense])
+func smolLM2MatchesNumpyReference(mode: WeightMode) throws {
+    guard let path = try RealModel.path() else { return }
+    let ref = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: goldenDir.appendingPathComponent("smollm2_reference.json")))
+    let golden = try Data(contentsOf: goldenDir.appendingPathComponent("smollm2_logprobs.f32"))
+    let expected = golden.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    let model = try LlamaModel(path: path, mode: mode)
+    let tokenizer = try BPETokenizer(gguf: model.file)
+    #expect(tokenizer.encode(ref.prompt) == ref.prompt_ids)
+
+    let logits = try model.forward(tokens: [ref.prompt_ids], caches: [model.makeCache()], logits: .all)
+    let V = model.config.vocabSize
+    #expect(ref.logprobs_shape == [ref.prompt_ids.count, V])
+    var worst: Float = 0
+    var lp = [Float](repeating: 0, count: V)
+    for p in 0..<ref.prompt_ids.count {
+        logits.withUnsafeBufferPointer { l in lp.withUnsafeMutableBufferPointer { Ops.logSoftmax(l.baseAddress! + p * V, V, out: $0.baseAddress!) } }
+        worst = max(worst, maxAbsDiff(lp[...], expected[(p * V)..<((p + 1) * V)]))
+    }
+    #expect(worst <= 1e-3, "max |Δ log-softmax| = \(worst)")
+
+    let gen = try Generator(model: model, tokenizer: tokenizer)
+        .generate(GenerationRequest(prompt: ref.prompt_ids, maxTokens: ref.greedy_ids.count, stopAtEOS: false))
+    #expect(gen.tokens == ref.greedy_ids)
+    #expect(gen.text.hasPrefix(" Paris"))
+
+    let scorer = Scorer(model: model)
+    let ppl = try scorer.score(tokenizer.encode(ref.text)).perplexity
+    let shuffled = try scorer.score(tokenizer.encode(ref.shuffled)).perplexity
+    #expect(abs(ppl / ref.text_perplexity - 1) < 0.005, "perplexity \(ppl) vs \(ref.text_perplexity)")
+    #expect(abs(shuffled / ref.shuffled_perplexity - 1) < 0.005, "shuffled \(shuffled) vs \(ref.shuffled_perplexity)")
+}
+
+import AttuneTensor

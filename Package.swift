@@ -8,7 +8,7 @@ let kernelFlags: [SwiftSetting] = [
 
 let package = Package(
     name: "Attune",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "attune", targets: ["attune"]),
     ],

@@ -31,19 +31,22 @@ enum Attention {
             }
             return
         }
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: n * L)
-        defer { scores.deallocate() }
-        for h in 0..<c.heads {
-            let kvh = h / group
-            Blas.sgemm(transB: true, m: n, n: L, k: hd, alpha: scale, a: q + h * hd, lda: D,
-                       b: keys + kvh * hd, ldb: kvDim, c: scores, ldc: L)
-            for i in 0..<n {
-                let row = scores + i * L
-                let visible = past + i + 1
-                Ops.softmax(row, visible)
-                if visible < L { (row + visible).update(repeating: 0, count: L - visible) }
+        let all = UnsafeMutablePointer<Float>.allocate(capacity: c.heads * n * L)
+        defer { all.deallocate() }
+        Parallel.chunks(c.heads, minPerChunk: 1) { heads in
+            for h in heads {
+                let kvh = h / group
+                let scores = all + h * n * L
+                Blas.sgemm(transB: true, m: n, n: L, k: hd, alpha: scale, a: q + h * hd, lda: D,
+                           b: keys + kvh * hd, ldb: kvDim, c: scores, ldc: L)
+                for i in 0..<n {
+                    let row = scores + i * L
+                    let visible = past + i + 1
+                    Ops.softmax(row, visible)
+                    if visible < L { (row + visible).update(repeating: 0, count: L - visible) }
+                }
+                Blas.sgemm(m: n, n: hd, k: L, a: scores, lda: L, b: values + kvh * hd, ldb: kvDim, c: out + h * hd, ldc: D)
             }
-            Blas.sgemm(m: n, n: hd, k: L, a: scores, lda: L, b: values + kvh * hd, ldb: kvDim, c: out + h * hd, ldc: D)
         }
     }
 }

@@ -125,9 +125,7 @@ public final class LlamaModel: @unchecked Sendable {
 
         for (l, layer) in layers.enumerated() {
             Ops.rmsNorm(buf.x, weight: layer.attnNorm, out: buf.xn, rows: total, n: D, eps: c.normEps)
-            layer.wq.matmul(buf.xn, m: total, buf.q, scratch: scratch)
-            layer.wk.matmul(buf.xn, m: total, buf.k, scratch: scratch)
-            layer.wv.matmul(buf.xn, m: total, buf.v, scratch: scratch)
+            WeightMatrix.matmul([layer.wq, layer.wk, layer.wv], buf.xn, m: total, [buf.q, buf.k, buf.v], scratch: scratch)
             for t in 0..<total {
                 Ops.rope(buf.q + t * D, heads: c.heads, headDim: c.headDim, pos: tokenPositions[t], table: rope)
                 Ops.rope(buf.k + t * kvDim, heads: c.kvHeads, headDim: c.headDim, pos: tokenPositions[t], table: rope)
@@ -145,8 +143,7 @@ public final class LlamaModel: @unchecked Sendable {
             Ops.add(buf.x, buf.proj, count: total * D)
 
             Ops.rmsNorm(buf.x, weight: layer.ffnNorm, out: buf.xn, rows: total, n: D, eps: c.normEps)
-            layer.gate.matmul(buf.xn, m: total, buf.gate, scratch: scratch)
-            layer.up.matmul(buf.xn, m: total, buf.up, scratch: scratch)
+            WeightMatrix.matmul([layer.gate, layer.up], buf.xn, m: total, [buf.gate, buf.up], scratch: scratch)
             Ops.swiglu(gate: buf.gate, up: buf.up, count: total * F)
             layer.down.matmul(buf.gate, m: total, buf.proj, scratch: scratch)
             Ops.add(buf.x, buf.proj, count: total * D)

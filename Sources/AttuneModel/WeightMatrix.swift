@@ -55,9 +55,26 @@ public final class WeightMatrix: @unchecked Sendable {
         }
     }
 
-    /// y = W·x for one input vector.
+    /// y = W·x for one input vector, reading the stored (quantized) weights directly.
     func matvec(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
         MatVec.multiply(format, weights: raw, rows: rows, cols: cols, x: x, y: y)
+    }
+
+    /// y_i = W_i·x for several matrices sharing the input, in one fan-out.
+    static func matvec(_ matrices: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [UnsafeMutablePointer<Float>]) {
+        MatVec.multiply(zip(matrices, ys).map { m, y in
+            MatVec.Product(format: m.format, weights: m.raw, rows: m.rows, cols: m.cols, y: y)
+        }, x: x)
+    }
+
+    /// Y_i = X·W_iᵀ for several matrices sharing the input (fused when the batch is one token).
+    static func matmul(_ matrices: [WeightMatrix], _ x: UnsafePointer<Float>, m: Int,
+                       _ ys: [UnsafeMutablePointer<Float>], scratch: ScratchBuffer) {
+        if m == 1 {
+            matvec(matrices, x, ys)
+        } else {
+            for (w, y) in zip(matrices, ys) { w.matmul(x, m: m, y, scratch: scratch) }
+        }
     }
 
     /// One row dequantized (embedding lookup).
@@ -69,27 +86,20 @@ public final class WeightMatrix: @unchecked Sendable {
     /// run the quantized matrix-vector kernel per row and larger ones dequantize in chunks of
     /// at most `scratch.count / cols` rows into `scratch` and call sgemm.
     func matmul(_ x: UnsafePointer<Float>, m: Int, _ y: UnsafeMutablePointer<Float>, scratch: ScratchBuffer) {
-        if let dense {
-            Blas.linear(x: x, m: m, inFeatures: cols, weight: dense, outFeatures: rows, y: y)
-            return
-        }
         if m <= 2 {
             for t in 0..<m { matvec(x + t * cols, y + t * rows) }
             return
         }
+        if let dense {
+            Blas.linear(x: x, m: m, inFeatures: cols, weight: dense, outFeatures: rows, y: y)
+            return
+        }
         let chunkRows = max(1, min(rows, scratch.capacity / cols))
-        let tmp = UnsafeMutablePointer<Float>.allocate(capacity: m * chunkRows)
-        defer { tmp.deallocate() }
         var r0 = 0
         while r0 < rows {
             let n = min(chunkRows, rows - r0)
             dequantize(rows: r0..<(r0 + n), into: scratch.pointer)
-            if n == rows {
-                Blas.linear(x: x, m: m, inFeatures: cols, weight: scratch.pointer, outFeatures: rows, y: y)
-            } else {
-                Blas.linear(x: x, m: m, inFeatures: cols, weight: scratch.pointer, outFeatures: n, y: tmp)
-                for t in 0..<m { (y + t * rows + r0).update(from: tmp + t * n, count: n) }
-            }
+            Blas.linear(x: x, m: m, inFeatures: cols, weight: scratch.pointer, outFeatures: n, y: y + r0, ldy: rows)
             r0 += n
         }
     }

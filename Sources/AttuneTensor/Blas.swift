@@ -6,21 +6,29 @@ public enum Blas {
                              alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                              b: UnsafePointer<Float>, ldb: Int,
                              beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        configure
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
                     beta, c, blasint(ldc))
     }
 
-    /// Y[m, out] = X[m, in] · Wᵀ for a row-major weight W[out, in].
+    /// Y[m, out] = X[m, in] · Wᵀ for a row-major weight W[out, in]. The output features are
+    /// split across `Parallel`'s workers, each running single-threaded OpenBLAS on its slice.
     public static func linear(x: UnsafePointer<Float>, m: Int, inFeatures: Int,
                               weight: UnsafePointer<Float>, outFeatures: Int,
-                              y: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
-        sgemm(transB: true, m: m, n: outFeatures, k: inFeatures, a: x, lda: inFeatures,
-              b: weight, ldb: inFeatures, beta: accumulate ? 1 : 0, c: y, ldc: outFeatures)
+                              y: UnsafeMutablePointer<Float>, ldy: Int? = nil, accumulate: Bool = false) {
+        let ldc = ldy ?? outFeatures
+        let minSlice = max(16, 65536 / max(1, m * inFeatures / 64))
+        Parallel.chunks(outFeatures, granule: 16, minPerChunk: minSlice) { cols in
+            sgemm(transB: true, m: m, n: cols.count, k: inFeatures, a: x, lda: inFeatures,
+                  b: weight + cols.lowerBound * inFeatures, ldb: inFeatures, beta: accumulate ? 1 : 0,
+                  c: y + cols.lowerBound, ldc: ldc)
+        }
     }
 
-    /// Sets the number of OpenBLAS threads.
-    public static func setThreads(_ n: Int) {
-        openblas_set_num_threads(Int32(n))
-    }
+    /// OpenBLAS runs single-threaded inside Attune's own workers, so its threads never compete
+    /// with the resident workers.
+    public static let configure: Void = {
+        openblas_set_num_threads(1)
+    }()
 }

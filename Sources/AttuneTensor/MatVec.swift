@@ -3,31 +3,67 @@
 /// Decode is memory-bound: these kernels read the 4/8-bit blocks directly and dequantize in
 /// registers, so a token streams ≈ 98 MB instead of 540 MB of fp32 weights.
 public enum MatVec {
+    /// One matrix of a fused product: W (rows × cols, in `format`) and its output vector.
+    public struct Product {
+        public let format: QuantFormat
+        public let weights: UnsafeRawPointer
+        public let rows: Int
+        public let cols: Int
+        public let y: UnsafeMutablePointer<Float>
+
+        public init(format: QuantFormat, weights: UnsafeRawPointer, rows: Int, cols: Int, y: UnsafeMutablePointer<Float>) {
+            self.format = format
+            self.weights = weights
+            self.rows = rows
+            self.cols = cols
+            self.y = y
+        }
+    }
+
     /// `y[r] = Σ_c W[r, c] · x[c]` for r in 0..<rows, on all cores.
     public static func multiply(_ format: QuantFormat, weights: UnsafeRawPointer, rows: Int, cols: Int,
                                 x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
-        let rowBytes = format.byteCount(elements: cols)!
+        multiply([Product(format: format, weights: weights, rows: rows, cols: cols, y: y)], x: x)
+    }
+
+    /// Several products of the same input vector (q/k/v, gate/up) in one fan-out: the rows of
+    /// all matrices are split evenly across the workers, so they synchronize once.
+    public static func multiply(_ products: [Product], x: UnsafePointer<Float>) {
+        let cols = products[0].cols
+        precondition(products.allSatisfy { $0.cols == cols }, "fused products share the input")
         let blockSums = UnsafeMutablePointer<Float>.allocate(capacity: cols / 32 + 1)
         defer { blockSums.deallocate() }
-        if format == .q4_1 {
-            for b in 0..<cols / 32 {
-                var s = SIMD8<Float>()
-                for g in 0..<4 { s += UnsafeRawPointer(x + 32 * b + 8 * g).loadUnaligned(as: SIMD8<Float>.self) }
-                blockSums[b] = s.sum()
-            }
+        for b in 0..<cols / 32 {
+            var s = SIMD8<Float>()
+            for g in 0..<4 { s += UnsafeRawPointer(x + 32 * b + 8 * g).loadUnaligned(as: SIMD8<Float>.self) }
+            blockSums[b] = s.sum()
         }
         let sums = UnsafePointer(blockSums)
-        Parallel.chunks(rows, granule: 4, minPerChunk: 64) { range in
-            for r in range {
-                let row = weights + r * rowBytes
-                switch format {
-                case .q4_1: y[r] = dotQ4_1(row, x, sums, blocks: cols / 32)
-                case .q8_0: y[r] = dotQ8_0(row, x, blocks: cols / 32)
-                case .f32: y[r] = dot(row.assumingMemoryBound(to: Float.self), x, cols)
-                default:
-                    y[r] = dotGeneric(format, row, x, cols)
-                }
+        let total = products.reduce(0) { $0 + $1.rows }
+        Parallel.chunks(total, granule: 4, minPerChunk: 64) { range in
+            var first = 0
+            for p in products {
+                let lo = max(range.lowerBound - first, 0), hi = min(range.upperBound - first, p.rows)
+                if lo < hi { rowsOf(p, lo..<hi, x, sums) }
+                first += p.rows
             }
+        }
+    }
+
+    @inline(__always)
+    static func rowsOf(_ p: Product, _ range: Range<Int>, _ x: UnsafePointer<Float>, _ sums: UnsafePointer<Float>) {
+        let rowBytes = p.format.byteCount(elements: p.cols)!
+        let blocks = p.cols / 32
+        let y = p.y
+        switch p.format {
+        case .q4_1:
+            for r in range { y[r] = dotQ4_1(p.weights + r * rowBytes, x, sums, blocks: blocks) }
+        case .q8_0:
+            for r in range { y[r] = dotQ8_0(p.weights + r * rowBytes, x, blocks: blocks) }
+        case .f32:
+            for r in range { y[r] = dot((p.weights + r * rowBytes).assumingMemoryBound(to: Float.self), x, p.cols) }
+        default:
+            for r in range { y[r] = dotGeneric(p.format, p.weights + r * rowBytes, x, p.cols) }
         }
     }
 

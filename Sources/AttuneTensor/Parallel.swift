@@ -1,11 +1,17 @@
-import Dispatch
+import Foundation
+import Synchronization
 
-/// Splits index ranges across the machine's cores for the matrix-vector kernels.
+/// Splits index ranges across the machine's cores for the kernels that OpenBLAS does not run.
+///
+/// Decode calls a matrix-vector kernel ~200 times per token, so a dispatch-queue fan-out (a
+/// thread wake-up per call) costs a quarter of the time. Instead, `workers − 1` resident
+/// threads spin briefly on a generation counter and then sleep, and the caller runs the first
+/// chunk itself.
 public enum Parallel {
-    /// Worker count; OpenBLAS uses its own threads for sgemm.
-    public static let workers = max(1, min(8, sysconfThreads()))
+    /// Worker count (cores), capped at 8.
+    public static let workers = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
 
-    /// Runs `body` over `0..<count` in at most `workers` contiguous chunks (chunk sizes are
+    /// Runs `body` over `0..<count` in at most `workers` contiguous chunks (chunk boundaries are
     /// multiples of `granule`). Runs inline when the work is too small to split.
     public static func chunks(_ count: Int, granule: Int = 1, minPerChunk: Int = 64, _ body: (Range<Int>) -> Void) {
         let n = min(workers, max(1, count / max(minPerChunk, 1)))
@@ -15,31 +21,87 @@ public enum Parallel {
         }
         let units = (count + granule - 1) / granule
         withoutActuallyEscaping(body) { body in
-            let work = UncheckedBox(body)
-            DispatchQueue.concurrentPerform(iterations: n) { i in
+            WorkerPool.shared.run(n) { i in
                 let lo = min(count, (units * i / n) * granule)
                 let hi = min(count, (units * (i + 1) / n) * granule)
-                if lo < hi { work.value(lo..<hi) }
+                if lo < hi { body(lo..<hi) }
             }
         }
     }
+}
 
-    private static func sysconfThreads() -> Int {
-        #if canImport(Glibc)
-        return Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-        #else
-        return 2
-        #endif
+/// Resident worker threads that execute one fan-out job at a time.
+final class WorkerPool: @unchecked Sendable {
+    static let shared = WorkerPool(threads: Parallel.workers - 1)
+
+    private let generation = Atomic<Int>(0)
+    private let remaining = Atomic<Int>(0)
+    private let sleeping = Atomic<Int>(0)
+    private let condition = NSCondition()
+    private let callers = NSLock()
+    /// The current job, borrowed from the caller's stack for the duration of `run`.
+    private var job: UnsafePointer<(Int) -> Void>?
+    private var jobWidth = 0
+    private let threads: Int
+
+    /// Spin iterations before a worker goes to sleep (≈ 100 µs): long enough to bridge the
+    /// gaps between the kernels of one forward pass, short enough to idle cheaply.
+    private static let spins = 200_000
+
+    init(threads: Int) {
+        self.threads = threads
+        for i in 0..<threads {
+            let t = Thread { [unowned self] in self.workerLoop(index: i + 1) }
+            t.name = "attune-worker-\(i + 1)"
+            t.start()
+        }
+    }
+
+    /// Runs `body(0..<n)` with index 0 on the calling thread; returns when all are done.
+    func run(_ n: Int, _ body: @escaping (Int) -> Void) {
+        withUnsafePointer(to: body) { run(n, $0) }
+    }
+
+    private func run(_ n: Int, _ body: UnsafePointer<(Int) -> Void>) {
+        let width = min(n, threads + 1)
+        callers.lock()
+        defer { callers.unlock() }
+        job = body
+        jobWidth = width
+        remaining.store(width - 1, ordering: .sequentiallyConsistent)
+        generation.add(1, ordering: .sequentiallyConsistent)
+        if sleeping.load(ordering: .sequentiallyConsistent) > 0 {
+            condition.lock()
+            condition.broadcast()
+            condition.unlock()
+        }
+        body.pointee(0)
+        while remaining.load(ordering: .acquiring) > 0 {}
+        job = nil
+    }
+
+    private func workerLoop(index: Int) {
+        var seen = 0
+        while true {
+            var spins = 0
+            var current = generation.load(ordering: .acquiring)
+            while current == seen {
+                spins += 1
+                if spins >= Self.spins {
+                    condition.lock()
+                    sleeping.add(1, ordering: .sequentiallyConsistent)
+                    while generation.load(ordering: .sequentiallyConsistent) == seen { condition.wait() }
+                    sleeping.subtract(1, ordering: .sequentiallyConsistent)
+                    condition.unlock()
+                    spins = 0
+                }
+                current = generation.load(ordering: .acquiring)
+            }
+            seen = current
+            if index < jobWidth {
+                job!.pointee(index)
+                remaining.subtract(1, ordering: .releasing)
+            }
+        }
     }
 }
-
-/// Carries a value whose thread-safety the caller guarantees into a concurrent closure
-/// (the kernels write disjoint ranges of one output buffer).
-struct UncheckedBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Side-by-side model benchmark: Attune (quantized and dense weight modes) and llama.cpp
+# (llama-cpp-python, 2 threads) on the same GGUF and prompt ids, alternated ROUNDS times;
+# prints each engine's median prefill tok/s (256-token prompt), decode tok/s (128 tokens,
+# batch 1) and peak RSS, and the ratios to llama.cpp.
+#   ops/bench/model.sh [ROUNDS]      (needs: pip install llama-cpp-python==0.3.36 numpy)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROUNDS="${1:-3}"
+MODEL="${ATTUNE_MODEL:-${ATTUNE_HOME:-$HOME/.cache/attune}/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
+[ -f "$MODEL" ] || { echo "no model at $MODEL: run 'attune model fetch'" >&2; exit 1; }
+python3 -c "import llama_cpp" 2>/dev/null || { echo "llama.cpp peer missing: pip install llama-cpp-python==0.3.36" >&2; exit 1; }
+swift build -c release --product attune >/dev/null
+export OPENBLAS_NUM_THREADS=2
+out=$(mktemp)
+for r in $(seq "$ROUNDS"); do
+  .build/release/attune bench model --model "$MODEL" --weights quantized >>"$out"
+  python3 ops/bench/llamacpp_model.py --model "$MODEL" >>"$out"
+  .build/release/attune bench model --model "$MODEL" --weights dense >>"$out"
+done
+python3 - "$out" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+engines = {}
+for r in rows:
+    engines.setdefault(r["engine"], []).append(r)
+med = {e: {k: statistics.median(x[k] for x in v) for k in ("prefill_tok_s", "decode_tok_s", "peak_rss_mb")} for e, v in engines.items()}
+base = med["llama.cpp"]
+print(f"{'engine':18} {'prefill tok/s':>14} {'decode tok/s':>13} {'peak RSS MB':>12}   vs llama.cpp (prefill, decode, memory)")
+for e, m in med.items():
+    print(f"{e:18} {m['prefill_tok_s']:14.1f} {m['decode_tok_s']:13.1f} {m['peak_rss_mb']:12.1f}   "
+          f"{m['prefill_tok_s']/base['prefill_tok_s']:.2f}x, {m['decode_tok_s']/base['decode_tok_s']:.2f}x, {m['peak_rss_mb']/base['peak_rss_mb']:.2f}x")
+print(f"(medians of {len(engines['llama.cpp'])} alternating rounds, each the best of 3 repeats)")
+PY
+rm -f "$out"

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The project's test command (README "Run the tests"). Real-model checks run when the base
+# model is present ($ATTUNE_MODEL or `attune model fetch`); ATTUNE_REQUIRE_MODEL=1 makes them
+# mandatory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+swift test "$@"

@@ -13,7 +13,7 @@ enum Attention {
         if n == 1 {
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: c.heads * L)
             defer { scores.deallocate() }
-            Parallel.chunks(c.heads, minPerChunk: L >= 512 ? 1 : 64) { range in
+            Parallel.chunks(c.heads, minPerChunk: 1) { range in
                 for h in range {
                     let kvh = h / group
                     let qh = q + h * hd

@@ -35,14 +35,23 @@ public enum Ops {
     public static func softmax(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
         var mx = -Float.infinity
         for i in 0..<n { mx = max(mx, x[i]) }
-        var sum: Float = 0
-        for i in 0..<n {
-            let e = expf(x[i] - mx)
-            x[i] = e
-            sum += e
+        let raw = UnsafeMutableRawPointer(x)
+        var acc = SIMD8<Float>()
+        var i = 0
+        while i + 8 <= n {
+            let e = exp8(raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self) - mx)
+            raw.storeBytes(of: e, toByteOffset: 4 * i, as: SIMD8<Float>.self)
+            acc += e
+            i += 8
+        }
+        var sum = acc.sum()
+        while i < n {
+            x[i] = expf(x[i] - mx)
+            sum += x[i]
+            i += 1
         }
         let inv = 1 / sum
-        for i in 0..<n { x[i] *= inv }
+        for j in 0..<n { x[j] *= inv }
     }
 
     /// log-softmax of `n` logits into `out` (double accumulation for the normalizer).
@@ -57,9 +66,17 @@ public enum Ops {
 
     /// SwiGLU: gate[i] = silu(gate[i]) · up[i].
     public static func swiglu(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int) {
-        for i in 0..<count {
-            let g = gate[i]
-            gate[i] = g / (1 + expf(-g)) * up[i]
+        let g = UnsafeMutableRawPointer(gate), u = UnsafeRawPointer(up)
+        var i = 0
+        while i + 8 <= count {
+            let x = g.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+            let y = u.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+            g.storeBytes(of: x / (1 + exp8(-x)) * y, toByteOffset: 4 * i, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < count {
+            gate[i] = gate[i] / (1 + expf(-gate[i])) * up[i]
+            i += 1
         }
     }
 

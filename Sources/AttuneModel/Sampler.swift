@@ -67,11 +67,15 @@ public struct Sampler: Sendable {
     }
 
     /// The next token given `logits` (one vocabulary row) and the tokens so far.
+    ///
+    /// Only tokens within 20 nats of the best are sorted for top-k / top-p; every excluded
+    /// token is less likely than every included one, so the nucleus is exact whenever the
+    /// included mass reaches p (otherwise the whole vocabulary is sorted).
     public mutating func sample(_ logits: ArraySlice<Float>, history: [Int32]) -> Int32 {
         var z = Array(logits)
         let p = parameters
         if p.repetitionPenalty != 1 {
-            for t in Set(history.suffix(p.repetitionWindow)) where Int(t) < z.count {
+            for t in Set(history.suffix(p.repetitionWindow)) where t >= 0 && Int(t) < z.count {
                 let v = z[Int(t)]
                 z[Int(t)] = v > 0 ? v / p.repetitionPenalty : v * p.repetitionPenalty
             }
@@ -81,30 +85,50 @@ public struct Sampler: Sendable {
             for i in 1..<z.count where z[i] > z[best] { best = i }
             return Int32(best)
         }
-        var candidates = z.indices.map { (id: $0, logit: z[$0] / p.temperature) }
-        candidates.sort { $0.logit > $1.logit }
-        if p.topK > 0 && p.topK < candidates.count { candidates.removeLast(candidates.count - p.topK) }
-        let maxLogit = candidates[0].logit
-        var probs = candidates.map { Double(expf($0.logit - maxLogit)) }
-        let total = probs.reduce(0, +)
-        probs = probs.map { $0 / total }
-        var keep = probs.count
+        let invT = 1 / p.temperature
+        var maxLogit = -Float.infinity
+        for i in z.indices {
+            z[i] *= invT
+            maxLogit = max(maxLogit, z[i])
+        }
+        if p.topK <= 0 && p.topP >= 1 {
+            let weights = z.map { Double(expf($0 - maxLogit)) }
+            let total = weights.reduce(0, +)
+            var r = Double.random(in: 0..<1, using: &rng) * total
+            for i in weights.indices {
+                r -= weights[i]
+                if r < 0 { return Int32(i) }
+            }
+            return Int32(z.count - 1)
+        }
+        let fullMass = z.reduce(0.0) { $0 + Double(expf($1 - maxLogit)) }
+        var candidates = z.indices.filter { z[$0] >= maxLogit - 20 }
+        let filteredMass = candidates.reduce(0.0) { $0 + Double(expf(z[$1] - maxLogit)) }
+        let needFull = (p.topK > 0 && candidates.count < p.topK) || (p.topK <= 0 && filteredMass < Double(p.topP) * fullMass)
+        if needFull { candidates = Array(z.indices) }
+        candidates.sort { z[$0] > z[$1] }
+        var mass = fullMass
+        if p.topK > 0 && p.topK < candidates.count {
+            candidates.removeLast(candidates.count - p.topK)
+            mass = candidates.reduce(0.0) { $0 + Double(expf(z[$1] - maxLogit)) }
+        }
+        var keep = candidates.count
         if p.topP < 1 {
             var cumulative = 0.0
-            for (i, q) in probs.enumerated() {
-                cumulative += q
+            for (i, id) in candidates.enumerated() {
+                cumulative += Double(expf(z[id] - maxLogit)) / mass
                 if cumulative >= Double(p.topP) {
                     keep = i + 1
                     break
                 }
             }
         }
-        let mass = probs[..<keep].reduce(0, +)
-        var r = Double.random(in: 0..<1, using: &rng) * mass
-        for i in 0..<keep {
-            r -= probs[i]
-            if r < 0 { return Int32(candidates[i].id) }
+        let kept = candidates[..<keep].reduce(0.0) { $0 + Double(expf(z[$1] - maxLogit)) }
+        var r = Double.random(in: 0..<1, using: &rng) * kept
+        for id in candidates[..<keep] {
+            r -= Double(expf(z[id] - maxLogit))
+            if r < 0 { return Int32(id) }
         }
-        return Int32(candidates[keep - 1].id)
+        return Int32(candidates[keep - 1])
     }
 }

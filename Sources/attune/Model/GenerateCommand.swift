@@ -64,7 +64,7 @@ struct GenerateCommand: ParsableCommand {
             FileHandle.standardOutput.write(Data(piece.utf8))
             return true
         }
-        print()
+        FileHandle.standardOutput.write(Data("\n".utf8))
         if stats {
             let pre = Double(result.promptTokens) / max(result.prefillSeconds, 1e-9)
             let dec = Double(max(result.tokens.count - 1, 0)) / max(result.decodeSeconds, 1e-9)

@@ -33,11 +33,16 @@ let package = Package(
                                                     .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: kernelFlags),
 
+        // Training: adapters with a real backward pass over the frozen base, optimizer, PEFT files.
+        .target(name: "AttuneTraining", dependencies: ["AttuneModel", "AttuneTensor", "AttuneGGUF", "AttuneTokenizer",
+                                                       .product(name: "Crypto", package: "swift-crypto")],
+                swiftSettings: kernelFlags),
+
         // Event log: one contract, two transports (embedded SQLite, Kafka via librdkafka).
         .target(name: "AttuneEventLog", dependencies: ["CRdKafka", "CSQLite"]),
 
         .executableTarget(name: "attune", dependencies: [
-            "AttuneModel", "AttuneEventLog",
+            "AttuneModel", "AttuneTraining", "AttuneEventLog",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -45,6 +50,7 @@ let package = Package(
         .testTarget(name: "AttuneGGUFTests", dependencies: ["AttuneGGUF"]),
         .testTarget(name: "AttuneTokenizerTests", dependencies: ["AttuneTokenizer"], exclude: ["Golden"]),
         .testTarget(name: "AttuneModelTests", dependencies: ["AttuneModel"], exclude: ["Golden"]),
+        .testTarget(name: "AttuneTrainingTests", dependencies: ["AttuneTraining"]),
         .testTarget(name: "AttuneEventLogTests", dependencies: ["AttuneEventLog"]),
     ]
 )

@@ -40,10 +40,13 @@ public struct Generation: Sendable {
 public struct Generator: Sendable {
     public let model: LlamaModel
     public let tokenizer: BPETokenizer
+    /// Adapter(s) applied on top of the frozen base, if any.
+    public let adapter: (any LinearAdapter)?
 
-    public init(model: LlamaModel, tokenizer: BPETokenizer) {
+    public init(model: LlamaModel, tokenizer: BPETokenizer, adapter: (any LinearAdapter)? = nil) {
         self.model = model
         self.tokenizer = tokenizer
+        self.adapter = adapter
     }
 
     /// Runs `request`; `onText` receives each new piece of text and may return false to stop.
@@ -59,7 +62,7 @@ public struct Generator: Sendable {
         var reason = FinishReason.length
         let clock = ContinuousClock()
         let t0 = clock.now
-        var logits = try model.forward(tokens: [request.prompt], caches: [cache], logits: .last)
+        var logits = try model.forward(tokens: [request.prompt], caches: [cache], logits: .last, adapter: adapter)
         let t1 = clock.now
         let holdBack = request.stop.map { $0.count }.max() ?? 0
 
@@ -89,7 +92,7 @@ public struct Generator: Sendable {
                 }
             }
             if produced.count >= request.maxTokens || cache.count >= cache.limit { break }
-            logits = try model.forward(tokens: [[next]], caches: [cache], logits: .last)
+            logits = try model.forward(tokens: [[next]], caches: [cache], logits: .last, adapter: adapter)
         }
         if reason == .length { text += decoder.finish() }
         if text.count > emitted { _ = onText(String(text.dropFirst(emitted))) }

@@ -3,18 +3,18 @@ import AttuneTensor
 import Foundation
 
 /// The weights of one transformer block.
-struct LlamaLayer {
-    let attnNorm: [Float]
-    let ffnNorm: [Float]
-    let wq: WeightMatrix
-    let wk: WeightMatrix
-    let wv: WeightMatrix
-    let wo: WeightMatrix
-    let gate: WeightMatrix
-    let up: WeightMatrix
-    let down: WeightMatrix
+package struct LlamaLayer {
+    package let attnNorm: [Float]
+    package let ffnNorm: [Float]
+    package let wq: WeightMatrix
+    package let wk: WeightMatrix
+    package let wv: WeightMatrix
+    package let wo: WeightMatrix
+    package let gate: WeightMatrix
+    package let up: WeightMatrix
+    package let down: WeightMatrix
 
-    var matrices: [WeightMatrix] { [wq, wk, wv, wo, gate, up, down] }
+    package var matrices: [WeightMatrix] { [wq, wk, wv, wo, gate, up, down] }
 }
 
 /// Which positions of a forward pass produce logits.
@@ -36,12 +36,12 @@ public final class LlamaModel: @unchecked Sendable {
     public let config: LlamaConfig
     public let file: GGUFFile
     public let mode: WeightMode
-    let embedding: WeightMatrix
-    let output: WeightMatrix
-    let outputNorm: [Float]
-    let layers: [LlamaLayer]
-    let rope: RopeTable
-    let scratch: ScratchBuffer
+    package let embedding: WeightMatrix
+    package let output: WeightMatrix
+    package let outputNorm: [Float]
+    package let layers: [LlamaLayer]
+    package let rope: RopeTable
+    package let scratch: ScratchBuffer
     private let lock = NSLock()
 
     /// Loads the model at `path`.
@@ -98,7 +98,8 @@ public final class LlamaModel: @unchecked Sendable {
     /// Runs `tokens[s]` through the model after what `caches[s]` already holds, appends their
     /// keys/values to the caches, and returns logits (`[rows × vocab]`, row-major) for the
     /// selected positions, sequences in order.
-    public func forward(tokens: [[Int32]], caches: [KVCache], logits selection: LogitPositions = .last) throws -> [Float] {
+    public func forward(tokens: [[Int32]], caches: [KVCache], logits selection: LogitPositions = .last,
+                        adapter: (any LinearAdapter)? = nil) throws -> [Float] {
         lock.lock()
         defer { lock.unlock() }
         precondition(tokens.count == caches.count, "one cache per sequence")
@@ -126,6 +127,11 @@ public final class LlamaModel: @unchecked Sendable {
         for (l, layer) in layers.enumerated() {
             Ops.rmsNorm(buf.x, weight: layer.attnNorm, out: buf.xn, rows: total, n: D, eps: c.normEps)
             WeightMatrix.matmul([layer.wq, layer.wk, layer.wv], buf.xn, m: total, [buf.q, buf.k, buf.v], scratch: scratch)
+            if let adapter {
+                adapter.addDelta(layer: l, target: .q, x: buf.xn, m: total, y: buf.q)
+                adapter.addDelta(layer: l, target: .k, x: buf.xn, m: total, y: buf.k)
+                adapter.addDelta(layer: l, target: .v, x: buf.xn, m: total, y: buf.v)
+            }
             for t in 0..<total {
                 Ops.rope(buf.q + t * D, heads: c.heads, headDim: c.headDim, pos: tokenPositions[t], table: rope)
                 Ops.rope(buf.k + t * kvDim, heads: c.kvHeads, headDim: c.headDim, pos: tokenPositions[t], table: rope)
@@ -140,12 +146,24 @@ public final class LlamaModel: @unchecked Sendable {
                 start += n
             }
             layer.wo.matmul(buf.att, m: total, buf.proj, scratch: scratch)
+            if let adapter {
+                adapter.addDelta(layer: l, target: .o, x: buf.att, m: total, y: buf.proj)
+                adapter.adaptSublayer(layer: l, afterAttention: true, h: buf.proj, m: total)
+            }
             Ops.add(buf.x, buf.proj, count: total * D)
 
             Ops.rmsNorm(buf.x, weight: layer.ffnNorm, out: buf.xn, rows: total, n: D, eps: c.normEps)
             WeightMatrix.matmul([layer.gate, layer.up], buf.xn, m: total, [buf.gate, buf.up], scratch: scratch)
+            if let adapter {
+                adapter.addDelta(layer: l, target: .gate, x: buf.xn, m: total, y: buf.gate)
+                adapter.addDelta(layer: l, target: .up, x: buf.xn, m: total, y: buf.up)
+            }
             Ops.swiglu(gate: buf.gate, up: buf.up, count: total * F)
             layer.down.matmul(buf.gate, m: total, buf.proj, scratch: scratch)
+            if let adapter {
+                adapter.addDelta(layer: l, target: .down, x: buf.gate, m: total, y: buf.proj)
+                adapter.adaptSublayer(layer: l, afterAttention: false, h: buf.proj, m: total)
+            }
             Ops.add(buf.x, buf.proj, count: total * D)
         }
         for (seq, cache) in zip(tokens, caches) { cache.count += seq.count }

@@ -1,3 +1,4 @@
+import Foundation
 import AttuneTensor
 
 /// The log-likelihood of a token sequence under a model.
@@ -14,9 +15,11 @@ public struct Score: Sendable, Equatable {
 /// `stride` tokens of overlap as context so every token is predicted from a long prefix.
 public struct Scorer: Sendable {
     public let model: LlamaModel
+    public let adapter: (any LinearAdapter)?
 
-    public init(model: LlamaModel) {
+    public init(model: LlamaModel, adapter: (any LinearAdapter)? = nil) {
         self.model = model
+        self.adapter = adapter
     }
 
     public func score(_ ids: [Int32], context: Int = 512, overlap: Int = 0) throws -> Score {
@@ -33,7 +36,8 @@ public struct Scorer: Sendable {
         while scoredUpTo < ids.count - 1 {
             let end = min(ids.count, start + window)
             let chunk = Array(ids[start..<end])
-            let logits = try model.forward(tokens: [chunk], caches: [model.makeCache(capacity: chunk.count)], logits: .all)
+            let logits = try model.forward(tokens: [chunk], caches: [model.makeCache(capacity: chunk.count)], logits: .all,
+                                             adapter: adapter)
             try logits.withUnsafeBufferPointer { buf in
                 for i in 0..<(chunk.count - 1) where start + i >= scoredUpTo {
                     Ops.logSoftmax(buf.baseAddress! + i * V, V, out: lp)
@@ -51,4 +55,3 @@ public struct Scorer: Sendable {
     }
 }
 
-import Foundation

@@ -17,9 +17,9 @@ public final class WeightMatrix: @unchecked Sendable {
     public let format: QuantFormat
     public let rows: Int
     public let cols: Int
-    let raw: UnsafeRawPointer
-    let rowBytes: Int
-    private(set) var dense: UnsafeMutablePointer<Float>?
+    package let raw: UnsafeRawPointer
+    package let rowBytes: Int
+    package private(set) var dense: UnsafeMutablePointer<Float>?
     private let owner: AnyObject
 
     init(name: String, tensor: GGUFTensor, file: GGUFFile, expectRows: Int, expectCols: Int) throws {
@@ -38,7 +38,7 @@ public final class WeightMatrix: @unchecked Sendable {
     deinit { dense?.deallocate() }
 
     /// Keeps an fp32 copy of the matrix.
-    func makeDense() {
+    package func makeDense() {
         guard dense == nil else { return }
         let d = UnsafeMutablePointer<Float>.allocate(capacity: rows * cols)
         dequantize(rows: 0..<rows, into: d)
@@ -46,7 +46,7 @@ public final class WeightMatrix: @unchecked Sendable {
     }
 
     /// Dequantizes a row range into `into` (row-major, `cols` per row), on all cores.
-    func dequantize(rows range: Range<Int>, into: UnsafeMutablePointer<Float>) {
+    package func dequantize(rows range: Range<Int>, into: UnsafeMutablePointer<Float>) {
         let f = format, c = cols, rb = rowBytes, src = raw, lo = range.lowerBound
         Parallel.chunks(range.count, minPerChunk: 32) { sub in
             for r in sub {
@@ -56,7 +56,7 @@ public final class WeightMatrix: @unchecked Sendable {
     }
 
     /// y = W·x for one input vector, reading the stored (quantized) weights directly.
-    func matvec(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+    package func matvec(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
         MatVec.multiply(format, weights: raw, rows: rows, cols: cols, x: x, y: y)
     }
 
@@ -68,7 +68,7 @@ public final class WeightMatrix: @unchecked Sendable {
     }
 
     /// Y_i = X·W_iᵀ for several matrices sharing the input (fused when the batch is one token).
-    static func matmul(_ matrices: [WeightMatrix], _ x: UnsafePointer<Float>, m: Int,
+    package static func matmul(_ matrices: [WeightMatrix], _ x: UnsafePointer<Float>, m: Int,
                        _ ys: [UnsafeMutablePointer<Float>], scratch: ScratchBuffer) {
         if m == 1 {
             matvec(matrices, x, ys)
@@ -78,14 +78,14 @@ public final class WeightMatrix: @unchecked Sendable {
     }
 
     /// One row dequantized (embedding lookup).
-    func row(_ r: Int, into: UnsafeMutablePointer<Float>) {
+    package func row(_ r: Int, into: UnsafeMutablePointer<Float>) {
         Dequantize.row(format, raw + r * rowBytes, into, count: cols)
     }
 
     /// Y[m, rows] = X[m, cols] · Wᵀ. Uses the fp32 copy when present; otherwise small batches
     /// run the quantized matrix-vector kernel per row and larger ones dequantize in chunks of
     /// at most `scratch.count / cols` rows into `scratch` and call sgemm.
-    func matmul(_ x: UnsafePointer<Float>, m: Int, _ y: UnsafeMutablePointer<Float>, scratch: ScratchBuffer) {
+    package func matmul(_ x: UnsafePointer<Float>, m: Int, _ y: UnsafeMutablePointer<Float>, scratch: ScratchBuffer) {
         if m <= 2 {
             for t in 0..<m { matvec(x + t * cols, y + t * rows) }
             return
@@ -104,16 +104,36 @@ public final class WeightMatrix: @unchecked Sendable {
         }
     }
 
+    /// dX[m, cols] (+)= dY[m, rows] · W: the input gradient of `matmul` (W stays frozen).
+    /// Uses the fp32 copy when present, else dequantizes chunks of rows into `scratch`.
+    package func backward(_ dy: UnsafePointer<Float>, m: Int, _ dx: UnsafeMutablePointer<Float>,
+                          accumulate: Bool, scratch: ScratchBuffer) {
+        if let dense {
+            Blas.linearInputGradient(dy: dy, m: m, outFeatures: rows, weight: dense, inFeatures: cols,
+                                     dx: dx, accumulate: accumulate)
+            return
+        }
+        let chunkRows = max(1, min(rows, scratch.capacity / cols))
+        var r0 = 0
+        while r0 < rows {
+            let n = min(chunkRows, rows - r0)
+            dequantize(rows: r0..<(r0 + n), into: scratch.pointer)
+            Blas.linearInputGradient(dy: dy + r0, m: m, outFeatures: n, ldy: rows, weight: scratch.pointer,
+                                     inFeatures: cols, dx: dx, accumulate: accumulate || r0 > 0)
+            r0 += n
+        }
+    }
+
     /// Bytes held by this matrix in memory beyond the mapped file.
     var residentBytes: Int { dense == nil ? 0 : rows * cols * 4 }
 }
 
 /// A reusable fp32 scratch area for dequantized weight chunks.
-final class ScratchBuffer: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<Float>
-    let capacity: Int
+package final class ScratchBuffer: @unchecked Sendable {
+    package let pointer: UnsafeMutablePointer<Float>
+    package let capacity: Int
 
-    init(capacity: Int) {
+    package init(capacity: Int) {
         self.capacity = capacity
         pointer = .allocate(capacity: capacity)
     }

@@ -26,6 +26,19 @@ public enum Blas {
         }
     }
 
+    /// dX[m, in] (+)= dY[m, out] · W[out, in]: the input gradient of `linear`, split across
+    /// workers by input feature.
+    public static func linearInputGradient(dy: UnsafePointer<Float>, m: Int, outFeatures: Int, ldy: Int? = nil,
+                                           weight: UnsafePointer<Float>, inFeatures: Int,
+                                           dx: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let lda = ldy ?? outFeatures
+        let minSlice = max(16, 65536 / max(1, m * outFeatures / 64))
+        Parallel.chunks(inFeatures, granule: 16, minPerChunk: minSlice) { cols in
+            sgemm(m: m, n: cols.count, k: outFeatures, a: dy, lda: lda, b: weight + cols.lowerBound, ldb: inFeatures,
+                  beta: accumulate ? 1 : 0, c: dx + cols.lowerBound, ldc: inFeatures)
+        }
+    }
+
     /// OpenBLAS runs single-threaded inside Attune's own workers, so its threads never compete
     /// with the resident workers.
     public static let configure: Void = {

@@ -1,0 +1,226 @@
+import AttuneModel
+import AttuneTensor
+import Foundation
+
+/// A batch of equal-length token rows with next-token targets (−1 = no loss at that position).
+public struct TrainingBatch: Sendable {
+    public let tokens: [Int32]
+    public let targets: [Int32]
+    public let batch: Int
+    public let seqLen: Int
+
+    public init(tokens: [Int32], targets: [Int32], batch: Int, seqLen: Int) {
+        precondition(tokens.count == batch * seqLen && targets.count == tokens.count, "batch shape mismatch")
+        self.tokens = tokens
+        self.targets = targets
+        self.batch = batch
+        self.seqLen = seqLen
+    }
+
+    /// Positions that carry loss.
+    public var lossPositions: Int { targets.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) } }
+}
+
+/// The frozen llama base with a trainable LoRA adapter (optionally over a frozen one):
+/// forward with activations kept, and backward to the adapter's gradients. Base weights get no
+/// gradient; logits and their backward are computed only at positions that carry loss.
+public final class TrainableLlama: @unchecked Sendable {
+    public let base: LlamaModel
+    public let lora: LoRAAdapter
+    public let frozen: LoRAAdapter?
+    /// Recompute each block's activations during backward instead of keeping them all.
+    public let recompute: Bool
+    private var rng: SeededGenerator
+
+    public init(base: LlamaModel, lora: LoRAAdapter, frozen: LoRAAdapter? = nil, recompute: Bool = false, seed: UInt64 = 0) throws {
+        guard lora.model == base.config else { throw TrainingError.badAdapter("adapter shapes do not match the base model") }
+        if let frozen, frozen.model != base.config { throw TrainingError.badAdapter("frozen adapter shapes do not match the base model") }
+        self.base = base
+        self.lora = lora
+        self.frozen = frozen
+        self.recompute = recompute
+        rng = SeededGenerator(seed: seed)
+        base.output.makeDense()
+    }
+
+    /// The adapters applied at inference: frozen (if any) then trainable.
+    public var inferenceAdapter: any LinearAdapter {
+        frozen.map { AdapterStack([$0, lora]) } ?? lora
+    }
+
+    /// Runs the batch; with `backward`, accumulates dL/dθ into `lora.gradients` for
+    /// L = (Σ −log p) / `normalizer` (default: the batch's loss positions). Returns Σ −log p and
+    /// the number of loss positions.
+    @discardableResult
+    public func step(_ batch: TrainingBatch, backward: Bool, normalizer: Float? = nil, training: Bool = true) -> (loss: Double, count: Int) {
+        let c = base.config
+        let n = batch.batch * batch.seqLen
+        let D = c.dim
+        var x = FloatBuffer(n * D)
+        for (i, t) in batch.tokens.enumerated() { base.embedding.row(Int(t), into: x.pointer + i * D) }
+        var tapes: [LayerTape?] = []
+        var inputs: [FloatBuffer] = []
+        for l in 0..<c.layers {
+            let tape = LayerTape(n: n, c: c, batch: batch.batch, seqLen: batch.seqLen)
+            tape.xIn.pointer.update(from: x.pointer, count: n * D)
+            let out = FloatBuffer(n * D)
+            layerForward(l, tape: tape, batch: batch, out: out, dropout: training)
+            if recompute && backward {
+                inputs.append(tape.xIn)
+                tapes.append(nil)
+            } else {
+                tapes.append(backward ? tape : nil)
+            }
+            x = out
+        }
+        let rows = batch.targets.indices.filter { batch.targets[$0] >= 0 }
+        guard !rows.isEmpty else { return (0, 0) }
+        let norm = normalizer ?? Float(rows.count)
+        let dx = backward ? FloatBuffer(n * D) : nil
+        let loss = head(x: x, rows: rows, targets: rows.map { batch.targets[$0] }, normalizer: norm, dx: dx)
+        guard let dx else { return (loss, rows.count) }
+        for l in stride(from: c.layers - 1, through: 0, by: -1) {
+            let tape: LayerTape
+            if let t = tapes[l] {
+                tape = t
+            } else {
+                tape = LayerTape(n: n, c: c, batch: batch.batch, seqLen: batch.seqLen)
+                tape.xIn.pointer.update(from: inputs[l].pointer, count: n * D)
+                layerForward(l, tape: tape, batch: batch, out: FloatBuffer(n * D), dropout: training, replay: true)
+            }
+            layerBackward(l, tape: tape, batch: batch, dx: dx)
+            tapes[l] = nil
+        }
+        return (loss, rows.count)
+    }
+
+    /// Final RMSNorm, tied head and cross-entropy at the selected rows, in chunks; writes the
+    /// gradient of the hidden state into `dx` (when given).
+    private func head(x: FloatBuffer, rows: [Int], targets: [Int32], normalizer: Float, dx: FloatBuffer?) -> Double {
+        let c = base.config, D = c.dim, V = c.vocabSize
+        let chunk = 256
+        var total = 0.0
+        var start = 0
+        let hidden = FloatBuffer(chunk * D), normed = FloatBuffer(chunk * D), rstd = FloatBuffer(chunk)
+        let logits = FloatBuffer(chunk * V), dNormed = FloatBuffer(chunk * D)
+        while start < rows.count {
+            let m = min(chunk, rows.count - start)
+            for i in 0..<m { (hidden.pointer + i * D).update(from: x.pointer + rows[start + i] * D, count: D) }
+            RMSNormLayer.forward(hidden.pointer, weight: base.outputNorm, y: normed.pointer, rstd: rstd.pointer, rows: m, n: D, eps: c.normEps)
+            base.output.matmul(normed.pointer, m: m, logits.pointer, scratch: base.scratch)
+            total += CrossEntropy.lossAndGradient(logits.pointer, targets: Array(targets[start..<(start + m)]), vocab: V, normalizer: normalizer)
+            if let dx {
+                base.output.backward(logits.pointer, m: m, dNormed.pointer, accumulate: false, scratch: base.scratch)
+                let dh = FloatBuffer(m * D)
+                RMSNormLayer.backward(dNormed.pointer, x: hidden.pointer, weight: base.outputNorm, rstd: rstd.pointer, dx: dh.pointer, rows: m, n: D)
+                for i in 0..<m { (dx.pointer + rows[start + i] * D).update(from: dh.pointer + i * D, count: D) }
+            }
+            start += m
+        }
+        return total
+    }
+
+    // MARK: One block
+
+    /// y = W·x (+ frozen LoRA) (+ trainable LoRA), keeping the LoRA projections on the tape.
+    private func linear(_ l: Int, _ t: LinearTarget, _ w: WeightMatrix, x: UnsafePointer<Float>, n: Int,
+                        y: UnsafeMutablePointer<Float>, tape: LayerTape, dropout: Bool, replay: Bool) {
+        w.matmul(x, m: n, y, scratch: base.scratch)
+        if let frozen, frozen.has(t) {
+            let xa = FloatBuffer(n * frozen.config.rank)
+            frozen.project(x, m: n, layer: l, target: t, into: xa.pointer)
+            frozen.expand(xa.pointer, m: n, layer: l, target: t, into: y, out: t.shape(base.config).out)
+        }
+        guard lora.has(t) else { return }
+        var input = x
+        let inF = t.shape(base.config).in
+        if lora.config.dropout > 0 && dropout {
+            let mask: FloatBuffer
+            if replay, let saved = tape.dropoutMasks[t] {
+                mask = saved
+            } else {
+                mask = FloatBuffer(n * inF)
+                let keep = 1 - lora.config.dropout
+                for i in 0..<(n * inF) { mask[i] = Float.random(in: 0..<1, using: &rng) < keep ? 1 / keep : 0 }
+                tape.dropoutMasks[t] = mask
+            }
+            let dropped = FloatBuffer(n * inF)
+            for i in 0..<(n * inF) { dropped[i] = x[i] * mask[i] }
+            tape.droppedInputs[t] = dropped
+            input = UnsafePointer(dropped.pointer)
+        }
+        let xa = FloatBuffer(n * lora.config.rank)
+        lora.project(input, m: n, layer: l, target: t, into: xa.pointer)
+        lora.expand(xa.pointer, m: n, layer: l, target: t, into: y, out: t.shape(base.config).out)
+        tape.loraProjections[t] = xa
+    }
+
+    private func layerForward(_ l: Int, tape: LayerTape, batch: TrainingBatch, out: FloatBuffer, dropout: Bool, replay: Bool = false) {
+        let c = base.config, layer = base.layers[l]
+        let n = batch.batch * batch.seqLen, D = c.dim, F = c.ffnDim
+        let attention = AttentionLayer(batch: batch.batch, seqLen: batch.seqLen, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
+        RMSNormLayer.forward(tape.xIn.pointer, weight: layer.attnNorm, y: tape.xn1.pointer, rstd: tape.rstd1.pointer, rows: n, n: D, eps: c.normEps)
+        linear(l, .q, layer.wq, x: tape.xn1.pointer, n: n, y: tape.q.pointer, tape: tape, dropout: dropout, replay: replay)
+        linear(l, .k, layer.wk, x: tape.xn1.pointer, n: n, y: tape.k.pointer, tape: tape, dropout: dropout, replay: replay)
+        linear(l, .v, layer.wv, x: tape.xn1.pointer, n: n, y: tape.v.pointer, tape: tape, dropout: dropout, replay: replay)
+        RotaryLayer.forward(tape.q.pointer, rows: n, seqLen: batch.seqLen, heads: c.heads, headDim: c.headDim, table: base.rope)
+        RotaryLayer.forward(tape.k.pointer, rows: n, seqLen: batch.seqLen, heads: c.kvHeads, headDim: c.headDim, table: base.rope)
+        attention.forward(q: tape.q.pointer, k: tape.k.pointer, v: tape.v.pointer, probs: tape.probs.pointer, out: tape.att.pointer)
+        linear(l, .o, layer.wo, x: tape.att.pointer, n: n, y: tape.xMid.pointer, tape: tape, dropout: dropout, replay: replay)
+        Ops.add(tape.xMid.pointer, tape.xIn.pointer, count: n * D)
+        RMSNormLayer.forward(tape.xMid.pointer, weight: layer.ffnNorm, y: tape.xn2.pointer, rstd: tape.rstd2.pointer, rows: n, n: D, eps: c.normEps)
+        linear(l, .gate, layer.gate, x: tape.xn2.pointer, n: n, y: tape.gate.pointer, tape: tape, dropout: dropout, replay: replay)
+        linear(l, .up, layer.up, x: tape.xn2.pointer, n: n, y: tape.up.pointer, tape: tape, dropout: dropout, replay: replay)
+        SwiGLULayer.forward(gate: tape.gate.pointer, up: tape.up.pointer, h: tape.h.pointer, count: n * F)
+        linear(l, .down, layer.down, x: tape.h.pointer, n: n, y: out.pointer, tape: tape, dropout: dropout, replay: replay)
+        Ops.add(out.pointer, tape.xMid.pointer, count: n * D)
+    }
+
+    /// Backward of `linear`: dx (+)= dy·W + frozen and trainable LoRA terms; LoRA grads accumulate.
+    private func linearBackward(_ l: Int, _ t: LinearTarget, _ w: WeightMatrix, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                                n: Int, dx: UnsafeMutablePointer<Float>, accumulate: Bool, tape: LayerTape) {
+        w.backward(dy, m: n, dx, accumulate: accumulate, scratch: base.scratch)
+        if let frozen, frozen.has(t) {
+            frozen.backward(layer: l, target: t, x: nil, xa: nil, dy: dy, m: n, dx: dx)
+        }
+        if lora.has(t), let xa = tape.loraProjections[t] {
+            if let dropped = tape.droppedInputs[t], let mask = tape.dropoutMasks[t] {
+                let dIn = FloatBuffer(n * t.shape(base.config).in)
+                lora.backward(layer: l, target: t, x: dropped.pointer, xa: xa.pointer, dy: dy, m: n, dx: dIn.pointer)
+                for i in 0..<dIn.count { dx[i] += dIn[i] * mask[i] }
+            } else {
+                lora.backward(layer: l, target: t, x: x, xa: xa.pointer, dy: dy, m: n, dx: dx)
+            }
+        }
+    }
+
+    /// Given dx = dL/d(block output), replaces it by dL/d(block input).
+    private func layerBackward(_ l: Int, tape: LayerTape, batch: TrainingBatch, dx: FloatBuffer) {
+        let c = base.config, layer = base.layers[l]
+        let n = batch.batch * batch.seqLen, D = c.dim, F = c.ffnDim, kv = c.kvHeads * c.headDim
+        let attention = AttentionLayer(batch: batch.batch, seqLen: batch.seqLen, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
+        // MLP: out = xMid + down(swiglu(gate(xn2), up(xn2)))
+        let dh = FloatBuffer(n * F)
+        linearBackward(l, .down, layer.down, x: tape.h.pointer, dy: dx.pointer, n: n, dx: dh.pointer, accumulate: false, tape: tape)
+        let dGate = FloatBuffer(n * F), dUp = FloatBuffer(n * F)
+        SwiGLULayer.backward(dh.pointer, gate: tape.gate.pointer, up: tape.up.pointer, dGate: dGate.pointer, dUp: dUp.pointer, count: n * F)
+        let dxn2 = FloatBuffer(n * D)
+        linearBackward(l, .gate, layer.gate, x: tape.xn2.pointer, dy: dGate.pointer, n: n, dx: dxn2.pointer, accumulate: false, tape: tape)
+        linearBackward(l, .up, layer.up, x: tape.xn2.pointer, dy: dUp.pointer, n: n, dx: dxn2.pointer, accumulate: true, tape: tape)
+        RMSNormLayer.backward(dxn2.pointer, x: tape.xMid.pointer, weight: layer.ffnNorm, rstd: tape.rstd2.pointer, dx: dx.pointer, rows: n, n: D)
+        // Attention: xMid = xIn + o(attention(rope(q(xn1)), rope(k(xn1)), v(xn1)))
+        let dAtt = FloatBuffer(n * D)
+        linearBackward(l, .o, layer.wo, x: tape.att.pointer, dy: dx.pointer, n: n, dx: dAtt.pointer, accumulate: false, tape: tape)
+        let dq = FloatBuffer(n * D), dk = FloatBuffer(n * kv), dv = FloatBuffer(n * kv)
+        let work = FloatBuffer(batch.batch * c.heads * batch.seqLen * batch.seqLen)
+        attention.backward(dOut: dAtt.pointer, q: tape.q.pointer, k: tape.k.pointer, v: tape.v.pointer, probs: tape.probs.pointer,
+                           dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, work: work.pointer)
+        RotaryLayer.backward(dq.pointer, rows: n, seqLen: batch.seqLen, heads: c.heads, headDim: c.headDim, table: base.rope)
+        RotaryLayer.backward(dk.pointer, rows: n, seqLen: batch.seqLen, heads: c.kvHeads, headDim: c.headDim, table: base.rope)
+        let dxn1 = FloatBuffer(n * D)
+        linearBackward(l, .q, layer.wq, x: tape.xn1.pointer, dy: dq.pointer, n: n, dx: dxn1.pointer, accumulate: false, tape: tape)
+        linearBackward(l, .k, layer.wk, x: tape.xn1.pointer, dy: dk.pointer, n: n, dx: dxn1.pointer, accumulate: true, tape: tape)
+        linearBackward(l, .v, layer.wv, x: tape.xn1.pointer, dy: dv.pointer, n: n, dx: dxn1.pointer, accumulate: true, tape: tape)
+        RMSNormLayer.backward(dxn1.pointer, x: tape.xIn.pointer, weight: layer.attnNorm, rstd: tape.rstd1.pointer, dx: dx.pointer, rows: n, n: D)
+    }
+}

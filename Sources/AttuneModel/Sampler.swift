@@ -31,6 +31,12 @@ public struct SamplingParameters: Sendable, Equatable, Codable {
 public struct SeededGenerator: RandomNumberGenerator, Sendable {
     private var s: (UInt64, UInt64, UInt64, UInt64)
 
+    /// The generator's full state (for checkpoints that resume bit for bit).
+    public var state: [UInt64] {
+        get { [s.0, s.1, s.2, s.3] }
+        set { s = (newValue[0], newValue[1], newValue[2], newValue[3]) }
+    }
+
     public init(seed: UInt64) {
         var x = seed
         func next() -> UInt64 {

@@ -57,9 +57,12 @@ def verify_adapter(adapter_dir, config):
             fail(f"{field} is set ({cfg[field]!r}); this check expects rank r on every layer")
 
     path = os.path.join(adapter_dir, "adapter_model.safetensors")
+    found = {}
     try:
         with safe_open(path, framework="numpy") as f:
-            found = {k: (f.get_slice(k).get_dtype(), f.get_slice(k).get_shape()) for k in f.keys()}
+            for k in f.keys():
+                t = f.get_slice(k)
+                found[k] = (t.get_dtype(), t.get_shape())
     except Exception as e:  # safetensors raises its own error type for a corrupt header
         fail(f"cannot open {path} with safetensors: {e}")
 
@@ -71,7 +74,7 @@ def verify_adapter(adapter_dir, config):
             errors.append(f"{k}: {dtype} {list(shape)}, expected F32 {expected[k]}")
     if errors:
         fail(f"{path} does not match PEFT's layout for r={r}, targets={targets} "
-             f"({len(errors)} problems, first 20 shown):", *errors[:20])
+             f"({len(errors)} problem(s), up to 20 shown):", *errors[:20])
     print(f"adapter layout ok: {len(expected)} F32 tensors, r={r}, targets={targets}", file=sys.stderr)
 
 

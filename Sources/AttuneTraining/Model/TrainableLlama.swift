@@ -43,6 +43,12 @@ public final class TrainableLlama: @unchecked Sendable {
         base.output.makeDense()
     }
 
+    /// State of the dropout generator (saved in checkpoints).
+    public var rngState: [UInt64] {
+        get { rng.state }
+        set { rng.state = newValue }
+    }
+
     /// The adapters applied at inference: frozen (if any) then trainable.
     public var inferenceAdapter: any LinearAdapter {
         frozen.map { AdapterStack([$0, lora]) } ?? lora

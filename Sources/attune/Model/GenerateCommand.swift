@@ -60,7 +60,7 @@ struct GenerateCommand: ParsableCommand {
             sampling: SamplingParameters(temperature: temperature, topK: topK, topP: topP,
                                          repetitionPenalty: repetitionPenalty, seed: seed),
             stop: stop)
-        let result = try Generator(model: model, tokenizer: tokenizer).generate(request) { piece in
+        let result = try Generator(model: model, tokenizer: tokenizer, adapter: try modelOptions.loadAdapters(for: model)).generate(request) { piece in
             FileHandle.standardOutput.write(Data(piece.utf8))
             return true
         }

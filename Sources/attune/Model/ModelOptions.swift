@@ -1,6 +1,8 @@
 import ArgumentParser
 import AttuneModel
 import AttuneTokenizer
+import AttuneTraining
+import Foundation
 
 /// Options shared by the commands that load the base model.
 struct ModelOptions: ParsableArguments {
@@ -10,11 +12,21 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Weight memory mode: quantized (low memory) or dense (fp32 copy, faster prefill).")
     var weights: WeightMode = .quantized
 
+    @Option(help: "PEFT LoRA adapter folder to apply (repeat to stack: the first is lowest).")
+    var adapter: [String] = []
+
     /// Loads the model and its tokenizer.
     func load() throws -> (LlamaModel, BPETokenizer) {
         let path = try BaseModelStore().resolve(model)
         let llama = try LlamaModel(path: path, mode: weights)
         return (llama, try BPETokenizer(gguf: llama.file))
+    }
+
+    /// The adapters named by --adapter, stacked in order (nil when none).
+    func loadAdapters(for model: LlamaModel) throws -> (any LinearAdapter)? {
+        let loaded = try adapter.map { try PEFTAdapterFile.load(from: URL(fileURLWithPath: $0), model: model.config) }
+        if loaded.isEmpty { return nil }
+        return loaded.count == 1 ? loaded[0] : AdapterStack(loaded)
     }
 }
 

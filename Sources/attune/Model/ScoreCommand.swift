@@ -38,7 +38,7 @@ struct ScoreCommand: ParsableCommand {
         let ids = tokenizer.encode(body)
         guard ids.count >= 2 else { throw ValidationError("the text has fewer than 2 tokens") }
         let start = ContinuousClock.now
-        let score = try Scorer(model: model).score(ids, context: context, overlap: overlap)
+        let score = try Scorer(model: model, adapter: try modelOptions.loadAdapters(for: model)).score(ids, context: context, overlap: overlap)
         let seconds = (ContinuousClock.now - start).seconds
         print(String(format: "tokens %d  scored %d  log-likelihood %.4f  mean NLL %.4f  perplexity %.4f  (%.1f tokens/s)",
                      ids.count, score.tokens, score.logLikelihood, score.meanNLL, score.perplexity, Double(ids.count) / seconds))

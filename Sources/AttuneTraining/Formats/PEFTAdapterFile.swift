@@ -1,0 +1,133 @@
+import AttuneModel
+import Foundation
+
+/// LoRA adapters in the Hugging Face PEFT layout: a folder with `adapter_config.json` and
+/// `adapter_model.safetensors` (keys `base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight`, …).
+///
+/// GGUF stores the q/k projections with rows permuted for RoPE on adjacent pairs; Hugging Face
+/// rotates halves. `lora_B` of q and k is permuted on save and restored on load, so the file
+/// applies unchanged to the Hugging Face model.
+public enum PEFTAdapterFile {
+    public static let configName = "adapter_config.json"
+    public static let weightsName = "adapter_model.safetensors"
+
+    struct Config: Codable {
+        var peft_type = "LORA"
+        var task_type = "CAUSAL_LM"
+        var base_model_name_or_path: String
+        var r: Int
+        var lora_alpha: Float
+        var lora_dropout: Float
+        var use_rslora: Bool
+        var target_modules: [String]
+        var bias = "none"
+        var fan_in_fan_out = false
+        var inference_mode = true
+        var init_lora_weights = true
+        var modules_to_save: [String]?
+        var revision: String?
+    }
+
+    static func key(_ layer: Int, _ t: LinearTarget, _ factor: String) -> String {
+        "base_model.model.model.layers.\(layer).\(t.peftPath).lora_\(factor).weight"
+    }
+
+    /// Writes `adapter` to `directory`, recording `baseModel` as its base.
+    public static func save(_ adapter: LoRAAdapter, to directory: URL, baseModel: String, metadata: [String: String] = [:]) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let c = adapter.config, m = adapter.model
+        var tensors: [String: SafeTensor] = [:]
+        for l in 0..<m.layers {
+            for t in c.targets {
+                let (out, inF) = t.shape(m)
+                let a = Array(UnsafeBufferPointer(start: adapter.a(l, t), count: c.rank * inF))
+                var b = Array(UnsafeBufferPointer(start: adapter.b(l, t), count: out * c.rank))
+                if let heads = ropeHeads(t, m) { b = permuteRows(b, heads: heads, headDim: m.headDim, cols: c.rank, toHF: true) }
+                tensors[key(l, t, "A")] = SafeTensor(shape: [c.rank, inF], values: a)
+                tensors[key(l, t, "B")] = SafeTensor(shape: [out, c.rank], values: b)
+            }
+        }
+        let config = Config(base_model_name_or_path: baseModel, r: c.rank, lora_alpha: c.alpha, lora_dropout: c.dropout,
+                            use_rslora: c.useRSLoRA, target_modules: c.targets.map(\.peftName))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(config).write(to: directory.appendingPathComponent(configName))
+        try Safetensors.encode(tensors, metadata: metadata.merging(["format": "pt"]) { a, _ in a })
+            .write(to: directory.appendingPathComponent(weightsName))
+    }
+
+    /// Reads an adapter folder for a base model with configuration `model`. Wrong shapes,
+    /// missing keys, an unexpected base or a corrupt file are clear errors.
+    public static func load(from directory: URL, model: LlamaConfig, expectedBase: String? = nil) throws -> LoRAAdapter {
+        let configURL = directory.appendingPathComponent(configName)
+        guard let configData = FileManager.default.contents(atPath: configURL.path) else {
+            throw TrainingError.badAdapter("\(configURL.path) not found")
+        }
+        let config: Config
+        do {
+            config = try JSONDecoder().decode(Config.self, from: configData)
+        } catch {
+            throw TrainingError.badAdapter("\(configURL.path) is not a PEFT LoRA config: \(error)")
+        }
+        guard config.peft_type == "LORA" else { throw TrainingError.badAdapter("peft_type \(config.peft_type) is not supported (LORA only)") }
+        if let expectedBase, config.base_model_name_or_path != expectedBase {
+            throw TrainingError.badAdapter("adapter was trained on \"\(config.base_model_name_or_path)\", not \"\(expectedBase)\"")
+        }
+        let targets = try config.target_modules.map { name -> LinearTarget in
+            guard let t = LinearTarget(peftName: name) else { throw TrainingError.badAdapter("unknown target module \(name)") }
+            return t
+        }
+        let lora = LoRAConfig(rank: config.r, alpha: config.lora_alpha, dropout: config.lora_dropout,
+                              useRSLoRA: config.use_rslora, targets: targets)
+        let adapter = try LoRAAdapter(config: lora, model: model, zeroed: ())
+        let weightsURL = directory.appendingPathComponent(weightsName)
+        guard let data = FileManager.default.contents(atPath: weightsURL.path) else {
+            throw TrainingError.badAdapter("\(weightsURL.path) not found")
+        }
+        let (tensors, _) = try Safetensors.decode(data)
+        for l in 0..<model.layers {
+            for t in targets {
+                let (out, inF) = t.shape(model)
+                for (factor, shape, dst) in [("A", [lora.rank, inF], adapter.a(l, t)), ("B", [out, lora.rank], adapter.b(l, t))] {
+                    let k = key(l, t, factor)
+                    guard let tensor = tensors[k] else { throw TrainingError.badAdapter("missing tensor \(k)") }
+                    guard tensor.shape == shape else {
+                        throw TrainingError.badAdapter("tensor \(k) has shape \(tensor.shape), the base model needs \(shape)")
+                    }
+                    var values = tensor.values
+                    if factor == "B", let heads = ropeHeads(t, model) {
+                        values = permuteRows(values, heads: heads, headDim: model.headDim, cols: lora.rank, toHF: false)
+                    }
+                    values.withUnsafeBufferPointer { dst.update(from: $0.baseAddress!, count: values.count) }
+                }
+            }
+        }
+        return adapter
+    }
+
+    /// Heads of a projection whose output rows GGUF permutes (q and k).
+    static func ropeHeads(_ t: LinearTarget, _ m: LlamaConfig) -> Int? {
+        switch t {
+        case .q: return m.heads
+        case .k: return m.kvHeads
+        default: return nil
+        }
+    }
+
+    /// Within each head, Hugging Face row `half·hd/2 + i` is GGUF row `2i + half`.
+    static func permuteRows(_ w: [Float], heads: Int, headDim: Int, cols: Int, toHF: Bool) -> [Float] {
+        var out = w
+        let half = headDim / 2
+        for h in 0..<heads {
+            for part in 0..<2 {
+                for i in 0..<half {
+                    let hf = h * headDim + part * half + i
+                    let gguf = h * headDim + 2 * i + part
+                    let (src, dst) = toHF ? (gguf, hf) : (hf, gguf)
+                    for c in 0..<cols { out[dst * cols + c] = w[src * cols + c] }
+                }
+            }
+        }
+        return out
+    }
+}

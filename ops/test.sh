@@ -4,4 +4,4 @@
 # mandatory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift test "$@"
+swift test -c release -Xswiftc -enable-testing "$@"

@@ -3,10 +3,12 @@ public final class FloatBuffer: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Float>
     public let count: Int
 
-    public init(_ count: Int) {
+    /// A buffer of `count` floats, zeroed unless `zeroed` is false (for buffers the caller
+    /// overwrites completely, which spares touching every page twice).
+    public init(_ count: Int, zeroed: Bool = true) {
         self.count = count
         pointer = .allocate(capacity: max(count, 1))
-        pointer.initialize(repeating: 0, count: max(count, 1))
+        if zeroed { pointer.initialize(repeating: 0, count: max(count, 1)) }
     }
 
     public convenience init(_ values: [Float]) {

@@ -39,14 +39,16 @@ def step():
 
 for _ in range(args.warmup_steps):
     step()
-start = time.perf_counter()
+start, cpu_start = time.perf_counter(), time.process_time()
 for _ in range(args.steps):
     step()
-elapsed = time.perf_counter() - start
+elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
 
 print(json.dumps({
     "engine": "pytorch-peft",
     "tokens_per_s": round(args.steps * args.batch * args.seq / elapsed, 2),
     "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     "seq": args.seq, "batch": args.batch, "rank": 8, "steps": args.steps,
+    # CPU time over wall time x threads during the timed steps: well below 1 means the shared machine was busy
+    "cpu_util": round(cpu / (elapsed * args.threads), 2),
 }))

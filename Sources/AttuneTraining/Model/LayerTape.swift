@@ -1,38 +1,65 @@
 import AttuneModel
 import AttuneTensor
 
-/// Activations of one transformer block kept from forward for backward (`n` = batch·seqLen rows).
+/// Activations of one transformer block kept from forward for backward (`n` = batch·seqLen
+/// rows). Tapes are allocated once per batch shape and reused across steps.
 final class LayerTape {
     let xIn, xn1, rstd1, q, k, v, probs, att, xMid, xn2, rstd2, gate, up, h: FloatBuffer
     /// x·Aᵀ of every trainable LoRA target.
-    var loraProjections: [LinearTarget: FloatBuffer] = [:]
+    let loraProjections: [LinearTarget: FloatBuffer]
     /// The LoRA input after dropout and the dropout scale mask (0 or 1/keep), per target.
-    var droppedInputs: [LinearTarget: FloatBuffer] = [:]
-    var dropoutMasks: [LinearTarget: FloatBuffer] = [:]
+    let droppedInputs: [LinearTarget: FloatBuffer]
+    let dropoutMasks: [LinearTarget: FloatBuffer]
+    /// Whether the last forward applied dropout on the LoRA inputs.
+    var dropoutApplied = false
+
+    init(n: Int, c: LlamaConfig, batch: Int, seqLen: Int, lora: LoRAConfig) {
+        let kv = c.kvHeads * c.headDim
+        func buffer(_ count: Int) -> FloatBuffer { FloatBuffer(count, zeroed: false) }
+        xIn = buffer(n * c.dim)
+        xn1 = buffer(n * c.dim)
+        rstd1 = buffer(n)
+        q = buffer(n * c.dim)
+        k = buffer(n * kv)
+        v = buffer(n * kv)
+        probs = buffer(batch * c.heads * seqLen * seqLen)
+        att = buffer(n * c.dim)
+        xMid = buffer(n * c.dim)
+        xn2 = buffer(n * c.dim)
+        rstd2 = buffer(n)
+        gate = buffer(n * c.ffnDim)
+        up = buffer(n * c.ffnDim)
+        h = buffer(n * c.ffnDim)
+        var projections: [LinearTarget: FloatBuffer] = [:], dropped: [LinearTarget: FloatBuffer] = [:], masks: [LinearTarget: FloatBuffer] = [:]
+        for t in lora.targets {
+            projections[t] = buffer(n * lora.rank)
+            if lora.dropout > 0 {
+                dropped[t] = buffer(n * t.shape(c).in)
+                masks[t] = buffer(n * t.shape(c).in)
+            }
+        }
+        loraProjections = projections
+        droppedInputs = dropped
+        dropoutMasks = masks
+    }
+}
+
+/// Gradient buffers of one block's backward, reused for every layer and step.
+final class BackwardWorkspace {
+    let dh, dGate, dUp, dxn2, dAtt, dq, dk, dv, work, dxn1: FloatBuffer
 
     init(n: Int, c: LlamaConfig, batch: Int, seqLen: Int) {
         let kv = c.kvHeads * c.headDim
-        xIn = FloatBuffer(n * c.dim)
-        xn1 = FloatBuffer(n * c.dim)
-        rstd1 = FloatBuffer(n)
-        q = FloatBuffer(n * c.dim)
-        k = FloatBuffer(n * kv)
-        v = FloatBuffer(n * kv)
-        probs = FloatBuffer(batch * c.heads * seqLen * seqLen)
-        att = FloatBuffer(n * c.dim)
-        xMid = FloatBuffer(n * c.dim)
-        xn2 = FloatBuffer(n * c.dim)
-        rstd2 = FloatBuffer(n)
-        gate = FloatBuffer(n * c.ffnDim)
-        up = FloatBuffer(n * c.ffnDim)
-        h = FloatBuffer(n * c.ffnDim)
-    }
-
-    /// Bytes held.
-    var bytes: Int {
-        let main = [xIn, xn1, rstd1, q, k, v, probs, att, xMid, xn2, rstd2, gate, up, h].reduce(0) { $0 + $1.count }
-        let extra = (Array(loraProjections.values) + Array(droppedInputs.values) + Array(dropoutMasks.values))
-            .reduce(0) { $0 + $1.count }
-        return 4 * (main + extra)
+        func buffer(_ count: Int) -> FloatBuffer { FloatBuffer(count, zeroed: false) }
+        dh = buffer(n * c.ffnDim)
+        dGate = buffer(n * c.ffnDim)
+        dUp = buffer(n * c.ffnDim)
+        dxn2 = buffer(n * c.dim)
+        dAtt = buffer(n * c.dim)
+        dq = buffer(n * c.dim)
+        dk = buffer(n * kv)
+        dv = buffer(n * kv)
+        work = buffer(batch * c.heads * seqLen * seqLen)
+        dxn1 = buffer(n * c.dim)
     }
 }

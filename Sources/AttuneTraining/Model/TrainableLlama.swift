@@ -31,6 +31,13 @@ public final class TrainableLlama: @unchecked Sendable {
     /// Recompute each block's activations during backward instead of keeping them all.
     public let recompute: Bool
     private var rng: SeededGenerator
+    /// Buffers of the loss head, allocated on first use.
+    private lazy var headBuffers = HeadBuffers(dim: base.config.dim, vocab: base.config.vocabSize)
+    /// Seed of this step's dropout masks; a mask is a function of (step seed, layer, target),
+    /// so recomputation in backward redraws exactly the same mask.
+    private var stepSeed: UInt64 = 0
+    /// Tapes and gradient buffers for the last batch shape, reused across steps.
+    private var buffers: (batch: Int, seqLen: Int, tapes: [LayerTape], workspace: BackwardWorkspace, x: [FloatBuffer])?
 
     public init(base: LlamaModel, lora: LoRAAdapter, frozen: LoRAAdapter? = nil, recompute: Bool = false, seed: UInt64 = 0) throws {
         guard lora.model == base.config else { throw TrainingError.badAdapter("adapter shapes do not match the base model") }
@@ -62,53 +69,55 @@ public final class TrainableLlama: @unchecked Sendable {
         let c = base.config
         let n = batch.batch * batch.seqLen
         let D = c.dim
-        var x = FloatBuffer(n * D)
-        for (i, t) in batch.tokens.enumerated() { base.embedding.row(Int(t), into: x.pointer + i * D) }
-        var tapes: [LayerTape?] = []
-        var inputs: [FloatBuffer] = []
+        let (tapes, workspace, states) = reusableBuffers(batch)
+        stepSeed = rng.next()
+        for (i, t) in batch.tokens.enumerated() { base.embedding.row(Int(t), into: states[0].pointer + i * D) }
         for l in 0..<c.layers {
-            let tape = LayerTape(n: n, c: c, batch: batch.batch, seqLen: batch.seqLen)
-            tape.xIn.pointer.update(from: x.pointer, count: n * D)
-            let out = FloatBuffer(n * D)
-            layerForward(l, tape: tape, batch: batch, out: out, dropout: training)
-            if recompute && backward {
-                inputs.append(tape.xIn)
-                tapes.append(nil)
-            } else {
-                tapes.append(backward ? tape : nil)
-            }
-            x = out
+            let tape = tapes[recompute ? 0 : l]
+            tape.xIn.pointer.update(from: states[l].pointer, count: n * D)
+            layerForward(l, tape: tape, batch: batch, out: states[l + 1], dropout: training)
         }
         let rows = batch.targets.indices.filter { batch.targets[$0] >= 0 }
         guard !rows.isEmpty else { return (0, 0) }
         let norm = normalizer ?? Float(rows.count)
         let dx = backward ? FloatBuffer(n * D) : nil
-        let loss = head(x: x, rows: rows, targets: rows.map { batch.targets[$0] }, normalizer: norm, dx: dx)
+        let loss = head(x: states[c.layers], rows: rows, targets: rows.map { batch.targets[$0] }, normalizer: norm, dx: dx)
         guard let dx else { return (loss, rows.count) }
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
-            let tape: LayerTape
-            if let t = tapes[l] {
-                tape = t
-            } else {
-                tape = LayerTape(n: n, c: c, batch: batch.batch, seqLen: batch.seqLen)
-                tape.xIn.pointer.update(from: inputs[l].pointer, count: n * D)
-                layerForward(l, tape: tape, batch: batch, out: FloatBuffer(n * D), dropout: training, replay: true)
+            let tape = tapes[recompute ? 0 : l]
+            if recompute {
+                tape.xIn.pointer.update(from: states[l].pointer, count: n * D)
+                layerForward(l, tape: tape, batch: batch, out: states[l + 1], dropout: training)
             }
-            layerBackward(l, tape: tape, batch: batch, dx: dx)
-            tapes[l] = nil
+            layerBackward(l, tape: tape, batch: batch, dx: dx, work: workspace)
         }
         return (loss, rows.count)
+    }
+
+    /// The tapes (one per layer, or one shared when recomputing), backward workspace and the
+    /// residual stream between layers for this batch shape.
+    private func reusableBuffers(_ batch: TrainingBatch) -> ([LayerTape], BackwardWorkspace, [FloatBuffer]) {
+        if let b = buffers, b.batch == batch.batch, b.seqLen == batch.seqLen { return (b.tapes, b.workspace, b.x) }
+        buffers = nil
+        let c = base.config, n = batch.batch * batch.seqLen
+        let tapes = (0..<(recompute ? 1 : c.layers)).map { _ in
+            LayerTape(n: n, c: c, batch: batch.batch, seqLen: batch.seqLen, lora: lora.config)
+        }
+        let workspace = BackwardWorkspace(n: n, c: c, batch: batch.batch, seqLen: batch.seqLen)
+        let states = (0...c.layers).map { _ in FloatBuffer(n * c.dim, zeroed: false) }
+        buffers = (batch.batch, batch.seqLen, tapes, workspace, states)
+        return (tapes, workspace, states)
     }
 
     /// Final RMSNorm, tied head and cross-entropy at the selected rows, in chunks; writes the
     /// gradient of the hidden state into `dx` (when given).
     private func head(x: FloatBuffer, rows: [Int], targets: [Int32], normalizer: Float, dx: FloatBuffer?) -> Double {
         let c = base.config, D = c.dim, V = c.vocabSize
-        let chunk = 256
+        let chunk = HeadBuffers.rows
         var total = 0.0
         var start = 0
-        let hidden = FloatBuffer(chunk * D), normed = FloatBuffer(chunk * D), rstd = FloatBuffer(chunk)
-        let logits = FloatBuffer(chunk * V), dNormed = FloatBuffer(chunk * D)
+        let hb = headBuffers
+        let hidden = hb.hidden, normed = hb.normed, rstd = hb.rstd, logits = hb.logits, dNormed = hb.dNormed, dh = hb.dHidden
         while start < rows.count {
             let m = min(chunk, rows.count - start)
             for i in 0..<m { (hidden.pointer + i * D).update(from: x.pointer + rows[start + i] * D, count: D) }
@@ -117,7 +126,7 @@ public final class TrainableLlama: @unchecked Sendable {
             total += CrossEntropy.lossAndGradient(logits.pointer, targets: Array(targets[start..<(start + m)]), vocab: V, normalizer: normalizer)
             if let dx {
                 base.output.backward(logits.pointer, m: m, dNormed.pointer, accumulate: false, scratch: base.scratch)
-                let dh = FloatBuffer(m * D)
+                dh.pointer.update(repeating: 0, count: m * D)
                 RMSNormLayer.backward(dNormed.pointer, x: hidden.pointer, weight: base.outputNorm, rstd: rstd.pointer, dx: dh.pointer, rows: m, n: D)
                 for i in 0..<m { (dx.pointer + rows[start + i] * D).update(from: dh.pointer + i * D, count: D) }
             }
@@ -130,55 +139,48 @@ public final class TrainableLlama: @unchecked Sendable {
 
     /// y = W·x (+ frozen LoRA) (+ trainable LoRA), keeping the LoRA projections on the tape.
     private func linear(_ l: Int, _ t: LinearTarget, _ w: WeightMatrix, x: UnsafePointer<Float>, n: Int,
-                        y: UnsafeMutablePointer<Float>, tape: LayerTape, dropout: Bool, replay: Bool) {
+                        y: UnsafeMutablePointer<Float>, tape: LayerTape, dropout: Bool) {
         w.matmul(x, m: n, y, scratch: base.scratch)
         if let frozen, frozen.has(t) {
             let xa = FloatBuffer(n * frozen.config.rank)
             frozen.project(x, m: n, layer: l, target: t, into: xa.pointer)
             frozen.expand(xa.pointer, m: n, layer: l, target: t, into: y, out: t.shape(base.config).out)
         }
-        guard lora.has(t) else { return }
+        guard lora.has(t), let xa = tape.loraProjections[t] else { return }
         var input = x
         let inF = t.shape(base.config).in
-        if lora.config.dropout > 0 && dropout {
-            let mask: FloatBuffer
-            if replay, let saved = tape.dropoutMasks[t] {
-                mask = saved
-            } else {
-                mask = FloatBuffer(n * inF)
-                let keep = 1 - lora.config.dropout
-                for i in 0..<(n * inF) { mask[i] = Float.random(in: 0..<1, using: &rng) < keep ? 1 / keep : 0 }
-                tape.dropoutMasks[t] = mask
+        tape.dropoutApplied = dropout && lora.config.dropout > 0
+        if tape.dropoutApplied, let mask = tape.dropoutMasks[t], let dropped = tape.droppedInputs[t] {
+            var g = SeededGenerator(seed: stepSeed &+ UInt64(l * 8 + LinearTarget.allCases.firstIndex(of: t)!) &* 0x9E37_79B9_7F4A_7C15)
+            let keep = 1 - lora.config.dropout
+            for i in 0..<(n * inF) {
+                mask[i] = Float.random(in: 0..<1, using: &g) < keep ? 1 / keep : 0
+                dropped[i] = x[i] * mask[i]
             }
-            let dropped = FloatBuffer(n * inF)
-            for i in 0..<(n * inF) { dropped[i] = x[i] * mask[i] }
-            tape.droppedInputs[t] = dropped
             input = UnsafePointer(dropped.pointer)
         }
-        let xa = FloatBuffer(n * lora.config.rank)
         lora.project(input, m: n, layer: l, target: t, into: xa.pointer)
         lora.expand(xa.pointer, m: n, layer: l, target: t, into: y, out: t.shape(base.config).out)
-        tape.loraProjections[t] = xa
     }
 
-    private func layerForward(_ l: Int, tape: LayerTape, batch: TrainingBatch, out: FloatBuffer, dropout: Bool, replay: Bool = false) {
+    private func layerForward(_ l: Int, tape: LayerTape, batch: TrainingBatch, out: FloatBuffer, dropout: Bool) {
         let c = base.config, layer = base.layers[l]
         let n = batch.batch * batch.seqLen, D = c.dim, F = c.ffnDim
         let attention = AttentionLayer(batch: batch.batch, seqLen: batch.seqLen, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
         RMSNormLayer.forward(tape.xIn.pointer, weight: layer.attnNorm, y: tape.xn1.pointer, rstd: tape.rstd1.pointer, rows: n, n: D, eps: c.normEps)
-        linear(l, .q, layer.wq, x: tape.xn1.pointer, n: n, y: tape.q.pointer, tape: tape, dropout: dropout, replay: replay)
-        linear(l, .k, layer.wk, x: tape.xn1.pointer, n: n, y: tape.k.pointer, tape: tape, dropout: dropout, replay: replay)
-        linear(l, .v, layer.wv, x: tape.xn1.pointer, n: n, y: tape.v.pointer, tape: tape, dropout: dropout, replay: replay)
+        linear(l, .q, layer.wq, x: tape.xn1.pointer, n: n, y: tape.q.pointer, tape: tape, dropout: dropout)
+        linear(l, .k, layer.wk, x: tape.xn1.pointer, n: n, y: tape.k.pointer, tape: tape, dropout: dropout)
+        linear(l, .v, layer.wv, x: tape.xn1.pointer, n: n, y: tape.v.pointer, tape: tape, dropout: dropout)
         RotaryLayer.forward(tape.q.pointer, rows: n, seqLen: batch.seqLen, heads: c.heads, headDim: c.headDim, table: base.rope)
         RotaryLayer.forward(tape.k.pointer, rows: n, seqLen: batch.seqLen, heads: c.kvHeads, headDim: c.headDim, table: base.rope)
         attention.forward(q: tape.q.pointer, k: tape.k.pointer, v: tape.v.pointer, probs: tape.probs.pointer, out: tape.att.pointer)
-        linear(l, .o, layer.wo, x: tape.att.pointer, n: n, y: tape.xMid.pointer, tape: tape, dropout: dropout, replay: replay)
+        linear(l, .o, layer.wo, x: tape.att.pointer, n: n, y: tape.xMid.pointer, tape: tape, dropout: dropout)
         Ops.add(tape.xMid.pointer, tape.xIn.pointer, count: n * D)
         RMSNormLayer.forward(tape.xMid.pointer, weight: layer.ffnNorm, y: tape.xn2.pointer, rstd: tape.rstd2.pointer, rows: n, n: D, eps: c.normEps)
-        linear(l, .gate, layer.gate, x: tape.xn2.pointer, n: n, y: tape.gate.pointer, tape: tape, dropout: dropout, replay: replay)
-        linear(l, .up, layer.up, x: tape.xn2.pointer, n: n, y: tape.up.pointer, tape: tape, dropout: dropout, replay: replay)
+        linear(l, .gate, layer.gate, x: tape.xn2.pointer, n: n, y: tape.gate.pointer, tape: tape, dropout: dropout)
+        linear(l, .up, layer.up, x: tape.xn2.pointer, n: n, y: tape.up.pointer, tape: tape, dropout: dropout)
         SwiGLULayer.forward(gate: tape.gate.pointer, up: tape.up.pointer, h: tape.h.pointer, count: n * F)
-        linear(l, .down, layer.down, x: tape.h.pointer, n: n, y: out.pointer, tape: tape, dropout: dropout, replay: replay)
+        linear(l, .down, layer.down, x: tape.h.pointer, n: n, y: out.pointer, tape: tape, dropout: dropout)
         Ops.add(out.pointer, tape.xMid.pointer, count: n * D)
     }
 
@@ -190,7 +192,7 @@ public final class TrainableLlama: @unchecked Sendable {
             frozen.backward(layer: l, target: t, x: nil, xa: nil, dy: dy, m: n, dx: dx)
         }
         if lora.has(t), let xa = tape.loraProjections[t] {
-            if let dropped = tape.droppedInputs[t], let mask = tape.dropoutMasks[t] {
+            if tape.dropoutApplied, let dropped = tape.droppedInputs[t], let mask = tape.dropoutMasks[t] {
                 let dIn = FloatBuffer(n * t.shape(base.config).in)
                 lora.backward(layer: l, target: t, x: dropped.pointer, xa: xa.pointer, dy: dy, m: n, dx: dIn.pointer)
                 for i in 0..<dIn.count { dx[i] += dIn[i] * mask[i] }
@@ -201,32 +203,48 @@ public final class TrainableLlama: @unchecked Sendable {
     }
 
     /// Given dx = dL/d(block output), replaces it by dL/d(block input).
-    private func layerBackward(_ l: Int, tape: LayerTape, batch: TrainingBatch, dx: FloatBuffer) {
+    private func layerBackward(_ l: Int, tape: LayerTape, batch: TrainingBatch, dx: FloatBuffer, work w: BackwardWorkspace) {
         let c = base.config, layer = base.layers[l]
         let n = batch.batch * batch.seqLen, D = c.dim, F = c.ffnDim, kv = c.kvHeads * c.headDim
         let attention = AttentionLayer(batch: batch.batch, seqLen: batch.seqLen, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
         // MLP: out = xMid + down(swiglu(gate(xn2), up(xn2)))
-        let dh = FloatBuffer(n * F)
+        let dh = w.dh
         linearBackward(l, .down, layer.down, x: tape.h.pointer, dy: dx.pointer, n: n, dx: dh.pointer, accumulate: false, tape: tape)
-        let dGate = FloatBuffer(n * F), dUp = FloatBuffer(n * F)
+        let dGate = w.dGate, dUp = w.dUp
         SwiGLULayer.backward(dh.pointer, gate: tape.gate.pointer, up: tape.up.pointer, dGate: dGate.pointer, dUp: dUp.pointer, count: n * F)
-        let dxn2 = FloatBuffer(n * D)
+        let dxn2 = w.dxn2
         linearBackward(l, .gate, layer.gate, x: tape.xn2.pointer, dy: dGate.pointer, n: n, dx: dxn2.pointer, accumulate: false, tape: tape)
         linearBackward(l, .up, layer.up, x: tape.xn2.pointer, dy: dUp.pointer, n: n, dx: dxn2.pointer, accumulate: true, tape: tape)
         RMSNormLayer.backward(dxn2.pointer, x: tape.xMid.pointer, weight: layer.ffnNorm, rstd: tape.rstd2.pointer, dx: dx.pointer, rows: n, n: D)
         // Attention: xMid = xIn + o(attention(rope(q(xn1)), rope(k(xn1)), v(xn1)))
-        let dAtt = FloatBuffer(n * D)
+        let dAtt = w.dAtt
         linearBackward(l, .o, layer.wo, x: tape.att.pointer, dy: dx.pointer, n: n, dx: dAtt.pointer, accumulate: false, tape: tape)
-        let dq = FloatBuffer(n * D), dk = FloatBuffer(n * kv), dv = FloatBuffer(n * kv)
-        let work = FloatBuffer(batch.batch * c.heads * batch.seqLen * batch.seqLen)
+        let dq = w.dq, dk = w.dk, dv = w.dv, work = w.work
+        dk.pointer.update(repeating: 0, count: n * kv)
+        dv.pointer.update(repeating: 0, count: n * kv)
         attention.backward(dOut: dAtt.pointer, q: tape.q.pointer, k: tape.k.pointer, v: tape.v.pointer, probs: tape.probs.pointer,
                            dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, work: work.pointer)
         RotaryLayer.backward(dq.pointer, rows: n, seqLen: batch.seqLen, heads: c.heads, headDim: c.headDim, table: base.rope)
         RotaryLayer.backward(dk.pointer, rows: n, seqLen: batch.seqLen, heads: c.kvHeads, headDim: c.headDim, table: base.rope)
-        let dxn1 = FloatBuffer(n * D)
+        let dxn1 = w.dxn1
         linearBackward(l, .q, layer.wq, x: tape.xn1.pointer, dy: dq.pointer, n: n, dx: dxn1.pointer, accumulate: false, tape: tape)
         linearBackward(l, .k, layer.wk, x: tape.xn1.pointer, dy: dk.pointer, n: n, dx: dxn1.pointer, accumulate: true, tape: tape)
         linearBackward(l, .v, layer.wv, x: tape.xn1.pointer, dy: dv.pointer, n: n, dx: dxn1.pointer, accumulate: true, tape: tape)
         RMSNormLayer.backward(dxn1.pointer, x: tape.xIn.pointer, weight: layer.attnNorm, rstd: tape.rstd1.pointer, dx: dx.pointer, rows: n, n: D)
+    }
+}
+
+/// Buffers for the loss head, which runs over chunks of `rows` loss positions.
+final class HeadBuffers {
+    static let rows = 256
+    let hidden, normed, rstd, logits, dNormed, dHidden: FloatBuffer
+
+    init(dim: Int, vocab: Int) {
+        hidden = FloatBuffer(Self.rows * dim, zeroed: false)
+        normed = FloatBuffer(Self.rows * dim, zeroed: false)
+        rstd = FloatBuffer(Self.rows, zeroed: false)
+        logits = FloatBuffer(Self.rows * vocab, zeroed: false)
+        dNormed = FloatBuffer(Self.rows * dim, zeroed: false)
+        dHidden = FloatBuffer(Self.rows * dim, zeroed: false)
     }
 }

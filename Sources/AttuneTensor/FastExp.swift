@@ -3,7 +3,8 @@
 /// clamped to [−87.3, 88.3], the range where fp32 e^x is finite and normal.
 @inline(__always)
 public func exp8(_ input: SIMD8<Float>) -> SIMD8<Float> {
-    let x = input.clamped(lowerBound: SIMD8(repeating: -87.3), upperBound: SIMD8(repeating: 88.3))
+    var x = input
+    for k in 0..<8 { x[k] = Swift.min(88.3, Swift.max(-87.3, x[k])) }
     // Adding 1.5·2²³ rounds x·log2(e) to an integer n held in the low mantissa bits of t.
     let t = x * 1.442_695_04 + 12_582_912
     let n = t - 12_582_912

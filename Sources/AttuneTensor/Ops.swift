@@ -54,14 +54,35 @@ public enum Ops {
         for j in 0..<n { x[j] *= inv }
     }
 
-    /// log-softmax of `n` logits into `out` (double accumulation for the normalizer).
+    /// log-softmax of `n` logits into `out` (may alias `x`).
     public static func logSoftmax(_ x: UnsafePointer<Float>, _ n: Int, out: UnsafeMutablePointer<Float>) {
-        var mx = -Float.infinity
-        for i in 0..<n { mx = max(mx, x[i]) }
-        var sum: Double = 0
-        for i in 0..<n { sum += Double(expf(x[i] - mx)) }
+        let raw = UnsafeRawPointer(x)
+        var m8 = SIMD8<Float>(repeating: -.infinity)
+        var i = 0
+        while i + 8 <= n {
+            m8 = pointwiseMax8(m8, raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self))
+            i += 8
+        }
+        var mx = m8.max()
+        for j in i..<n { mx = max(mx, x[j]) }
+        var s8 = SIMD8<Float>()
+        i = 0
+        while i + 8 <= n {
+            s8 += exp8(raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self) - mx)
+            i += 8
+        }
+        var sum = Double(s8.sum())
+        for j in i..<n { sum += Double(expf(x[j] - mx)) }
         let logSum = Float(log(sum))
-        for i in 0..<n { out[i] = (x[i] - mx) - logSum }
+        for j in 0..<n { out[j] = (x[j] - mx) - logSum }
+    }
+
+    /// Lane-wise maximum (the generic `pointwiseMax` is not specialized in hot loops).
+    @inline(__always)
+    static func pointwiseMax8(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+        var r = a
+        for k in 0..<8 where b[k] > r[k] { r[k] = b[k] }
+        return r
     }
 
     /// SwiGLU: gate[i] = silu(gate[i]) · up[i].

@@ -11,11 +11,24 @@ enum SwiGLULayer {
     /// dg = dh ⊙ u ⊙ σ(g)(1 + g(1 − σ(g))), du = dh ⊙ silu(g).
     static func backward(_ dh: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
                          dGate: UnsafeMutablePointer<Float>, dUp: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count {
+        var i = 0
+        let rdh = UnsafeRawPointer(dh), rg = UnsafeRawPointer(gate), ru = UnsafeRawPointer(up)
+        let rdg = UnsafeMutableRawPointer(dGate), rdu = UnsafeMutableRawPointer(dUp)
+        while i + 8 <= count {
+            let g = rg.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+            let d = rdh.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+            let u = ru.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+            let sig = 1 / (1 + exp8(-g))
+            rdu.storeBytes(of: d * g * sig, toByteOffset: 4 * i, as: SIMD8<Float>.self)
+            rdg.storeBytes(of: d * u * sig * (1 + g * (1 - sig)), toByteOffset: 4 * i, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < count {
             let g = gate[i]
             let sig = 1 / (1 + expf(-g))
             dUp[i] = dh[i] * g * sig
             dGate[i] = dh[i] * up[i] * sig * (1 + g * (1 - sig))
+            i += 1
         }
     }
 }

@@ -1,13 +1,15 @@
 import ArgumentParser
 import AttuneGGUF
 import AttuneModel
+import AttuneTensor
+import AttuneTraining
 import Foundation
 
 /// `attune model …`: fetch and inspect base models.
 struct ModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model", abstract: "Fetch and inspect base models.",
-        subcommands: [Fetch.self, Inspect.self])
+        subcommands: [Fetch.self, Inspect.self, Convert.self])
 
     struct Fetch: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -23,6 +25,23 @@ struct ModelCommand: ParsableCommand {
             let store = BaseModelStore(directory: dir.map { URL(fileURLWithPath: $0) })
             let path = try store.fetch(force: force) { print($0) }
             print(path)
+        }
+    }
+
+    struct Convert: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Rewrite a model's projection matrices as F32, F16 or Q8_0 (e.g. an fp32 reference for parity checks).")
+
+        @Argument(help: "The GGUF file.") var file: String
+        @Option(help: "Output .gguf file.") var out: String
+        @Option(help: "F32, F16 or Q8_0.") var type = "F32"
+
+        func run() throws {
+            guard let format = QuantFormat.allCases.first(where: { $0.name == type.uppercased() }), Quantize.canWrite(format) else {
+                throw ValidationError("--type must be F32, F16 or Q8_0")
+            }
+            try AdapterExport.writeMerged(base: try LlamaModel(path: file), adapter: nil, format: format, to: out)
+            print(out)
         }
     }
 

@@ -62,7 +62,7 @@ public final class Trainer: @unchecked Sendable {
         self.model = model
         self.data = data
         self.config = config
-        optimizer = AdamW(config: config.optimizer, parameterCount: model.lora.parameterCount)
+        optimizer = AdamW(config: config.optimizer, parameterCount: model.parameters.count)
         schedule = LRSchedule(kind: config.schedule, peak: config.optimizer.learningRate, warmupSteps: config.warmupSteps,
                               totalSteps: config.steps)
         shuffler = SeededGenerator(seed: config.seed)
@@ -88,11 +88,11 @@ public final class Trainer: @unchecked Sendable {
         let start = ContinuousClock.now
         let micro = (0..<config.gradientAccumulation).map { _ in data.batch(nextRows(config.batchSize)) }
         let count = micro.reduce(0) { $0 + $1.lossPositions }
-        model.lora.gradients.zero()
+        model.gradients.zero()
         var loss = 0.0
         for b in micro { loss += model.step(b, backward: true, normalizer: Float(max(count, 1))).loss }
         let lr = schedule.rate(at: optimizer.step + 1)
-        let gnorm = optimizer.update(model.lora.parameters, model.lora.gradients, lr: lr)
+        let gnorm = optimizer.update(model.parameters, model.gradients, lr: lr)
         return StepReport(step: optimizer.step, totalSteps: config.steps, loss: loss / Double(max(count, 1)), learningRate: lr,
                           gradientNorm: gnorm, tokens: micro.reduce(0) { $0 + $1.tokens.count },
                           seconds: (ContinuousClock.now - start).seconds)
@@ -120,19 +120,27 @@ public final class Trainer: @unchecked Sendable {
 
     // MARK: Checkpoints
 
+    /// The trainable adapter's kind and configuration, as recorded in checkpoints.
+    static func adapterDescription(_ model: TrainableLlama) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        if let lora = model.lora { return "lora " + String(decoding: try encoder.encode(lora.config), as: UTF8.self) }
+        return "bottleneck " + String(decoding: try encoder.encode(model.bottleneck!.config), as: UTF8.self)
+    }
+
     /// Writes parameters, Adam moments, step, data order and RNG state.
     public func saveCheckpoint(to url: URL) throws {
-        let n = model.lora.parameterCount
+        let n = model.parameters.count
         let meta: [String: String] = [
             "step": "\(optimizer.step)", "cursor": "\(cursor)",
             "order": order.map(String.init).joined(separator: ","),
             "shuffler": shuffler.state.map(String.init).joined(separator: ","),
             "dropout_rng": model.rngState.map(String.init).joined(separator: ","),
             "config": String(decoding: try JSONEncoder().encode(config), as: UTF8.self),
-            "lora": String(decoding: try JSONEncoder().encode(model.lora.config), as: UTF8.self),
+            "adapter": try Self.adapterDescription(model),
         ]
         let tensors = [
-            "parameters": SafeTensor(shape: [n], values: model.lora.parameters.array),
+            "parameters": SafeTensor(shape: [n], values: model.parameters.array),
             "adam_m": SafeTensor(shape: [n], values: optimizer.m.array),
             "adam_v": SafeTensor(shape: [n], values: optimizer.v.array),
         ]
@@ -146,9 +154,8 @@ public final class Trainer: @unchecked Sendable {
     public func loadCheckpoint(from url: URL) throws {
         guard let data = FileManager.default.contents(atPath: url.path) else { throw TrainingError.badCheckpoint("\(url.path) not found") }
         let (tensors, meta) = try Safetensors.decode(data)
-        let n = model.lora.parameterCount
-        guard let lora = meta["lora"], let saved = try? JSONDecoder().decode(LoRAConfig.self, from: Data(lora.utf8)),
-              saved == model.lora.config else {
+        let n = model.parameters.count
+        guard meta["adapter"] == (try Self.adapterDescription(model)) else {
             throw TrainingError.badCheckpoint("checkpoint was written for a different adapter configuration")
         }
         guard let p = tensors["parameters"], let m = tensors["adam_m"], let v = tensors["adam_v"],
@@ -159,7 +166,7 @@ public final class Trainer: @unchecked Sendable {
         func ints(_ key: String) -> [UInt64] { (meta[key] ?? "").split(separator: ",").compactMap { UInt64($0) } }
         let shufflerState = ints("shuffler"), dropoutState = ints("dropout_rng")
         guard shufflerState.count == 4, dropoutState.count == 4 else { throw TrainingError.badCheckpoint("RNG state missing") }
-        p.values.withUnsafeBufferPointer { model.lora.parameters.pointer.update(from: $0.baseAddress!, count: n) }
+        p.values.withUnsafeBufferPointer { model.parameters.pointer.update(from: $0.baseAddress!, count: n) }
         m.values.withUnsafeBufferPointer { optimizer.m.pointer.update(from: $0.baseAddress!, count: n) }
         v.values.withUnsafeBufferPointer { optimizer.v.pointer.update(from: $0.baseAddress!, count: n) }
         optimizer.step = step

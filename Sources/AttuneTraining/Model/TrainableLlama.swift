@@ -21,12 +21,14 @@ public struct TrainingBatch: Sendable {
     public var lossPositions: Int { targets.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) } }
 }
 
-/// The frozen llama base with a trainable LoRA adapter (optionally over a frozen one):
-/// forward with activations kept, and backward to the adapter's gradients. Base weights get no
-/// gradient; logits and their backward are computed only at positions that carry loss.
+/// The frozen llama base with a trainable adapter — LoRA or bottleneck modules — optionally
+/// over a frozen LoRA adapter: forward with activations kept, and backward to the adapter's
+/// gradients. Base weights get no gradient; logits and their backward are computed only at
+/// positions that carry loss.
 public final class TrainableLlama: @unchecked Sendable {
     public let base: LlamaModel
-    public let lora: LoRAAdapter
+    public let lora: LoRAAdapter?
+    public let bottleneck: BottleneckAdapter?
     public let frozen: LoRAAdapter?
     /// Recompute each block's activations during backward instead of keeping them all.
     public let recompute: Bool
@@ -39,11 +41,22 @@ public final class TrainableLlama: @unchecked Sendable {
     /// Tapes and gradient buffers for the last batch shape, reused across steps.
     private var buffers: (batch: Int, seqLen: Int, tapes: [LayerTape], workspace: BackwardWorkspace, x: [FloatBuffer])?
 
-    public init(base: LlamaModel, lora: LoRAAdapter, frozen: LoRAAdapter? = nil, recompute: Bool = false, seed: UInt64 = 0) throws {
-        guard lora.model == base.config else { throw TrainingError.badAdapter("adapter shapes do not match the base model") }
+    /// A trainable LoRA adapter over the base (and `frozen`, if given).
+    public convenience init(base: LlamaModel, lora: LoRAAdapter, frozen: LoRAAdapter? = nil, recompute: Bool = false, seed: UInt64 = 0) throws {
+        try self.init(base: base, lora: lora, bottleneck: nil, frozen: frozen, recompute: recompute, seed: seed)
+    }
+
+    /// Trainable bottleneck modules over the base (and `frozen`, if given).
+    public convenience init(base: LlamaModel, bottleneck: BottleneckAdapter, frozen: LoRAAdapter? = nil, recompute: Bool = false, seed: UInt64 = 0) throws {
+        try self.init(base: base, lora: nil, bottleneck: bottleneck, frozen: frozen, recompute: recompute, seed: seed)
+    }
+
+    private init(base: LlamaModel, lora: LoRAAdapter?, bottleneck: BottleneckAdapter?, frozen: LoRAAdapter?, recompute: Bool, seed: UInt64) throws {
+        guard lora?.model ?? bottleneck?.model == base.config else { throw TrainingError.badAdapter("adapter shapes do not match the base model") }
         if let frozen, frozen.model != base.config { throw TrainingError.badAdapter("frozen adapter shapes do not match the base model") }
         self.base = base
         self.lora = lora
+        self.bottleneck = bottleneck
         self.frozen = frozen
         self.recompute = recompute
         rng = SeededGenerator(seed: seed)
@@ -58,8 +71,12 @@ public final class TrainableLlama: @unchecked Sendable {
 
     /// The adapters applied at inference: frozen (if any) then trainable.
     public var inferenceAdapter: any LinearAdapter {
-        frozen.map { AdapterStack([$0, lora]) } ?? lora
+        AdapterStack(([frozen, lora] as [LoRAAdapter?]).compactMap { $0 } + (bottleneck.map { [$0] } ?? []))
     }
+
+    /// The trainable parameters and their gradients (one flat buffer each).
+    public var parameters: FloatBuffer { lora?.parameters ?? bottleneck!.parameters }
+    public var gradients: FloatBuffer { lora?.gradients ?? bottleneck!.gradients }
 
     /// Runs the batch; with `backward`, accumulates dL/dθ into `lora.gradients` for
     /// L = (Σ −log p) / `normalizer` (default: the batch's loss positions). Returns Σ −log p and
@@ -101,9 +118,9 @@ public final class TrainableLlama: @unchecked Sendable {
         buffers = nil
         let c = base.config, n = batch.batch * batch.seqLen
         let tapes = (0..<(recompute ? 1 : c.layers)).map { _ in
-            LayerTape(n: n, c: c, batch: batch.batch, seqLen: batch.seqLen, lora: lora.config)
+            LayerTape(n: n, c: c, batch: batch.batch, seqLen: batch.seqLen, lora: lora?.config, bottleneck: bottleneck?.config)
         }
-        let workspace = BackwardWorkspace(n: n, c: c, batch: batch.batch, seqLen: batch.seqLen)
+        let workspace = BackwardWorkspace(n: n, c: c, batch: batch.batch, seqLen: batch.seqLen, bottleneck: bottleneck?.config.size ?? 0)
         let states = (0...c.layers).map { _ in FloatBuffer(n * c.dim, zeroed: false) }
         buffers = (batch.batch, batch.seqLen, tapes, workspace, states)
         return (tapes, workspace, states)
@@ -146,7 +163,7 @@ public final class TrainableLlama: @unchecked Sendable {
             frozen.project(x, m: n, layer: l, target: t, into: xa.pointer)
             frozen.expand(xa.pointer, m: n, layer: l, target: t, into: y, out: t.shape(base.config).out)
         }
-        guard lora.has(t), let xa = tape.loraProjections[t] else { return }
+        guard let lora, lora.has(t), let xa = tape.loraProjections[t] else { return }
         var input = x
         let inF = t.shape(base.config).in
         tape.dropoutApplied = dropout && lora.config.dropout > 0
@@ -175,12 +192,20 @@ public final class TrainableLlama: @unchecked Sendable {
         RotaryLayer.forward(tape.k.pointer, rows: n, seqLen: batch.seqLen, heads: c.kvHeads, headDim: c.headDim, table: base.rope)
         attention.forward(q: tape.q.pointer, k: tape.k.pointer, v: tape.v.pointer, probs: tape.probs.pointer, out: tape.att.pointer)
         linear(l, .o, layer.wo, x: tape.att.pointer, n: n, y: tape.xMid.pointer, tape: tape, dropout: dropout)
+        if let bottleneck, bottleneck.has(.attention), let s = tape.sublayers[.attention] {
+            s.input.pointer.update(from: tape.xMid.pointer, count: n * D)
+            bottleneck.forward(l, .attention, h: tape.xMid.pointer, n: n, u: s.u.pointer, a: s.a.pointer)
+        }
         Ops.add(tape.xMid.pointer, tape.xIn.pointer, count: n * D)
         RMSNormLayer.forward(tape.xMid.pointer, weight: layer.ffnNorm, y: tape.xn2.pointer, rstd: tape.rstd2.pointer, rows: n, n: D, eps: c.normEps)
         linear(l, .gate, layer.gate, x: tape.xn2.pointer, n: n, y: tape.gate.pointer, tape: tape, dropout: dropout)
         linear(l, .up, layer.up, x: tape.xn2.pointer, n: n, y: tape.up.pointer, tape: tape, dropout: dropout)
         SwiGLULayer.forward(gate: tape.gate.pointer, up: tape.up.pointer, h: tape.h.pointer, count: n * F)
         linear(l, .down, layer.down, x: tape.h.pointer, n: n, y: out.pointer, tape: tape, dropout: dropout)
+        if let bottleneck, bottleneck.has(.mlp), let s = tape.sublayers[.mlp] {
+            s.input.pointer.update(from: out.pointer, count: n * D)
+            bottleneck.forward(l, .mlp, h: out.pointer, n: n, u: s.u.pointer, a: s.a.pointer)
+        }
         Ops.add(out.pointer, tape.xMid.pointer, count: n * D)
     }
 
@@ -191,7 +216,7 @@ public final class TrainableLlama: @unchecked Sendable {
         if let frozen, frozen.has(t) {
             frozen.backward(layer: l, target: t, x: nil, xa: nil, dy: dy, m: n, dx: dx)
         }
-        if lora.has(t), let xa = tape.loraProjections[t] {
+        if let lora, lora.has(t), let xa = tape.loraProjections[t] {
             if tape.dropoutApplied, let dropped = tape.droppedInputs[t], let mask = tape.dropoutMasks[t] {
                 let dIn = FloatBuffer(n * t.shape(base.config).in)
                 lora.backward(layer: l, target: t, x: dropped.pointer, xa: xa.pointer, dy: dy, m: n, dx: dIn.pointer)
@@ -202,6 +227,17 @@ public final class TrainableLlama: @unchecked Sendable {
         }
     }
 
+    /// The gradient reaching a sublayer's projection output: g itself, or through the bottleneck
+    /// module at that placement (whose parameter gradients accumulate on the way).
+    private func sublayerBackward(_ l: Int, _ p: BottleneckConfig.Placement, g: FloatBuffer, tape: LayerTape, n: Int,
+                                  work w: BackwardWorkspace) -> UnsafePointer<Float> {
+        guard let bottleneck, bottleneck.has(p), let s = tape.sublayers[p], let dSub = w.dSublayer, let du = w.dBottleneck else {
+            return UnsafePointer(g.pointer)
+        }
+        bottleneck.backward(l, p, g: g.pointer, hIn: s.input.pointer, n: n, u: s.u.pointer, a: s.a.pointer, du: du.pointer, dh: dSub.pointer)
+        return UnsafePointer(dSub.pointer)
+    }
+
     /// Given dx = dL/d(block output), replaces it by dL/d(block input).
     private func layerBackward(_ l: Int, tape: LayerTape, batch: TrainingBatch, dx: FloatBuffer, work w: BackwardWorkspace) {
         let c = base.config, layer = base.layers[l]
@@ -209,7 +245,8 @@ public final class TrainableLlama: @unchecked Sendable {
         let attention = AttentionLayer(batch: batch.batch, seqLen: batch.seqLen, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
         // MLP: out = xMid + down(swiglu(gate(xn2), up(xn2)))
         let dh = w.dh
-        linearBackward(l, .down, layer.down, x: tape.h.pointer, dy: dx.pointer, n: n, dx: dh.pointer, accumulate: false, tape: tape)
+        let dDown = sublayerBackward(l, .mlp, g: dx, tape: tape, n: n, work: w)
+        linearBackward(l, .down, layer.down, x: tape.h.pointer, dy: dDown, n: n, dx: dh.pointer, accumulate: false, tape: tape)
         let dGate = w.dGate, dUp = w.dUp
         SwiGLULayer.backward(dh.pointer, gate: tape.gate.pointer, up: tape.up.pointer, dGate: dGate.pointer, dUp: dUp.pointer, count: n * F)
         let dxn2 = w.dxn2
@@ -218,7 +255,8 @@ public final class TrainableLlama: @unchecked Sendable {
         RMSNormLayer.backward(dxn2.pointer, x: tape.xMid.pointer, weight: layer.ffnNorm, rstd: tape.rstd2.pointer, dx: dx.pointer, rows: n, n: D)
         // Attention: xMid = xIn + o(attention(rope(q(xn1)), rope(k(xn1)), v(xn1)))
         let dAtt = w.dAtt
-        linearBackward(l, .o, layer.wo, x: tape.att.pointer, dy: dx.pointer, n: n, dx: dAtt.pointer, accumulate: false, tape: tape)
+        let dO = sublayerBackward(l, .attention, g: dx, tape: tape, n: n, work: w)
+        linearBackward(l, .o, layer.wo, x: tape.att.pointer, dy: dO, n: n, dx: dAtt.pointer, accumulate: false, tape: tape)
         let dq = w.dq, dk = w.dk, dv = w.dv, work = w.work
         dk.pointer.update(repeating: 0, count: n * kv)
         dv.pointer.update(repeating: 0, count: n * kv)

@@ -12,7 +12,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Weight memory mode: quantized (low memory) or dense (fp32 copy, faster prefill).")
     var weights: WeightMode = .quantized
 
-    @Option(help: "PEFT LoRA adapter folder to apply (repeat to stack: the first is lowest).")
+    @Option(help: "Adapter folder (PEFT LoRA or bottleneck) to apply; repeat to stack, the first is lowest.")
     var adapter: [String] = []
 
     /// Loads the model and its tokenizer.
@@ -24,7 +24,7 @@ struct ModelOptions: ParsableArguments {
 
     /// The adapters named by --adapter, stacked in order (nil when none).
     func loadAdapters(for model: LlamaModel) throws -> (any LinearAdapter)? {
-        let loaded = try adapter.map { try PEFTAdapterFile.load(from: URL(fileURLWithPath: $0), model: model.config) }
+        let loaded = try adapter.map { try AdapterFiles.load(from: URL(fileURLWithPath: $0), model: model.config) }
         if loaded.isEmpty { return nil }
         return loaded.count == 1 ? loaded[0] : AdapterStack(loaded)
     }

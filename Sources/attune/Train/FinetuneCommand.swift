@@ -7,7 +7,7 @@ import Foundation
 struct FinetuneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "finetune",
-        abstract: "Fine-tune a LoRA (fp32 base) or QLoRA (4-bit base) adapter and save it in PEFT format.",
+        abstract: "Fine-tune a LoRA (fp32 base), QLoRA (4-bit base) or bottleneck adapter and save it in PEFT layout.",
         discussion: """
         --data takes a .jsonl file ({"text": …} corpus lines, or {"prompt", "response", "correction"?, "feedback"?} \
         interactions), a .txt/.md file, or a folder of them. Corpus text trains on every token; interactions on the \
@@ -15,7 +15,7 @@ struct FinetuneCommand: ParsableCommand {
         """)
 
     enum Method: String, ExpressibleByArgument, CaseIterable {
-        case lora, qlora
+        case lora, qlora, adapter
     }
 
     @Option(help: "GGUF base model (default: $ATTUNE_MODEL, else the fetched base model).")
@@ -24,7 +24,7 @@ struct FinetuneCommand: ParsableCommand {
     @Option(help: "Training data: .jsonl, .txt/.md, or a folder.")
     var data: String
 
-    @Option(help: "lora (base dequantized to fp32) or qlora (base kept 4-bit, dequantized per layer).")
+    @Option(help: "lora (fp32 base), qlora (base kept 4-bit, dequantized per layer) or adapter (bottleneck modules, 4-bit base).")
     var method: Method = .qlora
 
     @Option(help: "Output folder for the PEFT adapter.")
@@ -39,6 +39,10 @@ struct FinetuneCommand: ParsableCommand {
     @Flag(help: "rsLoRA scaling (alpha/√rank).") var rslora = false
     @Option(help: "Target projections, comma-separated (q,k,v,o,gate,up,down or PEFT names).")
     var targets = "q,k,v,o,gate,up,down"
+
+    @Option(help: "Bottleneck size (--method adapter).") var bottleneckSize = 64
+    @Option(help: "Bottleneck placements, comma-separated: attention,mlp.") var placements = "attention,mlp"
+    @Option(help: "Bottleneck activation: silu or relu.") var activation = "silu"
 
     @Option(help: "Optimizer steps.") var steps = 100
     @Option(help: "Sequences per micro-batch.") var batchSize = 8
@@ -63,7 +67,7 @@ struct FinetuneCommand: ParsableCommand {
 
     func run() throws {
         let path = try BaseModelStore().resolve(model)
-        let base = try LlamaModel(path: path, mode: method == .qlora ? .quantized : .dense)
+        let base = try LlamaModel(path: path, mode: method == .lora ? .dense : .quantized)
         let tokenizer = try BPETokenizerLoader.load(base)
         let targetList = try targets.split(separator: ",").map { name -> LinearTarget in
             guard let t = LinearTarget(peftName: String(name).trimmingCharacters(in: .whitespaces)) else {
@@ -73,8 +77,22 @@ struct FinetuneCommand: ParsableCommand {
         }
         let loraConfig = LoRAConfig(rank: rank, alpha: alpha, dropout: dropout, useRSLoRA: rslora, targets: targetList)
         let frozen = try baseAdapter.map { try PEFTAdapterFile.load(from: URL(fileURLWithPath: $0), model: base.config) }
-        let lora = try LoRAAdapter(config: loraConfig, model: base.config, seed: seed)
-        let trainable = try TrainableLlama(base: base, lora: lora, frozen: frozen, recompute: recompute, seed: seed)
+        let trainable: TrainableLlama
+        let description: String
+        if method == .adapter {
+            let places = try placements.split(separator: ",").map { name -> BottleneckConfig.Placement in
+                guard let p = BottleneckConfig.Placement(rawValue: String(name)) else { throw ValidationError("unknown placement \(name)") }
+                return p
+            }
+            guard let act = BottleneckConfig.Activation(rawValue: activation) else { throw ValidationError("--activation must be silu or relu") }
+            let b = try BottleneckAdapter(config: BottleneckConfig(size: bottleneckSize, placements: places, activation: act), model: base.config, seed: seed)
+            trainable = try TrainableLlama(base: base, bottleneck: b, frozen: frozen, recompute: recompute, seed: seed)
+            description = "bottleneck size \(bottleneckSize) after \(placements) (\(activation)) — \(b.parameterCount) parameters"
+        } else {
+            let lora = try LoRAAdapter(config: loraConfig, model: base.config, seed: seed)
+            trainable = try TrainableLlama(base: base, lora: lora, frozen: frozen, recompute: recompute, seed: seed)
+            description = "LoRA r=\(rank) α=\(alpha) on \(targetList.map(\.rawValue).joined(separator: ",")) — \(lora.parameterCount) parameters"
+        }
 
         let examples = try ExampleBuilder(tokenizer: tokenizer).load(path: data)
         guard examples.count >= 1 else { throw ValidationError("\(data) holds no usable examples") }
@@ -84,7 +102,7 @@ struct FinetuneCommand: ParsableCommand {
         let trainSet = PackedDataset(examples: train, seqLen: seqLen, padToken: tokenizer.eosID)
         let evalSet = PackedDataset(examples: held, seqLen: seqLen, padToken: tokenizer.eosID)
         log("data: \(examples.count) examples → \(trainSet.rows.count) training rows (\(trainSet.targetCount) target tokens), \(held.count) held out (\(evalSet.targetCount) target tokens)")
-        log("adapter: LoRA r=\(rank) α=\(alpha) on \(targetList.map(\.rawValue).joined(separator: ",")) — \(lora.parameterCount) parameters; base \(method == .qlora ? "4-bit (QLoRA)" : "fp32 (LoRA)")\(frozen == nil ? "" : " + frozen \(baseAdapter!)")")
+        log("adapter: \(description); base \(method == .lora ? "fp32" : "4-bit")\(frozen == nil ? "" : " + frozen \(baseAdapter!)")")
 
         let config = TrainerConfig(steps: steps, batchSize: batchSize, gradientAccumulation: gradAccum,
                                    optimizer: AdamWConfig(learningRate: lr, weightDecay: weightDecay, clipNorm: clip > 0 ? clip : nil),
@@ -110,7 +128,11 @@ struct FinetuneCommand: ParsableCommand {
         }
         progress.finish()
         try trainer.saveCheckpoint(to: checkpoint)
-        try PEFTAdapterFile.save(lora, to: outURL, baseModel: BaseModelStore.fileName)
+        if let lora = trainable.lora {
+            try PEFTAdapterFile.save(lora, to: outURL, baseModel: BaseModelStore.fileName)
+        } else if let b = trainable.bottleneck {
+            try BottleneckAdapterFile.save(b, to: outURL, baseModel: BaseModelStore.fileName)
+        }
         if let before {
             let after = Trainer.evaluate(trainable, evalSet)
             log(String(format: "held-out after:  loss %.4f  perplexity %.3f  (before %.3f)", after.loss, after.perplexity, before.perplexity))

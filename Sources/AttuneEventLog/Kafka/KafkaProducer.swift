@@ -1,0 +1,270 @@
+import CRdKafka
+import Foundation
+
+/// Results of one `send` call, completed by librdkafka's delivery reports.
+private final class DeliveryBatch: @unchecked Sendable {
+    private let lock = NSLock()
+    private var results: [Result<RecordMetadata, EventLogError>?]
+    private var remaining: Int
+    private var continuation: CheckedContinuation<[RecordMetadata], any Error>?
+
+    init(count: Int, continuation: CheckedContinuation<[RecordMetadata], any Error>) {
+        results = Array(repeating: nil, count: count)
+        remaining = count
+        self.continuation = continuation
+    }
+
+    func complete(_ index: Int, _ result: Result<RecordMetadata, EventLogError>) {
+        lock.lock()
+        results[index] = result
+        remaining -= 1
+        let done = remaining == 0
+        let continuation = done ? self.continuation : nil
+        if done { self.continuation = nil }
+        let finished = done ? results : []
+        lock.unlock()
+        guard let continuation else { return }
+        var metadata: [RecordMetadata] = []
+        metadata.reserveCapacity(finished.count)
+        for case let .some(result) in finished {
+            switch result {
+            case .success(let m): metadata.append(m)
+            case .failure(let error):
+                continuation.resume(throwing: error)
+                return
+            }
+        }
+        continuation.resume(returning: metadata)
+    }
+}
+
+/// The per-message opaque pointer handed to librdkafka: which batch and slot it completes.
+private final class DeliveryToken {
+    let batch: DeliveryBatch
+    let index: Int
+    init(_ batch: DeliveryBatch, _ index: Int) {
+        self.batch = batch
+        self.index = index
+    }
+}
+
+/// Delivery-report callback: runs on the thread serving `rd_kafka_poll`/`rd_kafka_flush`.
+private func deliveryReport(_ rk: OpaquePointer?, _ message: UnsafePointer<rd_kafka_message_t>?, _ opaque: UnsafeMutableRawPointer?) {
+    guard let message, let tokenPointer = message.pointee._private else { return }
+    let token = Unmanaged<DeliveryToken>.fromOpaque(tokenPointer).takeRetainedValue()
+    let m = message.pointee
+    if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+        token.batch.complete(token.index, .failure(.kafka(m.err, "delivery failed", handle: rk)))
+        return
+    }
+    var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+    let timestamp = rd_kafka_message_timestamp(message, &type)
+    let metadata = RecordMetadata(topic: String(cString: rd_kafka_topic_name(m.rkt)), partition: Int(m.partition),
+                                  offset: m.offset, timestamp: timestamp)
+    token.batch.complete(token.index, .success(metadata))
+}
+
+/// A Kafka producer over librdkafka. Idempotent and murmur2-partitioned by default; a
+/// background thread serves delivery reports, which complete the awaiting `send` calls.
+public final class KafkaProducer: EventProducer, @unchecked Sendable {
+    private let rk: OpaquePointer
+    private let lock = NSLock()
+    private var closed = false
+    private let poller: Thread
+    private let stopped = DispatchSemaphore(value: 0)
+    private let running: ManagedAtomicFlag
+
+    public init(_ kafka: KafkaConfiguration, producer: ProducerConfiguration) throws {
+        var properties = [
+            "enable.idempotence": producer.idempotence ? "true" : "false",
+            "partitioner": "murmur2_random",
+            "linger.ms": String(producer.lingerMs),
+            "compression.type": producer.compression,
+            "message.max.bytes": String(producer.maxMessageBytes),
+        ]
+        properties = kafkaProperties(kafka, properties)
+        properties.merge(producer.properties) { $1 }
+        let conf = try makeKafkaConf(properties)
+        rd_kafka_conf_set_dr_msg_cb(conf, deliveryReport)
+        rk = try makeKafkaHandle(RD_KAFKA_PRODUCER, conf)
+        let running = ManagedAtomicFlag(true)
+        self.running = running
+        let handle = KafkaHandle(rk)
+        let stopped = self.stopped
+        poller = Thread {
+            while running.value { rd_kafka_poll(handle.pointer, 100) }
+            stopped.signal()
+        }
+        poller.name = "attune-kafka-producer"
+        poller.start()
+    }
+
+    deinit {
+        shutDown(flushTimeoutMs: 5000)
+    }
+
+    public func send(_ record: ProducerRecord) async throws -> RecordMetadata {
+        try await send([record])[0]
+    }
+
+    public func send(_ records: [ProducerRecord]) async throws -> [RecordMetadata] {
+        if records.isEmpty { return [] }
+        return try await withCheckedThrowingContinuation { continuation in
+            let batch = DeliveryBatch(count: records.count, continuation: continuation)
+            lock.lock()
+            defer { lock.unlock() }
+            guard !closed else {
+                for i in records.indices { batch.complete(i, .failure(EventLogError(.closed, "producer is closed"))) }
+                return
+            }
+            for (index, record) in records.enumerated() {
+                if let error = enqueue(record, token: DeliveryToken(batch, index)) {
+                    batch.complete(index, .failure(error))
+                }
+            }
+        }
+    }
+
+    /// Hands one record to librdkafka, retrying while its queue is full.
+    private func enqueue(_ record: ProducerRecord, token: DeliveryToken) -> EventLogError? {
+        let opaque = Unmanaged.passRetained(token).toOpaque()
+        while true {
+            let error = produce(record, opaque: opaque)
+            guard let error else { return nil }
+            if rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+                rd_kafka_error_destroy(error)
+                rd_kafka_poll(rk, 10)
+                continue
+            }
+            Unmanaged<DeliveryToken>.fromOpaque(opaque).release()
+            return .kafka(consuming: error, "produce to \(record.topic)")
+        }
+    }
+
+    private func produce(_ record: ProducerRecord, opaque: UnsafeMutableRawPointer) -> OpaquePointer? {
+        record.topic.withCString { topic in
+            withOptionalBytes(record.key) { key in
+                withOptionalBytes(record.value) { value in
+                    withHeaderNames(record.headers) { names in
+                        var vus: [rd_kafka_vu_t] = []
+                        vus.reserveCapacity(7 + record.headers.count)
+                        var vu = rd_kafka_vu_t()
+                        vu.vtype = RD_KAFKA_VTYPE_TOPIC; vu.u.cstr = topic; vus.append(vu)
+                        vu = rd_kafka_vu_t()
+                        vu.vtype = RD_KAFKA_VTYPE_PARTITION; vu.u.i32 = Int32(clamping: record.partition ?? -1); vus.append(vu)
+                        vu = rd_kafka_vu_t()
+                        vu.vtype = RD_KAFKA_VTYPE_MSGFLAGS; vu.u.i = RD_KAFKA_MSG_F_COPY; vus.append(vu)
+                        vu = rd_kafka_vu_t()
+                        vu.vtype = RD_KAFKA_VTYPE_OPAQUE; vu.u.ptr = opaque; vus.append(vu)
+                        if let value {
+                            vu = rd_kafka_vu_t()
+                            vu.vtype = RD_KAFKA_VTYPE_VALUE
+                            vu.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress ?? emptyBytes)
+                            vu.u.mem.size = value.count
+                            vus.append(vu)
+                        }
+                        if let key {
+                            vu = rd_kafka_vu_t()
+                            vu.vtype = RD_KAFKA_VTYPE_KEY
+                            vu.u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress ?? emptyBytes)
+                            vu.u.mem.size = key.count
+                            vus.append(vu)
+                        }
+                        if let timestamp = record.timestamp {
+                            vu = rd_kafka_vu_t()
+                            vu.vtype = RD_KAFKA_VTYPE_TIMESTAMP; vu.u.i64 = timestamp; vus.append(vu)
+                        }
+                        return withHeaderValues(record.headers) { values in
+                            for (i, header) in record.headers.enumerated() {
+                                vu = rd_kafka_vu_t()
+                                vu.vtype = RD_KAFKA_VTYPE_HEADER
+                                vu.u.header.name = names[i]
+                                vu.u.header.val = header.value == nil ? nil : UnsafeRawPointer(values[i].baseAddress ?? emptyBytes)
+                                vu.u.header.size = values[i].count
+                                vus.append(vu)
+                            }
+                            return rd_kafka_produceva(rk, vus, vus.count)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    public func flush() async throws {
+        let handle = KafkaHandle(rk)
+        let err = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: rd_kafka_flush(handle.pointer, 60_000)) }
+        }
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw EventLogError.kafka(err, "flush", handle: rk) }
+    }
+
+    public func close() async {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                self.shutDown(flushTimeoutMs: 30_000)
+                continuation.resume()
+            }
+        }
+    }
+
+    /// Flushes, fails what is still queued, stops the poller and destroys the handle; idempotent.
+    private func shutDown(flushTimeoutMs: Int32) {
+        lock.lock()
+        let wasClosed = closed
+        closed = true
+        lock.unlock()
+        guard !wasClosed else { return }
+        if rd_kafka_flush(rk, flushTimeoutMs) != RD_KAFKA_RESP_ERR_NO_ERROR {
+            rd_kafka_purge(rk, 0x1 | 0x2)
+            rd_kafka_flush(rk, 1000)
+        }
+        running.value = false
+        stopped.wait()
+        rd_kafka_destroy(rk)
+    }
+}
+
+/// A valid address for zero-length buffers, which librdkafka must not confuse with null. Never written.
+nonisolated(unsafe) private let emptyBytes = UnsafeRawPointer(UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 1))
+
+private func withOptionalBytes<R>(_ bytes: [UInt8]?, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
+    guard let bytes else { return body(nil) }
+    return bytes.withUnsafeBytes { body($0) }
+}
+
+/// Keeps C strings of every header name alive for `body`.
+private func withHeaderNames<R>(_ headers: [EventHeader], _ body: ([UnsafePointer<CChar>]) -> R) -> R {
+    let storage = headers.map { strdup($0.name)! }
+    defer { storage.forEach { free($0) } }
+    return body(storage.map { UnsafePointer($0) })
+}
+
+/// Keeps every header value's bytes alive for `body` (empty buffers for null values).
+private func withHeaderValues<R>(_ headers: [EventHeader], _ body: ([UnsafeRawBufferPointer]) -> R) -> R {
+    let total = headers.reduce(0) { $0 + ($1.value?.count ?? 0) }
+    let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, total), alignment: 1)
+    defer { storage.deallocate() }
+    var buffers: [UnsafeRawBufferPointer] = []
+    var cursor = 0
+    for header in headers {
+        let value = header.value ?? []
+        value.withUnsafeBytes { src in
+            if src.count > 0 { storage.baseAddress!.advanced(by: cursor).copyMemory(from: src.baseAddress!, byteCount: src.count) }
+        }
+        buffers.append(UnsafeRawBufferPointer(start: storage.baseAddress!.advanced(by: cursor), count: value.count))
+        cursor += value.count
+    }
+    return body(buffers)
+}
+
+/// A Boolean shared between threads.
+final class ManagedAtomicFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Bool
+    init(_ value: Bool) { stored = value }
+    var value: Bool {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
+    }
+}

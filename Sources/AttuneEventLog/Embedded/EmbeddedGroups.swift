@@ -50,11 +50,13 @@ extension EmbeddedStore {
 
     /// The partitions the current generation assigns to `member`.
     func targetAssignment(_ group: String, member: String) throws -> Set<TopicPartition> {
-        let q = try db.statement("SELECT topic, partition FROM assignments WHERE group_id = ? AND member_id = ?")
-            .bind(1, group).bind(2, member)
-        var result: Set<TopicPartition> = []
-        while try q.step() { result.insert(TopicPartition(q.text(0), q.int(1))) }
-        return result
+        try db.read {
+            let q = try db.statement("SELECT topic, partition FROM assignments WHERE group_id = ? AND member_id = ?")
+                .bind(1, group).bind(2, member)
+            var result: Set<TopicPartition> = []
+            while try q.step() { result.insert(TopicPartition(q.text(0), q.int(1))) }
+            return result
+        }
     }
 
     /// Takes ownership of those partitions no live member holds; returns the ones now owned.
@@ -100,13 +102,15 @@ extension EmbeddedStore {
     }
 
     func committedOffsets(_ group: String, _ partitions: [TopicPartition]) throws -> [TopicPartition: Int64] {
-        var result: [TopicPartition: Int64] = [:]
-        for tp in partitions {
-            let q = try db.statement("SELECT next_offset FROM offsets WHERE group_id = ? AND topic = ? AND partition = ?")
-                .bind(1, group).bind(2, tp.topic).bind(3, tp.partition)
-            if try q.step() { result[tp] = q.int64(0) }
+        try db.read {
+            var result: [TopicPartition: Int64] = [:]
+            for tp in partitions {
+                let q = try db.statement("SELECT next_offset FROM offsets WHERE group_id = ? AND topic = ? AND partition = ?")
+                    .bind(1, group).bind(2, tp.topic).bind(3, tp.partition)
+                if try q.step() { result[tp] = q.int64(0) }
+            }
+            return result
         }
-        return result
     }
 
     /// Deletes members whose session ran out, with their ownerships. True if any went.

@@ -87,17 +87,19 @@ final class EmbeddedStore {
     }
 
     func topic(_ name: String) throws -> EmbeddedTopic? {
-        if let cached = topics[name] { return cached }
-        let query = try db.statement("SELECT replication, configs FROM topics WHERE name = ?").bind(1, name)
-        guard try query.step() else { return nil }
-        let replication = query.int(0)
-        let configs = (try? JSONDecoder().decode([String: String].self, from: Data(query.text(1).utf8))) ?? [:]
-        let parts = try db.statement("SELECT id FROM partitions WHERE topic = ? ORDER BY partition").bind(1, name)
-        var ids: [Int64] = []
-        while try parts.step() { ids.append(parts.int64(0)) }
-        let topic = EmbeddedTopic(name: name, partitionIDs: ids, replicationFactor: replication, configs: configs)
-        topics[name] = topic
-        return topic
+        try db.read {
+            if let cached = topics[name] { return cached }
+            let query = try db.statement("SELECT replication, configs FROM topics WHERE name = ?").bind(1, name)
+            guard try query.step() else { return nil }
+            let replication = query.int(0)
+            let configs = (try? JSONDecoder().decode([String: String].self, from: Data(query.text(1).utf8))) ?? [:]
+            let parts = try db.statement("SELECT id FROM partitions WHERE topic = ? ORDER BY partition").bind(1, name)
+            var ids: [Int64] = []
+            while try parts.step() { ids.append(parts.int64(0)) }
+            let topic = EmbeddedTopic(name: name, partitionIDs: ids, replicationFactor: replication, configs: configs)
+            topics[name] = topic
+            return topic
+        }
     }
 
     func requireTopic(_ name: String) throws -> EmbeddedTopic {
@@ -114,10 +116,12 @@ final class EmbeddedStore {
     }
 
     func listTopics() throws -> [String] {
-        let query = try db.statement("SELECT name FROM topics ORDER BY name")
-        var names: [String] = []
-        while try query.step() { names.append(query.text(0)) }
-        return names
+        try db.read {
+            let query = try db.statement("SELECT name FROM topics ORDER BY name")
+            var names: [String] = []
+            while try query.step() { names.append(query.text(0)) }
+            return names
+        }
     }
 
     // MARK: Records
@@ -159,34 +163,40 @@ final class EmbeddedStore {
     }
 
     func fetch(_ tp: TopicPartition, from offset: Int64, maxRecords: Int, maxBytes: Int) throws -> [ConsumerRecord] {
-        let pid = try partitionID(tp)
-        let query = try db.statement("SELECT id, ts, key, value, headers, size FROM records WHERE id >= ? AND id <= ? ORDER BY id LIMIT ?")
-            .bind(1, pid << offsetBits | max(0, min(offset, maxOffset))).bind(2, pid << offsetBits | maxOffset).bind(3, maxRecords)
-        var out: [ConsumerRecord] = []
-        var bytes = 0
-        while try query.step() {
-            let size = query.int(5)
-            if !out.isEmpty && bytes + size > maxBytes { break }
-            bytes += size
-            out.append(ConsumerRecord(topic: tp.topic, partition: tp.partition, offset: query.int64(0) & maxOffset,
-                                      timestamp: query.int64(1), key: query.blob(2), value: query.blob(3),
-                                      headers: try HeaderCoding.decode(query.blob(4))))
+        try db.read {
+            let pid = try partitionID(tp)
+            let query = try db.statement("SELECT id, ts, key, value, headers, size FROM records WHERE id >= ? AND id <= ? ORDER BY id LIMIT ?")
+                .bind(1, pid << offsetBits | max(0, min(offset, maxOffset))).bind(2, pid << offsetBits | maxOffset).bind(3, maxRecords)
+            var out: [ConsumerRecord] = []
+            var bytes = 0
+            while try query.step() {
+                let size = query.int(5)
+                if !out.isEmpty && bytes + size > maxBytes { break }
+                bytes += size
+                out.append(ConsumerRecord(topic: tp.topic, partition: tp.partition, offset: query.int64(0) & maxOffset,
+                                          timestamp: query.int64(1), key: query.blob(2), value: query.blob(3),
+                                          headers: try HeaderCoding.decode(query.blob(4))))
+            }
+            return out
         }
-        return out
     }
 
     func watermarks(_ tp: TopicPartition) throws -> Watermarks {
-        let pid = try partitionID(tp)
-        let query = try db.statement("SELECT log_start, next_offset FROM partitions WHERE id = ?").bind(1, pid)
-        guard try query.step() else { throw EventLogError(.unknownPartition, "\(tp) does not exist") }
-        return Watermarks(low: query.int64(0), high: query.int64(1))
+        try db.read {
+            let pid = try partitionID(tp)
+            let query = try db.statement("SELECT log_start, next_offset FROM partitions WHERE id = ?").bind(1, pid)
+            guard try query.step() else { throw EventLogError(.unknownPartition, "\(tp) does not exist") }
+            return Watermarks(low: query.int64(0), high: query.int64(1))
+        }
     }
 
     func offset(forTimestamp timestamp: TimestampMs, _ tp: TopicPartition) throws -> Int64? {
-        let pid = try partitionID(tp)
-        let query = try db.statement("SELECT id FROM records WHERE id >= ? AND id <= ? AND ts >= ? ORDER BY id LIMIT 1")
-            .bind(1, pid << offsetBits).bind(2, pid << offsetBits | maxOffset).bind(3, timestamp)
-        return try query.step() ? query.int64(0) & maxOffset : nil
+        try db.read {
+            let pid = try partitionID(tp)
+            let query = try db.statement("SELECT id FROM records WHERE id >= ? AND id <= ? AND ts >= ? ORDER BY id LIMIT 1")
+                .bind(1, pid << offsetBits).bind(2, pid << offsetBits | maxOffset).bind(3, timestamp)
+            return try query.step() ? query.int64(0) & maxOffset : nil
+        }
     }
 
     // MARK: Retention and compaction

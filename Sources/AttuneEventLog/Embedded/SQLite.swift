@@ -65,15 +65,29 @@ final class SQLiteDatabase {
 
     /// Runs `body` in an IMMEDIATE transaction (takes the write lock up front), rolling back on error.
     func transaction<T>(_ body: () throws -> T) throws -> T {
+        resetAll()
         try execute("BEGIN IMMEDIATE")
         do {
             let result = try body()
+            resetAll()
             try execute("COMMIT")
             return result
         } catch {
+            resetAll()
             try? execute("ROLLBACK")
             throw error
         }
+    }
+
+    /// Runs reads outside a transaction, then resets every statement so no read snapshot
+    /// stays open (an open snapshot would make a later BEGIN IMMEDIATE fail with SQLITE_BUSY).
+    func read<T>(_ body: () throws -> T) throws -> T {
+        defer { resetAll() }
+        return try body()
+    }
+
+    private func resetAll() {
+        for statement in statements.values { statement.reset() }
     }
 
     var changes: Int { handle.map { Int(sqlite3_changes($0)) } ?? 0 }

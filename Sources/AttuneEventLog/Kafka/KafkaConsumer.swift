@@ -102,7 +102,9 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
             "session.timeout.ms": String(milliseconds(consumer.sessionTimeout)),
             "heartbeat.interval.ms": String(milliseconds(consumer.heartbeatInterval)),
         ]
-        if let group = consumer.groupID { properties["group.id"] = group }
+        // librdkafka 2.0 needs a group id even for `assign`; a groupless consumer gets a private
+        // one it never commits to.
+        properties["group.id"] = consumer.groupID ?? "attune-standalone-\(UUID().uuidString)"
         properties = kafkaProperties(kafka, properties)
         properties.merge(consumer.properties) { $1 }
         let conf = try makeKafkaConf(properties)
@@ -126,13 +128,19 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
 
     private var handle: KafkaHandle { KafkaHandle(rk) }
 
+    private func requireGroup() throws {
+        guard let group = configuration.groupID, !group.isEmpty else {
+            throw EventLogError(.invalidConfiguration, "this operation needs a consumer group id")
+        }
+    }
+
     private func checkOpen() throws {
         if lock.withLock({ closed }) { throw EventLogError(.closed, "consumer is closed") }
     }
 
     public func subscribe(_ topics: [String]) async throws {
         try checkOpen()
-        guard configuration.groupID != nil else { throw EventLogError(.invalidConfiguration, "subscribe needs a consumer group id") }
+        try requireGroup()
         guard !topics.isEmpty else { throw EventLogError(.invalidArgument, "subscribe needs at least one topic") }
         for topic in topics { try TopicNames.validate(topic) }
         let list = KafkaPartitionList(topics.map { TopicPartition($0, -1) })
@@ -215,6 +223,7 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
     }
 
     private func commit(_ list: KafkaPartitionList?, mode: CommitMode) async throws {
+        try requireGroup()
         let handle = self.handle
         let pointer = UncheckedBox(list)
         let err = await blocking { rd_kafka_commit(handle.pointer, pointer.value?.list, mode == .async ? 1 : 0) }
@@ -224,6 +233,7 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
 
     public func committed(_ partitions: [TopicPartition]) async throws -> [TopicPartition: Int64] {
         try checkOpen()
+        try requireGroup()
         let list = UncheckedBox(KafkaPartitionList(partitions))
         let handle = self.handle
         let err = await blocking { rd_kafka_committed(handle.pointer, list.value.list, 10_000) }

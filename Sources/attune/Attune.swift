@@ -6,7 +6,7 @@ struct Attune: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "attune",
         abstract: "Keep language models personal, continuously.",
-        subcommands: [
+        subcommands: [TopicsCommand.self, ProduceCommand.self, ConsumeCommand.self,
         ]
     )
 }

@@ -103,6 +103,20 @@ public final class KafkaAdmin: EventLogAdmin, @unchecked Sendable {
         destroy()
     }
 
+    /// How many brokers the cluster reports (caps the replication factor `topics apply` asks for).
+    public func brokerCount() async throws -> Int {
+        try checkOpen()
+        let handle = KafkaHandle(rk), timeoutMs = self.timeoutMs
+        let result: Result<Int, EventLogError> = await runBlocking {
+            var md: UnsafePointer<rd_kafka_metadata>?
+            let err = rd_kafka_metadata(handle.pointer, 0, nil, &md, timeoutMs)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let md else { return .failure(.kafka(err, "metadata", handle: handle.pointer)) }
+            defer { rd_kafka_metadata_destroy(md) }
+            return .success(Int(md.pointee.broker_cnt))
+        }
+        return try result.get()
+    }
+
     /// All topics the cluster reports (asking for all topics never auto-creates one).
     private func metadata() async throws -> [TopicDescription] {
         let handle = KafkaHandle(rk), timeoutMs = self.timeoutMs
@@ -124,7 +138,7 @@ public final class KafkaAdmin: EventLogAdmin, @unchecked Sendable {
         return try result.get()
     }
 
-    /// The topic's configs with a value (DescribeConfigs); empty if the broker does not answer it.
+    /// The topic's explicitly set configs (DescribeConfigs); empty if the broker does not answer it.
     private func topicConfigs(_ name: String) async -> [String: String] {
         let handle = KafkaHandle(rk), timeoutMs = self.timeoutMs
         let result: Result<[String: String], EventLogError> = await runBlocking {
@@ -142,7 +156,8 @@ public final class KafkaAdmin: EventLogAdmin, @unchecked Sendable {
                     var entryCount = 0
                     guard let entries = rd_kafka_ConfigResource_configs(resources[i], &entryCount) else { continue }
                     for j in 0..<entryCount {
-                        guard let key = rd_kafka_ConfigEntry_name(entries[j]), let value = rd_kafka_ConfigEntry_value(entries[j]) else { continue }
+                        guard rd_kafka_ConfigEntry_source(entries[j]) == RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG,
+                              let key = rd_kafka_ConfigEntry_name(entries[j]), let value = rd_kafka_ConfigEntry_value(entries[j]) else { continue }
                         configs[String(cString: key)] = String(cString: value)
                     }
                 }

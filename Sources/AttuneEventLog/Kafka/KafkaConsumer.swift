@@ -144,7 +144,7 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
         guard !topics.isEmpty else { throw EventLogError(.invalidArgument, "subscribe needs at least one topic") }
         for topic in topics { try TopicNames.validate(topic) }
         let list = KafkaPartitionList(topics.map { TopicPartition($0, -1) })
-        let err = rd_kafka_subscribe(rk, list.list)
+        let err = list.withList { rd_kafka_subscribe(rk, $0) }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw EventLogError.kafka(err, "subscribe", handle: rk) }
         lock.withLock { subscribed = true }
     }
@@ -152,7 +152,7 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
     public func assign(_ partitions: [TopicPartition]) async throws {
         try checkOpen()
         let list = KafkaPartitionList(partitions)
-        let err = rd_kafka_assign(rk, list.list)
+        let err = list.withList { rd_kafka_assign(rk, $0) }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw EventLogError.kafka(err, "assign", handle: rk) }
     }
 
@@ -226,7 +226,11 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
         try requireGroup()
         let handle = self.handle
         let pointer = UncheckedBox(list)
-        let err = await blocking { rd_kafka_commit(handle.pointer, pointer.value?.list, mode == .async ? 1 : 0) }
+        let async: Int32 = mode == .async ? 1 : 0
+        let err = await blocking {
+            pointer.value.map { list in list.withList { rd_kafka_commit(handle.pointer, $0, async) } }
+                ?? rd_kafka_commit(handle.pointer, nil, async)
+        }
         if err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET { return }
         throw EventLogError.kafka(err, "commit", handle: rk)
     }
@@ -236,7 +240,7 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
         try requireGroup()
         let list = UncheckedBox(KafkaPartitionList(partitions))
         let handle = self.handle
-        let err = await blocking { rd_kafka_committed(handle.pointer, list.value.list, 10_000) }
+        let err = await blocking { list.value.withList { rd_kafka_committed(handle.pointer, $0, 10_000) } }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw EventLogError.kafka(err, "committed", handle: rk) }
         if let error = list.value.firstError("committed") { throw error }
         return offsetMap(list.value)
@@ -245,7 +249,7 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
     public func position(_ partition: TopicPartition) async throws -> Int64? {
         try checkOpen()
         let list = KafkaPartitionList([partition])
-        let err = rd_kafka_position(rk, list.list)
+        let err = list.withList { rd_kafka_position(rk, $0) }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw EventLogError.kafka(err, "position", handle: rk) }
         return offsetMap(list)[partition]
     }
@@ -258,16 +262,48 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
         }
         let list = UncheckedBox(KafkaPartitionList([partition], offsets: [partition: offset]))
         let handle = self.handle
-        let error = await blocking { UncheckedBox(rd_kafka_seek_partitions(handle.pointer, list.value.list, 10_000)) }
-        if let error = error.value { throw EventLogError.kafka(consuming: error, "seek \(partition)") }
-        if let error = list.value.firstError("seek") { throw error }
+        let error = await blocking { UncheckedBox(list.value.withList { rd_kafka_seek_partitions(handle.pointer, $0, 10_000) }) }
+        if let error = error.value {
+            // A partition whose fetcher has not started yet (just assigned) cannot be sought;
+            // assigning it again at the wanted offset does the same.
+            if rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__STATE {
+                rd_kafka_error_destroy(error)
+                return try reassign(partition, at: offset)
+            }
+            throw EventLogError.kafka(consuming: error, "seek \(partition)")
+        }
+        if let error = list.value.firstError("seek") {
+            guard error.code == RD_KAFKA_RESP_ERR__STATE.rawValue else { throw error }
+            try reassign(partition, at: offset)
+        }
+    }
+
+    /// Re-assigns `partition` at `offset`, keeping the other partitions at their positions.
+    private func reassign(_ partition: TopicPartition, at offset: Int64) throws {
+        if rd_kafka_rebalance_protocol(rk).map({ String(cString: $0) }) == "COOPERATIVE" {
+            let target = KafkaPartitionList([partition], offsets: [partition: offset])
+            if let error = target.withList({ rd_kafka_incremental_unassign(rk, $0) }) { throw EventLogError.kafka(consuming: error, "seek \(partition)") }
+            if let error = target.withList({ rd_kafka_incremental_assign(rk, $0) }) { throw EventLogError.kafka(consuming: error, "seek \(partition)") }
+            return
+        }
+        var current: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        var err = rd_kafka_assignment(rk, &current)
+        defer { if let current { rd_kafka_topic_partition_list_destroy(current) } }
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw EventLogError.kafka(err, "seek \(partition)", handle: rk) }
+        let owned = KafkaPartitionList.partitions(current)
+        let positions = KafkaPartitionList(owned)
+        positions.withList { _ = rd_kafka_position(rk, $0) }
+        var offsets = offsetMap(positions)
+        offsets[partition] = offset
+        err = KafkaPartitionList(owned, offsets: offsets).withList { rd_kafka_assign(rk, $0) }
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw EventLogError.kafka(err, "seek \(partition)", handle: rk) }
     }
 
     public func offsets(forTimestamp timestamp: TimestampMs, partitions: [TopicPartition]) async throws -> [TopicPartition: Int64] {
         try checkOpen()
         let list = UncheckedBox(KafkaPartitionList(partitions, offsets: Dictionary(uniqueKeysWithValues: partitions.map { ($0, timestamp) })))
         let handle = self.handle
-        let err = await blocking { rd_kafka_offsets_for_times(handle.pointer, list.value.list, 10_000) }
+        let err = await blocking { list.value.withList { rd_kafka_offsets_for_times(handle.pointer, $0, 10_000) } }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw EventLogError.kafka(err, "offsets for times", handle: rk) }
         if let error = list.value.firstError("offsets for times") { throw error }
         return offsetMap(list.value)
@@ -288,7 +324,7 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
     public func pause(_ partitions: [TopicPartition]) async throws {
         try checkOpen()
         let list = KafkaPartitionList(partitions)
-        let err = rd_kafka_pause_partitions(rk, list.list)
+        let err = list.withList { rd_kafka_pause_partitions(rk, $0) }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw EventLogError.kafka(err, "pause", handle: rk) }
         if let error = list.firstError("pause") { throw error }
     }
@@ -296,7 +332,7 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
     public func resume(_ partitions: [TopicPartition]) async throws {
         try checkOpen()
         let list = KafkaPartitionList(partitions)
-        let err = rd_kafka_resume_partitions(rk, list.list)
+        let err = list.withList { rd_kafka_resume_partitions(rk, $0) }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw EventLogError.kafka(err, "resume", handle: rk) }
         if let error = list.firstError("resume") { throw error }
     }

@@ -78,9 +78,10 @@ func milliseconds(_ duration: Duration) -> Int32 {
     return Int32(clamping: max(0, ms))
 }
 
-/// A `rd_kafka_topic_partition_list_t` built from Swift values; destroyed on deinit.
+/// A `rd_kafka_topic_partition_list_t` built from Swift values; destroyed on deinit. The
+/// pointer is only lent out through `withList`, which keeps the list alive for the C call.
 final class KafkaPartitionList {
-    let list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>
+    private let list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>
 
     init(_ partitions: [TopicPartition], offsets: [TopicPartition: Int64] = [:]) {
         list = rd_kafka_topic_partition_list_new(Int32(max(1, partitions.count)))
@@ -91,6 +92,10 @@ final class KafkaPartitionList {
     }
 
     deinit { rd_kafka_topic_partition_list_destroy(list) }
+
+    func withList<R>(_ body: (UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) throws -> R) rethrows -> R {
+        try withExtendedLifetime(self) { try body(list) }
+    }
 
     var entries: [rd_kafka_topic_partition_t] { Self.entries(list) }
 

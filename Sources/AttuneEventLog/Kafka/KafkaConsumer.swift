@@ -93,6 +93,8 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
     private let lock = NSLock()
     private var closed = false
     private var subscribed = false
+    /// Offsets given to partitions re-assigned by `seek` that have not fetched yet.
+    private var seekOffsets: [TopicPartition: Int64] = [:]
 
     public init(_ kafka: KafkaConfiguration, consumer: ConsumerConfiguration) throws {
         var properties = [
@@ -152,6 +154,7 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
     public func assign(_ partitions: [TopicPartition]) async throws {
         try checkOpen()
         let list = KafkaPartitionList(partitions)
+        lock.withLock { seekOffsets = [:] }
         let err = list.withList { rd_kafka_assign(rk, $0) }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw EventLogError.kafka(err, "assign", handle: rk) }
     }
@@ -199,6 +202,7 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
     private func deliverRebalances() async throws {
         for (err, list) in state.takePending() {
             let partitions = KafkaPartitionList.partitions(list)
+            lock.withLock { seekOffsets = [:] }
             if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
                 applyRebalance(rk, err, list)
                 rd_kafka_topic_partition_list_destroy(list)
@@ -293,8 +297,10 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
         let owned = KafkaPartitionList.partitions(current)
         let positions = KafkaPartitionList(owned)
         positions.withList { _ = rd_kafka_position(rk, $0) }
-        var offsets = offsetMap(positions)
+        var offsets = lock.withLock { seekOffsets }.filter { owned.contains($0.key) }
+        offsets.merge(offsetMap(positions)) { $1 }
         offsets[partition] = offset
+        lock.withLock { seekOffsets = offsets }
         err = KafkaPartitionList(owned, offsets: offsets).withList { rd_kafka_assign(rk, $0) }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw EventLogError.kafka(err, "seek \(partition)", handle: rk) }
     }

@@ -35,6 +35,8 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        .executableTarget(name: "attune-bench-eventlog", dependencies: ["AttuneEventLog"]),
+
         .testTarget(name: "AttuneTensorTests", dependencies: ["AttuneTensor"]),
         .testTarget(name: "AttuneEventLogTests", dependencies: ["AttuneEventLog"]),
     ]

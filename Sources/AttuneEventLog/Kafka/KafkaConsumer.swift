@@ -87,6 +87,8 @@ private struct PollOutcome: @unchecked Sendable {
 /// pause/resume. Polls run on a private serial queue.
 public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
     private let rk: OpaquePointer
+    /// The consumer queue (messages and callbacks); released before the handle is destroyed.
+    private let consumerQueue: OpaquePointer
     private let state: KafkaConsumerState
     private let configuration: ConsumerConfiguration
     private let pollQueue = DispatchQueue(label: "attune.kafka.consumer.poll")
@@ -115,14 +117,21 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(state).toOpaque())
         rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback)
         rd_kafka_conf_set_offset_commit_cb(conf, offsetCommitCallback)
-        rk = try makeKafkaHandle(RD_KAFKA_CONSUMER, conf)
+        let rk = try makeKafkaHandle(RD_KAFKA_CONSUMER, conf)
         rd_kafka_poll_set_consumer(rk)
+        guard let queue = rd_kafka_queue_get_consumer(rk) else {
+            rd_kafka_destroy(rk)
+            throw EventLogError(.kafka, "librdkafka gave no consumer queue")
+        }
+        self.rk = rk
+        consumerQueue = queue
     }
 
     deinit {
         if !closed {
             state.startClosing()
             rd_kafka_consumer_close(rk)
+            rd_kafka_queue_destroy(consumerQueue)
             rd_kafka_destroy(rk)
         }
         for (_, list) in state.takePending() { rd_kafka_topic_partition_list_destroy(list) }
@@ -153,7 +162,11 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
 
     public func assign(_ partitions: [TopicPartition]) async throws {
         try checkOpen()
-        let list = KafkaPartitionList(partitions)
+        // Without a group there is no committed offset to look up: start at the reset position.
+        let start: Int64 = configuration.autoOffsetReset == .earliest ? -2 : -1
+        let list = configuration.groupID == nil
+            ? KafkaPartitionList(partitions, offsets: Dictionary(uniqueKeysWithValues: partitions.map { ($0, start) }))
+            : KafkaPartitionList(partitions)
         lock.withLock { seekOffsets = [:] }
         let err = list.withList { rd_kafka_assign(rk, $0) }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw EventLogError.kafka(err, "assign", handle: rk) }
@@ -172,23 +185,31 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
         try checkOpen()
         let handle = self.handle, state = self.state, limit = max(1, maxRecords)
         let timeoutMs = milliseconds(timeout)
+        let queue = KafkaHandle(consumerQueue)
         let outcome = await blocking(on: pollQueue) {
             var outcome = PollOutcome()
-            var waitMs = timeoutMs
-            while outcome.records.count < limit {
-                guard let message = rd_kafka_consumer_poll(handle.pointer, waitMs) else { break }
+            var names = TopicNameCache()
+            func take(_ message: UnsafeMutablePointer<rd_kafka_message_t>) {
                 defer { rd_kafka_message_destroy(message) }
-                waitMs = 0
                 let err = message.pointee.err
                 if err == RD_KAFKA_RESP_ERR_NO_ERROR {
-                    outcome.records.append(consumerRecord(message))
-                } else if err != RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                    outcome.records.append(consumerRecord(message, names: &names))
+                } else if err != RD_KAFKA_RESP_ERR__PARTITION_EOF, outcome.error == nil {
                     var error = EventLogError.kafka(err, "consume", handle: handle.pointer)
                     error.message += " (\(String(cString: rd_kafka_message_errstr(message))))"
                     outcome.error = error
-                    break
                 }
-                if state.hasPending { break }
+            }
+            // Wait for the first message, then drain what is already fetched in batches.
+            guard let first = rd_kafka_consumer_poll(handle.pointer, timeoutMs) else { return outcome }
+            take(first)
+            let capacity = min(limit, 1024)
+            let batch = UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>.allocate(capacity: capacity)
+            defer { batch.deallocate() }
+            while outcome.records.count < limit, outcome.error == nil, !state.hasPending {
+                let n = rd_kafka_consume_batch_queue(queue.pointer, 0, batch, min(capacity, limit - outcome.records.count))
+                guard n > 0 else { break }
+                for i in 0..<n { if let message = batch[i] { take(message) } }
             }
             return outcome
         }
@@ -359,9 +380,10 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
             if let list { rd_kafka_topic_partition_list_destroy(list) }
         }
         state.startClosing()
-        let handle = self.handle
+        let handle = self.handle, queue = KafkaHandle(consumerQueue)
         await blocking(on: pollQueue) {
             rd_kafka_consumer_close(handle.pointer)
+            rd_kafka_queue_destroy(queue.pointer)
             rd_kafka_destroy(handle.pointer)
         }
     }

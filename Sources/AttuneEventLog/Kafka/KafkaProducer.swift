@@ -7,10 +7,13 @@ private final class DeliveryBatch: @unchecked Sendable {
     private var results: [Result<RecordMetadata, EventLogError>?]
     private var remaining: Int
     private var continuation: CheckedContinuation<[RecordMetadata], any Error>?
+    /// Topic of each record, so delivery reports need not build the name again.
+    let topics: [String]
 
-    init(count: Int, continuation: CheckedContinuation<[RecordMetadata], any Error>) {
-        results = Array(repeating: nil, count: count)
-        remaining = count
+    init(topics: [String], continuation: CheckedContinuation<[RecordMetadata], any Error>) {
+        results = Array(repeating: nil, count: topics.count)
+        remaining = topics.count
+        self.topics = topics
         self.continuation = continuation
     }
 
@@ -59,7 +62,7 @@ private func deliveryReport(_ rk: OpaquePointer?, _ message: UnsafePointer<rd_ka
     }
     var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
     let timestamp = rd_kafka_message_timestamp(message, &type)
-    let metadata = RecordMetadata(topic: String(cString: rd_kafka_topic_name(m.rkt)), partition: Int(m.partition),
+    let metadata = RecordMetadata(topic: token.batch.topics[token.index], partition: Int(m.partition),
                                   offset: m.offset, timestamp: timestamp)
     token.batch.complete(token.index, .success(metadata))
 }
@@ -110,7 +113,7 @@ public final class KafkaProducer: EventProducer, @unchecked Sendable {
     public func send(_ records: [ProducerRecord]) async throws -> [RecordMetadata] {
         if records.isEmpty { return [] }
         return try await withCheckedThrowingContinuation { continuation in
-            let batch = DeliveryBatch(count: records.count, continuation: continuation)
+            let batch = DeliveryBatch(topics: records.map(\.topic), continuation: continuation)
             lock.lock()
             defer { lock.unlock() }
             guard !closed else {
@@ -146,44 +149,42 @@ public final class KafkaProducer: EventProducer, @unchecked Sendable {
             withOptionalBytes(record.key) { key in
                 withOptionalBytes(record.value) { value in
                     withHeaderNames(record.headers) { names in
-                        var vus: [rd_kafka_vu_t] = []
-                        vus.reserveCapacity(7 + record.headers.count)
-                        var vu = rd_kafka_vu_t()
-                        vu.vtype = RD_KAFKA_VTYPE_TOPIC; vu.u.cstr = topic; vus.append(vu)
-                        vu = rd_kafka_vu_t()
-                        vu.vtype = RD_KAFKA_VTYPE_PARTITION; vu.u.i32 = Int32(clamping: record.partition ?? -1); vus.append(vu)
-                        vu = rd_kafka_vu_t()
-                        vu.vtype = RD_KAFKA_VTYPE_MSGFLAGS; vu.u.i = RD_KAFKA_MSG_F_COPY; vus.append(vu)
-                        vu = rd_kafka_vu_t()
-                        vu.vtype = RD_KAFKA_VTYPE_OPAQUE; vu.u.ptr = opaque; vus.append(vu)
-                        if let value {
-                            vu = rd_kafka_vu_t()
-                            vu.vtype = RD_KAFKA_VTYPE_VALUE
-                            vu.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress ?? emptyBytes)
-                            vu.u.mem.size = value.count
-                            vus.append(vu)
-                        }
-                        if let key {
-                            vu = rd_kafka_vu_t()
-                            vu.vtype = RD_KAFKA_VTYPE_KEY
-                            vu.u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress ?? emptyBytes)
-                            vu.u.mem.size = key.count
-                            vus.append(vu)
-                        }
-                        if let timestamp = record.timestamp {
-                            vu = rd_kafka_vu_t()
-                            vu.vtype = RD_KAFKA_VTYPE_TIMESTAMP; vu.u.i64 = timestamp; vus.append(vu)
-                        }
-                        return withHeaderValues(record.headers) { values in
-                            for (i, header) in record.headers.enumerated() {
-                                vu = rd_kafka_vu_t()
-                                vu.vtype = RD_KAFKA_VTYPE_HEADER
-                                vu.u.header.name = names[i]
-                                vu.u.header.val = header.value == nil ? nil : UnsafeRawPointer(values[i].baseAddress ?? emptyBytes)
-                                vu.u.header.size = values[i].count
-                                vus.append(vu)
+                        withHeaderValues(record.headers) { values in
+                            withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 7 + record.headers.count) { vus in
+                                var count = 0
+                                func add(_ type: rd_kafka_vtype_t, _ set: (inout rd_kafka_vu_t) -> Void) {
+                                    var vu = rd_kafka_vu_t()
+                                    vu.vtype = type
+                                    set(&vu)
+                                    vus.initializeElement(at: count, to: vu)
+                                    count += 1
+                                }
+                                add(RD_KAFKA_VTYPE_TOPIC) { $0.u.cstr = topic }
+                                add(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = Int32(clamping: record.partition ?? -1) }
+                                add(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = RD_KAFKA_MSG_F_COPY }
+                                add(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = opaque }
+                                if let value {
+                                    add(RD_KAFKA_VTYPE_VALUE) {
+                                        $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress ?? emptyBytes)
+                                        $0.u.mem.size = value.count
+                                    }
+                                }
+                                if let key {
+                                    add(RD_KAFKA_VTYPE_KEY) {
+                                        $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress ?? emptyBytes)
+                                        $0.u.mem.size = key.count
+                                    }
+                                }
+                                if let timestamp = record.timestamp { add(RD_KAFKA_VTYPE_TIMESTAMP) { $0.u.i64 = timestamp } }
+                                for (i, header) in record.headers.enumerated() {
+                                    add(RD_KAFKA_VTYPE_HEADER) {
+                                        $0.u.header.name = names[i]
+                                        $0.u.header.val = header.value == nil ? nil : UnsafeRawPointer(values[i].baseAddress ?? emptyBytes)
+                                        $0.u.header.size = values[i].count
+                                    }
+                                }
+                                return rd_kafka_produceva(rk, vus.baseAddress, count)
                             }
-                            return rd_kafka_produceva(rk, vus, vus.count)
                         }
                     }
                 }
@@ -235,6 +236,7 @@ private func withOptionalBytes<R>(_ bytes: [UInt8]?, _ body: (UnsafeRawBufferPoi
 
 /// Keeps C strings of every header name alive for `body`.
 private func withHeaderNames<R>(_ headers: [EventHeader], _ body: ([UnsafePointer<CChar>]) -> R) -> R {
+    if headers.isEmpty { return body([]) }
     let storage = headers.map { strdup($0.name)! }
     defer { storage.forEach { free($0) } }
     return body(storage.map { UnsafePointer($0) })
@@ -242,6 +244,7 @@ private func withHeaderNames<R>(_ headers: [EventHeader], _ body: ([UnsafePointe
 
 /// Keeps every header value's bytes alive for `body` (empty buffers for null values).
 private func withHeaderValues<R>(_ headers: [EventHeader], _ body: ([UnsafeRawBufferPointer]) -> R) -> R {
+    if headers.isEmpty { return body([]) }
     let total = headers.reduce(0) { $0 + ($1.value?.count ?? 0) }
     let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, total), alignment: 1)
     defer { storage.deallocate() }

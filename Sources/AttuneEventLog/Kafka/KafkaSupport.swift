@@ -125,8 +125,20 @@ func kafkaProperties(_ kafka: KafkaConfiguration, _ extra: [String: String]) -> 
     return properties
 }
 
+/// Topic names by librdkafka topic handle, so a batch builds each name once.
+struct TopicNameCache {
+    private var names: [OpaquePointer: String] = [:]
+
+    mutating func name(_ rkt: OpaquePointer) -> String {
+        if let name = names[rkt] { return name }
+        let name = String(cString: rd_kafka_topic_name(rkt))
+        names[rkt] = name
+        return name
+    }
+}
+
 /// Reads a consumed message into a record.
-func consumerRecord(_ message: UnsafeMutablePointer<rd_kafka_message_t>) -> ConsumerRecord {
+func consumerRecord(_ message: UnsafeMutablePointer<rd_kafka_message_t>, names: inout TopicNameCache) -> ConsumerRecord {
     let m = message.pointee
     var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
     let timestamp = rd_kafka_message_timestamp(message, &timestampType)
@@ -147,7 +159,7 @@ func consumerRecord(_ message: UnsafeMutablePointer<rd_kafka_message_t>) -> Cons
         guard let pointer else { return nil }
         return Array(UnsafeRawBufferPointer(start: pointer, count: count))
     }
-    return ConsumerRecord(topic: String(cString: rd_kafka_topic_name(m.rkt)), partition: Int(m.partition), offset: m.offset,
+    return ConsumerRecord(topic: names.name(m.rkt), partition: Int(m.partition), offset: m.offset,
                           timestamp: timestamp, key: bytes(m.key, m.key_len), value: bytes(m.payload, m.len), headers: headers)
 }
 

@@ -3,7 +3,7 @@ import Foundation
 
 /// Produce/consume throughput of the embedded log, the Kafka client and kcat, side by side.
 ///
-///     attune-bench-eventlog [--bootstrap HOST:PORT] [--repeat N] [--small N] [--large N]
+///     attune-bench-eventlog [--bootstrap HOST:PORT] [--repeat N] [--small N] [--large N] [--sides embedded,kafka,kcat]
 ///
 /// Without a bootstrap address (flag or ATTUNE_KAFKA_BOOTSTRAP) only the embedded log runs.
 struct Options {
@@ -13,6 +13,7 @@ struct Options {
     var largeCount = 3_000
     var batch = 10_000
     var partitions = 3
+    var sides: Set<String> = ["embedded", "kafka", "kcat"]
 
     init(_ arguments: [String]) throws {
         var rest = arguments.makeIterator()
@@ -24,6 +25,7 @@ struct Options {
             case "--small": smallCount = try Self.positive(flag, value)
             case "--large": largeCount = try Self.positive(flag, value)
             case "--batch": batch = try Self.positive(flag, value)
+            case "--sides": sides = Set(value.split(separator: ",").map(String.init))
             default: throw BenchError("unknown option \(flag)")
             }
         }
@@ -61,6 +63,9 @@ func payload(_ size: Int) -> [UInt8] {
 /// `fetch.max.bytes`, so the receive limit is raised above librdkafka's 100 MB default.
 let kafkaConsumerProperties = ["fetch.wait.max.ms": "10", "receive.message.max.bytes": "1000000000"]
 
+/// Pause between producing and consuming, so each consume starts from a settled broker.
+let settle = Duration.seconds(1)
+
 func runClient(_ log: any EventLog, count: Int, size: Int, options: Options) async throws -> Measurement {
     let topic = "bench-\(log.transportName)-\(size)-\(UUID().uuidString.prefix(8))"
     let admin = try log.makeAdmin()
@@ -80,6 +85,7 @@ func runClient(_ log: any EventLog, count: Int, size: Int, options: Options) asy
         try await producer.flush()
     }
     await producer.close()
+    try await Task.sleep(for: settle)
     var config = ConsumerConfiguration()
     config.properties = log.transportName == "kafka" ? kafkaConsumerProperties : [:]
     let consumer = try log.makeConsumer(config)
@@ -125,6 +131,7 @@ func runKcat(bootstrap: String, count: Int, size: Int, options: Options) async t
     let common = ["-b", bootstrap, "-t", topic, "-X", "enable.idempotence=true", "-X", "linger.ms=5",
                   "-X", "partitioner=murmur2_random", "-X", "message.max.bytes=16777216"]
     let produce = try await seconds { try run("kcat", ["-P", "-l"] + common + [input]) }
+    try await Task.sleep(for: settle)
     let consume = try await seconds {
         try run("kcat", ["-C", "-e", "-q", "-o", "beginning", "-c", String(count), "-b", bootstrap, "-t", topic, "-f", "%o\n"]
                 + kafkaConsumerProperties.sorted(by: { $0.key < $1.key }).flatMap { ["-X", "\($0.key)=\($0.value)"] })
@@ -165,10 +172,15 @@ func main() async throws {
     var sides: [(String, (Int, Int) async throws -> Measurement)] = [
         ("embedded", { try await runClient(EmbeddedEventLog(directory: directory), count: $0, size: $1, options: options) }),
     ]
+    sides.removeAll { !options.sides.contains($0.0) }
     if let bootstrap = options.bootstrap {
         let kafka = KafkaEventLog(KafkaConfiguration(bootstrapServers: [bootstrap]))
-        sides.append(("kafka", { try await runClient(kafka, count: $0, size: $1, options: options) }))
-        sides.append(("kcat", { try await runKcat(bootstrap: bootstrap, count: $0, size: $1, options: options) }))
+        if options.sides.contains("kafka") {
+            sides.append(("kafka", { try await runClient(kafka, count: $0, size: $1, options: options) }))
+        }
+        if options.sides.contains("kcat") {
+            sides.append(("kcat", { try await runKcat(bootstrap: bootstrap, count: $0, size: $1, options: options) }))
+        }
     }
     say("records: \(options.smallCount) × 200 B and \(options.largeCount) × 64 KiB, \(options.partitions) partitions, " +
           "batches of \(options.batch), median of \(options.repeats) runs (sides alternated)")

@@ -163,13 +163,28 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
     public func assign(_ partitions: [TopicPartition]) async throws {
         try checkOpen()
         // Without a group there is no committed offset to look up: start at the reset position.
-        let start: Int64 = configuration.autoOffsetReset == .earliest ? -2 : -1
         let list = configuration.groupID == nil
-            ? KafkaPartitionList(partitions, offsets: Dictionary(uniqueKeysWithValues: partitions.map { ($0, start) }))
+            ? KafkaPartitionList(partitions, offsets: await resetOffsets(partitions))
             : KafkaPartitionList(partitions)
         lock.withLock { seekOffsets = [:] }
         let err = list.withList { rd_kafka_assign(rk, $0) }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw EventLogError.kafka(err, "assign", handle: rk) }
+    }
+
+    /// Absolute start offsets for the reset position. librdkafka 2.0 resolves a logical
+    /// BEGINNING/END before it knows the new partition's leader and then retries only after
+    /// 500 ms, so resolving them here starts the first fetch at once.
+    private func resetOffsets(_ partitions: [TopicPartition]) async -> [TopicPartition: Int64] {
+        let handle = self.handle, earliest = configuration.autoOffsetReset == .earliest
+        return await blocking {
+            var offsets: [TopicPartition: Int64] = [:]
+            for tp in partitions {
+                var low: Int64 = 0, high: Int64 = 0
+                let err = rd_kafka_query_watermark_offsets(handle.pointer, tp.topic, Int32(clamping: tp.partition), &low, &high, 5000)
+                offsets[tp] = err == RD_KAFKA_RESP_ERR_NO_ERROR ? (earliest ? low : high) : (earliest ? -2 : -1)
+            }
+            return offsets
+        }
     }
 
     public func assignment() async throws -> [TopicPartition] {
@@ -200,8 +215,15 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
                     outcome.error = error
                 }
             }
-            // Wait for the first message, then drain what is already fetched in batches.
-            guard let first = rd_kafka_consumer_poll(handle.pointer, timeoutMs) else { return outcome }
+            // Wait for the first message in short slices (librdkafka 2.0 does not always wake a
+            // long poll when the first fetch of a new assignment arrives), then drain what is
+            // already fetched in batches.
+            let deadline = ContinuousClock.now + .milliseconds(Int64(timeoutMs))
+            var first: UnsafeMutablePointer<rd_kafka_message_t>?
+            repeat {
+                first = rd_kafka_consumer_poll(handle.pointer, min(timeoutMs, 20))
+            } while first == nil && !state.hasPending && ContinuousClock.now < deadline
+            guard let first else { return outcome }
             take(first)
             let capacity = min(limit, 1024)
             let batch = UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>.allocate(capacity: capacity)

@@ -7,6 +7,8 @@
 #   ops/kafka/broker.sh stop  [STATE_DIR]   SIGTERM the broker started from STATE_DIR
 #
 # STATE_DIR defaults to $ATTUNE_KAFKA_STATE or .build-kafka in the repository root.
+# noida-db keeps every record in memory (about 2.5x the data produced): restart it between
+# large runs.
 # Usage in CI:
 #   export ATTUNE_KAFKA_BOOTSTRAP=$(ops/kafka/broker.sh start)
 #   trap 'ops/kafka/broker.sh stop' EXIT
@@ -81,10 +83,15 @@ stop() {
     pid=$(cat "$STATE/pid")
     if kill -0 "$pid" 2>/dev/null; then
         kill -TERM "$pid"
-        for _ in $(seq 1 100); do
+        # A broker holding a lot of data can take tens of seconds to shut down.
+        for _ in $(seq 1 600); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
+        if kill -0 "$pid" 2>/dev/null; then
+            echo "broker.sh: noida-db $pid ignored SIGTERM for 60 s; killing it" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
     fi
     rm -f "$STATE/pid" "$STATE/bootstrap"
 }

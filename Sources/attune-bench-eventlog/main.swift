@@ -116,10 +116,8 @@ func runKcat(bootstrap: String, count: Int, size: Int, options: Options) async t
     let input = NSTemporaryDirectory() + "\(topic).txt"
     var line = payload(size - 1)
     line.append(0x0a)
-    let handle = try FileHandle(forWritingTo: {
-        FileManager.default.createFile(atPath: input, contents: nil)
-        return URL(fileURLWithPath: input)
-    }())
+    guard FileManager.default.createFile(atPath: input, contents: nil) else { throw BenchError("cannot create \(input)") }
+    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: input))
     var chunk: [UInt8] = []
     for _ in 0..<count {
         chunk += line

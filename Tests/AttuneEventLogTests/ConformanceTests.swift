@@ -228,6 +228,10 @@ import Testing
             Issue.record("creating an existing topic must fail")
         } catch let error as EventLogError {
             #expect(error.kind == .topicExists)
+            if transport == .kafka {
+                #expect(error.code == 36, "librdkafka's TOPIC_ALREADY_EXISTS")
+                #expect(!error.isFatal)
+            }
         }
         #expect(try await admin.describeTopic(uniqueName("missing")) == nil)
         #expect(try await admin.listTopics().contains(topic))
@@ -247,5 +251,26 @@ import Testing
         await #expect(throws: EventLogError.self) { try await loner.seek(TopicPartition(topic, 0), to: -5) }
         await loner.close()
         await #expect(throws: EventLogError.self) { _ = try await loner.poll(timeout: .milliseconds(10)) }
+    }
+
+    @Test(arguments: TestTransport.selected)
+    func recordsSequenceYieldsInOrderAndEndsWhenTheConsumerCloses(_ transport: TestTransport) async throws {
+        let log = try transport.makeLog()
+        let topic = try await makeTopic(log, partitions: 1)
+        let producer = try log.makeProducer()
+        _ = try await producer.send((0..<25).map { ProducerRecord(topic: topic, value: [UInt8($0)]) })
+        await producer.close()
+        let consumer = try log.makeConsumer(ConsumerConfiguration())
+        try await consumer.assign([TopicPartition(topic, 0)])
+        var values: [UInt8] = []
+        for try await record in consumer.records {
+            values.append(record.value?.first ?? 255)
+            if values.count == 25 { break }
+        }
+        #expect(values == Array(0..<25))
+        await consumer.close()
+        var after = 0
+        for try await _ in consumer.records { after += 1 }
+        #expect(after == 0)
     }
 }

@@ -97,10 +97,10 @@ import Testing
 
     @Test func corruptDirectoryOrDatabaseGivesAnError() async throws {
         let file = directory + "/not-a-directory"
-        FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+        try writeFile(atPath: file, contents: Data("x".utf8))
         #expect(throws: EventLogError.self) { _ = try EmbeddedEventLog(directory: file).makeAdmin() }
         let garbage = TestTransport.temporaryDirectory()
-        FileManager.default.createFile(atPath: garbage + "/eventlog.sqlite", contents: Data(repeating: 0x41, count: 4096))
+        try writeFile(atPath: garbage + "/eventlog.sqlite", contents: Data(repeating: 0x41, count: 4096))
         #expect(throws: EventLogError.self) { _ = try EmbeddedEventLog(directory: garbage).makeAdmin() }
     }
 }

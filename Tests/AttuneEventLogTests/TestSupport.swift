@@ -99,3 +99,7 @@ func pollUntil(_ consumer: any EventConsumer, timeout: Duration = .seconds(30), 
     }
     return records
 }
+
+func writeFile(atPath path: String, contents: Data) throws {
+    try contents.write(to: URL(fileURLWithPath: path))
+}

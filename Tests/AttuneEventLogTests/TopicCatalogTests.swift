@@ -90,9 +90,9 @@ let validInteraction = #"{"tenant":"acme","user":"u1","time":"2026-11-29T08:00:0
     @Test func badTopicDefinitionsAreReported() throws {
         let dir = TestTransport.temporaryDirectory()
         try FileManager.default.createDirectory(atPath: dir + "/schemas", withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: dir + "/x.json", contents: Data(#"{"name":"x"}"#.utf8))
+        try writeFile(atPath: dir + "/x.json", contents: Data(#"{"name":"x"}"#.utf8))
         #expect(throws: EventLogError.self) { try TopicCatalog(directory: dir) }
-        FileManager.default.createFile(atPath: dir + "/x.json", contents: Data(#"""
+        try writeFile(atPath: dir + "/x.json", contents: Data(#"""
             {"name":"x","partitions":1,"replicationFactor":1,"configs":{},"value":{"format":"json","schema":"missing.json"}}
             """#.utf8))
         #expect(throws: EventLogError.self) { try TopicCatalog(directory: dir) }
@@ -104,13 +104,13 @@ let validInteraction = #"{"tenant":"acme","user":"u1","time":"2026-11-29T08:00:0
         let dir = TestTransport.temporaryDirectory()
         let name = uniqueName("applied")
         try FileManager.default.createDirectory(atPath: dir + "/schemas", withIntermediateDirectories: true)
-        func write(partitions: Int) {
-            FileManager.default.createFile(atPath: dir + "/t.json", contents: Data("""
+        func write(partitions: Int) throws {
+            try writeFile(atPath: dir + "/t.json", contents: Data("""
                 {"name":"\(name)","partitions":\(partitions),"replicationFactor":3,
                  "configs":{"cleanup.policy":"compact","max.message.bytes":"2097152"},"value":{"format":"binary"}}
                 """.utf8))
         }
-        write(partitions: 2)
+        try write(partitions: 2)
         let admin = try transport.makeLog().makeAdmin()
         let cap = try await (admin as? KafkaAdmin)?.brokerCount()
         let catalog = try TopicCatalog(directory: dir)
@@ -119,7 +119,7 @@ let validInteraction = #"{"tenant":"acme","user":"u1","time":"2026-11-29T08:00:0
         #expect(try await catalog.apply(to: admin, dryRun: false, maxReplicationFactor: cap).map(\.action) == [.create])
         #expect(try await catalog.apply(to: admin, dryRun: false, maxReplicationFactor: cap).map(\.action) == [.unchanged])
         #expect(try await admin.describeTopic(name)?.configs["cleanup.policy"] == "compact")
-        write(partitions: 3)
+        try write(partitions: 3)
         let drift = try await TopicCatalog(directory: dir).apply(to: admin, dryRun: false, maxReplicationFactor: cap)
         #expect(drift.map(\.action) == [.drift(["partitions 2, declared 3"])])
         await admin.close()

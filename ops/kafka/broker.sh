@@ -7,7 +7,7 @@
 #   ops/kafka/broker.sh stop  [STATE_DIR]   SIGTERM the broker started from STATE_DIR
 #
 # STATE_DIR defaults to $ATTUNE_KAFKA_STATE or .build-kafka in the repository root.
-# noida-db keeps every record in memory (about 2.5x the data produced): restart it between
+# noida-db keeps every record in memory (22 GB RSS after ~9 GB of benchmark data): restart it between
 # large runs.
 # Usage in CI:
 #   export ATTUNE_KAFKA_BOOTSTRAP=$(ops/kafka/broker.sh start)

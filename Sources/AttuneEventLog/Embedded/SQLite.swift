@@ -134,7 +134,7 @@ final class SQLiteStatement {
             sqlite3_bind_null(stmt, index)
             return self
         }
-        value.withUnsafeBytes { raw in
+        _ = value.withUnsafeBytes { raw in
             // A zero-length blob still needs a non-null pointer to stay distinct from NULL.
             if raw.count == 0 {
                 sqlite3_bind_zeroblob(stmt, index, 0)

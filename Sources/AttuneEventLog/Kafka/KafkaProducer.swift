@@ -1,70 +1,75 @@
 import CRdKafka
 import Foundation
 
-/// Results of one `send` call, completed by librdkafka's delivery reports.
+/// Where a delivery report lands: its batch and the record's index in it.
+private struct DeliverySlot {
+    let batch: Unmanaged<DeliveryBatch>
+    let index: Int
+}
+
+/// Results of one `send` call, completed by librdkafka's delivery reports. The batch keeps
+/// itself alive until every record is reported; each record's opaque pointer is its slot.
 private final class DeliveryBatch: @unchecked Sendable {
     private let lock = NSLock()
-    private var results: [Result<RecordMetadata, EventLogError>?]
+    private var metadata: [RecordMetadata]
+    private var firstError: EventLogError?
     private var remaining: Int
     private var continuation: CheckedContinuation<[RecordMetadata], any Error>?
+    private var keepAlive: Unmanaged<DeliveryBatch>?
     /// Topic of each record, so delivery reports need not build the name again.
     let topics: [String]
+    let slots: UnsafeMutablePointer<DeliverySlot>
 
     init(topics: [String], continuation: CheckedContinuation<[RecordMetadata], any Error>) {
-        results = Array(repeating: nil, count: topics.count)
+        metadata = Array(repeating: RecordMetadata(topic: "", partition: -1, offset: -1, timestamp: -1), count: topics.count)
         remaining = topics.count
         self.topics = topics
         self.continuation = continuation
+        slots = .allocate(capacity: topics.count)
+        let me = Unmanaged.passRetained(self)
+        keepAlive = me
+        for i in topics.indices { (slots + i).initialize(to: DeliverySlot(batch: me, index: i)) }
+    }
+
+    deinit {
+        slots.deinitialize(count: topics.count)
+        slots.deallocate()
     }
 
     func complete(_ index: Int, _ result: Result<RecordMetadata, EventLogError>) {
         lock.lock()
-        results[index] = result
-        remaining -= 1
-        let done = remaining == 0
-        let continuation = done ? self.continuation : nil
-        if done { self.continuation = nil }
-        let finished = done ? results : []
-        lock.unlock()
-        guard let continuation else { return }
-        var metadata: [RecordMetadata] = []
-        metadata.reserveCapacity(finished.count)
-        for case let .some(result) in finished {
-            switch result {
-            case .success(let m): metadata.append(m)
-            case .failure(let error):
-                continuation.resume(throwing: error)
-                return
-            }
+        switch result {
+        case .success(let m): metadata[index] = m
+        case .failure(let error): if firstError == nil { firstError = error }
         }
-        continuation.resume(returning: metadata)
-    }
-}
-
-/// The per-message opaque pointer handed to librdkafka: which batch and slot it completes.
-private final class DeliveryToken {
-    let batch: DeliveryBatch
-    let index: Int
-    init(_ batch: DeliveryBatch, _ index: Int) {
-        self.batch = batch
-        self.index = index
+        remaining -= 1
+        guard remaining == 0, let continuation else {
+            lock.unlock()
+            return
+        }
+        self.continuation = nil
+        let finished = metadata, error = firstError, me = keepAlive
+        keepAlive = nil
+        lock.unlock()
+        if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: finished) }
+        me?.release()
     }
 }
 
 /// Delivery-report callback: runs on the thread serving `rd_kafka_poll`/`rd_kafka_flush`.
 private func deliveryReport(_ rk: OpaquePointer?, _ message: UnsafePointer<rd_kafka_message_t>?, _ opaque: UnsafeMutableRawPointer?) {
-    guard let message, let tokenPointer = message.pointee._private else { return }
-    let token = Unmanaged<DeliveryToken>.fromOpaque(tokenPointer).takeRetainedValue()
+    guard let message, let slotPointer = message.pointee._private else { return }
+    let slot = slotPointer.assumingMemoryBound(to: DeliverySlot.self).pointee
+    let batch = slot.batch.takeUnretainedValue()
     let m = message.pointee
     if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
-        token.batch.complete(token.index, .failure(.kafka(m.err, "delivery failed", handle: rk)))
+        batch.complete(slot.index, .failure(.kafka(m.err, "delivery failed", handle: rk)))
         return
     }
     var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
     let timestamp = rd_kafka_message_timestamp(message, &type)
-    let metadata = RecordMetadata(topic: token.batch.topics[token.index], partition: Int(m.partition),
-                                  offset: m.offset, timestamp: timestamp)
-    token.batch.complete(token.index, .success(metadata))
+    batch.complete(slot.index, .success(RecordMetadata(topic: batch.topics[slot.index], partition: Int(m.partition),
+                                                       offset: m.offset, timestamp: timestamp)))
 }
 
 /// A Kafka producer over librdkafka. Idempotent and murmur2-partitioned by default; a
@@ -121,7 +126,7 @@ public final class KafkaProducer: EventProducer, @unchecked Sendable {
                 return
             }
             for (index, record) in records.enumerated() {
-                if let error = enqueue(record, token: DeliveryToken(batch, index)) {
+                if let error = enqueue(record, opaque: UnsafeMutableRawPointer(batch.slots + index)) {
                     batch.complete(index, .failure(error))
                 }
             }
@@ -129,17 +134,14 @@ public final class KafkaProducer: EventProducer, @unchecked Sendable {
     }
 
     /// Hands one record to librdkafka, retrying while its queue is full.
-    private func enqueue(_ record: ProducerRecord, token: DeliveryToken) -> EventLogError? {
-        let opaque = Unmanaged.passRetained(token).toOpaque()
+    private func enqueue(_ record: ProducerRecord, opaque: UnsafeMutableRawPointer) -> EventLogError? {
         while true {
-            let error = produce(record, opaque: opaque)
-            guard let error else { return nil }
+            guard let error = produce(record, opaque: opaque) else { return nil }
             if rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__QUEUE_FULL {
                 rd_kafka_error_destroy(error)
                 rd_kafka_poll(rk, 10)
                 continue
             }
-            Unmanaged<DeliveryToken>.fromOpaque(opaque).release()
             return .kafka(consuming: error, "produce to \(record.topic)")
         }
     }

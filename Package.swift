@@ -46,6 +46,8 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        .executableTarget(name: "attune-bench-eventlog", dependencies: ["AttuneEventLog"]),
+
         .testTarget(name: "AttuneTensorTests", dependencies: ["AttuneTensor"], exclude: ["Golden"]),
         .testTarget(name: "AttuneGGUFTests", dependencies: ["AttuneGGUF"]),
         .testTarget(name: "AttuneTokenizerTests", dependencies: ["AttuneTokenizer"], exclude: ["Golden"]),

@@ -7,7 +7,8 @@ struct Attune: AsyncParsableCommand {
         commandName: "attune",
         abstract: "Keep language models personal, continuously.",
         subcommands: [
-            ModelCommand.self, GenerateCommand.self, ScoreCommand.self, LogprobsCommand.self, FinetuneCommand.self, AdapterCommand.self, BenchCommand.self,
+            ModelCommand.self, GenerateCommand.self, ScoreCommand.self, LogprobsCommand.self, FinetuneCommand.self, AdapterCommand.self,
+            TopicsCommand.self, ProduceCommand.self, ConsumeCommand.self, BenchCommand.self,
         ]
     )
 }

@@ -1,0 +1,29 @@
+/// An event-log failure. Kafka failures carry librdkafka's error code and whether
+/// retrying may help or the client is unusable.
+public struct EventLogError: Error, CustomStringConvertible, Sendable {
+    public enum Kind: String, Sendable {
+        case unknownTopic, topicExists, unknownPartition, invalidArgument, invalidConfiguration
+        case messageTooLarge, invalidPayload, notAssigned, closed, storage, kafka, timeout
+    }
+
+    public var kind: Kind
+    public var message: String
+    /// librdkafka's `rd_kafka_resp_err_t`, for Kafka failures.
+    public var code: Int32?
+    public var isRetriable: Bool
+    public var isFatal: Bool
+
+    public init(_ kind: Kind, _ message: String, code: Int32? = nil, isRetriable: Bool = false, isFatal: Bool = false) {
+        self.kind = kind
+        self.message = message
+        self.code = code
+        self.isRetriable = isRetriable
+        self.isFatal = isFatal
+    }
+
+    public var description: String {
+        var text = "\(kind.rawValue): \(message)"
+        if let code { text += " (librdkafka code \(code)\(isRetriable ? ", retriable" : "")\(isFatal ? ", fatal" : ""))" }
+        return text
+    }
+}

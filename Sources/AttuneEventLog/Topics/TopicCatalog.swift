@@ -1,0 +1,177 @@
+import Foundation
+
+/// One topic declared as code (`topics/<name>.json`).
+public struct TopicDefinition: Codable, Hashable, Sendable {
+    /// What a record's value is and which schema it follows.
+    public struct Payload: Codable, Hashable, Sendable {
+        /// `json` (validated against `schema`) or `binary` (opaque bytes).
+        public var format: String
+        /// File under `topics/schemas/`.
+        public var schema: String?
+        /// Stamped on produced records as the `attune-schema-version` header.
+        public var schemaVersion: Int?
+    }
+
+    public var name: String
+    public var description: String?
+    /// What the record key holds (documentation).
+    public var key: String?
+    public var partitions: Int
+    public var replicationFactor: Int
+    public var configs: [String: String]
+    public var value: Payload
+    /// Schema (under `topics/schemas/`) for the headers, read as an object of strings.
+    public var headersSchema: String?
+
+    public var spec: TopicSpec {
+        TopicSpec(name: name, partitions: partitions, replicationFactor: replicationFactor, configs: configs)
+    }
+}
+
+/// The header carrying the value schema's version.
+public let schemaVersionHeader = "attune-schema-version"
+
+/// All declared topics and their schemas, loaded from a `topics/` directory.
+public struct TopicCatalog: Sendable {
+    public let topics: [String: TopicDefinition]
+    private let valueSchemas: [String: JSONSchema]
+    private let headerSchemas: [String: JSONSchema]
+
+    public init(directory: String) throws {
+        let fm = FileManager.default
+        guard let files = try? fm.contentsOfDirectory(atPath: directory) else {
+            throw EventLogError(.invalidConfiguration, "cannot read topic directory \(directory)")
+        }
+        var topics: [String: TopicDefinition] = [:]
+        var valueSchemas: [String: JSONSchema] = [:]
+        var headerSchemas: [String: JSONSchema] = [:]
+        func loadSchema(_ file: String) throws -> JSONSchema {
+            let path = "\(directory)/schemas/\(file)"
+            guard let data = fm.contents(atPath: path) else { throw EventLogError(.invalidConfiguration, "missing schema \(path)") }
+            do { return try JSONSchema(bytes: Array(data)) } catch let error as EventLogError {
+                throw EventLogError(.invalidConfiguration, "\(path): \(error.message)")
+            }
+        }
+        for file in files.sorted() where file.hasSuffix(".json") {
+            let path = "\(directory)/\(file)"
+            let definition: TopicDefinition
+            do {
+                definition = try JSONDecoder().decode(TopicDefinition.self, from: fm.contents(atPath: path) ?? Data())
+            } catch {
+                throw EventLogError(.invalidConfiguration, "\(path): not a topic definition: \(error)")
+            }
+            try TopicNames.validate(definition.name)
+            try TopicConfigs.validate(definition.configs, topic: definition.name)
+            guard definition.partitions > 0, definition.replicationFactor > 0 else {
+                throw EventLogError(.invalidConfiguration, "\(path): partitions and replicationFactor must be positive")
+            }
+            guard topics[definition.name] == nil else { throw EventLogError(.invalidConfiguration, "\(path): topic \(definition.name) declared twice") }
+            switch (definition.value.format, definition.value.schema) {
+            case ("json", let schema?): valueSchemas[definition.name] = try loadSchema(schema)
+            case ("binary", nil): break
+            default: throw EventLogError(.invalidConfiguration, "\(path): value needs format json with a schema, or format binary")
+            }
+            if let schema = definition.headersSchema { headerSchemas[definition.name] = try loadSchema(schema) }
+            topics[definition.name] = definition
+        }
+        self.topics = topics
+        self.valueSchemas = valueSchemas
+        self.headerSchemas = headerSchemas
+    }
+
+    /// Checks a record's value and headers against its topic's schemas, including the
+    /// schema version a producer stamped. Topics not in the catalog pass unchecked.
+    public func validate(topic: String, value: [UInt8]?, headers: [EventHeader]) throws {
+        guard let definition = topics[topic] else { return }
+        var problems: [String] = []
+        if let version = headers.text(named: schemaVersionHeader), let expected = definition.value.schemaVersion,
+           version != String(expected) {
+            throw EventLogError(.invalidPayload, "\(topic): schema version \(version), expected \(expected)")
+        }
+        if let schema = valueSchemas[topic] {
+            guard let value else { throw EventLogError(.invalidPayload, "\(topic): value is missing (null)") }
+            problems += schema.violations(of: try jsonValue(value, topic: topic))
+        }
+        if let schema = headerSchemas[topic] {
+            var object: [String: JSONValue] = [:]
+            for header in headers where header.name != schemaVersionHeader {
+                object[header.name] = header.value.map { .string(String(decoding: $0, as: UTF8.self)) } ?? .null
+            }
+            problems += schema.violations(of: .object(object), at: "headers").map { $0 }
+        }
+        if !problems.isEmpty {
+            throw EventLogError(.invalidPayload, "\(topic): " + problems.joined(separator: "; "))
+        }
+    }
+
+    private func jsonValue(_ bytes: [UInt8], topic: String) throws -> JSONValue {
+        do { return try JSONValue.parse(bytes) } catch let error as EventLogError {
+            throw EventLogError(.invalidPayload, "\(topic): \(error.message)")
+        }
+    }
+
+    /// Validates a record to produce and stamps its schema version.
+    public func prepare(_ record: ProducerRecord) throws -> ProducerRecord {
+        try validate(topic: record.topic, value: record.value, headers: record.headers)
+        guard let version = topics[record.topic]?.value.schemaVersion,
+              record.headers.value(named: schemaVersionHeader) == nil else { return record }
+        var stamped = record
+        stamped.headers.append(EventHeader(schemaVersionHeader, String(version)))
+        return stamped
+    }
+}
+
+/// What `topics apply` found for one declared topic.
+public struct TopicPlanItem: Hashable, Sendable, CustomStringConvertible {
+    public enum Action: Hashable, Sendable {
+        /// Missing; created (or would be, in a dry run).
+        case create
+        /// Exists as declared.
+        case unchanged
+        /// Exists but differs; topics are never altered automatically.
+        case drift([String])
+    }
+
+    public var topic: String
+    public var action: Action
+    public var spec: TopicSpec
+
+    public var description: String {
+        switch action {
+        case .create: "create    \(topic) (partitions \(spec.partitions), replication \(spec.replicationFactor))"
+        case .unchanged: "ok        \(topic)"
+        case .drift(let differences): "drift     \(topic): " + differences.joined(separator: "; ")
+        }
+    }
+}
+
+extension TopicCatalog {
+    /// Compares the declared topics with what exists; with `dryRun` false, creates the missing
+    /// ones. Replication is capped at `maxReplicationFactor` (a single-broker test cluster).
+    public func apply(to admin: any EventLogAdmin, dryRun: Bool, maxReplicationFactor: Int? = nil) async throws -> [TopicPlanItem] {
+        var plan: [TopicPlanItem] = []
+        for definition in topics.values.sorted(by: { $0.name < $1.name }) {
+            var spec = definition.spec
+            if let cap = maxReplicationFactor { spec.replicationFactor = min(spec.replicationFactor, max(1, cap)) }
+            guard let existing = try await admin.describeTopic(spec.name) else {
+                if !dryRun { try await admin.createTopic(spec) }
+                plan.append(TopicPlanItem(topic: spec.name, action: .create, spec: spec))
+                continue
+            }
+            var differences: [String] = []
+            if existing.partitions != spec.partitions {
+                differences.append("partitions \(existing.partitions), declared \(spec.partitions)")
+            }
+            if existing.replicationFactor != spec.replicationFactor {
+                differences.append("replication \(existing.replicationFactor), declared \(spec.replicationFactor)")
+            }
+            for (key, value) in spec.configs.sorted(by: { $0.key < $1.key }) {
+                if let actual = existing.configs[key], actual != value {
+                    differences.append("\(key) \(actual), declared \(value)")
+                }
+            }
+            plan.append(TopicPlanItem(topic: spec.name, action: differences.isEmpty ? .unchanged : .drift(differences), spec: spec))
+        }
+        return plan
+    }
+}

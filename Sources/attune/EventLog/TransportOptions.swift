@@ -1,0 +1,110 @@
+import ArgumentParser
+import AttuneEventLog
+import Foundation
+
+/// Options every event-log command shares: which transport and how to reach it.
+struct TransportOptions: ParsableArguments {
+    enum Transport: String, ExpressibleByArgument, CaseIterable {
+        case embedded, kafka
+    }
+
+    @Option(help: "embedded (SQLite, no server) or kafka.")
+    var transport: Transport = .embedded
+
+    @Option(help: "Kafka bootstrap servers (default: $ATTUNE_KAFKA_BOOTSTRAP or localhost:9092).")
+    var bootstrap: String?
+
+    @Option(name: .customLong("log-dir"), help: "Directory of the embedded log (default: $ATTUNE_LOG_DIR or .attune/eventlog).")
+    var logDirectory: String?
+
+    @Option(name: .customShort("X"), help: ArgumentHelp("librdkafka property passed through, e.g. -X security.protocol=SASL_SSL.", valueName: "key=value"))
+    var properties: [String] = []
+
+    func validate() throws {
+        _ = try parsedProperties()
+    }
+
+    func parsedProperties() throws -> [String: String] {
+        var result: [String: String] = [:]
+        for property in properties {
+            guard let eq = property.firstIndex(of: "="), eq != property.startIndex else {
+                throw ValidationError("-X expects key=value, got \"\(property)\"")
+            }
+            result[String(property[..<eq])] = String(property[property.index(after: eq)...])
+        }
+        return result
+    }
+
+    func makeLog() throws -> any EventLog {
+        let env = ProcessInfo.processInfo.environment
+        switch transport {
+        case .embedded:
+            return EmbeddedEventLog(directory: logDirectory ?? env["ATTUNE_LOG_DIR"] ?? ".attune/eventlog")
+        case .kafka:
+            let servers = bootstrap ?? env["ATTUNE_KAFKA_BOOTSTRAP"] ?? "localhost:9092"
+            return KafkaEventLog(KafkaConfiguration(bootstrapServers: servers.split(separator: ",").map(String.init),
+                                                    properties: try parsedProperties()))
+        }
+    }
+}
+
+/// Options for schema validation against the topic catalog.
+struct ValidationOptions: ParsableArguments {
+    @Option(name: .customLong("topics-dir"), help: "Directory of topic definitions and schemas.")
+    var topicsDirectory = "topics"
+
+    @Flag(name: .customLong("no-validate"), help: "Skip schema validation.")
+    var skipValidation = false
+
+    @Option(help: "What to do with a record that fails its schema: reject or dlq.")
+    var invalid: InvalidRecordPolicy = .reject
+
+    /// The catalog, or nil when validation is off or the directory does not exist.
+    func catalog() throws -> TopicCatalog? {
+        if skipValidation { return nil }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: topicsDirectory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            return nil
+        }
+        return try TopicCatalog(directory: topicsDirectory)
+    }
+}
+
+extension InvalidRecordPolicy: ExpressibleByArgument {}
+
+/// Turns event-log errors into a one-line message on standard error and exit code 1.
+func reportingErrors<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as EventLogError {
+        FileHandle.standardError.write(Data("attune: \(error)\n".utf8))
+        throw ExitCode.failure
+    }
+}
+
+/// Writes a line to standard output immediately (consumers of `attune consume` read it live).
+func emit(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+/// Parses `name=value` (text) headers; `name:hex=00ff` gives a binary value, `name` alone a null one.
+func parseHeader(_ text: String) throws -> EventHeader {
+    guard let eq = text.firstIndex(of: "=") else { return EventHeader(text, nil) }
+    let name = String(text[..<eq]), value = String(text[text.index(after: eq)...])
+    if name.hasSuffix(":hex") {
+        guard let bytes = hexBytes(value) else { throw ValidationError("header \(name): \"\(value)\" is not hex") }
+        return EventHeader(String(name.dropLast(4)), bytes)
+    }
+    return EventHeader(name, value)
+}
+
+func hexBytes(_ text: String) -> [UInt8]? {
+    let digits = Array(text.utf8)
+    guard digits.count % 2 == 0 else { return nil }
+    var bytes: [UInt8] = []
+    for i in stride(from: 0, to: digits.count, by: 2) {
+        guard let byte = UInt8(String(decoding: digits[i..<i + 2], as: UTF8.self), radix: 16) else { return nil }
+        bytes.append(byte)
+    }
+    return bytes
+}

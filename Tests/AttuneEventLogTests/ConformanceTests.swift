@@ -1,0 +1,276 @@
+import Foundation
+import Testing
+@testable import AttuneEventLog
+
+/// The behaviour both transports must share. Kafka cases run when `ATTUNE_KAFKA_BOOTSTRAP` is set.
+@Suite(.serialized) struct ConformanceTests {
+    @Test(arguments: TestTransport.selected)
+    func keyedRecordsKeepOrderPerPartitionAndUseMurmur2(_ transport: TestTransport) async throws {
+        let log = try transport.makeLog()
+        let topic = try await makeTopic(log, partitions: 3)
+        let producer = try log.makeProducer()
+        let keys = (0..<10).map { "tenant-\($0)" }
+        var records: [ProducerRecord] = []
+        for seq in 0..<30 {
+            for key in keys { records.append(ProducerRecord(topic: topic, key: key, value: "\(key):\(seq)")) }
+        }
+        let metadata = try await producer.send(records)
+        await producer.close()
+        for (record, meta) in zip(records, metadata) {
+            #expect(meta.partition == Murmur2.partition(forKey: record.key!, partitionCount: 3))
+        }
+
+        let consumer = try log.makeConsumer(ConsumerConfiguration())
+        try await consumer.assign((0..<3).map { TopicPartition(topic, $0) })
+        let consumed = try await collect(consumer, count: records.count)
+        await consumer.close()
+        #expect(consumed.count == records.count)
+        var lastOffset: [Int: Int64] = [:]
+        var lastSeq: [String: Int] = [:]
+        for record in consumed {
+            #expect(record.offset > lastOffset[record.partition, default: -1])
+            lastOffset[record.partition] = record.offset
+            let parts = String(decoding: record.value!, as: UTF8.self).split(separator: ":")
+            let key = String(parts[0]), seq = Int(parts[1])!
+            #expect(String(decoding: record.key!, as: UTF8.self) == key)
+            #expect(seq == lastSeq[key, default: -1] + 1)
+            lastSeq[key] = seq
+        }
+    }
+
+    @Test(.enabled(if: TestTransport.bootstrap != nil || TestTransport.kafkaRequired))
+    func keyLandsInTheSamePartitionOnBothTransports() async throws {
+        let keys = (0..<50).map { "key-\($0)-\(UUID().uuidString.prefix(4))" }
+        var partitions: [TestTransport: [Int]] = [:]
+        for transport in TestTransport.allCases {
+            let log = try transport.makeLog()
+            let topic = try await makeTopic(log, partitions: 6)
+            let producer = try log.makeProducer()
+            let metadata = try await producer.send(keys.map { ProducerRecord(topic: topic, key: $0, value: "v") })
+            await producer.close()
+            partitions[transport] = metadata.map(\.partition)
+        }
+        #expect(partitions[.embedded] == partitions[.kafka])
+        #expect(Set(partitions[.embedded] ?? []).count > 1)
+    }
+
+    @Test(arguments: TestTransport.selected)
+    func commitsSurviveAConsumerRestart(_ transport: TestTransport) async throws {
+        let log = try transport.makeLog()
+        let topic = try await makeTopic(log, partitions: 1)
+        let producer = try log.makeProducer()
+        _ = try await producer.send((0..<20).map { ProducerRecord(topic: topic, key: nil, value: "m\($0)") })
+        await producer.close()
+        let group = uniqueName("group")
+
+        var config = ConsumerConfiguration(groupID: group)
+        config.sessionTimeout = .seconds(6)
+        let first = try log.makeConsumer(config)
+        try await first.subscribe([topic])
+        let firstBatch = try await collect(first, count: 20)
+        #expect(firstBatch.count == 20)
+        try await first.commit([TopicPartition(topic, 0): 12], mode: .sync)
+        #expect(try await first.committed([TopicPartition(topic, 0)]) == [TopicPartition(topic, 0): 12])
+        await first.close()
+
+        let second = try log.makeConsumer(config)
+        try await second.subscribe([topic])
+        let resumed = try await collect(second, count: 8)
+        #expect(resumed.map(\.offset) == Array(12..<20))
+        try await second.commit(mode: .sync)
+        #expect(try await second.committed([TopicPartition(topic, 0)]) == [TopicPartition(topic, 0): 20])
+        await second.close()
+    }
+
+    @Test(arguments: TestTransport.selected)
+    func seekToBeginningAndByTimestamp(_ transport: TestTransport) async throws {
+        let log = try transport.makeLog()
+        let topic = try await makeTopic(log, partitions: 1)
+        let producer = try log.makeProducer()
+        let base = currentTimestampMs() - 60_000
+        _ = try await producer.send((0..<10).map {
+            ProducerRecord(topic: topic, value: Array("r\($0)".utf8), timestamp: base + Int64($0) * 1000)
+        })
+        await producer.close()
+        let tp = TopicPartition(topic, 0)
+        let consumer = try log.makeConsumer(ConsumerConfiguration())
+        try await consumer.assign([tp])
+        let all = try await collect(consumer, count: 10)
+        #expect(all.map(\.timestamp) == (0..<10).map { base + Int64($0) * 1000 })
+
+        try await consumer.seekToBeginning([tp])
+        #expect(try await collect(consumer, count: 1).first?.offset == 0)
+
+        #expect(try await consumer.offsets(forTimestamp: base + 5500, partitions: [tp]) == [tp: 6])
+        #expect(try await consumer.offsets(forTimestamp: base + 99_000, partitions: [tp]).isEmpty)
+        try await consumer.seek(toTimestamp: base + 5500, [tp])
+        let after = try await collect(consumer, count: 4)
+        #expect(after.map(\.offset) == [6, 7, 8, 9])
+        #expect(try await consumer.watermarks(tp) == Watermarks(low: 0, high: 10))
+        await consumer.close()
+    }
+
+    @Test(arguments: TestTransport.selected)
+    func fourMegabyteMessagesOnATopicConfiguredForThem(_ transport: TestTransport) async throws {
+        let log = try transport.makeLog()
+        let big = try await makeTopic(log, partitions: 1, configs: ["max.message.bytes": "8388608"])
+        let small = try await makeTopic(log, partitions: 1)
+        let payload = (0..<(4 * 1024 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        let producer = try log.makeProducer()
+        let meta = try await producer.send(ProducerRecord(topic: big, key: Array("adapter".utf8), value: payload))
+        #expect(meta.offset == 0)
+        await #expect(throws: EventLogError.self) {
+            _ = try await producer.send(ProducerRecord(topic: small, value: payload))
+        }
+        await producer.close()
+        let consumer = try log.makeConsumer(ConsumerConfiguration())
+        try await consumer.assign([TopicPartition(big, 0)])
+        let records = try await collect(consumer, count: 1, timeout: .seconds(60))
+        #expect(records.first?.value == payload)
+        await consumer.close()
+    }
+
+    @Test(arguments: TestTransport.selected)
+    func binaryHeaderValuesRoundTrip(_ transport: TestTransport) async throws {
+        let log = try transport.makeLog()
+        let topic = try await makeTopic(log, partitions: 1)
+        let headers = [
+            EventHeader("sha256", (0...255).map { UInt8($0) }),
+            EventHeader("empty", []),
+            EventHeader("null", nil),
+            EventHeader("version", "v1"),
+            EventHeader("version", "v2"),
+        ]
+        let producer = try log.makeProducer()
+        _ = try await producer.send(ProducerRecord(topic: topic, key: [0, 0xff, 0], value: [], headers: headers))
+        _ = try await producer.send(ProducerRecord(topic: topic, key: nil, value: nil))
+        await producer.close()
+        let consumer = try log.makeConsumer(ConsumerConfiguration())
+        try await consumer.assign([TopicPartition(topic, 0)])
+        let records = try await collect(consumer, count: 2)
+        await consumer.close()
+        #expect(records.count == 2)
+        #expect(records.first?.headers == headers)
+        #expect(records.first?.headers.text(named: "version") == "v2")
+        #expect(records.first?.key == [0, 0xff, 0])
+        #expect(records.first?.value == [])
+        #expect(records.last?.key == nil)
+        #expect(records.last?.value == nil)
+    }
+
+    @Test(arguments: TestTransport.selected)
+    func groupRebalancesBetweenTwoMembersInOneProcess(_ transport: TestTransport) async throws {
+        let log = try transport.makeLog()
+        let topic = try await makeTopic(log, partitions: 4)
+        let group = uniqueName("group")
+        var config = ConsumerConfiguration(groupID: group)
+        config.sessionTimeout = .seconds(6)
+        config.heartbeatInterval = .milliseconds(500)
+        let all = Set((0..<4).map { TopicPartition(topic, $0) })
+
+        let logA = RebalanceLog(), logB = RebalanceLog()
+        var configA = config
+        configA.rebalanceHandler = logA.handler
+        var configB = config
+        configB.rebalanceHandler = logB.handler
+        let a = try log.makeConsumer(configA)
+        try await a.subscribe([topic])
+        _ = try await pollUntil(a) { logA.owned == all }
+        #expect(logA.owned == all)
+
+        let b = try log.makeConsumer(configB)
+        try await b.subscribe([topic])
+        async let pollA = pollUntil(a) { logA.owned.count == 2 && logB.owned.count == 2 }
+        async let pollB = pollUntil(b) { logA.owned.count == 2 && logB.owned.count == 2 }
+        _ = try await (pollA, pollB)
+        #expect(logA.owned.isDisjoint(with: logB.owned))
+        #expect(logA.owned.union(logB.owned) == all)
+        #expect(logA.events.contains { if case .revoked = $0 { true } else { false } })
+
+        await b.close()
+        _ = try await pollUntil(a) { logA.owned == all }
+        #expect(logA.owned == all)
+        await a.close()
+        #expect(logA.owned.isEmpty)
+    }
+
+    @Test(arguments: TestTransport.selected)
+    func pauseStopsAndResumeRestartsFetching(_ transport: TestTransport) async throws {
+        let log = try transport.makeLog()
+        let topic = try await makeTopic(log, partitions: 2)
+        let producer = try log.makeProducer()
+        _ = try await producer.send((0..<10).map { ProducerRecord(topic: topic, partition: $0 % 2, value: [UInt8($0)]) })
+        await producer.close()
+        let consumer = try log.makeConsumer(ConsumerConfiguration())
+        let p0 = TopicPartition(topic, 0), p1 = TopicPartition(topic, 1)
+        try await consumer.assign([p0, p1])
+        try await consumer.pause([p1])
+        let first = try await collect(consumer, count: 10, timeout: .seconds(3))
+        #expect(Set(first.map(\.partition)) == [0])
+        try await consumer.resume([p1])
+        let rest = try await collect(consumer, count: 5)
+        #expect(rest.map(\.partition) == [1, 1, 1, 1, 1])
+        await consumer.close()
+    }
+
+    @Test(arguments: TestTransport.selected)
+    func badInputGivesClearErrors(_ transport: TestTransport) async throws {
+        let log = try transport.makeLog()
+        let admin = try log.makeAdmin()
+        await #expect(throws: EventLogError.self) { try await admin.createTopic(TopicSpec(name: "bad name!", partitions: 1)) }
+        await #expect(throws: EventLogError.self) { try await admin.createTopic(TopicSpec(name: uniqueName("zero"), partitions: 0)) }
+        await #expect(throws: EventLogError.self) {
+            try await admin.createTopic(TopicSpec(name: uniqueName("cfg"), partitions: 1, configs: ["retention.ms": "soon"]))
+        }
+        let topic = try await makeTopic(log, partitions: 2)
+        do {
+            try await admin.createTopic(TopicSpec(name: topic, partitions: 2))
+            Issue.record("creating an existing topic must fail")
+        } catch let error as EventLogError {
+            #expect(error.kind == .topicExists)
+            if transport == .kafka {
+                #expect(error.code == 36, "librdkafka's TOPIC_ALREADY_EXISTS")
+                #expect(!error.isFatal)
+            }
+        }
+        #expect(try await admin.describeTopic(uniqueName("missing")) == nil)
+        #expect(try await admin.listTopics().contains(topic))
+        await admin.close()
+
+        let producer = try log.makeProducer()
+        await #expect(throws: EventLogError.self) {
+            _ = try await producer.send(ProducerRecord(topic: topic, partition: 7, value: [1]))
+        }
+        await producer.close()
+        await #expect(throws: EventLogError.self) { _ = try await producer.send(ProducerRecord(topic: topic, value: [1])) }
+
+        let loner = try log.makeConsumer(ConsumerConfiguration())
+        await #expect(throws: EventLogError.self) { try await loner.subscribe([topic]) }
+        try await loner.assign([TopicPartition(topic, 0)])
+        await #expect(throws: EventLogError.self) { try await loner.seek(TopicPartition(topic, 1), to: 0) }
+        await #expect(throws: EventLogError.self) { try await loner.seek(TopicPartition(topic, 0), to: -5) }
+        await loner.close()
+        await #expect(throws: EventLogError.self) { _ = try await loner.poll(timeout: .milliseconds(10)) }
+    }
+
+    @Test(arguments: TestTransport.selected)
+    func recordsSequenceYieldsInOrderAndEndsWhenTheConsumerCloses(_ transport: TestTransport) async throws {
+        let log = try transport.makeLog()
+        let topic = try await makeTopic(log, partitions: 1)
+        let producer = try log.makeProducer()
+        _ = try await producer.send((0..<25).map { ProducerRecord(topic: topic, value: [UInt8($0)]) })
+        await producer.close()
+        let consumer = try log.makeConsumer(ConsumerConfiguration())
+        try await consumer.assign([TopicPartition(topic, 0)])
+        var values: [UInt8] = []
+        for try await record in consumer.records {
+            values.append(record.value?.first ?? 255)
+            if values.count == 25 { break }
+        }
+        #expect(values == Array(0..<25))
+        await consumer.close()
+        var after = 0
+        for try await _ in consumer.records { after += 1 }
+        #expect(after == 0)
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import Testing
+@testable import AttuneEventLog
+
+/// The built `attune` executable next to the test bundle (or `$ATTUNE_BIN`).
+func attuneExecutable() throws -> String {
+    if let path = ProcessInfo.processInfo.environment["ATTUNE_BIN"] { return path }
+    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for _ in 0..<4 {
+        let candidate = directory.appendingPathComponent("attune").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        directory.deleteLastPathComponent()
+    }
+    throw EventLogError(.invalidConfiguration, "attune executable not found near \(CommandLine.arguments[0]); build it or set ATTUNE_BIN")
+}
+
+/// A running `attune consume --format json --print-rebalance` member and what it printed.
+final class ConsumerProcess: @unchecked Sendable {
+    let process = Process()
+    private let lock = NSLock()
+    private var buffer = Data()
+    private var ownedNow: Set<Int> = []
+    private var received: [ConsumerRecord] = []
+
+    init(_ arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: try attuneExecutable())
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.standardError
+        pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            self?.take(handle.availableData)
+        }
+        try process.run()
+    }
+
+    var owned: Set<Int> { lock.withLock { ownedNow } }
+    var records: [ConsumerRecord] { lock.withLock { received } }
+
+    private func take(_ data: Data) {
+        lock.withLock {
+            buffer.append(data)
+            while let newline = buffer.firstIndex(of: 0x0a) {
+                let line = Array(buffer[buffer.startIndex..<newline])
+                buffer.removeSubrange(buffer.startIndex...newline)
+                guard case .object(let object)? = try? JSONValue.parse(line) else { continue }
+                if case .string(let event)? = object["event"], case .array(let partitions)? = object["partitions"] {
+                    let numbers = partitions.compactMap { p -> Int? in
+                        if case .object(let o) = p, case .integer(let n)? = o["partition"] { return Int(n) }
+                        return nil
+                    }
+                    if event == "assigned" { ownedNow.formUnion(numbers) } else { ownedNow.subtract(numbers) }
+                } else if case .string(let topic)? = object["topic"], case .integer(let partition)? = object["partition"],
+                          case .integer(let offset)? = object["offset"] {
+                    var value: [UInt8]?
+                    if case .string(let text)? = object["value"] { value = Array(text.utf8) }
+                    received.append(ConsumerRecord(topic: topic, partition: Int(partition), offset: offset, timestamp: 0,
+                                                   key: nil, value: value, headers: []))
+                }
+            }
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    func stop() async -> Int32 {
+        process.terminate()
+        for _ in 0..<300 where process.isRunning { try? await Task.sleep(for: .milliseconds(100)) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+}
+
+func waitFor(_ timeout: Duration = .seconds(45), _ condition: () -> Bool) async {
+    let deadline = ContinuousClock.now + timeout
+    while !condition() && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(100)) }
+}
+
+@Suite(.serialized) struct MultiProcessGroupTests {
+    @Test(arguments: TestTransport.selected)
+    func groupSplitsPartitionsBetweenProcessesAndRebalancesWhenOneLeaves(_ transport: TestTransport) async throws {
+        let directory = TestTransport.temporaryDirectory()
+        let log = try transport.makeLog(directory: directory)
+        let topic = try await makeTopic(log, partitions: 4, prefix: "group")
+        let group = uniqueName("members")
+        let connection = transport == .embedded
+            ? ["--transport", "embedded", "--log-dir", directory]
+            : ["--transport", "kafka", "--bootstrap", TestTransport.bootstrap ?? ""]
+        let arguments = ["consume"] + connection + ["-t", topic, "-g", group, "--follow", "--format", "json",
+                                                    "--print-rebalance", "--session-timeout-ms", "6000", "--no-validate"]
+        let producer = try log.makeProducer()
+        func produceRound(_ round: Int) async throws {
+            _ = try await producer.send((0..<40).map {
+                ProducerRecord(topic: topic, partition: $0 % 4, key: nil, value: Array("r\(round)-\($0)".utf8))
+            })
+        }
+
+        let a = try ConsumerProcess(arguments)
+        await waitFor { a.owned == [0, 1, 2, 3] }
+        #expect(a.owned == [0, 1, 2, 3])
+
+        let b = try ConsumerProcess(arguments)
+        await waitFor { a.owned.count == 2 && b.owned.count == 2 }
+        #expect(a.owned.isDisjoint(with: b.owned))
+        #expect(a.owned.union(b.owned) == [0, 1, 2, 3])
+        let ownedByB = b.owned
+
+        try await produceRound(1)
+        await waitFor { a.records.count + b.records.count >= 40 }
+        #expect(a.records.count + b.records.count == 40)
+        #expect(Set(a.records.map(\.partition)).isSubset(of: a.owned))
+        #expect(Set(b.records.map(\.partition)).isSubset(of: ownedByB))
+
+        #expect(await b.stop() == 0)
+        await waitFor { a.owned == [0, 1, 2, 3] }
+        #expect(a.owned == [0, 1, 2, 3])
+
+        let before = a.records.count
+        try await produceRound(2)
+        await waitFor { a.records.count - before >= 40 }
+        let taken = a.records.dropFirst(before)
+        #expect(taken.count == 40, "the remaining member reads every new record once")
+        #expect(taken.allSatisfy { $0.offset >= 10 }, "B's commits survive: nothing it read is read again")
+        #expect(taken.allSatisfy { String(decoding: $0.value ?? [], as: UTF8.self).hasPrefix("r2-") })
+
+        await producer.close()
+        #expect(await a.stop() == 0)
+    }
+}

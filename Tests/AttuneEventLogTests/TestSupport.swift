@@ -1,0 +1,105 @@
+import Foundation
+import Testing
+@testable import AttuneEventLog
+
+/// The transports a conformance test runs against: the embedded log always, Kafka when
+/// `ATTUNE_KAFKA_BOOTSTRAP` names a broker (or `ATTUNE_REQUIRE_KAFKA=1` demands one).
+enum TestTransport: String, CaseIterable, CustomTestStringConvertible, Sendable {
+    case embedded, kafka
+
+    static var bootstrap: String? {
+        ProcessInfo.processInfo.environment["ATTUNE_KAFKA_BOOTSTRAP"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    static var kafkaRequired: Bool { ProcessInfo.processInfo.environment["ATTUNE_REQUIRE_KAFKA"] == "1" }
+
+    static var selected: [TestTransport] {
+        bootstrap != nil || kafkaRequired ? [.embedded, .kafka] : [.embedded]
+    }
+
+    var testDescription: String { rawValue }
+
+    /// A fresh log: a new directory for the embedded one, the configured broker for Kafka.
+    func makeLog(directory: String = TestTransport.temporaryDirectory()) throws -> any EventLog {
+        switch self {
+        case .embedded:
+            return EmbeddedEventLog(directory: directory)
+        case .kafka:
+            guard let bootstrap = Self.bootstrap else {
+                throw EventLogError(.invalidConfiguration, "ATTUNE_REQUIRE_KAFKA=1 but ATTUNE_KAFKA_BOOTSTRAP is unset")
+            }
+            return KafkaEventLog(KafkaConfiguration(bootstrapServers: [bootstrap]))
+        }
+    }
+
+    static func temporaryDirectory() -> String {
+        let path = NSTemporaryDirectory() + "attune-eventlog-\(UUID().uuidString)"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+}
+
+func uniqueName(_ prefix: String) -> String {
+    "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
+}
+
+/// Creates a uniquely named topic and returns its name.
+func makeTopic(_ log: any EventLog, partitions: Int, configs: [String: String] = [:], prefix: String = "conf") async throws -> String {
+    let name = uniqueName(prefix)
+    let admin = try log.makeAdmin()
+    try await admin.createTopic(TopicSpec(name: name, partitions: partitions, configs: configs))
+    for _ in 0..<100 {
+        if try await admin.describeTopic(name)?.partitions == partitions { break }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    await admin.close()
+    return name
+}
+
+/// Polls until `count` records arrived or `timeout` passed.
+func collect(_ consumer: any EventConsumer, count: Int, timeout: Duration = .seconds(30)) async throws -> [ConsumerRecord] {
+    var records: [ConsumerRecord] = []
+    let deadline = ContinuousClock.now + timeout
+    while records.count < count && ContinuousClock.now < deadline {
+        records += try await consumer.poll(maxRecords: count - records.count, timeout: .milliseconds(200))
+    }
+    return records
+}
+
+/// Records rebalance events in order, for assertions.
+final class RebalanceLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: [RebalanceEvent] = []
+    private var ownedNow: Set<TopicPartition> = []
+
+    var events: [RebalanceEvent] { lock.withLock { stored } }
+    var owned: Set<TopicPartition> { lock.withLock { ownedNow } }
+
+    var handler: @Sendable (RebalanceEvent) async -> Void {
+        { event in self.record(event) }
+    }
+
+    func record(_ event: RebalanceEvent) {
+        lock.withLock {
+            stored.append(event)
+            switch event {
+            case .assigned(let tps): ownedNow.formUnion(tps)
+            case .revoked(let tps): ownedNow.subtract(tps)
+            }
+        }
+    }
+}
+
+/// Polls a consumer until `condition` holds or the timeout passes; returns what it read.
+func pollUntil(_ consumer: any EventConsumer, timeout: Duration = .seconds(30), _ condition: () -> Bool) async throws -> [ConsumerRecord] {
+    var records: [ConsumerRecord] = []
+    let deadline = ContinuousClock.now + timeout
+    while !condition() && ContinuousClock.now < deadline {
+        records += try await consumer.poll(maxRecords: 500, timeout: .milliseconds(100))
+    }
+    return records
+}
+
+func writeFile(atPath path: String, contents: Data) throws {
+    try contents.write(to: URL(fileURLWithPath: path))
+}

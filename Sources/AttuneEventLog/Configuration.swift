@@ -36,6 +36,9 @@ public struct ConsumerConfiguration: Sendable {
     /// A member that has not heartbeated for this long is removed from its group.
     public var sessionTimeout = Duration.seconds(10)
     public var heartbeatInterval = Duration.seconds(1)
+    /// Store the offset after each record `poll` returns, for `commit(mode:)`
+    /// (Kafka `enable.auto.offset.store`); false: only `store(_:)` stores.
+    public var autoOffsetStore = true
     /// Called on the polling task before partitions are lost and after they are gained.
     public var rebalanceHandler: (@Sendable (RebalanceEvent) async -> Void)?
     /// Receives failures of `.async` commits.

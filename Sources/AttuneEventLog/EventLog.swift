@@ -185,8 +185,12 @@ public protocol EventConsumer: AnyObject, Sendable {
     func poll(maxRecords: Int, timeout: Duration) async throws -> [ConsumerRecord]
     /// Commits these next-offsets for the group.
     func commit(_ offsets: [TopicPartition: Int64], mode: CommitMode) async throws
-    /// Commits the current position of every owned partition.
+    /// Commits the stored offset of every owned partition (with `autoOffsetStore`, the offset
+    /// after the last record `poll` returned).
     func commit(mode: CommitMode) async throws
+    /// Stores next-offsets for the next `commit(mode:)`, for consumers that set
+    /// `autoOffsetStore` to false and mark records done themselves.
+    func store(_ offsets: [TopicPartition: Int64]) async throws
     /// The group's committed next-offsets for these partitions (absent: none committed).
     func committed(_ partitions: [TopicPartition]) async throws -> [TopicPartition: Int64]
     /// The next offset this consumer will read from an owned partition.

@@ -91,6 +91,8 @@ func runAttune(_ arguments: [String], stdin: String? = nil) throws -> (status: I
         let directory = TestTransport.temporaryDirectory()
         let cases: [([String], Int32, String)] = [
             (["consume", "--log-dir", directory, "-t", "x", "--from", "yesterday"], 64, "--from"),
+            (["consume", "--log-dir", directory, "-t", "x", "--from", "@-5"], 64, "--from"),
+            (["consume", "--log-dir", directory, "-t", "x", "--count", "0"], 64, "--count"),
             (["consume", "--log-dir", directory, "-t", "x", "-g", "g", "-p", "1"], 64, "--partition"),
             (["produce", "--log-dir", directory, "-t", "nope", "--value", "v"], 1, "unknown topic nope"),
             (["produce", "--transport", "kafka", "-X", "novalue", "-t", "x", "--value", "v"], 64, "key=value"),

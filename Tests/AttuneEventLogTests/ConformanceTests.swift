@@ -273,4 +273,27 @@ import Testing
         for try await _ in consumer.records { after += 1 }
         #expect(after == 0)
     }
+
+    @Test(arguments: TestTransport.selected)
+    func manualOffsetStoreCommitsOnlyWhatWasStored(_ transport: TestTransport) async throws {
+        let log = try transport.makeLog()
+        let topic = try await makeTopic(log, partitions: 1)
+        let tp = TopicPartition(topic, 0)
+        let producer = try log.makeProducer()
+        _ = try await producer.send((0..<10).map { ProducerRecord(topic: topic, value: [UInt8($0)]) })
+        await producer.close()
+        var config = ConsumerConfiguration(groupID: uniqueName("store"))
+        config.autoOffsetStore = false
+        let consumer = try log.makeConsumer(config)
+        try await consumer.assign([tp])
+        #expect(try await collect(consumer, count: 10).count == 10)
+        try await consumer.commit(mode: .sync)
+        #expect(try await consumer.committed([tp]).isEmpty, "nothing stored, nothing committed")
+        try await consumer.store([tp: 4])
+        try await consumer.commit(mode: .sync)
+        #expect(try await consumer.committed([tp]) == [tp: 4])
+        await #expect(throws: EventLogError.self) { try await consumer.store([TopicPartition(topic, 5): 1]) }
+        await #expect(throws: EventLogError.self) { try await consumer.store([tp: -3]) }
+        await consumer.close()
+    }
 }

@@ -104,3 +104,34 @@ import Testing
         #expect(throws: EventLogError.self) { _ = try EmbeddedEventLog(directory: garbage).makeAdmin() }
     }
 }
+
+@Suite struct GroupAssignorTests {
+    @Test func rangeGivesContiguousPartitionsPerTopic() {
+        let plan = GroupAssignor.assign(strategy: .range, members: [("b", ["t"]), ("a", ["t"])], partitions: ["t": 5])
+        #expect(plan["a"] == (0..<3).map { TopicPartition("t", $0) })
+        #expect(plan["b"] == (3..<5).map { TopicPartition("t", $0) })
+    }
+
+    @Test func roundRobinDealsAllPartitionsInTurnSkippingNonSubscribers() {
+        let plan = GroupAssignor.assign(strategy: .roundRobin,
+                                        members: [("a", ["t", "u"]), ("b", ["t"]), ("c", ["u"])],
+                                        partitions: ["t": 3, "u": 2])
+        let all = plan.values.flatMap { $0 }
+        #expect(all.count == 5)
+        #expect(Set(all).count == 5)
+        #expect(plan["b"]!.allSatisfy { $0.topic == "t" })
+        #expect(plan["c"]!.allSatisfy { $0.topic == "u" })
+        let uniform = GroupAssignor.assign(strategy: .roundRobin, members: [("a", ["t", "u"]), ("b", ["t", "u"])],
+                                           partitions: ["t": 3, "u": 2])
+        #expect(uniform["a"] == [TopicPartition("t", 0), TopicPartition("t", 2), TopicPartition("u", 1)])
+        #expect(uniform["b"] == [TopicPartition("t", 1), TopicPartition("u", 0)])
+    }
+
+    @Test func moreMembersThanPartitionsLeavesSomeIdle() {
+        let members = (0..<4).map { (id: "m\($0)", topics: Set(["t"])) }
+        let plan = GroupAssignor.assign(strategy: .range, members: members, partitions: ["t": 2])
+        #expect(plan.values.map(\.count).sorted() == [0, 0, 1, 1])
+        let empty = GroupAssignor.assign(strategy: .range, members: members, partitions: [:])
+        #expect(empty.values.allSatisfy { $0.isEmpty })
+    }
+}

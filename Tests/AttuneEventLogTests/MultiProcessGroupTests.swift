@@ -126,4 +126,43 @@ func waitFor(_ timeout: Duration = .seconds(45), _ condition: () -> Bool) async 
         await producer.close()
         #expect(await a.stop() == 0)
     }
+
+    /// noida-db 0.2.3 never expires a crashed member (the survivor kept heartbeating in the
+    /// same generation 25 s after the other was SIGKILLed, session 6 s), so the Kafka case runs
+    /// only against a broker that does, flagged with `ATTUNE_KAFKA_EXPIRES_SESSIONS=1`.
+    static var crashTransports: [TestTransport] {
+        ProcessInfo.processInfo.environment["ATTUNE_KAFKA_EXPIRES_SESSIONS"] == "1" ? TestTransport.selected : [.embedded]
+    }
+
+    @Test(arguments: crashTransports)
+    func aCrashedMembersPartitionsMoveToTheSurvivorAfterItsSession(_ transport: TestTransport) async throws {
+        let directory = TestTransport.temporaryDirectory()
+        let log = try transport.makeLog(directory: directory)
+        let topic = try await makeTopic(log, partitions: 2, prefix: "crash")
+        let group = uniqueName("crash")
+        let connection = transport == .embedded
+            ? ["--transport", "embedded", "--log-dir", directory]
+            : ["--transport", "kafka", "--bootstrap", TestTransport.bootstrap ?? ""]
+        let arguments = ["consume"] + connection + ["-t", topic, "-g", group, "--follow", "--format", "json",
+                                                    "--print-rebalance", "--session-timeout-ms", "6000", "--no-validate"]
+        let survivor = try ConsumerProcess(arguments)
+        await waitFor { survivor.owned == [0, 1] }
+        let victim = try ConsumerProcess(arguments)
+        await waitFor { survivor.owned.count == 1 && victim.owned.count == 1 }
+        #expect(victim.owned.count == 1)
+        let lost = victim.owned
+
+        kill(victim.process.processIdentifier, SIGKILL)
+        victim.process.waitUntilExit()
+        await waitFor(.seconds(60)) { survivor.owned == [0, 1] }
+        #expect(survivor.owned == [0, 1], "the survivor takes over once the crashed member's session expires")
+
+        let producer = try log.makeProducer()
+        _ = try await producer.send((0..<10).map { ProducerRecord(topic: topic, partition: $0 % 2, value: Array("after-\($0)".utf8)) })
+        await producer.close()
+        await waitFor { Set(survivor.records.map(\.partition)).isSuperset(of: lost) && survivor.records.count >= 10 }
+        #expect(survivor.records.count == 10)
+        #expect(Set(survivor.records.map(\.partition)) == [0, 1])
+        #expect(await survivor.stop() == 0)
+    }
 }

@@ -13,6 +13,7 @@ public actor EmbeddedConsumer: EventConsumer {
     private var owned: Set<TopicPartition> = []
     private var pending: Set<TopicPartition> = []
     private var positions: [TopicPartition: Int64] = [:]
+    private var stored: [TopicPartition: Int64] = [:]
     private var paused: Set<TopicPartition> = []
     private var generation: Int64 = 0
     private var lastHeartbeat = ContinuousClock.now
@@ -61,6 +62,7 @@ public actor EmbeddedConsumer: EventConsumer {
         owned = Set(partitions)
         pending = []
         positions = [:]
+        stored = [:]
         try initialisePositions(owned)
     }
 
@@ -93,7 +95,16 @@ public actor EmbeddedConsumer: EventConsumer {
     }
 
     public func commit(mode: CommitMode) async throws {
-        try await commit(positions.filter { owned.contains($0.key) }, mode: mode)
+        try await commit(stored.filter { owned.contains($0.key) }, mode: mode)
+    }
+
+    public func store(_ offsets: [TopicPartition: Int64]) throws {
+        try checkOpen()
+        for (tp, offset) in offsets {
+            guard owned.contains(tp) else { throw EventLogError(.notAssigned, "cannot store an offset for \(tp): not assigned to this consumer") }
+            guard offset >= 0 else { throw EventLogError(.invalidArgument, "cannot store negative offset \(offset) for \(tp)") }
+            stored[tp] = offset
+        }
     }
 
     public func committed(_ partitions: [TopicPartition]) throws -> [TopicPartition: Int64] {
@@ -189,7 +200,10 @@ public actor EmbeddedConsumer: EventConsumer {
             await configuration.rebalanceHandler?(.revoked(lost.sorted()))
             try store.release(group, member: memberID, lost)
             owned.subtract(lost)
-            for tp in lost { positions[tp] = nil }
+            for tp in lost {
+                positions[tp] = nil
+                stored[tp] = nil
+            }
         }
         pending = target.subtracting(owned)
         generation = newGeneration
@@ -220,7 +234,10 @@ public actor EmbeddedConsumer: EventConsumer {
             if position < low { position = low }
             let batch = try store.fetch(tp, from: position, maxRecords: maxRecords - out.count,
                                         maxBytes: configuration.maxFetchBytes - bytes)
-            if let last = batch.last { position = last.offset + 1 }
+            if let last = batch.last {
+                position = last.offset + 1
+                if configuration.autoOffsetStore { stored[tp] = position }
+            }
             positions[tp] = position
             bytes += batch.reduce(0) { $0 + ($1.value?.count ?? 0) + ($1.key?.count ?? 0) }
             out += batch

@@ -88,6 +88,7 @@ public actor EmbeddedProducer: EventProducer {
         for record in records {
             let topic = try store.requireTopic(record.topic)
             let count = topic.partitionIDs.count
+            guard count > 0 else { throw EventLogError(.storage, "topic \(record.topic) has no partitions in \(store.configuration.directory)") }
             let size = (record.key?.count ?? 0) + (record.value?.count ?? 0)
                 + record.headers.reduce(0) { $0 + $1.name.utf8.count + ($1.value?.count ?? 0) }
             guard size <= topic.maxMessageBytes, size <= configuration.maxMessageBytes else {

@@ -101,6 +101,7 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
     public init(_ kafka: KafkaConfiguration, consumer: ConsumerConfiguration) throws {
         var properties = [
             "enable.auto.commit": "false",
+            "enable.auto.offset.store": consumer.autoOffsetStore ? "true" : "false",
             "auto.offset.reset": consumer.autoOffsetReset.rawValue,
             "partition.assignment.strategy": consumer.assignmentStrategy.rawValue,
             "session.timeout.ms": String(milliseconds(consumer.sessionTimeout)),
@@ -267,6 +268,17 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
     public func commit(mode: CommitMode) async throws {
         try checkOpen()
         try await commit(nil, mode: mode)
+    }
+
+    public func store(_ offsets: [TopicPartition: Int64]) async throws {
+        try checkOpen()
+        if let negative = offsets.first(where: { $0.value < 0 }) {
+            throw EventLogError(.invalidArgument, "cannot store negative offset \(negative.value) for \(negative.key)")
+        }
+        let list = KafkaPartitionList(Array(offsets.keys), offsets: offsets)
+        let err = list.withList { rd_kafka_offsets_store(rk, $0) }
+        if let error = list.firstError("store offset for") { throw error }
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw EventLogError.kafka(err, "store offsets", handle: rk) }
     }
 
     private func commit(_ list: KafkaPartitionList?, mode: CommitMode) async throws {

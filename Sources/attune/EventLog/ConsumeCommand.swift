@@ -158,7 +158,7 @@ enum StartPosition: Equatable {
         case "end": self = .end
         case "stored": self = .stored
         default:
-            if text.hasPrefix("@"), let ms = Int64(text.dropFirst()) {
+            if text.hasPrefix("@"), let ms = Int64(text.dropFirst()), ms >= 0 {
                 self = .timestamp(ms)
             } else if let offset = Int64(text), offset >= 0 {
                 self = .offset(offset)

@@ -52,6 +52,8 @@ public final class Trainer: @unchecked Sendable {
     public let config: TrainerConfig
     public let optimizer: AdamW
     public let schedule: LRSchedule
+    /// Optional penalty toward earlier parameters (L2-SP or online EWC), added to every step.
+    public var regularizer: Regularizer?
     private var order: [Int] = []
     private var cursor = 0
     private var shuffler: SeededGenerator
@@ -91,6 +93,10 @@ public final class Trainer: @unchecked Sendable {
         model.gradients.zero()
         var loss = 0.0
         for b in micro { loss += model.step(b, backward: true, normalizer: Float(max(count, 1))).loss }
+        if let regularizer {
+            regularizer.observe(dataGradients: model.gradients)
+            regularizer.addGradient(model.parameters, into: model.gradients)
+        }
         let lr = schedule.rate(at: optimizer.step + 1)
         let gnorm = optimizer.update(model.parameters, model.gradients, lr: lr)
         return StepReport(step: optimizer.step, totalSteps: config.steps, loss: loss / Double(max(count, 1)), learningRate: lr,

@@ -1,0 +1,62 @@
+import AttuneTensor
+
+/// A penalty that keeps adapter parameters near what earlier data needed, so new data does
+/// not overwrite it:
+/// - L2-SP: (λ/2)·‖θ − θ₀‖² toward the parent's parameters θ₀;
+/// - online EWC: (λ/2)·Σ Fᵢ (θᵢ − θ*ᵢ)² with a diagonal Fisher estimate F (running mean of
+///   squared gradients, decayed by γ at each consolidation) anchored at θ*.
+public final class Regularizer: @unchecked Sendable {
+    public enum Kind: String, Codable, Sendable, CaseIterable { case l2sp, ewc }
+
+    public let kind: Kind
+    public let strength: Float
+    /// Online EWC's decay of the previous Fisher at each consolidation.
+    public let gamma: Float
+    public let anchor: FloatBuffer
+    public let fisher: FloatBuffer
+    private let running: FloatBuffer
+    private var runningCount = 0
+
+    public init(kind: Kind, strength: Float, anchor: FloatBuffer, gamma: Float = 0.9) {
+        self.kind = kind
+        self.strength = strength
+        self.gamma = gamma
+        self.anchor = FloatBuffer(anchor.array)
+        fisher = FloatBuffer(anchor.count)
+        running = FloatBuffer(anchor.count)
+    }
+
+    /// The penalty at θ.
+    public func penalty(_ theta: FloatBuffer) -> Double {
+        var s = 0.0
+        for i in 0..<theta.count {
+            let d = Double(theta[i] - anchor[i])
+            s += (kind == .ewc ? Double(fisher[i]) : 1) * d * d
+        }
+        return 0.5 * Double(strength) * s
+    }
+
+    /// Adds ∂penalty/∂θ to `gradients`.
+    public func addGradient(_ theta: FloatBuffer, into gradients: FloatBuffer) {
+        let t = theta.pointer, a = anchor.pointer, f = fisher.pointer, g = gradients.pointer, lambda = strength
+        let ewc = kind == .ewc
+        for i in 0..<theta.count { g[i] += lambda * (ewc ? f[i] : 1) * (t[i] - a[i]) }
+    }
+
+    /// Accumulates squared data gradients for the Fisher estimate (EWC).
+    public func observe(dataGradients g: FloatBuffer) {
+        guard kind == .ewc else { return }
+        for i in 0..<g.count { running[i] += g[i] * g[i] }
+        runningCount += 1
+    }
+
+    /// Moves the anchor to θ and folds the observed Fisher in: F ← γF + mean(g²).
+    public func consolidate(at theta: FloatBuffer) {
+        anchor.pointer.update(from: theta.pointer, count: theta.count)
+        guard kind == .ewc, runningCount > 0 else { return }
+        let inv = 1 / Float(runningCount)
+        for i in 0..<fisher.count { fisher[i] = gamma * fisher[i] + running[i] * inv }
+        running.zero()
+        runningCount = 0
+    }
+}

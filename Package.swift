@@ -41,8 +41,12 @@ let package = Package(
         // Event log: one contract, two transports (embedded SQLite, Kafka via librdkafka).
         .target(name: "AttuneEventLog", dependencies: ["CRdKafka", "CSQLite"]),
 
+        // Workers: continual training from the topics, publication of adapter versions.
+        .target(name: "AttuneWorker", dependencies: ["AttuneTraining", "AttuneEventLog", "AttuneModel",
+                                                     .product(name: "Crypto", package: "swift-crypto")]),
+
         .executableTarget(name: "attune", dependencies: [
-            "AttuneModel", "AttuneTraining", "AttuneEventLog",
+            "AttuneModel", "AttuneTraining", "AttuneEventLog", "AttuneWorker",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -54,5 +58,6 @@ let package = Package(
         .testTarget(name: "AttuneModelTests", dependencies: ["AttuneModel"], exclude: ["Golden"]),
         .testTarget(name: "AttuneTrainingTests", dependencies: ["AttuneTraining"]),
         .testTarget(name: "AttuneEventLogTests", dependencies: ["AttuneEventLog"]),
+        .testTarget(name: "AttuneWorkerTests", dependencies: ["AttuneWorker"]),
     ]
 )

@@ -1,6 +1,6 @@
 /// GPT-2's reversible byte ↔ printable-character mapping used by byte-level BPE vocabularies:
 /// printable Latin-1 bytes map to themselves, the other bytes to U+0100 onwards.
-enum ByteLevel {
+public enum ByteLevel {
     static let byteToScalar: [Unicode.Scalar] = {
         var printable = Array(33...126) + Array(161...172) + Array(174...255)
         var scalars = printable
@@ -22,7 +22,7 @@ enum ByteLevel {
     }()
 
     /// The vocabulary spelling of raw bytes.
-    static func encode(_ bytes: some Sequence<UInt8>) -> String {
+    public static func encode(_ bytes: some Sequence<UInt8>) -> String {
         var s = String.UnicodeScalarView()
         for b in bytes { s.append(byteToScalar[Int(b)]) }
         return String(s)

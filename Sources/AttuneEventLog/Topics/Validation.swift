@@ -7,7 +7,7 @@ public enum DeadLetter {
     public static let offsetHeader = "dlq-original-offset"
 
     /// The dead-letter record for `value`/`key`/`headers` that failed with `reason`.
-    static func record(topic: String, key: [UInt8]?, value: [UInt8]?, headers: [EventHeader], reason: String,
+    public static func record(topic: String, key: [UInt8]?, value: [UInt8]?, headers: [EventHeader], reason: String,
                        partition: Int? = nil, offset: Int64? = nil) -> ProducerRecord {
         var dlqHeaders = headers.filter { !$0.name.hasPrefix("dlq-") }
         dlqHeaders.append(EventHeader(reasonHeader, reason))

@@ -35,6 +35,13 @@ public enum PEFTAdapterFile {
     /// Writes `adapter` to `directory`, recording `baseModel` as its base.
     public static func save(_ adapter: LoRAAdapter, to directory: URL, baseModel: String, metadata: [String: String] = [:]) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let (config, weights) = try encode(adapter, baseModel: baseModel, metadata: metadata)
+        try config.write(to: directory.appendingPathComponent(configName))
+        try weights.write(to: directory.appendingPathComponent(weightsName))
+    }
+
+    /// The two files of the PEFT folder, in memory (`adapter_config.json`, `adapter_model.safetensors`).
+    public static func encode(_ adapter: LoRAAdapter, baseModel: String, metadata: [String: String] = [:]) throws -> (config: Data, weights: Data) {
         let c = adapter.config, m = adapter.model
         var tensors: [String: SafeTensor] = [:]
         for l in 0..<m.layers {
@@ -51,9 +58,7 @@ public enum PEFTAdapterFile {
                             use_rslora: c.useRSLoRA, target_modules: c.targets.map(\.peftName))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(config).write(to: directory.appendingPathComponent(configName))
-        try Safetensors.encode(tensors, metadata: metadata.merging(["format": "pt"]) { a, _ in a })
-            .write(to: directory.appendingPathComponent(weightsName))
+        return (try encoder.encode(config), try Safetensors.encode(tensors, metadata: metadata.merging(["format": "pt"]) { a, _ in a }))
     }
 
     /// Reads an adapter folder for a base model with configuration `model`. Wrong shapes,
@@ -63,11 +68,20 @@ public enum PEFTAdapterFile {
         guard let configData = FileManager.default.contents(atPath: configURL.path) else {
             throw TrainingError.badAdapter("\(configURL.path) not found")
         }
+        let weightsURL = directory.appendingPathComponent(weightsName)
+        guard let data = FileManager.default.contents(atPath: weightsURL.path) else {
+            throw TrainingError.badAdapter("\(weightsURL.path) not found")
+        }
+        return try decode(config: configData, weights: data, model: model, expectedBase: expectedBase)
+    }
+
+    /// Parses the two files of a PEFT folder held in memory.
+    public static func decode(config configData: Data, weights data: Data, model: LlamaConfig, expectedBase: String? = nil) throws -> LoRAAdapter {
         let config: Config
         do {
             config = try JSONDecoder().decode(Config.self, from: configData)
         } catch {
-            throw TrainingError.badAdapter("\(configURL.path) is not a PEFT LoRA config: \(error)")
+            throw TrainingError.badAdapter("adapter_config.json is not a PEFT LoRA config: \(error)")
         }
         guard config.peft_type == "LORA" else { throw TrainingError.badAdapter("peft_type \(config.peft_type) is not supported (LORA only)") }
         if let expectedBase, config.base_model_name_or_path != expectedBase {
@@ -80,10 +94,6 @@ public enum PEFTAdapterFile {
         let lora = LoRAConfig(rank: config.r, alpha: config.lora_alpha, dropout: config.lora_dropout,
                               useRSLoRA: config.use_rslora, targets: targets)
         let adapter = try LoRAAdapter(config: lora, model: model, zeroed: ())
-        let weightsURL = directory.appendingPathComponent(weightsName)
-        guard let data = FileManager.default.contents(atPath: weightsURL.path) else {
-            throw TrainingError.badAdapter("\(weightsURL.path) not found")
-        }
         let (tensors, _) = try Safetensors.decode(data)
         for l in 0..<model.layers {
             for t in targets {

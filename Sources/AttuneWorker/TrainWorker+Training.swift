@@ -1,0 +1,153 @@
+import AttuneEventLog
+import AttuneModel
+import AttuneTensor
+import AttuneTraining
+import Foundation
+
+extension TrainWorker {
+    /// Trains the pending batch of `name` into a candidate, gates it against its parent and
+    /// publishes it when it passes.
+    func trainAndPublish(_ name: String, producer: any EventProducer) async throws {
+        guard var batch = pending[name] else { return }
+        let state = try adapterState(name, batch)
+        let c = configuration
+        let examples = batch.items.map(\.example)
+        let held = examples.count >= 5 ? examples.enumerated().filter { $0.offset % 5 == 4 }.map(\.element) : []
+        let fresh = examples.count >= 5 ? examples.enumerated().filter { $0.offset % 5 != 4 }.map(\.element) : examples
+        let replayed = state.replay.sample(Int(Double(fresh.count) * c.replayRatio))
+        let pad = decoderPad
+        let model = try TrainableLlama(base: base, lora: state.lora, frozen: state.domain?.lora, seed: c.seed)
+        let replaySet = PackedDataset(examples: state.replay.items, seqLen: c.seqLen, padToken: pad)
+        let parentReplay = replaySet.rows.isEmpty ? nil : Trainer.evaluate(model, replaySet).loss
+        let parentParameters = state.lora.parameters.array
+        let trainer = try Trainer(model: model, data: PackedDataset(examples: fresh + replayed, seqLen: c.seqLen, padToken: pad),
+                                  config: TrainerConfig(steps: c.stepsPerBatch, batchSize: c.batchSize,
+                                                        optimizer: AdamWConfig(learningRate: c.learningRate), schedule: .constant,
+                                                        warmupSteps: 0, seed: c.seed))
+        if let kind = c.regularizer, state.release != nil {
+            let r = state.regularizer ?? Regularizer(kind: kind, strength: c.regularizerStrength, anchor: state.lora.parameters)
+            state.regularizer = r
+            trainer.regularizer = r
+        }
+        trainer.run()
+        let candidateReplay = replaySet.rows.isEmpty ? nil : Trainer.evaluate(model, replaySet).loss
+        let heldSet = PackedDataset(examples: held, seqLen: c.seqLen, padToken: pad)
+        let heldLoss = heldSet.rows.isEmpty ? nil : Trainer.evaluate(model, heldSet).loss
+        if let p = parentReplay, let q = candidateReplay, q > p * (1 + c.gateTolerance) {
+            parentParameters.withUnsafeBufferPointer { state.lora.parameters.pointer.update(from: $0.baseAddress!, count: $0.count) }
+            stats.rejectedByGate += 1
+            batch.rejectedAt = batch.items.count
+            pending[name] = batch
+            report(String(format: "gate: %@ candidate rejected (replay loss %.4f vs parent %.4f)", name, q, p))
+            return
+        }
+        var metrics: [String: Double] = ["examples": Double(examples.count)]
+        metrics["replay_loss_parent"] = parentReplay
+        metrics["replay_loss"] = candidateReplay
+        metrics["heldout_loss"] = heldLoss
+        try await publish(name, state: state, items: batch.items, metrics: metrics, producer: producer)
+        state.regularizer?.consolidate(at: state.lora.parameters)
+        for e in examples { state.replay.offer(e) }
+        stats.examplesTrained += examples.count
+        pending[name] = nil
+    }
+
+    var decoderPad: Int32 { decoder.builder.tokenizer.eosID }
+
+    /// The state of `name`, creating it on first use: a tenant adapter stands on its pinned
+    /// domain or on the published domain adapter with the lowest loss on its first examples.
+    func adapterState(_ name: String, _ batch: PendingBatch) throws -> AdapterState {
+        if let s = states[name] { return s }
+        let c = configuration
+        var domain: (String, LoRAAdapter, AdapterRelease)?
+        if name.hasPrefix("tenant/") {
+            let candidates = states.filter { $0.key.hasPrefix("domain/") && $0.value.release != nil }
+            let tenant = String(name.dropFirst(7))
+            if let pinned = c.tenantDomains[tenant], let s = candidates["domain/" + pinned] {
+                domain = (s.release!.adapter, s.lora, s.release!)
+            } else if !candidates.isEmpty {
+                let probe = PackedDataset(examples: batch.items.map(\.example), seqLen: c.seqLen, padToken: decoderPad)
+                let scored = try candidates.map { key, s -> (String, Double) in
+                    let zero = try LoRAAdapter(config: c.lora, model: base.config, zeroed: ())
+                    return (key, Trainer.evaluate(try TrainableLlama(base: base, lora: zero, frozen: s.lora), probe).loss)
+                }
+                let best = scored.min { $0.1 < $1.1 }!.0
+                domain = (best, candidates[best]!.lora, candidates[best]!.release!)
+            }
+        }
+        let lora = try LoRAAdapter(config: c.lora, model: base.config, seed: c.seed &+ UInt64(abs(name.hashValue % 1000)))
+        let s = AdapterState(lora: lora, replay: ReplayBuffer(capacity: c.replayCapacity, seed: c.seed), domain: domain)
+        states[name] = s
+        return s
+    }
+
+    /// Writes the version to `attune.adapters` (safetensors, headers with version, sha256,
+    /// parent and the covered offsets), then announces it on `attune.adapter-events`.
+    func publish(_ name: String, state: AdapterState, items: [WorkItem], metrics: [String: Double],
+                 producer: any EventProducer) async throws {
+        let c = configuration
+        let (config, _) = try PEFTAdapterFile.encode(state.lora, baseModel: c.baseModel)
+        let (_, weights) = try PEFTAdapterFile.encode(state.lora, baseModel: c.baseModel,
+                                                      metadata: ["adapter_config": String(decoding: config, as: UTF8.self)])
+        let bytes = Array(weights)
+        var covers: [String: [[Int64]]] = [:]
+        for (tp, group) in Dictionary(grouping: items, by: \.source) {
+            var ranges: [[Int64]] = []
+            for o in group.map(\.offset).sorted() {
+                if let last = ranges.last, last[1] + 1 == o { ranges[ranges.count - 1][1] = o } else { ranges.append([o, o]) }
+            }
+            covers[tp.description] = ranges
+        }
+        let release = AdapterRelease(adapter: name, version: (state.release?.version ?? 0) + 1, sha256: AdapterRelease.digest(bytes),
+                                     parent: state.release?.id, domain: state.domain?.release.id, baseModel: c.baseModel,
+                                     baseModelSHA256: c.baseModelSHA256, covers: covers, metrics: metrics)
+        _ = try await producer.send(ProducerRecord(topic: c.adaptersTopic, key: Array(name.utf8), value: bytes, headers: try release.headers()))
+        _ = try await producer.send(ProducerRecord(topic: c.eventsTopic, key: Array(name.utf8), value: try release.cloudEvent(source: c.source),
+                                                   headers: [EventHeader("content-type", "application/cloudevents+json")]))
+        state.release = release
+        releases[name, default: []].append(release)
+        stats.published += 1
+        report("published \(release.id) sha256 \(release.sha256.prefix(12)) covering \(items.count) records")
+    }
+
+    /// Reads `attune.adapters` from the beginning: the latest version of each adapter becomes
+    /// its state, and every release's covered offsets are remembered.
+    func restore() async throws {
+        let admin = try log.makeAdmin()
+        defer { Task { await admin.close() } }
+        guard let topic = try await admin.describeTopic(configuration.adaptersTopic) else { return }
+        let consumer = try log.makeConsumer(ConsumerConfiguration())
+        let parts = (0..<topic.partitions).map { TopicPartition(configuration.adaptersTopic, $0) }
+        try await consumer.assign(parts)
+        try await consumer.seekToBeginning(parts)
+        var ends: [TopicPartition: Int64] = [:]
+        for p in parts { ends[p] = try await consumer.watermarks(p).high }
+        var read: [TopicPartition: Int64] = [:]
+        var latest: [String: (AdapterRelease, [UInt8])] = [:]
+        while parts.contains(where: { (read[$0] ?? 0) < ends[$0]! }) {
+            let records = try await consumer.poll(maxRecords: 64, timeout: .milliseconds(500))
+            if records.isEmpty { break }
+            for r in records {
+                read[r.topicPartition] = r.offset + 1
+                guard let release = AdapterRelease.from(r), let value = r.value,
+                      AdapterRelease.digest(value) == release.sha256 else { continue }
+                releases[release.adapter, default: []].append(release)
+                if (latest[release.adapter]?.0.version ?? 0) < release.version { latest[release.adapter] = (release, value) }
+            }
+        }
+        await consumer.close()
+        for (name, (release, bytes)) in latest.sorted(by: { $0.key < $1.key }) {
+            let (_, meta) = try Safetensors.decode(Data(bytes))
+            guard let config = meta["adapter_config"] else { continue }
+            let lora = try PEFTAdapterFile.decode(config: Data(config.utf8), weights: Data(bytes), model: base.config)
+            var domain: (String, LoRAAdapter, AdapterRelease)?
+            if let d = release.domain, let parent = states[String(d.split(separator: "@")[0])], let r = parent.release {
+                domain = (r.adapter, parent.lora, r)
+            }
+            let s = AdapterState(lora: lora, replay: ReplayBuffer(capacity: configuration.replayCapacity, seed: configuration.seed), domain: domain)
+            s.release = release
+            states[name] = s
+        }
+        if !latest.isEmpty { report("restored \(latest.count) adapters from \(configuration.adaptersTopic)") }
+    }
+}

@@ -1,0 +1,43 @@
+import AttuneTraining
+import Foundation
+
+/// How a training worker consumes, trains, gates and publishes.
+public struct TrainWorkerConfiguration: Sendable {
+    public var groupID = "attune-trainers"
+    public var corporaTopic = "attune.corpora"
+    public var interactionsTopic = "attune.interactions"
+    public var adaptersTopic = "attune.adapters"
+    public var eventsTopic = "attune.adapter-events"
+    /// A micro-batch closes when it holds this many tokens…
+    public var batchTokens = 2048
+    /// …or when its oldest record is this old.
+    public var batchSeconds = 5.0
+    public var seqLen = 128
+    public var batchSize = 4
+    /// Optimizer steps per micro-batch.
+    public var stepsPerBatch = 4
+    public var learningRate: Float = 1e-3
+    public var lora = LoRAConfig(rank: 8, alpha: 16)
+    /// Replay buffer size per adapter, and replayed examples per new example in a batch.
+    public var replayCapacity = 256
+    public var replayRatio = 0.5
+    /// Regularization toward the parent version (nil = none).
+    public var regularizer: Regularizer.Kind? = .l2sp
+    public var regularizerStrength: Float = 0.1
+    /// A candidate whose loss on replayed data exceeds its parent's by more than this
+    /// fraction is not published.
+    public var gateTolerance = 0.05
+    /// Tenants pinned to a domain; others get the domain adapter with the lowest loss.
+    public var tenantDomains: [String: String] = [:]
+    /// Recorded as every version's base (name and sha256 of the GGUF).
+    public var baseModel: String
+    public var baseModelSHA256: String
+    /// CloudEvents `source`.
+    public var source = "attune/train-worker"
+    public var seed: UInt64 = 0
+
+    public init(baseModel: String, baseModelSHA256: String) {
+        self.baseModel = baseModel
+        self.baseModelSHA256 = baseModelSHA256
+    }
+}

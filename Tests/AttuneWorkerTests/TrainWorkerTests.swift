@@ -1,0 +1,114 @@
+import AttuneEventLog
+import AttuneModel
+import AttuneTokenizer
+import AttuneTraining
+import Foundation
+import Testing
+@testable import AttuneWorker
+
+private let tiny = LlamaConfig(layers: 2, dim: 64, ffnDim: 96, heads: 4, kvHeads: 2, vocabSize: 80, contextLength: 128)
+private let repositoryTopics = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("topics").path
+
+/// Letters, digits, space, newline and a little punctuation, plus the ChatML specials: 80 ids.
+private func tokenizer() throws -> BPETokenizer {
+    let chars = Array(" \nabcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,?'-".utf8)
+    var tokens = chars.map { ByteLevel.encode([$0]) }
+    tokens += (0..<(78 - tokens.count)).map { "<unused\($0)>" }
+    tokens += ["<|im_start|>", "<|im_end|>"]
+    return try BPETokenizer(tokens: tokens, merges: [], tokenTypes: Array(repeating: 1, count: 78) + [3, 3], bosID: 78, eosID: 79)
+}
+
+private func interaction(_ tenant: String, _ i: Int) -> String {
+    #"{"tenant":"\#(tenant)","user":"u\#(i)","time":"2026-11-29T08:00:0\#(i % 10)Z","prompt":"Question \#(i) from \#(tenant)?","response":"Answer \#(i) for \#(tenant)."}"#
+}
+
+private func corpus(_ domain: String, _ i: Int) -> String {
+    #"{"domain":"\#(domain)","doc_id":"\#(domain)-\#(i)","text":"The \#(domain) rule number \#(i) says to do it well.","source":"test"}"#
+}
+
+/// Corpora for two domains and interactions for three tenants go in; domain versions and
+/// tenant adapters (on the pinned or best domain) come out, announced as CloudEvents; every
+/// valid input offset is covered by exactly one published version; a malformed record goes to
+/// the DLQ with its reason and the partition keeps flowing. A second worker run restores the
+/// versions and trains nothing twice.
+@Test func workerTrainsDomainsAndTenantsFromTheTopics() async throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-worker-\(UUID().uuidString)").path
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let log = EmbeddedEventLog(directory: dir)
+    let catalog = try TopicCatalog(directory: repositoryTopics)
+    let admin = try log.makeAdmin()
+    _ = try await catalog.apply(to: admin, dryRun: false)
+    await admin.close()
+    let raw = try log.makeProducer()
+    let producer = ValidatingProducer(raw, catalog: catalog, policy: .reject)
+    var inputs: [(String, RecordMetadata)] = []
+    for i in 0..<6 {
+        for d in ["law", "cook"] { inputs.append(("domain/" + d, try await producer.send(ProducerRecord(topic: "attune.corpora", key: d, value: corpus(d, i))))) }
+    }
+    for i in 0..<5 {
+        for t in ["acme", "bolt", "cove"] {
+            inputs.append(("tenant/" + t, try await producer.send(ProducerRecord(topic: "attune.interactions", key: t, value: interaction(t, i)))))
+        }
+    }
+    let bad = try await raw.send(ProducerRecord(topic: "attune.interactions", key: "acme", value: #"{"tenant":"acme","oops":1}"#))
+    let late = try await producer.send(ProducerRecord(topic: "attune.interactions", key: "acme", value: interaction("acme", 7)))
+    inputs.append(("tenant/acme", late))
+    await raw.close()
+
+    var config = TrainWorkerConfiguration(baseModel: "tiny.gguf", baseModelSHA256: String(repeating: "0", count: 64))
+    config.batchTokens = 150
+    config.batchSeconds = 60
+    config.seqLen = 48
+    config.batchSize = 2
+    config.stepsPerBatch = 2
+    config.lora = LoRAConfig(rank: 2, alpha: 4)
+    config.tenantDomains = ["acme": "law", "bolt": "cook"]
+    config.gateTolerance = 10
+    let base = try RandomModel.load(tiny)
+    let worker = TrainWorker(configuration: config, log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
+    try await worker.run(idle: .milliseconds(700))
+    #expect(worker.stats.deadLettered == 1)
+    #expect(Set(worker.releases.keys) == ["domain/law", "domain/cook", "tenant/acme", "tenant/bolt", "tenant/cove"])
+    #expect(worker.releases["tenant/acme"]?.allSatisfy { $0.domain?.hasPrefix("domain/law@") == true } == true)
+    #expect(worker.releases["tenant/bolt"]?.allSatisfy { $0.domain?.hasPrefix("domain/cook@") == true } == true)
+    #expect(worker.releases["tenant/cove"]?.first?.domain != nil, "an unpinned tenant stands on the best domain")
+
+    // Exactly-once coverage of every valid input by the published lineage.
+    let all = worker.releases.values.flatMap { $0 }
+    for (adapter, meta) in inputs {
+        let tp = TopicPartition(meta.topic, meta.partition)
+        #expect(all.filter { $0.adapter == adapter && $0.covers(tp, meta.offset) }.count == 1, "\(adapter) \(tp)@\(meta.offset)")
+    }
+    #expect(!all.contains { $0.covers(TopicPartition(bad.topic, bad.partition), bad.offset) })
+    for (name, list) in worker.releases { #expect(list.map(\.version) == Array(1...list.count), "\(name) versions are monotonic") }
+
+    // A subscriber sees one adapter.updated CloudEvent per version, carrying its hash.
+    let subscriber = try log.makeConsumer(ConsumerConfiguration(groupID: "subscriber"))
+    try await subscriber.subscribe(["attune.adapter-events"])
+    var events: [[String: Any]] = []
+    for _ in 0..<20 where events.count < all.count {
+        for r in try await subscriber.poll(maxRecords: 100, timeout: .milliseconds(200)) {
+            events.append(try JSONSerialization.jsonObject(with: Data(r.value!)) as! [String: Any])
+        }
+    }
+    await subscriber.close()
+    #expect(events.count == all.count)
+    #expect(events.allSatisfy { $0["type"] as? String == "adapter.updated" && $0["specversion"] as? String == "1.0" })
+    let hashes = Set(events.compactMap { ($0["data"] as? [String: Any])?["sha256"] as? String })
+    #expect(hashes == Set(all.map(\.sha256)))
+
+    // The DLQ holds the malformed record with its reason.
+    let dlq = try log.makeConsumer(ConsumerConfiguration(groupID: "dlq-reader"))
+    try await dlq.subscribe(["attune.dlq"])
+    var dead: [ConsumerRecord] = []
+    for _ in 0..<10 where dead.isEmpty { dead += try await dlq.poll(maxRecords: 10, timeout: .milliseconds(200)) }
+    await dlq.close()
+    #expect(dead.count == 1 && dead.first?.headers.text(named: DeadLetter.reasonHeader)?.isEmpty == false)
+
+    // Restart: the new worker restores every adapter and trains nothing twice.
+    let again = TrainWorker(configuration: config, log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
+    try await again.run(idle: .milliseconds(500))
+    #expect(again.stats.published == 0 && again.stats.examplesTrained == 0)
+    #expect(again.releases.values.flatMap { $0 }.count == all.count)
+}

@@ -1,0 +1,75 @@
+import ArgumentParser
+import AttuneEventLog
+import AttuneModel
+import AttuneTokenizer
+import AttuneTraining
+import AttuneWorker
+import Foundation
+
+/// `attune train-worker`: one member of the trainers' group.
+struct TrainWorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-worker",
+        abstract: "Continually train domain and tenant adapters from attune.corpora and attune.interactions.",
+        discussion: """
+        Joins the consumer group (default attune-trainers); owning a partition means owning the adapters keyed to it. \
+        Every accepted version is published to attune.adapters and announced on attune.adapter-events before its input \
+        offsets are committed. Run several workers to split the partitions. Stops after --idle seconds without input \
+        (0 = run until interrupted).
+        """)
+
+    @OptionGroup var transport: TransportOptions
+    @Option(help: "GGUF base model (default: $ATTUNE_MODEL, else the fetched base model).") var model: String?
+    @Option(help: "Directory of topic definitions and schemas.") var topicsDir = "topics"
+    @Option(help: "Consumer group.") var group = "attune-trainers"
+    @Option(help: "Close a micro-batch at this many tokens.") var batchTokens = 2048
+    @Option(help: "…or when its oldest record is this many seconds old.") var batchSeconds = 10.0
+    @Option(help: "Optimizer steps per micro-batch.") var steps = 4
+    @Option(help: "Sequence length.") var seqLen = 128
+    @Option(help: "Sequences per step.") var batchSize = 4
+    @Option(help: "LoRA rank.") var rank = 8
+    @Option(help: "Learning rate.") var lr: Float = 1e-3
+    @Option(help: "Replay buffer size per adapter.") var replayCapacity = 256
+    @Option(help: "Replayed examples per new example.") var replayRatio = 0.5
+    @Option(help: "Regularization toward the parent: l2sp, ewc or none.") var regularizer = "l2sp"
+    @Option(help: "Regularization strength.") var regularizerStrength: Float = 0.1
+    @Option(help: "Reject a candidate whose replay loss exceeds its parent's by this fraction.") var gateTolerance = 0.05
+    @Option(help: "Pin a tenant to a domain: TENANT=DOMAIN (repeatable).") var tenantDomain: [String] = []
+    @Option(help: "Stop after this many seconds without input (0 = never).") var idle = 0.0
+
+    func run() async throws {
+        let path = try BaseModelStore().resolve(model)
+        let base = try LlamaModel(path: path, mode: .quantized)
+        let tokenizer = try BPETokenizer(gguf: base.file)
+        var c = TrainWorkerConfiguration(baseModel: URL(fileURLWithPath: path).lastPathComponent,
+                                         baseModelSHA256: try BaseModelStore.sha256(of: path))
+        c.groupID = group
+        c.batchTokens = batchTokens
+        c.batchSeconds = batchSeconds
+        c.stepsPerBatch = steps
+        c.seqLen = seqLen
+        c.batchSize = batchSize
+        c.lora = LoRAConfig(rank: rank, alpha: Float(2 * rank))
+        c.learningRate = lr
+        c.replayCapacity = replayCapacity
+        c.replayRatio = replayRatio
+        guard regularizer == "none" || Regularizer.Kind(rawValue: regularizer) != nil else {
+            throw ValidationError("--regularizer must be l2sp, ewc or none")
+        }
+        c.regularizer = Regularizer.Kind(rawValue: regularizer)
+        c.regularizerStrength = regularizerStrength
+        c.gateTolerance = gateTolerance
+        for pin in tenantDomain {
+            let parts = pin.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw ValidationError("--tenant-domain takes TENANT=DOMAIN") }
+            c.tenantDomains[parts[0]] = parts[1]
+        }
+        let worker = TrainWorker(configuration: c, log: try transport.makeLog(), base: base, tokenizer: tokenizer,
+                                 catalog: try TopicCatalog(directory: topicsDir)) { line in
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+        try await worker.run(idle: idle > 0 ? .milliseconds(Int(idle * 1000)) : .seconds(365 * 86400))
+        let s = worker.stats
+        print("published \(s.published) versions, \(s.rejectedByGate) rejected by the gate, \(s.deadLettered) dead-lettered, \(s.skippedAlreadyTrained) already trained, \(s.examplesTrained) examples trained")
+    }
+}

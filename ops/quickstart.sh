@@ -34,8 +34,22 @@ $A finetune --data "$WORK/licenses.jsonl" --method qlora --out "$WORK/adapters/l
   --steps 12 --batch-size 4 --seq-len 128 --lr 1e-3 --warmup 2
 $A generate --adapter "$WORK/adapters/licenses" --prompt "Licensed under the Apache License" --max-tokens 24
 
-echo "== event log (embedded SQLite, no server): topics as code, a validated interaction in and out"
-$A topics apply --log-dir "$WORK/eventlog"
-$A produce --log-dir "$WORK/eventlog" -t attune.interactions -k acme \
-  --value '{"tenant":"acme","user":"u1","time":"2026-11-29T08:00:00Z","prompt":"What is our refund window?","response":"30 days.","feedback":"up"}'
-$A consume --log-dir "$WORK/eventlog" -t attune.interactions --from beginning -c 1
+echo "== continual training from the embedded event log (SQLite, no server)"
+LOG=(--log-dir "$WORK/eventlog")
+$A topics apply "${LOG[@]}"
+python3 - "$WORK/licenses.jsonl" <<'PY' | $A produce "${LOG[@]}" -t attune.corpora -k licenses
+import json, sys
+for i, line in enumerate(open(sys.argv[1])):
+    if i < 24:
+        print(json.dumps({"domain": "licenses", "doc_id": f"lic-{i}", "text": json.loads(line)["text"], "source": "common-licenses"}))
+PY
+for i in 1 2 3 4; do
+  $A produce "${LOG[@]}" -t attune.interactions -k acme --value \
+    "{\"tenant\":\"acme\",\"user\":\"u$i\",\"time\":\"2026-11-29T08:00:0${i}Z\",\"prompt\":\"Can we ship this library in our product?\",\"response\":\"Yes: keep the license and notices with it.\",\"feedback\":\"up\"}"
+done
+$A produce "${LOG[@]}" -t attune.interactions -k acme --invalid dlq --value '{"tenant":"acme","bad":true}'
+$A train-worker "${LOG[@]}" --idle 3 --steps 4 --batch-size 4 --seq-len 128 --batch-tokens 1500
+echo "-- adapter.updated events a subscriber sees:"
+$A consume "${LOG[@]}" -t attune.adapter-events --from beginning
+echo "-- the dead-letter topic:"
+$A consume "${LOG[@]}" -t attune.dlq --from beginning

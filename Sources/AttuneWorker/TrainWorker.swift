@@ -67,8 +67,8 @@ public final class TrainWorker: @unchecked Sendable {
                                interactionsTopic: configuration.interactionsTopic)
     }
 
-    /// Runs until no record has arrived for `idle` and nothing is pending (or `stop` says so),
-    /// closing micro-batches by size or age as it goes.
+    /// Runs until no record has arrived for `idle` since the group assigned partitions and
+    /// nothing is pending (or `stop` says so), closing micro-batches by size or age as it goes.
     public func run(idle: Duration = .seconds(2), stop: @Sendable () -> Bool = { false }) async throws {
         try await restore()
         let producer = try log.makeProducer()
@@ -79,9 +79,11 @@ public final class TrainWorker: @unchecked Sendable {
         let consumer = try log.makeConsumer(consumerConfig)
         try await consumer.subscribe([configuration.corporaTopic, configuration.interactionsTopic])
         var quietSince = ContinuousClock.now
+        var assigned = false
         while !stop() {
             let records = try await consumer.poll(maxRecords: 256, timeout: .milliseconds(200))
-            if !records.isEmpty { quietSince = .now }
+            if !assigned { assigned = try await !consumer.assignment().isEmpty }
+            if !records.isEmpty || !assigned { quietSince = .now }
             for r in records { try await accept(r, validator: validator) }
             let idleNow = ContinuousClock.now - quietSince >= idle
             for name in pending.keys.sorted() where ready(name, flush: idleNow) {

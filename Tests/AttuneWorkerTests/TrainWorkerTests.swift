@@ -27,36 +27,77 @@ private func corpus(_ domain: String, _ i: Int) -> String {
     #"{"domain":"\#(domain)","doc_id":"\#(domain)-\#(i)","text":"The \#(domain) rule number \#(i) says to do it well.","source":"test"}"#
 }
 
+/// The transports the worker test runs on: embedded always; Kafka when `ATTUNE_KAFKA_BOOTSTRAP`
+/// names a broker (required with `ATTUNE_REQUIRE_KAFKA=1`).
+enum Transport: String, CaseIterable, Sendable {
+    case embedded, kafka
+
+    static var selected: [Transport] {
+        let env = ProcessInfo.processInfo.environment
+        return env["ATTUNE_KAFKA_BOOTSTRAP"] != nil || env["ATTUNE_REQUIRE_KAFKA"] == "1" ? [.embedded, .kafka] : [.embedded]
+    }
+}
+
+/// The repository's topic definitions with every topic renamed `NAME.RUN` (the DLQ keeps its
+/// name), so a run on a shared broker sees only its own records.
+private func isolatedTopics(_ run: String) throws -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-topics-\(run)")
+    try? FileManager.default.removeItem(at: dir)
+    try FileManager.default.copyItem(atPath: repositoryTopics, toPath: dir.path)
+    for name in try FileManager.default.contentsOfDirectory(atPath: dir.path) where name.hasSuffix(".json") && name != "attune.dlq.json" {
+        let url = dir.appendingPathComponent(name)
+        let topic = String(name.dropLast(5))
+        let text = try String(contentsOf: url, encoding: .utf8).replacingOccurrences(of: "\"\(topic)\"", with: "\"\(topic).\(run)\"")
+        try text.write(to: url, atomically: true, encoding: .utf8)
+    }
+    return dir.path
+}
+
 /// Corpora for two domains and interactions for three tenants go in; domain versions and
 /// tenant adapters (on the pinned or best domain) come out, announced as CloudEvents; every
 /// valid input offset is covered by exactly one published version; a malformed record goes to
 /// the DLQ with its reason and the partition keeps flowing. A second worker run restores the
 /// versions and trains nothing twice.
-@Test func workerTrainsDomainsAndTenantsFromTheTopics() async throws {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-worker-\(UUID().uuidString)").path
+@Test(arguments: Transport.selected)
+func workerTrainsDomainsAndTenantsFromTheTopics(_ transport: Transport) async throws {
+    let run = String(UUID().uuidString.prefix(8)).lowercased()
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-worker-\(run)").path
     defer { try? FileManager.default.removeItem(atPath: dir) }
-    let log = EmbeddedEventLog(directory: dir)
-    let catalog = try TopicCatalog(directory: repositoryTopics)
+    let log: any EventLog
+    switch transport {
+    case .embedded: log = EmbeddedEventLog(directory: dir)
+    case .kafka:
+        let servers = try #require(ProcessInfo.processInfo.environment["ATTUNE_KAFKA_BOOTSTRAP"], "ATTUNE_REQUIRE_KAFKA=1 needs a broker")
+        log = KafkaEventLog(KafkaConfiguration(bootstrapServers: servers.split(separator: ",").map(String.init)))
+    }
+    let topics = try isolatedTopics(run)
+    let catalog = try TopicCatalog(directory: topics)
     let admin = try log.makeAdmin()
-    _ = try await catalog.apply(to: admin, dryRun: false)
+    _ = try await catalog.apply(to: admin, dryRun: false, maxReplicationFactor: try await (admin as? KafkaAdmin)?.brokerCount())
     await admin.close()
+    let corpora = "attune.corpora.\(run)", interactions = "attune.interactions.\(run)"
     let raw = try log.makeProducer()
     let producer = ValidatingProducer(raw, catalog: catalog, policy: .reject)
     var inputs: [(String, RecordMetadata)] = []
     for i in 0..<6 {
-        for d in ["law", "cook"] { inputs.append(("domain/" + d, try await producer.send(ProducerRecord(topic: "attune.corpora", key: d, value: corpus(d, i))))) }
+        for d in ["law", "cook"] { inputs.append(("domain/" + d, try await producer.send(ProducerRecord(topic: corpora, key: d, value: corpus(d, i))))) }
     }
     for i in 0..<5 {
         for t in ["acme", "bolt", "cove"] {
-            inputs.append(("tenant/" + t, try await producer.send(ProducerRecord(topic: "attune.interactions", key: t, value: interaction(t, i)))))
+            inputs.append(("tenant/" + t, try await producer.send(ProducerRecord(topic: interactions, key: t, value: interaction(t, i)))))
         }
     }
-    let bad = try await raw.send(ProducerRecord(topic: "attune.interactions", key: "acme", value: #"{"tenant":"acme","oops":1}"#))
-    let late = try await producer.send(ProducerRecord(topic: "attune.interactions", key: "acme", value: interaction("acme", 7)))
+    let bad = try await raw.send(ProducerRecord(topic: interactions, key: "acme", value: #"{"tenant":"acme","oops":1}"#))
+    let late = try await producer.send(ProducerRecord(topic: interactions, key: "acme", value: interaction("acme", 7)))
     inputs.append(("tenant/acme", late))
     await raw.close()
 
     var config = TrainWorkerConfiguration(baseModel: "tiny.gguf", baseModelSHA256: String(repeating: "0", count: 64))
+    config.groupID = "trainers-\(run)"
+    config.corporaTopic = corpora
+    config.interactionsTopic = interactions
+    config.adaptersTopic = "attune.adapters.\(run)"
+    config.eventsTopic = "attune.adapter-events.\(run)"
     config.batchTokens = 150
     config.batchSeconds = 60
     config.seqLen = 48
@@ -67,7 +108,7 @@ private func corpus(_ domain: String, _ i: Int) -> String {
     config.gateTolerance = 10
     let base = try RandomModel.load(tiny)
     let worker = TrainWorker(configuration: config, log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
-    try await worker.run(idle: .milliseconds(700))
+    try await worker.run(idle: .milliseconds(1500))
     #expect(worker.stats.deadLettered == 1)
     #expect(Set(worker.releases.keys) == ["domain/law", "domain/cook", "tenant/acme", "tenant/bolt", "tenant/cove"])
     #expect(worker.releases["tenant/acme"]?.allSatisfy { $0.domain?.hasPrefix("domain/law@") == true } == true)
@@ -84,10 +125,10 @@ private func corpus(_ domain: String, _ i: Int) -> String {
     for (name, list) in worker.releases { #expect(list.map(\.version) == Array(1...list.count), "\(name) versions are monotonic") }
 
     // A subscriber sees one adapter.updated CloudEvent per version, carrying its hash.
-    let subscriber = try log.makeConsumer(ConsumerConfiguration(groupID: "subscriber"))
-    try await subscriber.subscribe(["attune.adapter-events"])
+    let subscriber = try log.makeConsumer(ConsumerConfiguration(groupID: "subscriber-\(run)"))
+    try await subscriber.subscribe([config.eventsTopic])
     var events: [[String: Any]] = []
-    for _ in 0..<20 where events.count < all.count {
+    for _ in 0..<100 where events.count < all.count {
         for r in try await subscriber.poll(maxRecords: 100, timeout: .milliseconds(200)) {
             events.append(try JSONSerialization.jsonObject(with: Data(r.value!)) as! [String: Any])
         }
@@ -99,16 +140,19 @@ private func corpus(_ domain: String, _ i: Int) -> String {
     #expect(hashes == Set(all.map(\.sha256)))
 
     // The DLQ holds the malformed record with its reason.
-    let dlq = try log.makeConsumer(ConsumerConfiguration(groupID: "dlq-reader"))
-    try await dlq.subscribe(["attune.dlq"])
+    let dlq = try log.makeConsumer(ConsumerConfiguration(groupID: "dlq-reader-\(run)"))
+    try await dlq.subscribe([DeadLetter.topic])
     var dead: [ConsumerRecord] = []
-    for _ in 0..<10 where dead.isEmpty { dead += try await dlq.poll(maxRecords: 10, timeout: .milliseconds(200)) }
+    for _ in 0..<100 where dead.isEmpty {
+        dead += try await dlq.poll(maxRecords: 100, timeout: .milliseconds(200))
+            .filter { $0.headers.text(named: DeadLetter.topicHeader) == interactions }
+    }
     await dlq.close()
     #expect(dead.count == 1 && dead.first?.headers.text(named: DeadLetter.reasonHeader)?.isEmpty == false)
 
     // Restart: the new worker restores every adapter and trains nothing twice.
     let again = TrainWorker(configuration: config, log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
-    try await again.run(idle: .milliseconds(500))
+    try await again.run(idle: .milliseconds(1500))
     #expect(again.stats.published == 0 && again.stats.examplesTrained == 0)
     #expect(again.releases.values.flatMap { $0 }.count == all.count)
 }

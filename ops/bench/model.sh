@@ -3,6 +3,9 @@
 # (llama-cpp-python, 2 threads) on the same GGUF and prompt ids, alternated ROUNDS times;
 # prints each engine's median prefill tok/s (256-token prompt), decode tok/s (128 tokens,
 # batch 1) and peak RSS, and the ratios to llama.cpp.
+# "-native-blas" rows run with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset, so OpenBLAS picks
+# this CPU's own (AVX-512) kernels instead of the Haswell ones the machine pins for safety; the
+# script first checks that the model still scores the reference text at perplexity 11.714.
 #   ops/bench/model.sh [ROUNDS]      (needs: pip install llama-cpp-python==0.3.36 numpy)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -12,11 +15,16 @@ MODEL="${ATTUNE_MODEL:-${ATTUNE_HOME:-$HOME/.cache/attune}/models/SmolLM2-135M-I
 python3 -c "import llama_cpp" 2>/dev/null || { echo "llama.cpp peer missing: pip install llama-cpp-python==0.3.36" >&2; exit 1; }
 swift build -c release --product attune >/dev/null
 export OPENBLAS_NUM_THREADS=2
+NATIVE=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
+"${NATIVE[@]}" .build/release/attune score --model "$MODEL" \
+  --text "The capital of France is Paris. It is known for the Eiffel Tower and its museums." | tee /dev/stderr \
+  | grep -q "perplexity 11.71" || { echo "native OpenBLAS kernels give a wrong result on this CPU" >&2; exit 1; }
 out=$(mktemp)
 for r in $(seq "$ROUNDS"); do
   .build/release/attune bench model --model "$MODEL" --weights quantized >>"$out"
   python3 ops/bench/llamacpp_model.py --model "$MODEL" >>"$out"
   .build/release/attune bench model --model "$MODEL" --weights dense >>"$out"
+  "${NATIVE[@]}" .build/release/attune bench model --model "$MODEL" --weights quantized | sed 's/"engine":"attune-quantized"/"engine":"attune-quantized-native-blas"/' >>"$out"
 done
 python3 - "$out" <<'PY'
 import json, statistics, sys

@@ -3,6 +3,9 @@
 # PyTorch + PEFT (fp32, same GGUF through transformers), rank 8 on q,k,v,o,gate,up,down,
 # seq 256 × batch 8, 2 threads, sides alternated ROUNDS times; medians of tokens/s, peak RSS,
 # and Attune's useful GFLOP/s as a share of the sgemm rate measured in the same process.
+# "-native-blas" rows run with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset (OpenBLAS then uses
+# this CPU's AVX-512 kernels, as PyTorch's own BLAS does); ops/bench/model.sh checks that
+# the model still computes the reference perplexity with them.
 #   ops/bench/train.sh [ROUNDS]      (needs: ops/peft/install.sh)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -16,6 +19,10 @@ for r in $(seq "$ROUNDS"); do
   .build/release/attune bench train --model "$MODEL" --method qlora --steps 3 >>"$out"
   (cd ops/peft && python3 train_bench.py --model "$MODEL" --steps 3 --threads 2) >>"$out"
   .build/release/attune bench train --model "$MODEL" --method lora --steps 3 >>"$out"
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .build/release/attune bench train --model "$MODEL" --method qlora --steps 3 \
+    | sed 's/"engine":"attune-qlora"/"engine":"attune-qlora-native-blas"/' >>"$out"
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .build/release/attune bench train --model "$MODEL" --method lora --steps 3 \
+    | sed 's/"engine":"attune-lora"/"engine":"attune-lora-native-blas"/' >>"$out"
 done
 python3 - "$out" <<'PY'
 import json, statistics, sys

@@ -4,4 +4,6 @@
 # mandatory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Multi-process tests run the attune executable next to the test bundle: build it with the same flags.
+swift build -c release -Xswiftc -enable-testing --product attune
 swift test -c release -Xswiftc -enable-testing "$@"

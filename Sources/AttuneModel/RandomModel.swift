@@ -6,7 +6,10 @@ import Foundation
 /// gradient checks and benchmarks that must not depend on the real base model.
 public enum RandomModel {
     /// Writes the model to `path`: `matrixFormat` for the projections, Q8_0 embeddings, F32 norms.
-    public static func write(_ c: LlamaConfig, to path: String, seed: UInt64 = 7, matrixFormat: QuantFormat = .q4_1) throws {
+    /// With `vocabulary` (byte-level spellings, GGUF token types, end-of-sequence id), the file
+    /// also carries a merge-free GPT-2 tokenizer so the command line can load it.
+    public static func write(_ c: LlamaConfig, to path: String, seed: UInt64 = 7, matrixFormat: QuantFormat = .q4_1,
+                             vocabulary: (tokens: [String], types: [Int], eos: Int)? = nil) throws {
         var rng = SeededGenerator(seed: seed)
         func random(_ n: Int, scale: Float) -> [Float] {
             (0..<n).map { _ in Float.random(in: -scale...scale, using: &rng) }
@@ -21,6 +24,14 @@ public enum RandomModel {
         w.set("llama.context_length", .uint32(UInt32(c.contextLength)))
         w.set("llama.rope.freq_base", .float32(c.ropeBase))
         w.set("llama.attention.layer_norm_rms_epsilon", .float32(c.normEps))
+        if let vocabulary {
+            precondition(vocabulary.tokens.count == c.vocabSize, "one token per vocabulary entry")
+            w.set("tokenizer.ggml.model", .string("gpt2"))
+            w.set("tokenizer.ggml.tokens", .array(vocabulary.tokens.map { .string($0) }))
+            w.set("tokenizer.ggml.token_type", .array(vocabulary.types.map { .int32(Int32($0)) }))
+            w.set("tokenizer.ggml.merges", .array([]))
+            w.set("tokenizer.ggml.eos_token_id", .uint32(UInt32(vocabulary.eos)))
+        }
         let kv = c.kvHeads * c.headDim
         w.addTensor("token_embd.weight", shape: [c.dim, c.vocabSize], format: .q8_0, values: random(c.dim * c.vocabSize, scale: 1))
         w.addTensor("output_norm.weight", shape: [c.dim], values: random(c.dim, scale: 0.2).map { 1 + $0 })

@@ -54,7 +54,7 @@ let package = Package(
 
         .testTarget(name: "AttuneTensorTests", dependencies: ["AttuneTensor"], exclude: ["Golden"]),
         .testTarget(name: "AttuneGGUFTests", dependencies: ["AttuneGGUF"]),
-        .testTarget(name: "AttuneTokenizerTests", dependencies: ["AttuneTokenizer"], exclude: ["Golden"]),
+        .testTarget(name: "AttuneTokenizerTests", dependencies: ["AttuneTokenizer", "AttuneModel"], exclude: ["Golden"]),
         .testTarget(name: "AttuneModelTests", dependencies: ["AttuneModel"], exclude: ["Golden"]),
         .testTarget(name: "AttuneTrainingTests", dependencies: ["AttuneTraining"]),
         .testTarget(name: "AttuneEventLogTests", dependencies: ["AttuneEventLog"]),

@@ -40,6 +40,17 @@ public struct BaseModelStore: Sendable {
         return modelPath
     }
 
+    /// The base model for optional real-model checks: `$ATTUNE_MODEL`, else the fetched copy.
+    /// Nil when there is none, unless `ATTUNE_REQUIRE_MODEL=1`, where its absence is an error.
+    public static func forChecks() throws -> String? {
+        let store = BaseModelStore()
+        if let path = try? store.resolve(nil) { return path }
+        if ProcessInfo.processInfo.environment["ATTUNE_REQUIRE_MODEL"] == "1" {
+            throw StoreError.notFetched("ATTUNE_REQUIRE_MODEL=1 but no model at $ATTUNE_MODEL or \(store.modelPath)")
+        }
+        return nil
+    }
+
     /// Downloads and unpacks the base model unless it is already present; returns its path.
     @discardableResult
     public func fetch(force: Bool = false, log: (String) -> Void = { _ in }) throws -> String {

@@ -22,7 +22,7 @@ private let goldenDir = URL(fileURLWithPath: #filePath).deletingLastPathComponen
 /// the same greedy continuation (" Paris…"), and the same perplexities within 0.5%.
 @Test(arguments: [WeightMode.quantized, .dense])
 func smolLM2MatchesNumpyReference(mode: WeightMode) throws {
-    guard let path = try RealModel.path() else { return }
+    guard let path = try BaseModelStore.forChecks() else { return }
     let ref = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: goldenDir.appendingPathComponent("smollm2_reference.json")))
     let golden = try Data(contentsOf: goldenDir.appendingPathComponent("smollm2_logprobs.f32"))
     let expected = golden.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }

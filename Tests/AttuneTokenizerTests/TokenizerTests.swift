@@ -1,4 +1,5 @@
 import AttuneGGUF
+import AttuneModel
 import Foundation
 import Testing
 @testable import AttuneTokenizer
@@ -103,7 +104,7 @@ private struct GoldenFile: Decodable { let cases: [GoldenCase] }
 /// Token ids on the real SmolLM2 vocabulary equal Hugging Face `tokenizers` (golden file made
 /// by ops/reference/tokenizer_golden.py), with and without special-token parsing.
 @Test func matchesHuggingFaceTokenizersOnSmolLM2() throws {
-    guard let path = try RealModel.path() else { return }
+    guard let path = try BaseModelStore.forChecks() else { return }
     let t = try BPETokenizer(gguf: try GGUFFile(path: path))
     let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden/smollm2_tokens.json")
     let golden = try JSONDecoder().decode(GoldenFile.self, from: Data(contentsOf: url))

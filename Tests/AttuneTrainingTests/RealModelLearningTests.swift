@@ -17,7 +17,7 @@ private func licenseParagraphs() throws -> [String] {
 /// QLoRA on the real 4-bit SmolLM2: a few steps on license paragraphs lower the held-out
 /// perplexity of that domain, and the saved PEFT adapter loads back to the same logits.
 @Test func qloraLearnsTheLicenseDomain() throws {
-    guard let path = try RealModel.path() else { return }
+    guard let path = try BaseModelStore.forChecks() else { return }
     let base = try LlamaModel(path: path, mode: .quantized)
     let tokenizer = try BPETokenizer(gguf: base.file)
     let builder = ExampleBuilder(tokenizer: tokenizer)

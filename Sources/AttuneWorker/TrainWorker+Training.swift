@@ -18,7 +18,9 @@ extension TrainWorker {
         let pad = decoderPad
         let model = try TrainableLlama(base: base, lora: state.lora, frozen: state.domain?.lora, seed: c.seed)
         let replaySet = PackedDataset(examples: state.replay.items, seqLen: c.seqLen, padToken: pad)
+        let heldSet = PackedDataset(examples: held, seqLen: c.seqLen, padToken: pad)
         let parentReplay = replaySet.rows.isEmpty ? nil : Trainer.evaluate(model, replaySet).loss
+        let parentHeld = heldSet.rows.isEmpty ? nil : Trainer.evaluate(model, heldSet).loss
         let parentParameters = state.lora.parameters.array
         let trainer = try Trainer(model: model, data: PackedDataset(examples: fresh + replayed, seqLen: c.seqLen, padToken: pad),
                                   config: TrainerConfig(steps: c.stepsPerBatch, batchSize: c.batchSize,
@@ -31,20 +33,22 @@ extension TrainWorker {
         }
         trainer.run()
         let candidateReplay = replaySet.rows.isEmpty ? nil : Trainer.evaluate(model, replaySet).loss
-        let heldSet = PackedDataset(examples: held, seqLen: c.seqLen, padToken: pad)
         let heldLoss = heldSet.rows.isEmpty ? nil : Trainer.evaluate(model, heldSet).loss
-        if let p = parentReplay, let q = candidateReplay, q > p * (1 + c.gateTolerance) {
+        let forgets = parentReplay.flatMap { p in candidateReplay.map { $0 > p * (1 + c.gateTolerance) } } ?? false
+        let regresses = parentHeld.flatMap { p in heldLoss.map { $0 > p * (1 + c.gateTolerance) } } ?? false
+        if forgets || regresses {
             parentParameters.withUnsafeBufferPointer { state.lora.parameters.pointer.update(from: $0.baseAddress!, count: $0.count) }
             stats.rejectedByGate += 1
             batch.rejectedAt = batch.items.count
             pending[name] = batch
-            report(String(format: "gate: %@ candidate rejected (replay loss %.4f vs parent %.4f)", name, q, p))
+            report("gate: \(name) candidate rejected (replay loss \(candidateReplay ?? .nan) vs parent \(parentReplay ?? .nan), held-out \(heldLoss ?? .nan) vs parent \(parentHeld ?? .nan))")
             return
         }
         var metrics: [String: Double] = ["examples": Double(examples.count)]
         metrics["replay_loss_parent"] = parentReplay
         metrics["replay_loss"] = candidateReplay
         metrics["heldout_loss"] = heldLoss
+        metrics["heldout_loss_parent"] = parentHeld
         try await publish(name, state: state, items: batch.items, metrics: metrics, producer: producer)
         state.regularizer?.consolidate(at: state.lora.parameters)
         for e in examples { state.replay.offer(e) }

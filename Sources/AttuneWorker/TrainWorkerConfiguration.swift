@@ -24,8 +24,8 @@ public struct TrainWorkerConfiguration: Sendable {
     /// Regularization toward the parent version (nil = none).
     public var regularizer: Regularizer.Kind? = .l2sp
     public var regularizerStrength: Float = 0.1
-    /// A candidate whose loss on replayed data exceeds its parent's by more than this
-    /// fraction is not published.
+    /// A candidate whose loss on replayed (old) data or on held-out new data exceeds its
+    /// parent's by more than this fraction is not published.
     public var gateTolerance = 0.05
     /// Tenants pinned to a domain; others get the domain adapter with the lowest loss.
     public var tenantDomains: [String: String] = [:]

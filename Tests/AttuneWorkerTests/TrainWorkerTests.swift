@@ -156,3 +156,33 @@ func workerTrainsDomainsAndTenantsFromTheTopics(_ transport: Transport) async th
     #expect(again.stats.published == 0 && again.stats.examplesTrained == 0)
     #expect(again.releases.values.flatMap { $0 }.count == all.count)
 }
+
+/// A candidate that does worse than its parent is not published and its inputs are not
+/// committed: a stricter-than-possible gate publishes nothing, and a later worker with a sane
+/// gate trains and publishes the same records.
+@Test func gateHoldsBackCandidatesThatRegress() async throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-gate-\(UUID().uuidString)").path
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let log = EmbeddedEventLog(directory: dir)
+    let catalog = try TopicCatalog(directory: repositoryTopics)
+    let admin = try log.makeAdmin()
+    _ = try await catalog.apply(to: admin, dryRun: false)
+    await admin.close()
+    let producer = ValidatingProducer(try log.makeProducer(), catalog: catalog)
+    for i in 0..<10 { _ = try await producer.send(ProducerRecord(topic: "attune.corpora", key: "law", value: corpus("law", i))) }
+    await producer.close()
+    var config = TrainWorkerConfiguration(baseModel: "tiny.gguf", baseModelSHA256: String(repeating: "0", count: 64))
+    config.seqLen = 48
+    config.batchSize = 2
+    config.stepsPerBatch = 2
+    config.lora = LoRAConfig(rank: 2, alpha: 4)
+    config.gateTolerance = -0.99
+    let base = try RandomModel.load(tiny)
+    let strict = TrainWorker(configuration: config, log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
+    try await strict.run(idle: .milliseconds(500))
+    #expect(strict.stats.rejectedByGate >= 1 && strict.stats.published == 0)
+    config.gateTolerance = 10
+    let sane = TrainWorker(configuration: config, log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
+    try await sane.run(idle: .milliseconds(500))
+    #expect(sane.stats.published == 1 && sane.stats.examplesTrained == 10, "the held-back records were not lost")
+}

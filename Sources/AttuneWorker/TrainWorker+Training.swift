@@ -52,6 +52,7 @@ extension TrainWorker {
         try await publish(name, state: state, items: batch.items, metrics: metrics, producer: producer)
         state.regularizer?.consolidate(at: state.lora.parameters)
         for e in examples { state.replay.offer(e) }
+        try await checkpoint(name, state: state, producer: producer)
         stats.examplesTrained += examples.count
         pending[name] = nil
     }
@@ -114,32 +115,65 @@ extension TrainWorker {
         report("published \(release.id) sha256 \(release.sha256.prefix(12)) covering \(items.count) records")
     }
 
-    /// Reads `attune.adapters` from the beginning: the latest version of each adapter becomes
-    /// its state, and every release's covered offsets are remembered.
-    func restore() async throws {
+    /// The trainer state a version leaves behind (its replay buffer), on `attune.checkpoints`
+    /// keyed by adapter, so a worker that takes the adapter over continues with the same memory.
+    func checkpoint(_ name: String, state: AdapterState, producer: any EventProducer) async throws {
+        guard let release = state.release else { return }
+        let value = Array(try JSONEncoder.sorted.encode(TrainerCheckpoint(adapter: name, version: release.version, replay: state.replay)))
+        let covers = String(decoding: try JSONEncoder.sorted.encode(release.covers), as: UTF8.self)
+        _ = try await producer.send(ProducerRecord(topic: configuration.checkpointsTopic, key: Array(name.utf8), value: value, headers: [
+            EventHeader("adapter", name), EventHeader("offsets", covers), EventHeader("sha256", AdapterRelease.digest(value)),
+            EventHeader("kind", name.hasPrefix("tenant/") ? "tenant" : "domain"),
+        ]))
+    }
+
+    /// Restores each adapter's replay buffer from the newest checkpoint written for its current version.
+    func restoreCheckpoints() async throws {
         let admin = try log.makeAdmin()
-        defer { Task { await admin.close() } }
-        guard let topic = try await admin.describeTopic(configuration.adaptersTopic) else { return }
+        let topic = try await admin.describeTopic(configuration.checkpointsTopic)
+        await admin.close()
+        guard let topic else { return }
+        for r in try await readAll(configuration.checkpointsTopic, partitions: topic.partitions) {
+            guard let value = r.value, let c = try? JSONDecoder().decode(TrainerCheckpoint.self, from: Data(value)),
+                  let s = states[c.adapter], s.release?.version == c.version else { continue }
+            s.replay = c.replay
+        }
+    }
+
+    /// Every record of a topic, from the beginning to its current end.
+    func readAll(_ name: String, partitions: Int) async throws -> [ConsumerRecord] {
         let consumer = try log.makeConsumer(ConsumerConfiguration())
-        let parts = (0..<topic.partitions).map { TopicPartition(configuration.adaptersTopic, $0) }
+        let parts = (0..<partitions).map { TopicPartition(name, $0) }
         try await consumer.assign(parts)
         try await consumer.seekToBeginning(parts)
         var ends: [TopicPartition: Int64] = [:]
         for p in parts { ends[p] = try await consumer.watermarks(p).high }
         var read: [TopicPartition: Int64] = [:]
-        var latest: [String: (AdapterRelease, [UInt8])] = [:]
+        var out: [ConsumerRecord] = []
         while parts.contains(where: { (read[$0] ?? 0) < ends[$0]! }) {
             let records = try await consumer.poll(maxRecords: 64, timeout: .milliseconds(500))
             if records.isEmpty { break }
-            for r in records {
-                read[r.topicPartition] = r.offset + 1
-                guard let release = AdapterRelease.from(r), let value = r.value,
-                      AdapterRelease.digest(value) == release.sha256 else { continue }
-                releases[release.adapter, default: []].append(release)
-                if (latest[release.adapter]?.0.version ?? 0) < release.version { latest[release.adapter] = (release, value) }
-            }
+            for r in records { read[r.topicPartition] = r.offset + 1 }
+            out += records
         }
         await consumer.close()
+        return out
+    }
+
+    /// Reads `attune.adapters` from the beginning: the latest version of each adapter becomes
+    /// its state, and every release's covered offsets are remembered.
+    func restore() async throws {
+        let admin = try log.makeAdmin()
+        let topic = try await admin.describeTopic(configuration.adaptersTopic)
+        await admin.close()
+        guard let topic else { return }
+        var latest: [String: (AdapterRelease, [UInt8])] = [:]
+        for r in try await readAll(configuration.adaptersTopic, partitions: topic.partitions) {
+            guard let release = AdapterRelease.from(r), let value = r.value,
+                  AdapterRelease.digest(value) == release.sha256 else { continue }
+            releases[release.adapter, default: []].append(release)
+            if (latest[release.adapter]?.0.version ?? 0) < release.version { latest[release.adapter] = (release, value) }
+        }
         for (name, (release, bytes)) in latest.sorted(by: { $0.key < $1.key }) {
             let (_, meta) = try Safetensors.decode(Data(bytes))
             guard let config = meta["adapter_config"] else { continue }
@@ -152,6 +186,14 @@ extension TrainWorker {
             s.release = release
             states[name] = s
         }
+        try await restoreCheckpoints()
         if !latest.isEmpty { report("restored \(latest.count) adapters from \(configuration.adaptersTopic)") }
     }
+}
+
+/// The replay memory of one adapter version, as stored on `attune.checkpoints`.
+struct TrainerCheckpoint: Codable {
+    var adapter: String
+    var version: Int
+    var replay: ReplayBuffer
 }

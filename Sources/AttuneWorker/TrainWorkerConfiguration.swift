@@ -8,6 +8,7 @@ public struct TrainWorkerConfiguration: Sendable {
     public var interactionsTopic = "attune.interactions"
     public var adaptersTopic = "attune.adapters"
     public var eventsTopic = "attune.adapter-events"
+    public var checkpointsTopic = "attune.checkpoints"
     /// A micro-batch closes when it holds this many tokens…
     public var batchTokens = 2048
     /// …or when its oldest record is this old.

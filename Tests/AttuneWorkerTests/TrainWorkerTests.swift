@@ -98,6 +98,7 @@ func workerTrainsDomainsAndTenantsFromTheTopics(_ transport: Transport) async th
     config.interactionsTopic = interactions
     config.adaptersTopic = "attune.adapters.\(run)"
     config.eventsTopic = "attune.adapter-events.\(run)"
+    config.checkpointsTopic = "attune.checkpoints.\(run)"
     config.batchTokens = 150
     config.batchSeconds = 60
     config.seqLen = 48
@@ -154,6 +155,8 @@ func workerTrainsDomainsAndTenantsFromTheTopics(_ transport: Transport) async th
     let again = TrainWorker(configuration: config, log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
     try await again.run(idle: .milliseconds(1500))
     #expect(again.stats.published == 0 && again.stats.examplesTrained == 0)
+    #expect(again.states["domain/law"]?.replay.items.count == 6, "the replay buffer comes back from attune.checkpoints")
+    #expect(again.states["tenant/acme"]?.replay == worker.states["tenant/acme"]?.replay)
     #expect(again.releases.values.flatMap { $0 }.count == all.count)
 }
 

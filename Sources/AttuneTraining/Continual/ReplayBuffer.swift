@@ -3,7 +3,7 @@ import AttuneModel
 /// A bounded, uniformly sampled memory of past examples (reservoir sampling, Vitter's
 /// algorithm R): after n offers each example is kept with probability capacity/n. Mixed into
 /// new batches so an adapter keeps rehearsing what it learned before.
-public struct ReplayBuffer: Sendable, Equatable {
+public struct ReplayBuffer: Sendable, Equatable, Codable {
     public let capacity: Int
     public private(set) var items: [TrainingExample] = []
     /// Examples offered so far.

@@ -3,7 +3,7 @@ import AttuneTokenizer
 import Foundation
 
 /// One training example: tokens and which of them are learned as targets.
-public struct TrainingExample: Sendable, Equatable {
+public struct TrainingExample: Sendable, Equatable, Codable {
     public var tokens: [Int32]
     /// learn[i]: token i is a prediction target (its loss counts).
     public var learn: [Bool]

@@ -14,9 +14,10 @@ public final class KVCache: @unchecked Sendable {
         layers = config.layers
         width = config.kvHeads * config.headDim
         limit = config.contextLength
-        self.capacity = max(1, min(capacity, config.contextLength))
-        keys = (0..<config.layers).map { _ in .allocate(capacity: max(1, min(capacity, config.contextLength)) * config.kvHeads * config.headDim) }
-        values = (0..<config.layers).map { _ in .allocate(capacity: max(1, min(capacity, config.contextLength)) * config.kvHeads * config.headDim) }
+        let positions = max(1, min(capacity, config.contextLength))
+        self.capacity = positions
+        keys = (0..<config.layers).map { _ in .allocate(capacity: positions * config.kvHeads * config.headDim) }
+        values = (0..<config.layers).map { _ in .allocate(capacity: positions * config.kvHeads * config.headDim) }
     }
 
     deinit {

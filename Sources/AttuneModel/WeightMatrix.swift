@@ -82,25 +82,15 @@ public final class WeightMatrix: @unchecked Sendable {
         Dequantize.row(format, raw + r * rowBytes, into, count: cols)
     }
 
-    /// Y[m, rows] = X[m, cols] · Wᵀ. Uses the fp32 copy when present; otherwise small batches
-    /// run the quantized matrix-vector kernel per row and larger ones dequantize in chunks of
-    /// at most `scratch.count / cols` rows into `scratch` and call sgemm.
+    /// Y[m, rows] = X[m, cols] · Wᵀ. Batches of one or two rows run the quantized matrix-vector
+    /// kernel; larger ones call sgemm on the fp32 copy or on chunks dequantized into `scratch`.
     package func matmul(_ x: UnsafePointer<Float>, m: Int, _ y: UnsafeMutablePointer<Float>, scratch: ScratchBuffer) {
         if m <= 2 {
             for t in 0..<m { matvec(x + t * cols, y + t * rows) }
             return
         }
-        if let dense {
-            Blas.linear(x: x, m: m, inFeatures: cols, weight: dense, outFeatures: rows, y: y)
-            return
-        }
-        let chunkRows = max(1, min(rows, scratch.capacity / cols))
-        var r0 = 0
-        while r0 < rows {
-            let n = min(chunkRows, rows - r0)
-            dequantize(rows: r0..<(r0 + n), into: scratch.pointer)
-            Blas.linear(x: x, m: m, inFeatures: cols, weight: scratch.pointer, outFeatures: n, y: y + r0, ldy: rows)
-            r0 += n
+        forEachFP32Chunk(scratch) { r0, n, w in
+            Blas.linear(x: x, m: m, inFeatures: cols, weight: w, outFeatures: n, y: y + r0, ldy: rows)
         }
     }
 
@@ -108,9 +98,17 @@ public final class WeightMatrix: @unchecked Sendable {
     /// Uses the fp32 copy when present, else dequantizes chunks of rows into `scratch`.
     package func backward(_ dy: UnsafePointer<Float>, m: Int, _ dx: UnsafeMutablePointer<Float>,
                           accumulate: Bool, scratch: ScratchBuffer) {
+        forEachFP32Chunk(scratch) { r0, n, w in
+            Blas.linearInputGradient(dy: dy + r0, m: m, outFeatures: n, ldy: rows, weight: w,
+                                     inFeatures: cols, dx: dx, accumulate: accumulate || r0 > 0)
+        }
+    }
+
+    /// Calls `body(firstRow, rowCount, weights)` over the matrix as fp32: once with the fp32
+    /// copy when present, else chunk by chunk dequantized into `scratch`.
+    private func forEachFP32Chunk(_ scratch: ScratchBuffer, _ body: (Int, Int, UnsafePointer<Float>) -> Void) {
         if let dense {
-            Blas.linearInputGradient(dy: dy, m: m, outFeatures: rows, weight: dense, inFeatures: cols,
-                                     dx: dx, accumulate: accumulate)
+            body(0, rows, dense)
             return
         }
         let chunkRows = max(1, min(rows, scratch.capacity / cols))
@@ -118,8 +116,7 @@ public final class WeightMatrix: @unchecked Sendable {
         while r0 < rows {
             let n = min(chunkRows, rows - r0)
             dequantize(rows: r0..<(r0 + n), into: scratch.pointer)
-            Blas.linearInputGradient(dy: dy + r0, m: m, outFeatures: n, ldy: rows, weight: scratch.pointer,
-                                     inFeatures: cols, dx: dx, accumulate: accumulate || r0 > 0)
+            body(r0, n, scratch.pointer)
             r0 += n
         }
     }

@@ -51,6 +51,12 @@ public enum QuantFormat: UInt32, Sendable, CaseIterable {
         }
     }
 
+    /// The format named `name` (case-insensitive, e.g. "f16", "Q8_0").
+    public init?(name: String) {
+        guard let f = QuantFormat.allCases.first(where: { $0.name == name.uppercased() }) else { return nil }
+        self = f
+    }
+
     /// Bytes taken by `count` elements, or nil when `count` is not a whole number of blocks
     /// or the size overflows.
     public func byteCount(elements count: Int) -> Int? {

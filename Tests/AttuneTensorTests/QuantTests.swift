@@ -38,7 +38,7 @@ struct SplitMix {
 @Test(arguments: ["F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K"])
 func dequantizeMatchesReference(format: String) throws {
     let c = try #require(try goldenCases().first { $0.format == format })
-    let f = try #require(QuantFormat.allCases.first { $0.name == format })
+    let f = try #require(QuantFormat(name: format))
     var out = [Float](repeating: .nan, count: c.values.count)
     c.bytes.withUnsafeBytes { raw in
         out.withUnsafeMutableBufferPointer { Dequantize.row(f, raw.baseAddress!, $0.baseAddress!, count: c.values.count) }

@@ -1,6 +1,5 @@
 import AttuneEventLog
 import AttuneModel
-import AttuneTokenizer
 import Foundation
 import Testing
 @testable import AttuneWorker
@@ -40,11 +39,8 @@ private func publishedReleases(_ log: any EventLog) async throws -> [AdapterRele
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-crash-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: dir) }
-    let chars = Array(" \nabcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,?'-".utf8)
-    var tokens = chars.map { ByteLevel.encode([$0]) }
-    tokens += (0..<(78 - tokens.count)).map { "<unused\($0)>" } + ["<|im_start|>", "<|im_end|>"]
     let model = dir.appendingPathComponent("tiny.gguf").path
-    try RandomModel.write(tiny, to: model, vocabulary: (tokens, Array(repeating: 1, count: 78) + [3, 3], 79))
+    try RandomModel.write(tiny, to: model, vocabulary: testVocabulary)
 
     let logDir = dir.appendingPathComponent("log").path
     let log = EmbeddedEventLog(directory: logDir)

@@ -10,15 +10,6 @@ private let tiny = LlamaConfig(layers: 2, dim: 64, ffnDim: 96, heads: 4, kvHeads
 private let repositoryTopics = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("topics").path
 
-/// Letters, digits, space, newline and a little punctuation, plus the ChatML specials: 80 ids.
-private func tokenizer() throws -> BPETokenizer {
-    let chars = Array(" \nabcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,?'-".utf8)
-    var tokens = chars.map { ByteLevel.encode([$0]) }
-    tokens += (0..<(78 - tokens.count)).map { "<unused\($0)>" }
-    tokens += ["<|im_start|>", "<|im_end|>"]
-    return try BPETokenizer(tokens: tokens, merges: [], tokenTypes: Array(repeating: 1, count: 78) + [3, 3], bosID: 78, eosID: 79)
-}
-
 private func interaction(_ tenant: String, _ i: Int) -> String {
     #"{"tenant":"\#(tenant)","user":"u\#(i)","time":"2026-11-29T08:00:0\#(i % 10)Z","prompt":"Question \#(i) from \#(tenant)?","response":"Answer \#(i) for \#(tenant)."}"#
 }

@@ -7,14 +7,9 @@
 # this CPU's own (AVX-512) kernels instead of the Haswell ones the machine pins for safety; the
 # script first checks that the model still scores the reference text at perplexity 11.714.
 #   ops/bench/model.sh [ROUNDS]      (needs: pip install llama-cpp-python==0.3.36 numpy)
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-ROUNDS="${1:-3}"
-MODEL="${ATTUNE_MODEL:-${ATTUNE_HOME:-$HOME/.cache/attune}/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
-[ -f "$MODEL" ] || { echo "no model at $MODEL: run 'attune model fetch'" >&2; exit 1; }
 python3 -c "import llama_cpp" 2>/dev/null || { echo "llama.cpp peer missing: pip install llama-cpp-python==0.3.36" >&2; exit 1; }
-swift build -c release --product attune >/dev/null
-export OPENBLAS_NUM_THREADS=2
+source "$(dirname "$0")/common.sh"
+ROUNDS="${1:-3}"
 NATIVE=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
 "${NATIVE[@]}" .build/release/attune score --model "$MODEL" \
   --text "The capital of France is Paris. It is known for the Eiffel Tower and its museums." | tee /dev/stderr \

@@ -7,13 +7,9 @@
 # this CPU's AVX-512 kernels, as PyTorch's own BLAS does); ops/bench/model.sh checks that
 # the model still computes the reference perplexity with them.
 #   ops/bench/train.sh [ROUNDS]      (needs: ops/peft/install.sh)
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-ROUNDS="${1:-3}"
-MODEL="${ATTUNE_MODEL:-${ATTUNE_HOME:-$HOME/.cache/attune}/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
-[ -f "$MODEL" ] || { echo "no model at $MODEL: run 'attune model fetch'" >&2; exit 1; }
 python3 -c "import torch, peft, transformers" 2>/dev/null || { echo "PyTorch peer missing: ops/peft/install.sh" >&2; exit 1; }
-swift build -c release --product attune >/dev/null
+source "$(dirname "$0")/common.sh"
+ROUNDS="${1:-3}"
 out=$(mktemp)
 for r in $(seq "$ROUNDS"); do
   .build/release/attune bench train --model "$MODEL" --method qlora --steps 3 >>"$out"

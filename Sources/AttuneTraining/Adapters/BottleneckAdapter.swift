@@ -123,7 +123,8 @@ public final class BottleneckAdapter: LinearAdapter, @unchecked Sendable {
     public func adaptSublayer(layer: Int, afterAttention: Bool, h: UnsafeMutablePointer<Float>, m: Int) {
         let p: BottleneckConfig.Placement = afterAttention ? .attention : .mlp
         guard has(p) else { return }
-        let u = FloatBuffer(m * config.size, zeroed: false), a = FloatBuffer(m * config.size, zeroed: false)
-        forward(layer, p, h: h, n: m, u: u.pointer, a: a.pointer)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * m * config.size) { buffer in
+            forward(layer, p, h: h, n: m, u: buffer.baseAddress!, a: buffer.baseAddress! + m * config.size)
+        }
     }
 }

@@ -76,10 +76,11 @@ public final class LoRAAdapter: LinearAdapter, @unchecked Sendable {
 
     public func addDelta(layer: Int, target: LinearTarget, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>) {
         guard has(target) else { return }
-        let xa = UnsafeMutablePointer<Float>.allocate(capacity: m * config.rank)
-        defer { xa.deallocate() }
-        project(x, m: m, layer: layer, target: target, into: xa)
-        expand(xa, m: m, layer: layer, target: target, into: y, out: target.shape(model).out)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: m * config.rank) { buffer in
+            let xa = buffer.baseAddress!
+            project(x, m: m, layer: layer, target: target, into: xa)
+            expand(xa, m: m, layer: layer, target: target, into: y, out: target.shape(model).out)
+        }
     }
 
     /// xa[m, r] = x[m, in] · Aᵀ.

@@ -158,11 +158,7 @@ public final class TrainableLlama: @unchecked Sendable {
     private func linear(_ l: Int, _ t: LinearTarget, _ w: WeightMatrix, x: UnsafePointer<Float>, n: Int,
                         y: UnsafeMutablePointer<Float>, tape: LayerTape, dropout: Bool) {
         w.matmul(x, m: n, y, scratch: base.scratch)
-        if let frozen, frozen.has(t) {
-            let xa = FloatBuffer(n * frozen.config.rank)
-            frozen.project(x, m: n, layer: l, target: t, into: xa.pointer)
-            frozen.expand(xa.pointer, m: n, layer: l, target: t, into: y, out: t.shape(base.config).out)
-        }
+        frozen?.addDelta(layer: l, target: t, x: x, m: n, y: y)
         guard let lora, lora.has(t), let xa = tape.loraProjections[t] else { return }
         var input = x
         let inF = t.shape(base.config).in

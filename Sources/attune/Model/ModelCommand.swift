@@ -37,7 +37,7 @@ struct ModelCommand: ParsableCommand {
         @Option(help: "F32, F16 or Q8_0.") var type = "F32"
 
         func run() throws {
-            guard let format = QuantFormat.allCases.first(where: { $0.name == type.uppercased() }), Quantize.canWrite(format) else {
+            guard let format = QuantFormat(name: type), Quantize.canWrite(format) else {
                 throw ValidationError("--type must be F32, F16 or Q8_0")
             }
             try AdapterExport.writeMerged(base: try LlamaModel(path: file), adapter: nil, format: format, to: out)

@@ -52,7 +52,7 @@ struct AdapterCommand: ParsableCommand {
         @Option(help: "Storage of merged projections: F32, F16 or Q8_0.") var type = "F16"
 
         func run() throws {
-            guard let format = QuantFormat.allCases.first(where: { $0.name == type.uppercased() }), Quantize.canWrite(format) else {
+            guard let format = QuantFormat(name: type), Quantize.canWrite(format) else {
                 throw ValidationError("--type must be F32, F16 or Q8_0")
             }
             let (model, _) = try modelOptions.load()

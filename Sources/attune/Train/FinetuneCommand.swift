@@ -1,5 +1,6 @@
 import ArgumentParser
 import AttuneModel
+import AttuneTokenizer
 import AttuneTraining
 import Foundation
 
@@ -68,7 +69,7 @@ struct FinetuneCommand: ParsableCommand {
     func run() throws {
         let path = try BaseModelStore().resolve(model)
         let base = try LlamaModel(path: path, mode: method == .lora ? .dense : .quantized)
-        let tokenizer = try BPETokenizerLoader.load(base)
+        let tokenizer = try BPETokenizer(gguf: base.file)
         let targetList = try targets.split(separator: ",").map { name -> LinearTarget in
             guard let t = LinearTarget(peftName: String(name).trimmingCharacters(in: .whitespaces)) else {
                 throw ValidationError("unknown target \(name) (use q,k,v,o,gate,up,down)")

@@ -35,14 +35,14 @@ public struct AdapterRelease: Codable, Sendable, Equatable {
 
     /// The CloudEvents 1.0 `adapter.updated` event announcing this release.
     func cloudEvent(source: String) throws -> [UInt8] {
-        var data: [String: Any] = ["adapter": adapter, "version": "\(version)", "sha256": sha256, "parent": parent as Any]
+        var data: [String: Any] = ["adapter": adapter, "version": "\(version)", "sha256": sha256, "parent": parent.map { $0 as Any } ?? NSNull()]
         if adapter.hasPrefix("tenant/") { data["tenant"] = String(adapter.dropFirst(7)) }
         if let domain { data["domain"] = domain }
         if adapter.hasPrefix("domain/") { data["domain"] = String(adapter.dropFirst(7)) }
         let event: [String: Any] = [
             "specversion": "1.0", "type": "adapter.updated", "source": source, "id": "\(id)#\(sha256.prefix(12))",
             "time": ISO8601DateFormatter().string(from: Date()), "subject": adapter, "datacontenttype": "application/json",
-            "data": data.mapValues { $0 is NSNull ? NSNull() : $0 },
+            "data": data,
         ]
         return Array(try JSONSerialization.data(withJSONObject: event, options: [.sortedKeys]))
     }

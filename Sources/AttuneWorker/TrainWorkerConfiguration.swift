@@ -1,6 +1,12 @@
 import AttuneTraining
 import Foundation
 
+/// When tenants move onto a new version of their domain.
+public enum RebaseMode: String, Sendable, CaseIterable {
+    case automatic
+    case onCommand = "on-command"
+}
+
 /// How a training worker consumes, trains, gates and publishes.
 public struct TrainWorkerConfiguration: Sendable {
     public var groupID = "attune-trainers"
@@ -30,6 +36,14 @@ public struct TrainWorkerConfiguration: Sendable {
     public var gateTolerance = 0.05
     /// Tenants pinned to a domain; others get the domain adapter with the lowest loss.
     public var tenantDomains: [String: String] = [:]
+    /// A new tenant's first batch waits this long for a domain version to stand on (its pinned
+    /// domain, or any) before it trains on the base model alone.
+    public var domainWaitSeconds = 60.0
+    /// Domain examples a tenant candidate is also evaluated on (the domain probe set).
+    public var probeExamples = 16
+    /// When a domain publishes a new version, its tenants are retrained onto it from their
+    /// replay memory automatically, or only when an operator asks.
+    public var rebase = RebaseMode.automatic
     /// Recorded as every version's base (name and sha256 of the GGUF).
     public var baseModel: String
     public var baseModelSHA256: String

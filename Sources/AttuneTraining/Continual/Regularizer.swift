@@ -17,12 +17,14 @@ public final class Regularizer: @unchecked Sendable {
     private let running: FloatBuffer
     private var runningCount = 0
 
-    public init(kind: Kind, strength: Float, anchor: FloatBuffer, gamma: Float = 0.9) {
+    /// A regularizer anchored at `anchor`; `fisher` continues an earlier EWC estimate.
+    public init(kind: Kind, strength: Float, anchor: FloatBuffer, fisher: [Float]? = nil, gamma: Float = 0.9) {
+        precondition(fisher.map { $0.count == anchor.count } ?? true, "Fisher estimate and anchor differ in size")
         self.kind = kind
         self.strength = strength
         self.gamma = gamma
         self.anchor = FloatBuffer(anchor.array)
-        fisher = FloatBuffer(anchor.count)
+        self.fisher = fisher.map { FloatBuffer($0) } ?? FloatBuffer(anchor.count)
         running = FloatBuffer(anchor.count)
     }
 

@@ -35,6 +35,8 @@ struct TrainWorkerCommand: AsyncParsableCommand {
     @Option(help: "Regularization strength.") var regularizerStrength: Float = 0.1
     @Option(help: "Reject a candidate whose replay loss exceeds its parent's by this fraction.") var gateTolerance = 0.05
     @Option(help: "Pin a tenant to a domain: TENANT=DOMAIN (repeatable).") var tenantDomain: [String] = []
+    @Option(help: "A new tenant waits this many seconds for its domain's first version before training on the base alone.")
+    var domainWait = 60.0
     @Option(help: "Stop after this many seconds without input (0 = never).") var idle = 0.0
 
     func run() async throws {
@@ -59,6 +61,7 @@ struct TrainWorkerCommand: AsyncParsableCommand {
         c.regularizer = Regularizer.Kind(rawValue: regularizer)
         c.regularizerStrength = regularizerStrength
         c.gateTolerance = gateTolerance
+        c.domainWaitSeconds = domainWait
         for pin in tenantDomain {
             let parts = pin.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2 else { throw ValidationError("--tenant-domain takes TENANT=DOMAIN") }

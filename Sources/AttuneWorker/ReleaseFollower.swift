@@ -1,0 +1,98 @@
+import AttuneEventLog
+import Foundation
+
+/// Reads `attune.adapters`, `attune.checkpoints` and `attune.adapter-events` from their
+/// beginning and keeps up with them, so a worker knows every published version — its own and
+/// other workers' — before it trains, can take an adapter over with its trainer state, and can
+/// tell which versions were never announced.
+final class ReleaseFollower {
+    /// A published version whose weights match its sha256.
+    struct Published {
+        let release: AdapterRelease
+        let weights: [UInt8]
+    }
+
+    /// What appeared on the followed topics since the previous catch-up.
+    struct News {
+        var published: [Published] = []
+        var checkpoints: [TrainerCheckpoint] = []
+        /// Release ids (`name@version`) announced by an `adapter.updated` event.
+        var announced: Set<String> = []
+    }
+
+    private let consumer: any EventConsumer
+    private let topics: (adapters: String, checkpoints: String, events: String)
+    private let partitions: [TopicPartition]
+    private var next: [TopicPartition: Int64] = [:]
+    private let report: @Sendable (String) -> Void
+
+    init(log: any EventLog, adapters: String, checkpoints: String, events: String,
+         report: @escaping @Sendable (String) -> Void) async throws {
+        let admin = try log.makeAdmin()
+        var partitions: [TopicPartition] = []
+        do {
+            for topic in [adapters, checkpoints, events] {
+                guard let d = try await admin.describeTopic(topic) else {
+                    throw EventLogError(.unknownTopic, "topic \(topic) does not exist (create it with `attune topics apply`)")
+                }
+                partitions += (0..<d.partitions).map { TopicPartition(topic, $0) }
+            }
+        } catch {
+            await admin.close()
+            throw error
+        }
+        await admin.close()
+        consumer = try log.makeConsumer(ConsumerConfiguration())
+        try await consumer.assign(partitions)
+        try await consumer.seekToBeginning(partitions)
+        self.partitions = partitions
+        topics = (adapters, checkpoints, events)
+        self.report = report
+    }
+
+    /// Everything up to each partition's end as of now. Records that do not decode are
+    /// skipped with a report (they were validated when produced; a foreign writer is not trusted).
+    func catchUp(within limit: Duration = .seconds(60)) async throws -> News {
+        var ends: [TopicPartition: Int64] = [:]
+        for p in partitions {
+            let w = try await consumer.watermarks(p)
+            ends[p] = w.high
+            if next[p] == nil { next[p] = w.low }
+        }
+        var news = News()
+        let deadline = ContinuousClock.now + limit
+        while partitions.contains(where: { next[$0]! < ends[$0]! }) {
+            guard ContinuousClock.now < deadline else {
+                throw EventLogError(.timeout, "could not read \(topics.adapters), \(topics.checkpoints) and \(topics.events) to their end within \(limit)")
+            }
+            for r in try await consumer.poll(maxRecords: 256, timeout: .milliseconds(200)) {
+                next[r.topicPartition] = r.offset + 1
+                take(r, into: &news)
+            }
+        }
+        return news
+    }
+
+    private func take(_ r: ConsumerRecord, into news: inout News) {
+        guard let value = r.value else { return }
+        switch r.topic {
+        case topics.adapters:
+            guard let release = AdapterRelease.from(r), AdapterRelease.digest(value) == release.sha256 else {
+                report("skipping \(r.topic)[\(r.partition)]@\(r.offset): no release header or sha256 mismatch")
+                return
+            }
+            news.published.append(Published(release: release, weights: value))
+        case topics.checkpoints:
+            do { news.checkpoints.append(try TrainerCheckpoint.decode(value)) } catch {
+                report("skipping \(r.topic)[\(r.partition)]@\(r.offset): \(error)")
+            }
+        default:
+            guard let event = try? JSONSerialization.jsonObject(with: Data(value)) as? [String: Any],
+                  let data = event["data"] as? [String: Any], let adapter = data["adapter"] as? String,
+                  let version = data["version"] as? String else { return }
+            news.announced.insert("\(adapter)@\(version)")
+        }
+    }
+
+    func close() async { await consumer.close() }
+}

@@ -1,0 +1,142 @@
+import AttuneEventLog
+import AttuneTraining
+import Foundation
+
+extension TrainWorker {
+    /// Writes the version to `attune.adapters` (safetensors, headers with version, sha256,
+    /// parent and the covered offsets), then announces it on `attune.adapter-events`.
+    func publish(_ name: String, state: AdapterState, items: [WorkItem], metrics: [String: Double],
+                 producer: any EventProducer) async throws {
+        let c = configuration
+        let (config, _) = try PEFTAdapterFile.encode(state.lora, baseModel: c.baseModel)
+        let (_, weights) = try PEFTAdapterFile.encode(state.lora, baseModel: c.baseModel,
+                                                      metadata: ["adapter_config": String(decoding: config, as: UTF8.self)])
+        let bytes = Array(weights)
+        let release = AdapterRelease(adapter: name, version: (state.release?.version ?? 0) + 1, sha256: AdapterRelease.digest(bytes),
+                                     parent: state.release?.id, domain: state.domain?.release.id, baseModel: c.baseModel,
+                                     baseModelSHA256: c.baseModelSHA256, covers: Self.ranges(items), metrics: metrics)
+        _ = try await producer.send(ProducerRecord(topic: c.adaptersTopic, key: Array(name.utf8), value: bytes, headers: try release.headers()))
+        try await announce(release, producer: producer)
+        state.release = release
+        releases[name, default: []].append(release)
+        if name.hasPrefix("domain/") { domains[name] = DomainBase(release: release, lora: try decodeLoRA(bytes)) }
+        stats.published += 1
+        report("published \(release.id) sha256 \(release.sha256.prefix(12)) covering \(items.count) records")
+    }
+
+    /// Inclusive offset ranges of the items, per "topic[partition]".
+    static func ranges(_ items: [WorkItem]) -> [String: [[Int64]]] {
+        var covers: [String: [[Int64]]] = [:]
+        for (tp, group) in Dictionary(grouping: items, by: \.source) {
+            var ranges: [[Int64]] = []
+            for o in group.map(\.offset).sorted() {
+                if let last = ranges.last, last[1] + 1 == o { ranges[ranges.count - 1][1] = o } else { ranges.append([o, o]) }
+            }
+            covers[tp.description] = ranges
+        }
+        return covers
+    }
+
+    /// Sends the `adapter.updated` CloudEvent of a release.
+    func announce(_ release: AdapterRelease, producer: any EventProducer) async throws {
+        let c = configuration
+        _ = try await producer.send(ProducerRecord(topic: c.eventsTopic, key: Array(release.adapter.utf8),
+                                                   value: try release.cloudEvent(source: c.source),
+                                                   headers: [EventHeader("content-type", "application/cloudevents+json")]))
+        announced.insert(release.id)
+    }
+
+    /// Announces the latest version of every owned adapter whose event never went out (its
+    /// publisher died between the adapters record and the event). The event id is the
+    /// release's, so a subscriber that saw an earlier copy can drop the repeat.
+    func announceMissing(producer: any EventProducer) async throws {
+        for (name, state) in states.sorted(by: { $0.key < $1.key }) where owns(name) {
+            guard let release = state.release, !announced.contains(release.id) else { continue }
+            try await announce(release, producer: producer)
+            stats.reannounced += 1
+            report("announced \(release.id), which its publisher had not announced")
+        }
+    }
+
+    /// The trainer state a version leaves behind (replay memory, EWC's Fisher) on
+    /// `attune.checkpoints` keyed by adapter, so a worker that takes the adapter over
+    /// continues with the same memory.
+    func checkpoint(_ name: String, state: AdapterState, producer: any EventProducer) async throws {
+        guard let release = state.release else { return }
+        let fisher = state.regularizer.flatMap { $0.kind == .ewc ? $0.fisher.array : nil }
+        let checkpoint = TrainerCheckpoint(adapter: name, version: release.version, replay: state.replay, fisher: fisher)
+        let value = try checkpoint.encoded()
+        let covers = String(decoding: try JSONEncoder.sorted.encode(release.covers), as: UTF8.self)
+        _ = try await producer.send(ProducerRecord(topic: configuration.checkpointsTopic, key: Array(name.utf8), value: value, headers: [
+            EventHeader("adapter", name), EventHeader("offsets", covers), EventHeader("sha256", AdapterRelease.digest(value)),
+            EventHeader("kind", name.hasPrefix("tenant/") ? "tenant" : "domain"),
+        ]))
+        checkpoints[name] = checkpoint
+    }
+
+    /// Takes in what the followed topics gained: every release joins the known lineage, and an
+    /// adapter whose latest version is newer than this worker's copy (another worker published
+    /// it) is replaced by that version with its checkpointed trainer state.
+    func absorb(_ news: ReleaseFollower.News) {
+        announced.formUnion(news.announced)
+        for cp in news.checkpoints where cp.version >= (checkpoints[cp.adapter]?.version ?? 0) { checkpoints[cp.adapter] = cp }
+        var newest: [String: ReleaseFollower.Published] = [:]
+        var domainVersions: [String: ReleaseFollower.Published] = [:]
+        for p in news.published {
+            let r = p.release
+            if !(releases[r.adapter] ?? []).contains(where: { $0.id == r.id }) { releases[r.adapter, default: []].append(r) }
+            if r.adapter.hasPrefix("domain/") { domainVersions[r.id] = p }
+            if r.version > (newest[r.adapter]?.release.version ?? 0) { newest[r.adapter] = p }
+        }
+        for (name, p) in newest.sorted(by: { $0.key < $1.key }) where p.release.version > (states[name]?.release?.version ?? 0) {
+            do { try adopt(p, domainVersions: domainVersions) } catch { report("cannot take over \(p.release.id): \(error)") }
+        }
+        for cp in news.checkpoints {
+            guard let s = states[cp.adapter], s.release?.version == cp.version else { continue }
+            restoreTrainerState(s, from: cp)
+        }
+    }
+
+    private func adopt(_ p: ReleaseFollower.Published, domainVersions: [String: ReleaseFollower.Published]) throws {
+        let release = p.release, name = release.adapter
+        var domain: DomainBase?
+        if let id = release.domain {
+            let domainName = String(id.split(separator: "@")[0])
+            if let current = domains[domainName], current.release.id == id {
+                domain = current
+            } else if let stored = domainVersions[id] {
+                domain = DomainBase(release: stored.release, lora: try decodeLoRA(stored.weights))
+            } else if let held = states.values.compactMap(\.domain).first(where: { $0.release.id == id }) {
+                domain = held
+            } else if let current = domains[domainName] {
+                domain = current
+                report("\(release.id) was trained on \(id), no longer stored; it stands on \(current.release.id) until rebased")
+            }
+        }
+        if name.hasPrefix("domain/") { domains[name] = DomainBase(release: release, lora: try decodeLoRA(p.weights)) }
+        let s = AdapterState(lora: try decodeLoRA(p.weights), replay: ReplayBuffer(capacity: configuration.replayCapacity, seed: configuration.seed),
+                             domain: domain)
+        s.release = release
+        if let cp = checkpoints[name], cp.version <= release.version { restoreTrainerState(s, from: cp) }
+        states[name] = s
+        if var b = pending[name] {
+            b.items.removeAll { release.covers($0.source, $0.offset) }
+            pending[name] = b.items.isEmpty ? nil : b
+        }
+    }
+
+    /// Replay memory from a checkpoint; the EWC Fisher only from the checkpoint of the same version.
+    private func restoreTrainerState(_ s: AdapterState, from cp: TrainerCheckpoint) {
+        s.replay = cp.replay
+        if let fisher = cp.fisher, cp.version == s.release?.version, configuration.regularizer == .ewc, fisher.count == s.lora.parameterCount {
+            s.regularizer = Regularizer(kind: .ewc, strength: configuration.regularizerStrength, anchor: s.lora.parameters, fisher: fisher)
+        }
+    }
+
+    /// Decodes published weights (safetensors with the PEFT config in the metadata).
+    func decodeLoRA(_ bytes: [UInt8]) throws -> LoRAAdapter {
+        let (_, meta) = try Safetensors.decode(Data(bytes))
+        guard let config = meta["adapter_config"] else { throw TrainingError.badData("published adapter without adapter_config metadata") }
+        return try PEFTAdapterFile.decode(config: Data(config.utf8), weights: Data(bytes), model: base.config)
+    }
+}

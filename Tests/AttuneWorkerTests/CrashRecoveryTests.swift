@@ -95,3 +95,105 @@ private func publishedReleases(_ log: any EventLog) async throws -> [AdapterRele
         #expect(Set(list.map(\.sha256)).count == list.count, "\(name): every version is different content")
     }
 }
+
+/// A second worker process joins while the first runs: the group moves half the partitions to
+/// it, and it continues the adapters it gains from their published versions and checkpointed
+/// replay memory — no input lost or trained twice, versions 1, 2, … with each parent the
+/// version before, whichever worker published it.
+@Test func aJoiningWorkerTakesOverPartitionsWithTheirAdapters() async throws {
+    let binary = try attuneBinary()
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-handover-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let model = dir.appendingPathComponent("tiny.gguf").path
+    try RandomModel.write(tiny, to: model, vocabulary: testVocabulary)
+    let logDir = dir.appendingPathComponent("log").path
+    let log = EmbeddedEventLog(directory: logDir)
+    let topics = repository.appendingPathComponent("topics").path
+    let catalog = try TopicCatalog(directory: topics)
+    let admin = try log.makeAdmin()
+    _ = try await catalog.apply(to: admin, dryRun: false)
+    await admin.close()
+    let producer = ValidatingProducer(try log.makeProducer(), catalog: catalog)
+    let domains = (0..<12).map { "d\($0)" }
+    var inputs: [(String, RecordMetadata)] = []
+    func wave(_ w: Int) async throws {
+        for i in 0..<2 {
+            for d in domains {
+                let value = #"{"domain":"\#(d)","doc_id":"\#(d)-\#(w)-\#(i)","text":"Wave \#(w) text \#(i) about \#(d).","source":"test"}"#
+                inputs.append(("domain/" + d, try await producer.send(ProducerRecord(topic: "attune.corpora", key: d, value: value))))
+            }
+        }
+    }
+    func worker(_ name: String) throws -> (Process, URL) {
+        let stderr = dir.appendingPathComponent("\(name).log")
+        _ = FileManager.default.createFile(atPath: stderr.path, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = ["train-worker", "--model", model, "--log-dir", logDir, "--topics-dir", topics, "--idle", "6",
+                       "--batch-tokens", "1000", "--batch-seconds", "0.5", "--steps", "2", "--seq-len", "48", "--batch-size", "2",
+                       "--rank", "2", "--gate-tolerance", "100"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = try FileHandle(forWritingTo: stderr)
+        try p.run()
+        return (p, stderr)
+    }
+    func published(_ log: URL) throws -> [String] {
+        try String(contentsOf: log, encoding: .utf8).split(separator: "\n")
+            .filter { $0.hasPrefix("published ") }.map { String($0.split(separator: " ")[1]) }
+    }
+    func owns(_ log: URL) throws -> Bool {
+        try String(contentsOf: log, encoding: .utf8).split(separator: "\n").last { $0.hasPrefix("partitions now owned:") }
+            .map { $0.split(separator: " ").count > 3 } ?? false
+    }
+
+    try await wave(1)
+    let (a, aLog) = try worker("a")
+    for _ in 0..<600 where try published(aLog).count < domains.count { try await Task.sleep(for: .milliseconds(100)) }
+    #expect(try published(aLog).count == domains.count, "the first worker published version 1 of every domain")
+    let (b, bLog) = try worker("b")
+    for _ in 0..<600 where try !owns(bLog) { try await Task.sleep(for: .milliseconds(100)) }
+    #expect(try owns(bLog), "the second worker was given partitions")
+    try await wave(2)
+    await producer.close()
+    a.waitUntilExit()
+    b.waitUntilExit()
+    #expect(a.terminationStatus == 0 && b.terminationStatus == 0)
+
+    let byA = Set(try published(aLog)), byB = Set(try published(bLog))
+    let handedOver = domains.filter { byA.contains("domain/\($0)@1") && byB.contains("domain/\($0)@2") }
+    #expect(!handedOver.isEmpty, "some domain's version 1 came from the first worker and version 2 from the second")
+    let releases = try await publishedReleases(log)
+    for (adapter, meta) in inputs {
+        let tp = TopicPartition(meta.topic, meta.partition)
+        #expect(releases.filter { $0.adapter == adapter && $0.covers(tp, meta.offset) }.count == 1, "\(adapter) \(tp)@\(meta.offset)")
+    }
+    for (name, list) in Dictionary(grouping: releases, by: \.adapter) {
+        let sorted = list.sorted { $0.version < $1.version }
+        #expect(sorted.map(\.version) == Array(1...list.count), "\(name) versions")
+        #expect(sorted.map(\.parent) == [nil] + sorted.dropLast().map(\.id), "\(name) lineage")
+    }
+
+    // The second worker continued the first one's replay memory: its checkpoint holds both waves.
+    let checkpoints = try await latestCheckpoints(log)
+    for d in handedOver { #expect(checkpoints["domain/" + d]?.replay.items.count == 4, "domain/\(d) replay memory") }
+}
+
+/// The newest checkpoint of each adapter on `attune.checkpoints`.
+private func latestCheckpoints(_ log: any EventLog) async throws -> [String: TrainerCheckpoint] {
+    let consumer = try log.makeConsumer(ConsumerConfiguration())
+    let parts = (0..<12).map { TopicPartition("attune.checkpoints", $0) }
+    try await consumer.assign(parts)
+    try await consumer.seekToBeginning(parts)
+    var out: [String: TrainerCheckpoint] = [:]
+    for _ in 0..<20 {
+        let batch = try await consumer.poll(maxRecords: 500, timeout: .milliseconds(100))
+        if batch.isEmpty { break }
+        for r in batch {
+            let cp = try TrainerCheckpoint.decode(r.value ?? [])
+            if cp.version >= (out[cp.adapter]?.version ?? 0) { out[cp.adapter] = cp }
+        }
+    }
+    await consumer.close()
+    return out
+}

@@ -149,6 +149,20 @@ func workerTrainsDomainsAndTenantsFromTheTopics(_ transport: Transport) async th
     #expect(again.states["domain/law"]?.replay.items.count == 6, "the replay buffer comes back from attune.checkpoints")
     #expect(again.states["tenant/acme"]?.replay == worker.states["tenant/acme"]?.replay)
     #expect(again.releases.values.flatMap { $0 }.count == all.count)
+
+    // A domain update: law gets version 2 and its pinned tenant is rebased onto it from its
+    // replay memory, as a new version that covers no input; cook's tenant stays where it is.
+    let more = ValidatingProducer(try log.makeProducer(), catalog: catalog, policy: .reject)
+    for i in 6..<11 { _ = try await more.send(ProducerRecord(topic: corpora, key: "law", value: corpus("law", i))) }
+    await more.close()
+    let third = TrainWorker(configuration: config, log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
+    try await third.run(idle: .milliseconds(1500))
+    #expect(third.releases["domain/law"]?.last?.version == 2)
+    let acme = try #require(third.releases["tenant/acme"]?.last)
+    #expect(acme.domain == "domain/law@2" && acme.covers.isEmpty && acme.metrics["rebase"] == 1)
+    #expect(acme.parent == worker.releases["tenant/acme"]?.last?.id)
+    #expect(third.releases["tenant/bolt"] == worker.releases["tenant/bolt"])
+    #expect(third.stats.rebased >= 1)
 }
 
 /// A candidate that does worse than its parent is not published and its inputs are not
@@ -179,4 +193,90 @@ func workerTrainsDomainsAndTenantsFromTheTopics(_ transport: Transport) async th
     let sane = TrainWorker(configuration: config, log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
     try await sane.run(idle: .milliseconds(500))
     #expect(sane.stats.published == 1 && sane.stats.examplesTrained == 10, "the held-back records were not lost")
+}
+
+/// An embedded log with the repository's topics applied.
+private func embeddedLog(_ name: String) async throws -> (EmbeddedEventLog, TopicCatalog, String) {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-\(name)-\(UUID().uuidString)").path
+    let log = EmbeddedEventLog(directory: dir)
+    let catalog = try TopicCatalog(directory: repositoryTopics)
+    let admin = try log.makeAdmin()
+    _ = try await catalog.apply(to: admin, dryRun: false)
+    await admin.close()
+    return (log, catalog, dir)
+}
+
+private func smallConfiguration() -> TrainWorkerConfiguration {
+    var config = TrainWorkerConfiguration(baseModel: "tiny.gguf", baseModelSHA256: String(repeating: "0", count: 64))
+    config.seqLen = 48
+    config.batchSize = 2
+    config.stepsPerBatch = 2
+    config.lora = LoRAConfig(rank: 2, alpha: 4)
+    config.gateTolerance = 10
+    return config
+}
+
+/// Interactions of a pinned tenant that arrive before any corpus of its domain wait for the
+/// domain's first version instead of training on the bare base model.
+@Test func aNewTenantWaitsForItsDomain() async throws {
+    let (log, catalog, dir) = try await embeddedLog("wait")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let producer = ValidatingProducer(try log.makeProducer(), catalog: catalog)
+    for i in 0..<5 { _ = try await producer.send(ProducerRecord(topic: "attune.interactions", key: "acme", value: interaction("acme", i))) }
+    var config = smallConfiguration()
+    config.batchTokens = 40
+    config.tenantDomains = ["acme": "law"]
+    let worker = TrainWorker(configuration: config, log: log, base: try RandomModel.load(tiny), tokenizer: try tokenizer(), catalog: catalog)
+    async let run: Void = worker.run(idle: .seconds(3))
+    try await Task.sleep(for: .seconds(1))
+    #expect(worker.releases.isEmpty, "nothing trained before the domain exists")
+    for i in 0..<5 { _ = try await producer.send(ProducerRecord(topic: "attune.corpora", key: "law", value: corpus("law", i))) }
+    await producer.close()
+    try await run
+    #expect(worker.releases["tenant/acme"]?.map(\.domain) == ["domain/law@1"])
+}
+
+/// A version whose publisher died between writing it to `attune.adapters` and announcing it
+/// is announced by the worker that next owns its partition, with the release's own event id.
+@Test func anUnannouncedVersionIsAnnouncedByTheNextOwner() async throws {
+    let (log, catalog, dir) = try await embeddedLog("announce")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let producer = ValidatingProducer(try log.makeProducer(), catalog: catalog)
+    for i in 0..<5 { _ = try await producer.send(ProducerRecord(topic: "attune.corpora", key: "law", value: corpus("law", i))) }
+    let base = try RandomModel.load(tiny)
+    let first = TrainWorker(configuration: smallConfiguration(), log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
+    try await first.run(idle: .milliseconds(500))
+    let v1 = try #require(first.releases["domain/law"]?.first)
+
+    // What a crash after the adapters record and before the event leaves behind: version 2 stored, never announced.
+    var v2 = v1
+    v2.version = 2
+    v2.parent = v1.id
+    v2.covers = [:]
+    let weights = try #require(try await readAll(log, "attune.adapters", partitions: 6).first?.value)
+    _ = try await producer.send(ProducerRecord(topic: "attune.adapters", key: Array("domain/law".utf8), value: weights, headers: try v2.headers()))
+    await producer.close()
+
+    let next = TrainWorker(configuration: smallConfiguration(), log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
+    try await next.run(idle: .milliseconds(500))
+    #expect(next.stats.reannounced == 1 && next.states["domain/law"]?.release?.version == 2)
+    let events = try await readAll(log, "attune.adapter-events", partitions: 6)
+        .compactMap { try? JSONSerialization.jsonObject(with: Data($0.value ?? [])) as? [String: Any] }
+    #expect(events.compactMap { $0["id"] as? String }.sorted() == [v1, v2].map { "\($0.id)#\($0.sha256.prefix(12))" })
+}
+
+/// Every record of a topic from its beginning.
+private func readAll(_ log: any EventLog, _ topic: String, partitions: Int) async throws -> [ConsumerRecord] {
+    let consumer = try log.makeConsumer(ConsumerConfiguration())
+    let parts = (0..<partitions).map { TopicPartition(topic, $0) }
+    try await consumer.assign(parts)
+    try await consumer.seekToBeginning(parts)
+    var out: [ConsumerRecord] = []
+    for _ in 0..<20 {
+        let batch = try await consumer.poll(maxRecords: 500, timeout: .milliseconds(100))
+        if batch.isEmpty { break }
+        out += batch
+    }
+    await consumer.close()
+    return out
 }

@@ -1,10 +1,10 @@
 import AttuneEventLog
 import Foundation
 
-/// Reads `attune.adapters`, `attune.checkpoints` and `attune.adapter-events` from their
-/// beginning and keeps up with them, so a worker knows every published version — its own and
-/// other workers' — before it trains, can take an adapter over with its trainer state, and can
-/// tell which versions were never announced.
+/// Reads `attune.adapters`, `attune.checkpoints`, `attune.adapter-events` and `attune.control`
+/// from their beginning and keeps up with them, so a worker knows every published version — its
+/// own and other workers' — before it trains, can take an adapter over with its trainer state,
+/// can tell which versions were never announced, and sees operators' commands.
 final class ReleaseFollower {
     /// A published version whose weights match its sha256.
     struct Published {
@@ -18,20 +18,21 @@ final class ReleaseFollower {
         var checkpoints: [TrainerCheckpoint] = []
         /// Release ids (`name@version`) announced by an `adapter.updated` event.
         var announced: Set<String> = []
+        var commands: [RebaseCommand] = []
     }
 
     private let consumer: any EventConsumer
-    private let topics: (adapters: String, checkpoints: String, events: String)
+    private let topics: (adapters: String, checkpoints: String, events: String, control: String)
     private let partitions: [TopicPartition]
     private var next: [TopicPartition: Int64] = [:]
     private let report: @Sendable (String) -> Void
 
-    init(log: any EventLog, adapters: String, checkpoints: String, events: String,
+    init(log: any EventLog, adapters: String, checkpoints: String, events: String, control: String,
          report: @escaping @Sendable (String) -> Void) async throws {
         let admin = try log.makeAdmin()
         var partitions: [TopicPartition] = []
         do {
-            for topic in [adapters, checkpoints, events] {
+            for topic in [adapters, checkpoints, events, control] {
                 guard let d = try await admin.describeTopic(topic) else {
                     throw EventLogError(.unknownTopic, "topic \(topic) does not exist (create it with `attune topics apply`)")
                 }
@@ -46,7 +47,7 @@ final class ReleaseFollower {
         try await consumer.assign(partitions)
         try await consumer.seekToBeginning(partitions)
         self.partitions = partitions
-        topics = (adapters, checkpoints, events)
+        topics = (adapters, checkpoints, events, control)
         self.report = report
     }
 
@@ -63,7 +64,7 @@ final class ReleaseFollower {
         let deadline = ContinuousClock.now + limit
         while partitions.contains(where: { next[$0]! < ends[$0]! }) {
             guard ContinuousClock.now < deadline else {
-                throw EventLogError(.timeout, "could not read \(topics.adapters), \(topics.checkpoints) and \(topics.events) to their end within \(limit)")
+                throw EventLogError(.timeout, "could not read \(topics) to their end within \(limit)")
             }
             for r in try await consumer.poll(maxRecords: 256, timeout: .milliseconds(200)) {
                 next[r.topicPartition] = r.offset + 1
@@ -84,6 +85,10 @@ final class ReleaseFollower {
             news.published.append(Published(release: release, weights: value))
         case topics.checkpoints:
             do { news.checkpoints.append(try TrainerCheckpoint.decode(value)) } catch {
+                report("skipping \(r.topic)[\(r.partition)]@\(r.offset): \(error)")
+            }
+        case topics.control:
+            do { news.commands.append(try JSONDecoder().decode(RebaseCommand.self, from: Data(value))) } catch {
                 report("skipping \(r.topic)[\(r.partition)]@\(r.offset): \(error)")
             }
         default:

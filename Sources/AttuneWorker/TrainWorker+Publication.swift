@@ -79,6 +79,7 @@ extension TrainWorker {
     /// it) is replaced by that version with its checkpointed trainer state.
     func absorb(_ news: ReleaseFollower.News) {
         announced.formUnion(news.announced)
+        for command in news.commands { rebaseRequests[command.adapter] = command }
         for cp in news.checkpoints where cp.version >= (checkpoints[cp.adapter]?.version ?? 0) { checkpoints[cp.adapter] = cp }
         var newest: [String: ReleaseFollower.Published] = [:]
         var domainVersions: [String: ReleaseFollower.Published] = [:]

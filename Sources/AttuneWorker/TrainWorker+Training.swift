@@ -81,19 +81,34 @@ extension TrainWorker {
         stats.rebased += 1
     }
 
-    /// Rebases every owned tenant whose domain has a newer version (automatic mode).
+    /// Rebases every owned tenant that an operator asked to move, and (automatic mode) every
+    /// owned tenant whose domain has a newer version. A tenant rebases between its batches.
     func rebaseTenants(producer: any EventProducer) async throws {
-        guard configuration.rebase == .automatic else { return }
         for (name, state) in states.sorted(by: { $0.key < $1.key }) where name.hasPrefix("tenant/") && owns(name) {
-            guard let target = try rebaseTarget(name, state), state.rebaseRejected != target.release.id else { continue }
+            guard state.release != nil, pending[name] == nil else { continue }
+            let target: DomainBase?
+            if let requested = rebaseRequests[name].flatMap(\.target), !stands(state, on: requested) {
+                target = domains[requested.name].flatMap { $0.release.version >= requested.version ? $0 : nil }
+            } else if configuration.rebase == .automatic {
+                target = try rebaseTarget(name, state)
+            } else {
+                target = nil
+            }
+            guard let target, state.rebaseRejected != target.release.id else { continue }
             try await rebase(name, onto: target, producer: producer)
         }
+    }
+
+    /// Whether the tenant's current version stands on that domain at that version or newer.
+    private func stands(_ state: AdapterState, on target: (name: String, version: Int)) -> Bool {
+        guard let parts = state.release?.domain?.split(separator: "@"), parts.count == 2 else { return false }
+        return String(parts[0]) == target.name && (Int(parts[1]) ?? 0) >= target.version
     }
 
     /// The domain version a published tenant should stand on when it is not already there:
     /// the latest version of its domain (or of its pinned or best domain, if it has none yet).
     func rebaseTarget(_ name: String, _ state: AdapterState) throws -> DomainBase? {
-        guard let release = state.release, pending[name] == nil else { return nil }
+        guard let release = state.release else { return nil }
         let tenant = String(name.dropFirst(7))
         let target: DomainBase?
         if let current = release.domain {

@@ -41,6 +41,8 @@ public final class TrainWorker: @unchecked Sendable {
     var checkpoints: [String: TrainerCheckpoint] = [:]
     /// Release ids announced on `attune.adapter-events`.
     var announced: Set<String> = []
+    /// The newest rebase request of each tenant adapter.
+    var rebaseRequests: [String: RebaseCommand] = [:]
     /// Partitions this member owns, and the partition counts of the input topics.
     var owned: Set<TopicPartition> = []
     var inputPartitions: [String: Int] = [:]
@@ -94,7 +96,7 @@ public final class TrainWorker: @unchecked Sendable {
     public func run(idle: Duration = .seconds(2), stop: @Sendable () -> Bool = { false }) async throws {
         let c = configuration
         let follower = try await ReleaseFollower(log: log, adapters: c.adaptersTopic, checkpoints: c.checkpointsTopic,
-                                                 events: c.eventsTopic, report: report)
+                                                 events: c.eventsTopic, control: c.controlTopic, report: report)
         try await inputPartitionCounts()
         absorb(try await follower.catchUp())
         if !states.isEmpty { report("restored \(states.count) adapters from \(c.adaptersTopic)") }

@@ -15,6 +15,7 @@ public struct TrainWorkerConfiguration: Sendable {
     public var adaptersTopic = "attune.adapters"
     public var eventsTopic = "attune.adapter-events"
     public var checkpointsTopic = "attune.checkpoints"
+    public var controlTopic = "attune.control"
     /// A micro-batch closes when it holds this many tokens…
     public var batchTokens = 2048
     /// …or when its oldest record is this old.
@@ -42,7 +43,8 @@ public struct TrainWorkerConfiguration: Sendable {
     /// Domain examples a tenant candidate is also evaluated on (the domain probe set).
     public var probeExamples = 16
     /// When a domain publishes a new version, its tenants are retrained onto it from their
-    /// replay memory automatically, or only when an operator asks.
+    /// replay memory automatically, or only when an operator asks (`attune adapter rebase`,
+    /// a `RebaseCommand` on `attune.control`; honoured in both modes).
     public var rebase = RebaseMode.automatic
     /// Recorded as every version's base (name and sha256 of the GGUF).
     public var baseModel: String

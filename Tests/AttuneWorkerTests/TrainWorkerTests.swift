@@ -90,6 +90,7 @@ func workerTrainsDomainsAndTenantsFromTheTopics(_ transport: Transport) async th
     config.adaptersTopic = "attune.adapters.\(run)"
     config.eventsTopic = "attune.adapter-events.\(run)"
     config.checkpointsTopic = "attune.checkpoints.\(run)"
+    config.controlTopic = "attune.control.\(run)"
     config.batchTokens = 150
     config.batchSeconds = 60
     config.seqLen = 48
@@ -279,4 +280,46 @@ private func readAll(_ log: any EventLog, _ topic: String, partitions: Int) asyn
     }
     await consumer.close()
     return out
+}
+
+/// In on-command mode a domain update leaves tenants where they are until an operator asks:
+/// `RebaseCommand.request` moves a tenant onto its domain's latest version, or onto another
+/// domain; a request that is already satisfied does nothing when read again.
+@Test func onCommandRebaseMovesATenantOnlyWhenAsked() async throws {
+    let (log, catalog, dir) = try await embeddedLog("rebase")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let producer = ValidatingProducer(try log.makeProducer(), catalog: catalog)
+    for i in 0..<5 {
+        for d in ["law", "cook"] { _ = try await producer.send(ProducerRecord(topic: "attune.corpora", key: d, value: corpus(d, i))) }
+        _ = try await producer.send(ProducerRecord(topic: "attune.interactions", key: "acme", value: interaction("acme", i)))
+    }
+    var config = smallConfiguration()
+    config.rebase = .onCommand
+    config.tenantDomains = ["acme": "law"]
+    let base = try RandomModel.load(tiny)
+    func runWorker() async throws -> TrainWorker {
+        let w = TrainWorker(configuration: config, log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
+        try await w.run(idle: .milliseconds(800))
+        return w
+    }
+    _ = try await runWorker()
+    for i in 5..<10 { _ = try await producer.send(ProducerRecord(topic: "attune.corpora", key: "law", value: corpus("law", i))) }
+    let updated = try await runWorker()
+    #expect(updated.releases["domain/law"]?.last?.version == 2)
+    #expect(updated.releases["tenant/acme"]?.map(\.domain) == ["domain/law@1"], "not moved without a command")
+
+    let command = try await RebaseCommand.request(tenant: "acme", domain: nil, log: log, catalog: catalog, configuration: config)
+    #expect(command.domain == "domain/law@2")
+    let rebased = try await runWorker()
+    #expect(rebased.stats.rebased == 1)
+    #expect(rebased.releases["tenant/acme"]?.map(\.domain) == ["domain/law@1", "domain/law@2"])
+
+    _ = try await RebaseCommand.request(tenant: "acme", domain: "cook", log: log, catalog: catalog, configuration: config)
+    let moved = try await runWorker()
+    #expect(moved.stats.rebased == 1, "the satisfied law request is not repeated; the cook one is done")
+    #expect(moved.releases["tenant/acme"]?.last?.domain == "domain/cook@1")
+    await producer.close()
+    await #expect(throws: EventLogError.self) {
+        try await RebaseCommand.request(tenant: "nobody", domain: nil, log: log, catalog: catalog, configuration: config)
+    }
 }

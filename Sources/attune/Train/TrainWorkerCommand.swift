@@ -35,6 +35,8 @@ struct TrainWorkerCommand: AsyncParsableCommand {
     @Option(help: "Regularization strength.") var regularizerStrength: Float = 0.1
     @Option(help: "Reject a candidate whose replay loss exceeds its parent's by this fraction.") var gateTolerance = 0.05
     @Option(help: "Pin a tenant to a domain: TENANT=DOMAIN (repeatable).") var tenantDomain: [String] = []
+    @Option(help: "Rebase tenants onto new domain versions: automatic or on-command (attune adapter rebase).")
+    var rebase: RebaseMode = .automatic
     @Option(help: "A new tenant waits this many seconds for its domain's first version before training on the base alone.")
     var domainWait = 60.0
     @Option(help: "Stop after this many seconds without input (0 = never).") var idle = 0.0
@@ -62,6 +64,7 @@ struct TrainWorkerCommand: AsyncParsableCommand {
         c.regularizerStrength = regularizerStrength
         c.gateTolerance = gateTolerance
         c.domainWaitSeconds = domainWait
+        c.rebase = rebase
         for pin in tenantDomain {
             let parts = pin.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2 else { throw ValidationError("--tenant-domain takes TENANT=DOMAIN") }
@@ -76,3 +79,5 @@ struct TrainWorkerCommand: AsyncParsableCommand {
         print("published \(s.published) versions, \(s.rejectedByGate) rejected by the gate, \(s.deadLettered) dead-lettered, \(s.skippedAlreadyTrained) already trained, \(s.examplesTrained) examples trained")
     }
 }
+
+extension RebaseMode: ExpressibleByArgument {}

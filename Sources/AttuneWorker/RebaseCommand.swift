@@ -1,0 +1,51 @@
+import AttuneEventLog
+import Foundation
+
+/// An operator's request, on `attune.control`, to move a tenant adapter onto a domain version
+/// (or a newer version of that domain). Requests are idempotent: a tenant already on that
+/// version or newer ignores it, so workers can read the topic from its beginning.
+public struct RebaseCommand: Codable, Sendable, Equatable {
+    public var command = "rebase"
+    public var adapter: String
+    public var domain: String
+    public var time: String
+
+    /// A request for `tenant` to stand on `domain` (`domain/<name>@<version>`).
+    public init(tenant: String, domain: String, time: Date = Date()) {
+        adapter = "tenant/" + tenant
+        self.domain = domain
+        self.time = ISO8601DateFormatter().string(from: time)
+    }
+
+    /// The domain adapter's name and the version asked for.
+    var target: (name: String, version: Int)? {
+        let parts = domain.split(separator: "@")
+        guard parts.count == 2, parts[0].hasPrefix("domain/"), let v = Int(parts[1]), v > 0 else { return nil }
+        return (String(parts[0]), v)
+    }
+
+    /// Finds the latest version of the tenant's domain (or of `domain`, to move it to another
+    /// domain) on the adapters topic and sends the request to the control topic.
+    public static func request(tenant: String, domain: String?, log: any EventLog, catalog: TopicCatalog,
+                               configuration c: TrainWorkerConfiguration) async throws -> RebaseCommand {
+        let follower = try await ReleaseFollower(log: log, adapters: c.adaptersTopic, checkpoints: c.checkpointsTopic,
+                                                 events: c.eventsTopic, control: c.controlTopic, report: { _ in })
+        let news = try await follower.catchUp()
+        await follower.close()
+        var latest: [String: AdapterRelease] = [:]
+        for p in news.published where p.release.version > (latest[p.release.adapter]?.version ?? 0) { latest[p.release.adapter] = p.release }
+        guard let current = latest["tenant/" + tenant] else {
+            throw EventLogError(.invalidArgument, "tenant \(tenant) has no published adapter on \(c.adaptersTopic)")
+        }
+        guard let name = domain.map({ "domain/" + $0 }) ?? current.domain.map({ String($0.split(separator: "@")[0]) }) else {
+            throw EventLogError(.invalidArgument, "tenant \(tenant) stands on no domain; name one with --domain")
+        }
+        guard let target = latest[name] else { throw EventLogError(.invalidArgument, "\(name) has no published version") }
+        let command = RebaseCommand(tenant: tenant, domain: target.id)
+        let producer = ValidatingProducer(try log.makeProducer(), catalog: catalog, policy: .reject)
+        _ = try await producer.send(ProducerRecord(topic: c.controlTopic, key: Array(command.adapter.utf8),
+                                                   value: Array(try JSONEncoder.sorted.encode(command))))
+        await producer.close()
+        return command
+    }
+}

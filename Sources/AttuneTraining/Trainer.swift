@@ -54,6 +54,8 @@ public final class Trainer: @unchecked Sendable {
     public let schedule: LRSchedule
     /// Optional penalty toward earlier parameters (L2-SP or online EWC), added to every step.
     public var regularizer: Regularizer?
+    /// Optional 0/1 per parameter: where 0 the parameter is frozen (e.g. earlier adapter blocks).
+    public var trainableMask: FloatBuffer?
     private var order: [Int] = []
     private var cursor = 0
     private var shuffler: SeededGenerator
@@ -97,8 +99,12 @@ public final class Trainer: @unchecked Sendable {
             regularizer.observe(dataGradients: model.gradients)
             regularizer.addGradient(model.parameters, into: model.gradients)
         }
+        if let mask = trainableMask {
+            let g = model.gradients.pointer, k = mask.pointer
+            for i in 0..<model.gradients.count { g[i] *= k[i] }
+        }
         let lr = schedule.rate(at: optimizer.step + 1)
-        let gnorm = optimizer.update(model.parameters, model.gradients, lr: lr)
+        let gnorm = optimizer.update(model.parameters, model.gradients, lr: lr, mask: trainableMask)
         return StepReport(step: optimizer.step, totalSteps: config.steps, loss: loss / Double(max(count, 1)), learningRate: lr,
                           gradientNorm: gnorm, tokens: micro.reduce(0) { $0 + $1.tokens.count },
                           seconds: (ContinuousClock.now - start).seconds)

@@ -17,6 +17,8 @@ public struct AdapterRelease: Codable, Sendable, Equatable {
     /// Inclusive offset ranges covered, per "topic[partition]".
     public var covers: [String: [[Int64]]]
     public var metrics: [String: Double]
+    /// Ranks of the adapter's blocks, oldest first; only the last one trains (absent: one block).
+    public var blocks: [Int]? = nil
 
     public var id: String { "\(adapter)@\(version)" }
 

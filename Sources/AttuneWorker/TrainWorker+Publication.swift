@@ -14,7 +14,8 @@ extension TrainWorker {
         let bytes = Array(weights)
         let release = AdapterRelease(adapter: name, version: (state.release?.version ?? 0) + 1, sha256: AdapterRelease.digest(bytes),
                                      parent: state.release?.id, domain: state.domain?.release.id, baseModel: c.baseModel,
-                                     baseModelSHA256: c.baseModelSHA256, covers: Self.ranges(items), metrics: metrics)
+                                     baseModelSHA256: c.baseModelSHA256, covers: Self.ranges(items), metrics: metrics,
+                                     blocks: state.blocks.count > 1 ? state.blocks : nil)
         _ = try await producer.send(ProducerRecord(topic: c.adaptersTopic, key: Array(name.utf8), value: bytes, headers: try release.headers()))
         try await announce(release, producer: producer)
         state.release = release
@@ -115,7 +116,7 @@ extension TrainWorker {
             }
         }
         if name.hasPrefix("domain/") { domains[name] = DomainBase(release: release, lora: try decodeLoRA(p.weights)) }
-        let s = AdapterState(lora: try decodeLoRA(p.weights), replay: ReplayBuffer(capacity: configuration.replayCapacity, seed: configuration.seed),
+        let s = AdapterState(lora: try decodeLoRA(p.weights), blocks: release.blocks, replay: ReplayBuffer(capacity: configuration.replayCapacity, seed: configuration.seed),
                              domain: domain)
         s.release = release
         if let cp = checkpoints[name], cp.version <= release.version { restoreTrainerState(s, from: cp) }

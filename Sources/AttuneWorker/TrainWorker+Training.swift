@@ -15,12 +15,16 @@ extension TrainWorker {
         let held = examples.count >= 5 ? examples.enumerated().filter { $0.offset % 5 == 4 }.map(\.element) : []
         let fresh = examples.count >= 5 ? examples.enumerated().filter { $0.offset % 5 != 4 }.map(\.element) : examples
         let replayed = state.replay.sample(Int(Double(fresh.count) * c.replayRatio))
-        let model = try TrainableLlama(base: base, lora: state.lora, frozen: state.domain?.lora, seed: c.seed)
+        var model = try TrainableLlama(base: base, lora: state.lora, frozen: state.domain?.lora, seed: c.seed)
         let gate = PublicationGate(sets: [("heldout", dataset(held)), ("replay", dataset(state.replay.items)), ("probe", domainProbe(state))],
                                    tolerance: c.gateTolerance)
         let parentLosses = gate.losses(model)
-        let parentParameters = state.lora.parameters.array
+        let parent = (lora: state.lora, blocks: state.blocks, regularizer: state.regularizer, parameters: state.lora.parameters.array)
+        if try growIfDrifted(name, state, model: model, fresh: fresh, replayLoss: parentLosses["replay"]) {
+            model = try TrainableLlama(base: base, lora: state.lora, frozen: state.domain?.lora, seed: c.seed)
+        }
         let trainer = try Trainer(model: model, data: dataset(fresh + replayed), config: trainerConfig())
+        if state.blocks.count > 1 { trainer.trainableMask = state.lora.trainableMask(frozenRank: state.blocks.dropLast().reduce(0, +)) }
         if let kind = c.regularizer, state.release != nil {
             let r = state.regularizer ?? Regularizer(kind: kind, strength: c.regularizerStrength, anchor: state.lora.parameters)
             state.regularizer = r
@@ -30,7 +34,8 @@ extension TrainWorker {
         let losses = gate.losses(model)
         let regressions = gate.regressions(candidate: losses, parent: parentLosses)
         guard regressions.isEmpty else {
-            restore(state.lora, parentParameters)
+            (state.lora, state.blocks, state.regularizer) = (parent.lora, parent.blocks, parent.regularizer)
+            restore(state.lora, parent.parameters)
             stats.rejectedByGate += 1
             batch.rejectedAt = batch.items.count
             pending[name] = batch
@@ -39,12 +44,29 @@ extension TrainWorker {
         }
         var metrics = PublicationGate.metrics(candidate: losses, parent: parentLosses)
         metrics["examples"] = Double(examples.count)
+        if state.blocks.count > parent.blocks.count { metrics["grown"] = 1 }
         try await publish(name, state: state, items: batch.items, metrics: metrics, producer: producer)
         state.regularizer?.consolidate(at: state.lora.parameters)
         for e in examples { state.replay.offer(e) }
         try await checkpoint(name, state: state, producer: producer)
         stats.examplesTrained += examples.count
         pending[name] = nil
+    }
+
+    /// Dynamic architecture: grows a published tenant adapter by a new block when the parent
+    /// does much worse on the new examples than on its replay memory. Returns whether it grew.
+    private func growIfDrifted(_ name: String, _ state: AdapterState, model: TrainableLlama, fresh: [TrainingExample],
+                               replayLoss: Double?) throws -> Bool {
+        let c = configuration
+        guard c.growOnDrift, name.hasPrefix("tenant/"), state.release != nil, state.blocks.count < c.maxBlocks,
+              let replayLoss else { return false }
+        let newLoss = Trainer.evaluate(model, dataset(fresh)).loss
+        guard newLoss > replayLoss * (1 + c.driftThreshold) else { return false }
+        state.lora = try state.lora.grown(by: c.lora.rank, seed: c.seed &+ UInt64(state.blocks.count))
+        state.blocks.append(c.lora.rank)
+        state.regularizer = nil
+        report("drift: \(name) loss \(newLoss) on new data vs \(replayLoss) on its replay memory; grew block \(state.blocks.count) (rank \(state.lora.config.rank))")
+        return true
     }
 
     /// Retrains a tenant adapter from its replay memory on top of a newer domain version and

@@ -56,7 +56,9 @@ public final class TrainWorker: @unchecked Sendable {
     }
 
     final class AdapterState {
-        let lora: LoRAAdapter
+        var lora: LoRAAdapter
+        /// Ranks of the adapter's blocks; only the last one trains.
+        var blocks: [Int]
         var replay: ReplayBuffer
         var release: AdapterRelease?
         /// For a tenant: the domain version it is trained on top of.
@@ -65,8 +67,9 @@ public final class TrainWorker: @unchecked Sendable {
         /// The domain version a rebase onto was rejected by the gate (not retried).
         var rebaseRejected: String?
 
-        init(lora: LoRAAdapter, replay: ReplayBuffer, domain: DomainBase?) {
+        init(lora: LoRAAdapter, blocks: [Int]? = nil, replay: ReplayBuffer, domain: DomainBase?) {
             self.lora = lora
+            self.blocks = blocks ?? [lora.config.rank]
             self.replay = replay
             self.domain = domain
         }

@@ -35,6 +35,13 @@ public struct TrainWorkerConfiguration: Sendable {
     /// A candidate whose loss on replayed (old) data or on held-out new data exceeds its
     /// parent's by more than this fraction is not published.
     public var gateTolerance = 0.05
+    /// Dynamic architecture: when a tenant's new data drifts — the parent's loss on it exceeds
+    /// its loss on the replay memory by more than `driftThreshold` (a fraction) — the tenant
+    /// grows a new adapter block of the configured rank and only that block trains, so the
+    /// old blocks keep what they learned. At most `maxBlocks` blocks.
+    public var growOnDrift = false
+    public var driftThreshold = 0.5
+    public var maxBlocks = 4
     /// Tenants pinned to a domain; others get the domain adapter with the lowest loss.
     public var tenantDomains: [String: String] = [:]
     /// A new tenant's first batch waits this long for a domain version to stand on (its pinned

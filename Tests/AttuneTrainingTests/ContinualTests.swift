@@ -66,3 +66,43 @@ func regularizerGradientMatchesPenalty(kind: Regularizer.Kind) {
     let free = try drift(nil), anchored = try drift(50)
     #expect(anchored < 0.5 * free, "drift \(free) without vs \(anchored) with L2-SP")
 }
+
+/// Growing an adapter block keeps what the adapter computes (ΔW = s·B·A equal within 1e-6 for
+/// plain and rsLoRA scaling), and training with the trainable mask moves only the new block:
+/// the earlier components stay bit-for-bit while the loss falls.
+@Test(arguments: [false, true])
+func grownAdapterKeepsItsFunctionAndTrainsOnlyTheNewBlock(rsLoRA: Bool) throws {
+    let tiny = LlamaConfig(layers: 2, dim: 64, ffnDim: 96, heads: 4, kvHeads: 2, vocabSize: 80, contextLength: 64)
+    let base = try RandomModel.load(tiny, seed: 3)
+    let pattern: [Int32] = (0..<120).map { Int32(($0 * 7) % 19 + 30) }
+    let data = PackedDataset(examples: [TrainingExample(tokens: pattern, learn: Array(repeating: true, count: pattern.count))],
+                             seqLen: 16, padToken: 0)
+    let config = TrainerConfig(steps: 6, batchSize: 2, optimizer: AdamWConfig(learningRate: 1e-2), schedule: .constant, warmupSteps: 0, seed: 1)
+    let lora = try LoRAAdapter(config: LoRAConfig(rank: 2, alpha: 4, useRSLoRA: rsLoRA), model: tiny, seed: 1)
+    try Trainer(model: try TrainableLlama(base: base, lora: lora), data: data, config: config).run()
+
+    let grown = try lora.grown(by: 3, seed: 2)
+    #expect(grown.config.rank == 5 && abs(grown.config.scale - lora.config.scale) < 1e-6)
+    for l in 0..<tiny.layers {
+        for t in lora.config.targets {
+            let before = lora.delta(layer: l, target: t), after = grown.delta(layer: l, target: t)
+            #expect(zip(before, after).allSatisfy { abs($0 - $1) <= 1e-6 * max(1, abs($0)) }, "layer \(l) \(t)")
+        }
+    }
+    let model = try TrainableLlama(base: base, lora: grown)
+    let lossBefore = Trainer.evaluate(model, data).loss
+    #expect(abs(lossBefore - Trainer.evaluate(try TrainableLlama(base: base, lora: lora), data).loss) < 1e-5)
+
+    let frozenA = (0..<tiny.layers).map { Array(UnsafeBufferPointer(start: grown.a($0, .q), count: 2 * tiny.dim)) }
+    let trainer = try Trainer(model: model, data: data, config: config)
+    trainer.trainableMask = grown.trainableMask(frozenRank: 2)
+    let newBefore = Array(UnsafeBufferPointer(start: grown.a(0, .q) + 2 * tiny.dim, count: 3 * tiny.dim))
+    trainer.run()
+    for l in 0..<tiny.layers {
+        #expect(Array(UnsafeBufferPointer(start: grown.a(l, .q), count: 2 * tiny.dim)) == frozenA[l], "old A rows unchanged")
+        let b = grown.b(l, .down), b0 = lora.b(l, .down)
+        #expect((0..<tiny.dim).allSatisfy { o in (0..<2).allSatisfy { b[o * 5 + $0] == b0[o * 2 + $0] } }, "old B columns unchanged")
+    }
+    #expect(Array(UnsafeBufferPointer(start: grown.a(0, .q) + 2 * tiny.dim, count: 3 * tiny.dim)) != newBefore, "the new block trains")
+    #expect(Trainer.evaluate(model, data).loss < lossBefore)
+}

@@ -323,3 +323,44 @@ private func readAll(_ log: any EventLog, _ topic: String, partitions: Int) asyn
         try await RebaseCommand.request(tenant: "nobody", domain: nil, log: log, catalog: catalog, configuration: config)
     }
 }
+
+/// Dynamic architecture: a tenant whose new data is unlike what it learned grows a second
+/// adapter block, published as one PEFT adapter of twice the rank whose first block is the
+/// previous version unchanged; more data like the new one trains that block without growing.
+@Test func aDriftingTenantGrowsANewBlock() async throws {
+    let (log, catalog, dir) = try await embeddedLog("grow")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let producer = ValidatingProducer(try log.makeProducer(), catalog: catalog)
+    func send(_ prompt: String, _ response: String) async throws {
+        let value = #"{"tenant":"acme","user":"u","time":"2026-11-29T08:00:00Z","prompt":"\#(prompt)","response":"\#(response)"}"#
+        _ = try await producer.send(ProducerRecord(topic: "attune.interactions", key: "acme", value: value))
+    }
+    var config = smallConfiguration()
+    config.growOnDrift = true
+    config.driftThreshold = 1.5
+    config.stepsPerBatch = 25
+    config.learningRate = 1e-2
+    config.domainWaitSeconds = 0
+    let base = try RandomModel.load(tiny)
+    func runWorker() async throws -> TrainWorker {
+        let w = TrainWorker(configuration: config, log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
+        try await w.run(idle: .milliseconds(800))
+        return w
+    }
+    for i in 0..<5 { try await send("Question \(i)?", "Answer \(i) is yes.") }
+    let first = try await runWorker()
+    let v1 = try #require(first.states["tenant/acme"]?.lora)
+    for i in 0..<5 { try await send("zq \(i) vx", "kkkk jjjj \(i) wwww kkkk") }
+    let second = try await runWorker()
+    let grown = try #require(second.states["tenant/acme"])
+    #expect(second.releases["tenant/acme"]?.map(\.blocks) == [nil, [2, 2]])
+    #expect(grown.lora.config.rank == 4)
+    for l in 0..<tiny.layers {
+        #expect(Array(UnsafeBufferPointer(start: grown.lora.a(l, .v), count: 2 * tiny.dim))
+                == Array(UnsafeBufferPointer(start: v1.a(l, .v), count: 2 * tiny.dim)), "block 1 is version 1")
+    }
+    for i in 5..<10 { try await send("zq \(i) vx", "kkkk jjjj \(i) wwww kkkk") }
+    let third = try await runWorker()
+    #expect(third.releases["tenant/acme"]?.last?.blocks == [2, 2], "similar data does not grow another block")
+    await producer.close()
+}

@@ -43,10 +43,12 @@ public final class AdamW: @unchecked Sendable {
     }
 
     /// Applies one update with learning rate `lr` (from the schedule); clips first. Returns the
-    /// gradient norm before clipping.
+    /// gradient norm before clipping. Parameters where `mask` is 0 stay as they are (no step,
+    /// no decay); their gradients should be zero so they do not count in the clipping norm.
     @discardableResult
-    public func update(_ parameters: FloatBuffer, _ gradients: FloatBuffer, lr: Float) -> Float {
+    public func update(_ parameters: FloatBuffer, _ gradients: FloatBuffer, lr: Float, mask: FloatBuffer? = nil) -> Float {
         precondition(parameters.count == m.count && gradients.count == m.count, "buffer sizes differ")
+        precondition(mask.map { $0.count == parameters.count } ?? true, "mask size differs")
         let gnorm = Self.norm(gradients)
         var scale: Float = 1
         if let clip = config.clipNorm, gnorm > clip, gnorm > 0 { scale = clip / gnorm }
@@ -54,9 +56,10 @@ public final class AdamW: @unchecked Sendable {
         let b1 = config.beta1, b2 = config.beta2
         let c1 = 1 - Float(pow(Double(b1), Double(step))), c2 = 1 - Float(pow(Double(b2), Double(step)))
         let p = parameters.pointer, g = gradients.pointer, mm = m.pointer, vv = v.pointer
-        let eps = config.epsilon, wd = config.weightDecay
+        let eps = config.epsilon, wd = config.weightDecay, frozen = mask?.pointer
         Parallel.chunks(parameters.count, granule: 8, minPerChunk: 1 << 15) { range in
             for i in range {
+                if let frozen, frozen[i] == 0 { continue }
                 let gi = g[i] * scale
                 mm[i] = b1 * mm[i] + (1 - b1) * gi
                 vv[i] = b2 * vv[i] + (1 - b2) * gi * gi

@@ -35,6 +35,10 @@ struct TrainWorkerCommand: AsyncParsableCommand {
     @Option(help: "Regularization strength.") var regularizerStrength: Float = 0.1
     @Option(help: "Reject a candidate whose replay loss exceeds its parent's by this fraction.") var gateTolerance = 0.05
     @Option(help: "Pin a tenant to a domain: TENANT=DOMAIN (repeatable).") var tenantDomain: [String] = []
+    @Flag(help: "Grow a new adapter block for a tenant whose new data drifts, instead of overwriting the old one.")
+    var growOnDrift = false
+    @Option(help: "Drift: the parent's loss on new data exceeds its replay loss by this fraction.") var driftThreshold = 0.5
+    @Option(help: "Most adapter blocks a tenant grows to.") var maxBlocks = 4
     @Option(help: "Rebase tenants onto new domain versions: automatic or on-command (attune adapter rebase).")
     var rebase: RebaseMode = .automatic
     @Option(help: "A new tenant waits this many seconds for its domain's first version before training on the base alone.")
@@ -65,6 +69,9 @@ struct TrainWorkerCommand: AsyncParsableCommand {
         c.gateTolerance = gateTolerance
         c.domainWaitSeconds = domainWait
         c.rebase = rebase
+        c.growOnDrift = growOnDrift
+        c.driftThreshold = driftThreshold
+        c.maxBlocks = maxBlocks
         for pin in tenantDomain {
             let parts = pin.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2 else { throw ValidationError("--tenant-domain takes TENANT=DOMAIN") }

@@ -30,7 +30,7 @@ public struct AdapterRelease: Codable, Sendable, Equatable {
     }
 
     /// Decodes the release stored in an `attune.adapters` record's headers.
-    static func from(_ record: ConsumerRecord) -> AdapterRelease? {
+    public static func from(_ record: ConsumerRecord) -> AdapterRelease? {
         guard let json = record.headers.text(named: "attune-release") else { return nil }
         return try? JSONDecoder().decode(AdapterRelease.self, from: Data(json.utf8))
     }
@@ -55,7 +55,7 @@ public struct AdapterRelease: Codable, Sendable, Equatable {
     }
 
     /// Whether `offset` of `partition` is inside this release's ranges.
-    func covers(_ partition: TopicPartition, _ offset: Int64) -> Bool {
+    public func covers(_ partition: TopicPartition, _ offset: Int64) -> Bool {
         (covers[partition.description] ?? []).contains { $0[0] <= offset && offset <= $0[1] }
     }
 }

@@ -1,0 +1,109 @@
+import ArgumentParser
+import AttuneEventLog
+import AttuneModel
+import AttuneWorker
+import Foundation
+
+/// `attune bench workers`: a tenant interaction stream produced at a fixed rate into a fresh
+/// embedded log, trained by 1, 2, … `attune train-worker` processes in turn; prints, side by
+/// side, throughput and the latency from an interaction's produce time to the publication of
+/// the adapter version that covers it.
+struct BenchWorkersCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "workers", abstract: "Measure training-worker throughput and produce→publish latency for 1, 2, … workers.")
+
+    @Option(help: "GGUF base model (default: $ATTUNE_MODEL, else the fetched base model).") var model: String?
+    @Option(help: "Directory of topic definitions and schemas.") var topicsDir = "topics"
+    @Option(help: "Worker counts to compare, comma-separated.") var workers = "1,2"
+    @Option(help: "Tenants in the stream.") var tenants = 8
+    @Option(help: "Interactions per tenant.") var perTenant = 12
+    @Option(help: "Interactions produced per second (all tenants together).") var rate = 4.0
+    @Option(help: "Worker --batch-tokens.") var batchTokens = 1024
+    @Option(help: "Worker --batch-seconds.") var batchSeconds = 5.0
+    @Option(help: "Worker --steps per micro-batch.") var steps = 2
+    @Option var seqLen = 128
+    @Option var batchSize = 4
+    @Option var rank = 8
+    @Option(help: "Give up on a run after this many seconds.") var timeout = 1800.0
+
+    func run() async throws {
+        let counts = workers.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !counts.isEmpty, counts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--workers takes positive counts, e.g. 1,2") }
+        guard tenants > 0, perTenant > 0, rate > 0 else { throw ValidationError("--tenants, --per-tenant and --rate must be positive") }
+        let modelPath = try BaseModelStore().resolve(model)
+        let catalog = try TopicCatalog(directory: topicsDir)
+        var rows: [String] = []
+        for count in counts {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-bench-workers-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: dir) }
+            rows.append(try await measure(count, modelPath: modelPath, catalog: catalog, logDir: dir.path))
+        }
+        print("workers  records  wall s  records/s  latency p50 s  p95 s  max s  versions")
+        for r in rows { print(r) }
+    }
+
+    private func measure(_ count: Int, modelPath: String, catalog: TopicCatalog, logDir: String) async throws -> String {
+        let log = EmbeddedEventLog(directory: logDir)
+        let admin = try log.makeAdmin()
+        _ = try await catalog.apply(to: admin, dryRun: false)
+        await admin.close()
+        let processes = try (0..<count).map { _ in try startWorker(modelPath: modelPath, logDir: logDir) }
+        defer { for p in processes where p.isRunning { p.terminate() } }
+
+        let producer = ValidatingProducer(try log.makeProducer(), catalog: catalog)
+        var inputs: [RecordMetadata] = []
+        let start = ContinuousClock.now
+        for i in 0..<(tenants * perTenant) {
+            let tenant = "t\(i % tenants)", n = i / tenants
+            let value = #"{"tenant":"\#(tenant)","user":"u\#(n)","time":"2026-11-29T08:00:00Z","prompt":"What does clause \#(n) of the \#(tenant) contract say about notice periods?","response":"Clause \#(n) gives \#(tenant) customers \#(n + 10) days of written notice before any change takes effect."}"#
+            inputs.append(try await producer.send(ProducerRecord(topic: "attune.interactions", key: tenant, value: value)))
+            try await Task.sleep(until: start + .milliseconds(Int(Double(i + 1) * 1000 / rate)), clock: .continuous)
+        }
+        await producer.close()
+
+        var publishedAt: [Int: TimestampMs] = [:]
+        var versions = 0
+        let reader = try log.makeConsumer(ConsumerConfiguration())
+        let parts = (0..<(try await partitions(log, "attune.adapters"))).map { TopicPartition("attune.adapters", $0) }
+        try await reader.assign(parts)
+        try await reader.seekToBeginning(parts)
+        let deadline = ContinuousClock.now + .seconds(timeout)
+        while publishedAt.count < inputs.count {
+            guard ContinuousClock.now < deadline else { throw ValidationError("only \(publishedAt.count) of \(inputs.count) records published within \(timeout) s") }
+            guard processes.contains(where: \.isRunning) else { throw ValidationError("the workers exited with records unpublished") }
+            for r in try await reader.poll(maxRecords: 100, timeout: .milliseconds(500)) {
+                guard let release = AdapterRelease.from(r) else { continue }
+                versions += 1
+                for (i, m) in inputs.enumerated() where release.covers(TopicPartition(m.topic, m.partition), m.offset) {
+                    publishedAt[i] = r.timestamp
+                }
+            }
+        }
+        await reader.close()
+        let latencies = inputs.indices.map { Double(publishedAt[$0]! - inputs[$0].timestamp) / 1000 }.sorted()
+        let first = inputs.map(\.timestamp).min()!, last = publishedAt.values.max()!
+        let wall = Double(last - first) / 1000
+        func pct(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(p * Double(latencies.count)))] }
+        return String(format: "%7d %8d %7.1f %10.2f %14.1f %6.1f %6.1f %9d", count, inputs.count, wall, Double(inputs.count) / wall,
+                      pct(0.5), pct(0.95), latencies.last!, versions)
+    }
+
+    private func partitions(_ log: any EventLog, _ topic: String) async throws -> Int {
+        let admin = try log.makeAdmin()
+        let d = try await admin.describeTopic(topic)
+        await admin.close()
+        return d?.partitions ?? 1
+    }
+
+    private func startWorker(modelPath: String, logDir: String) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Bundle.main.executablePath ?? CommandLine.arguments[0])
+        p.arguments = ["train-worker", "--model", modelPath, "--log-dir", logDir, "--topics-dir", topicsDir, "--idle", "0",
+                       "--batch-tokens", "\(batchTokens)", "--batch-seconds", "\(batchSeconds)", "--steps", "\(steps)",
+                       "--seq-len", "\(seqLen)", "--batch-size", "\(batchSize)", "--rank", "\(rank)", "--domain-wait", "0"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+}

@@ -99,5 +99,13 @@ final class ReleaseFollower {
         }
     }
 
+    /// Starts over from the beginning of the adapters and checkpoints topics (both compacted:
+    /// about one record per adapter), for a worker that gained adapters it did not keep.
+    func rewind() async throws {
+        let parts = partitions.filter { $0.topic == topics.adapters || $0.topic == topics.checkpoints }
+        try await consumer.seekToBeginning(parts)
+        for p in parts { next[p] = nil }
+    }
+
     func close() async { await consumer.close() }
 }

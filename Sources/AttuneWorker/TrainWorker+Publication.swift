@@ -75,9 +75,9 @@ extension TrainWorker {
         checkpoints[name] = checkpoint
     }
 
-    /// Takes in what the followed topics gained: every release joins the known lineage, and an
-    /// adapter whose latest version is newer than this worker's copy (another worker published
-    /// it) is replaced by that version with its checkpointed trainer state.
+    /// Takes in what the followed topics gained: every release joins the known lineage, and a
+    /// domain or owned tenant adapter whose latest version is newer than this worker's copy
+    /// (another worker published it) is replaced by that version with its checkpointed state.
     func absorb(_ news: ReleaseFollower.News) {
         announced.formUnion(news.announced)
         for command in news.commands { rebaseRequests[command.adapter] = command }
@@ -90,7 +90,8 @@ extension TrainWorker {
             if r.adapter.hasPrefix("domain/") { domainVersions[r.id] = p }
             if r.version > (newest[r.adapter]?.release.version ?? 0) { newest[r.adapter] = p }
         }
-        for (name, p) in newest.sorted(by: { $0.key < $1.key }) where p.release.version > (states[name]?.release?.version ?? 0) {
+        for (name, p) in newest.sorted(by: { $0.key < $1.key })
+        where p.release.version > (states[name]?.release?.version ?? 0) && (name.hasPrefix("domain/") || owns(name)) {
             do { try adopt(p, domainVersions: domainVersions) } catch { report("cannot take over \(p.release.id): \(error)") }
         }
         for cp in news.checkpoints {

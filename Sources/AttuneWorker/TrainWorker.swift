@@ -21,7 +21,8 @@ public struct WorkerStats: Sendable, Equatable {
 /// publishes accepted versions to `attune.adapters` + `attune.adapter-events`, and only then
 /// commits the input offsets. It follows `attune.adapters` and `attune.checkpoints`, so the
 /// versions and trainer state of partitions it gains (on start or in a rebalance) are current
-/// before it trains them, and records a published version already covers are skipped.
+/// before it trains them, and records a published version already covers are skipped. It
+/// holds the weights of every domain adapter but only of the tenants it owns.
 public final class TrainWorker: @unchecked Sendable {
     public let configuration: TrainWorkerConfiguration
     public internal(set) var stats = WorkerStats()
@@ -32,7 +33,8 @@ public final class TrainWorker: @unchecked Sendable {
     let decoder: InputDecoder
     private let catalog: TopicCatalog
     let report: @Sendable (String) -> Void
-    /// The working copy of every adapter this worker knows, at its latest version.
+    /// The working copy, at its latest version, of every domain adapter and of the tenant
+    /// adapters of owned partitions.
     var states: [String: AdapterState] = [:]
     /// The latest published version of each domain, as a frozen snapshot tenants stand on.
     var domains: [String: DomainBase] = [:]
@@ -167,6 +169,7 @@ public final class TrainWorker: @unchecked Sendable {
             }
         }
         for tp in lastSeen.keys where !owned.contains(tp) { lastSeen[tp] = nil }
+        for name in states.keys where name.hasPrefix("tenant/") && !owns(name) { states[name] = nil }
         for (name, b) in pending {
             var kept = b
             kept.items.removeAll { !owned.contains($0.source) }
@@ -175,6 +178,7 @@ public final class TrainWorker: @unchecked Sendable {
             pending[name] = kept.items.isEmpty ? nil : kept
         }
         if gained {
+            try await follower.rewind()
             absorb(try await follower.catchUp())
             try await announceMissing(producer: producer)
         }

@@ -65,7 +65,8 @@ struct BenchPersonalizationCommand: ParsableCommand {
         print("domain corpus: \(d.train.count) trained, \(d.held.count) held out; tenant interactions: \(t.train.count) trained, \(t.held.count) held out")
         print("model          tenant held-out: loss  perplexity   domain held-out: loss  perplexity")
         for r in [untrained, domainOnly, personal] {
-            print(String(format: "%-14@ %21.4f %11.2f %22.4f %11.2f", r.0, r.tenant.loss, r.tenant.perplexity, r.domain.loss, r.domain.perplexity))
+            print(r.0.padding(toLength: 14, withPad: " ", startingAt: 0)
+                  + String(format: " %21.4f %11.2f %22.4f %11.2f", r.tenant.loss, r.tenant.perplexity, r.domain.loss, r.domain.perplexity))
         }
         let (p, m, b) = (personal.tenant.loss, domainOnly.tenant.loss, untrained.tenant.loss)
         print(String(format: "personalized < domain < base on the tenant's held-out data: %@ (%.4f %@ %.4f %@ %.4f)",

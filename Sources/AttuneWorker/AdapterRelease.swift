@@ -19,6 +19,10 @@ public struct AdapterRelease: Codable, Sendable, Equatable {
     public var metrics: [String: Double]
     /// Ranks of the adapter's blocks, oldest first; only the last one trains (absent: one block).
     public var blocks: [Int]? = nil
+    /// Inputs of earlier versions whose offsets were not yet committed when this one was
+    /// published, so that they are still known as trained once a compacted topic keeps only
+    /// this version.
+    public var carried: [String: [[Int64]]]? = nil
 
     public var id: String { "\(adapter)@\(version)" }
 
@@ -41,6 +45,7 @@ public struct AdapterRelease: Codable, Sendable, Equatable {
         if adapter.hasPrefix("tenant/") { data["tenant"] = String(adapter.dropFirst(7)) }
         if let domain { data["domain"] = domain }
         if adapter.hasPrefix("domain/") { data["domain"] = String(adapter.dropFirst(7)) }
+        data["covers"] = covers
         let event: [String: Any] = [
             "specversion": "1.0", "type": "adapter.updated", "source": source, "id": "\(id)#\(sha256.prefix(12))",
             "time": ISO8601DateFormatter().string(from: Date()), "subject": adapter, "datacontenttype": "application/json",
@@ -54,9 +59,29 @@ public struct AdapterRelease: Codable, Sendable, Equatable {
         SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
     }
 
-    /// Whether `offset` of `partition` is inside this release's ranges.
+    /// Whether `offset` of `partition` is one of the inputs this version trained.
     public func covers(_ partition: TopicPartition, _ offset: Int64) -> Bool {
-        (covers[partition.description] ?? []).contains { $0[0] <= offset && offset <= $0[1] }
+        Self.contains(covers, partition, offset)
+    }
+
+    /// Whether this version or, as far as it carries them, an earlier one trained that input.
+    func accountsFor(_ partition: TopicPartition, _ offset: Int64) -> Bool {
+        covers(partition, offset) || carried.map { Self.contains($0, partition, offset) } == true
+    }
+
+    private static func contains(_ ranges: [String: [[Int64]]], _ partition: TopicPartition, _ offset: Int64) -> Bool {
+        (ranges[partition.description] ?? []).contains { $0[0] <= offset && offset <= $0[1] }
+    }
+
+    /// This version's inputs and those it carries, without the ranges that end below each
+    /// partition's committed offset: what the next version must carry.
+    func uncommitted(_ committed: [String: Int64]) -> [String: [[Int64]]] {
+        var out: [String: [[Int64]]] = [:]
+        for (tp, ranges) in covers.merging(carried ?? [:], uniquingKeysWith: +) {
+            let kept = ranges.filter { $0[1] >= committed[tp] ?? 0 }.sorted { $0[0] < $1[0] }
+            if !kept.isEmpty { out[tp] = kept }
+        }
+        return out
     }
 }
 

@@ -15,7 +15,8 @@ extension TrainWorker {
         let release = AdapterRelease(adapter: name, version: (state.release?.version ?? 0) + 1, sha256: AdapterRelease.digest(bytes),
                                      parent: state.release?.id, domain: state.domain?.release.id, baseModel: c.baseModel,
                                      baseModelSHA256: c.baseModelSHA256, covers: Self.ranges(items), metrics: metrics,
-                                     blocks: state.blocks.count > 1 ? state.blocks : nil)
+                                     blocks: state.blocks.count > 1 ? state.blocks : nil,
+                                     carried: state.release.map { $0.uncommitted(committed) }.flatMap { $0.isEmpty ? nil : $0 })
         _ = try await producer.send(ProducerRecord(topic: c.adaptersTopic, key: Array(name.utf8), value: bytes, headers: try release.headers()))
         try await announce(release, producer: producer)
         state.release = release
@@ -123,7 +124,7 @@ extension TrainWorker {
         if let cp = checkpoints[name], cp.version <= release.version { restoreTrainerState(s, from: cp) }
         states[name] = s
         if var b = pending[name] {
-            b.items.removeAll { release.covers($0.source, $0.offset) }
+            b.items.removeAll { release.accountsFor($0.source, $0.offset) }
             pending[name] = b.items.isEmpty ? nil : b
         }
     }

@@ -14,7 +14,7 @@ extension TrainWorker {
         let examples = batch.items.map(\.example)
         let held = examples.count >= 5 ? examples.enumerated().filter { $0.offset % 5 == 4 }.map(\.element) : []
         let fresh = examples.count >= 5 ? examples.enumerated().filter { $0.offset % 5 != 4 }.map(\.element) : examples
-        let replayed = state.replay.sample(Int(Double(fresh.count) * c.replayRatio))
+        let replayed = state.replay.sample(Int((Double(fresh.count) * c.replayRatio).rounded(.up)))
         var model = try TrainableLlama(base: base, lora: state.lora, frozen: state.domain?.lora, seed: c.seed)
         let gate = PublicationGate(sets: [("heldout", dataset(held)), ("replay", dataset(state.replay.items)), ("probe", domainProbe(state))],
                                    tolerance: c.gateTolerance)
@@ -164,13 +164,15 @@ extension TrainWorker {
         return best?.domain
     }
 
-    /// The state of `name`, creating it on first use: a tenant adapter stands on its pinned
-    /// domain or on the published domain adapter with the lowest loss on its first examples.
+    /// The state of `name`, creating it on first use (initialized from the seed and the name,
+    /// the same in every process): a tenant adapter stands on its pinned domain or on the
+    /// published domain adapter with the lowest loss on its first examples.
     func adapterState(_ name: String, _ batch: PendingBatch) throws -> AdapterState {
         if let s = states[name] { return s }
         let c = configuration
         let domain = name.hasPrefix("tenant/") ? try chooseDomain(String(name.dropFirst(7)), examples: batch.items.map(\.example)) : nil
-        let lora = try LoRAAdapter(config: c.lora, model: base.config, seed: c.seed &+ UInt64(abs(name.hashValue % 1000)))
+        let nameSeed = UInt64(UInt32(bitPattern: Murmur2.hash(Array(name.utf8))))
+        let lora = try LoRAAdapter(config: c.lora, model: base.config, seed: c.seed &+ nameSeed)
         let s = AdapterState(lora: lora, replay: ReplayBuffer(capacity: c.replayCapacity, seed: c.seed), domain: domain)
         states[name] = s
         return s

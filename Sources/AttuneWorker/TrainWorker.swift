@@ -49,6 +49,8 @@ public final class TrainWorker: @unchecked Sendable {
     var owned: Set<TopicPartition> = []
     var inputPartitions: [String: Int] = [:]
     private var lastSeen: [TopicPartition: Int64] = [:]
+    /// The offsets this worker last committed, by "topic[partition]".
+    var committed: [String: Int64] = [:]
     private var deadLetters: (any EventProducer)?
 
     /// A published domain version: its release and a frozen copy of its weights.
@@ -222,7 +224,7 @@ public final class TrainWorker: @unchecked Sendable {
             return
         }
         guard let item else { return }
-        if (releases[item.adapter] ?? []).contains(where: { $0.covers(item.source, item.offset) }) {
+        if (releases[item.adapter] ?? []).contains(where: { $0.accountsFor(item.source, item.offset) }) {
             stats.skippedAlreadyTrained += 1
             return
         }
@@ -241,7 +243,9 @@ public final class TrainWorker: @unchecked Sendable {
         for b in pending.values {
             for item in b.items { offsets[item.source] = min(offsets[item.source] ?? item.offset, item.offset) }
         }
-        if !offsets.isEmpty { try await consumer.commit(offsets, mode: .sync) }
+        guard !offsets.isEmpty else { return }
+        try await consumer.commit(offsets, mode: .sync)
+        for (tp, offset) in offsets { committed[tp.description] = offset }
     }
 }
 

@@ -15,17 +15,24 @@ private func attuneBinary() throws -> String {
     return try #require(found, "build the attune product first (swift build --product attune)")
 }
 
-/// Every release on the adapters topic, in offset order per partition.
+/// Every version announced on the adapter-events topic (its history: `attune.adapters` is
+/// compacted), as releases with the fields the event carries.
 private func publishedReleases(_ log: any EventLog) async throws -> [AdapterRelease] {
     let consumer = try log.makeConsumer(ConsumerConfiguration())
-    let parts = (0..<6).map { TopicPartition("attune.adapters", $0) }
+    let parts = (0..<6).map { TopicPartition("attune.adapter-events", $0) }
     try await consumer.assign(parts)
     try await consumer.seekToBeginning(parts)
     var out: [AdapterRelease] = []
     for _ in 0..<20 {
         let batch = try await consumer.poll(maxRecords: 500, timeout: .milliseconds(100))
         if batch.isEmpty { break }
-        out += batch.compactMap(AdapterRelease.from)
+        for r in batch {
+            let event = try #require(try JSONSerialization.jsonObject(with: Data(r.value ?? [])) as? [String: Any])
+            let data = try #require(event["data"] as? [String: Any])
+            out.append(AdapterRelease(adapter: data["adapter"] as! String, version: Int(data["version"] as! String)!,
+                                      sha256: data["sha256"] as! String, parent: data["parent"] as? String, domain: nil,
+                                      baseModel: "", baseModelSHA256: "", covers: data["covers"] as! [String: [[Int64]]], metrics: [:]))
+        }
     }
     await consumer.close()
     return out

@@ -364,3 +364,45 @@ private func readAll(_ log: any EventLog, _ topic: String, partitions: Int) asyn
     #expect(third.releases["tenant/acme"]?.last?.blocks == [2, 2], "similar data does not grow another block")
     await producer.close()
 }
+
+/// A version whose predecessor's inputs are still uncommitted (another adapter's waiting batch
+/// on the same partition holds the commit back) carries them, so after `attune.adapters` is
+/// compacted down to that version a restarted worker still knows every input was trained:
+/// nothing is trained twice.
+@Test func compactedVersionsStillAccountForUncommittedInputs() async throws {
+    let (log, catalog, dir) = try await embeddedLog("carry")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let names = (0..<100).map { "t\($0)" }
+    let partition = { (n: String) in Murmur2.partition(forKey: Array(n.utf8), partitionCount: 12) }
+    let (a, b) = try #require(names.lazy.flatMap { x in names.lazy.filter { $0 != x && partition($0) == partition(x) }.map { (x, $0) } }.first)
+    let producer = ValidatingProducer(try log.makeProducer(), catalog: catalog)
+    for i in 0..<3 { _ = try await producer.send(ProducerRecord(topic: "attune.corpora", key: "law", value: corpus("law", i))) }
+    _ = try await producer.send(ProducerRecord(topic: "attune.interactions", key: b, value: interaction(b, 0)))
+    for i in 0..<5 { _ = try await producer.send(ProducerRecord(topic: "attune.interactions", key: a, value: interaction(a, i))) }
+    var config = smallConfiguration()
+    config.batchTokens = 20
+    config.tenantDomains = [a: "law", b: "never-published"]
+    let base = try RandomModel.load(tiny)
+    let first = TrainWorker(configuration: config, log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
+    nonisolated(unsafe) var secondWave = false
+    try await first.run(idle: .seconds(10)) {
+        let versions = first.releases["tenant/" + a]?.count ?? 0
+        if versions == 1 && !secondWave {
+            secondWave = true
+            Task { for i in 5..<10 { _ = try await producer.send(ProducerRecord(topic: "attune.interactions", key: a, value: interaction(a, i))) } }
+        }
+        return versions >= 2
+    }
+    let v2 = try #require(first.releases["tenant/" + a]?.last)
+    let v1 = try #require(first.releases["tenant/" + a]?.first)
+    #expect(v2.version == 2 && v2.carried == v1.covers, "b's waiting record holds the commit below version 1's inputs")
+
+    let admin = try #require(try log.makeAdmin() as? EmbeddedAdmin)
+    #expect(try await admin.maintain() > 0)
+    await admin.close()
+    let next = TrainWorker(configuration: config, log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
+    try await next.run(idle: .milliseconds(800))
+    #expect(next.stats.skippedAlreadyTrained == 10 && next.stats.examplesTrained == 1, "only b's record is trained")
+    #expect(next.releases["tenant/" + a]?.map(\.version) == [2], "the adapters topic kept only version 2")
+    await producer.close()
+}

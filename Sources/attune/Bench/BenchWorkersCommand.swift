@@ -1,13 +1,13 @@
 import ArgumentParser
 import AttuneEventLog
 import AttuneModel
-import AttuneWorker
 import Foundation
 
 /// `attune bench workers`: a tenant interaction stream produced at a fixed rate into a fresh
-/// embedded log, trained by 1, 2, … `attune train-worker` processes in turn; prints, side by
-/// side, throughput and the latency from an interaction's produce time to the publication of
-/// the adapter version that covers it.
+/// embedded log, trained by 1, 2, … `attune train-worker` processes in turn (each stops after
+/// `--idle` seconds without input); prints, side by side, throughput and the latency from an
+/// interaction's produce time to the `adapter.updated` event of the version that covers it,
+/// over the records published (a batch the gate holds back waits for more data of its tenant).
 struct BenchWorkersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "workers", abstract: "Measure training-worker throughput and produce→publish latency for 1, 2, … workers.")
@@ -24,6 +24,7 @@ struct BenchWorkersCommand: AsyncParsableCommand {
     @Option var seqLen = 128
     @Option var batchSize = 4
     @Option var rank = 8
+    @Option(help: "Workers stop after this many seconds without input.") var idle = 20.0
     @Option(help: "Give up on a run after this many seconds.") var timeout = 1800.0
 
     func run() async throws {
@@ -38,7 +39,7 @@ struct BenchWorkersCommand: AsyncParsableCommand {
             defer { try? FileManager.default.removeItem(at: dir) }
             rows.append(try await measure(count, modelPath: modelPath, catalog: catalog, logDir: dir.path))
         }
-        print("workers  records  wall s  records/s  latency p50 s  p95 s  max s  versions")
+        print("workers  published/records  wall s  records/s  latency p50 s  p95 s  max s  versions  gate rejections")
         for r in rows { print(r) }
     }
 
@@ -47,7 +48,7 @@ struct BenchWorkersCommand: AsyncParsableCommand {
         let admin = try log.makeAdmin()
         _ = try await catalog.apply(to: admin, dryRun: false)
         await admin.close()
-        let processes = try (0..<count).map { _ in try startWorker(modelPath: modelPath, logDir: logDir) }
+        let processes = try (0..<count).map { i in try startWorker(modelPath: modelPath, logDir: logDir, output: logDir + "/worker\(i).out") }
         defer { for p in processes where p.isRunning { p.terminate() } }
 
         let producer = ValidatingProducer(try log.makeProducer(), catalog: catalog)
@@ -60,32 +61,53 @@ struct BenchWorkersCommand: AsyncParsableCommand {
             try await Task.sleep(until: start + .milliseconds(Int(Double(i + 1) * 1000 / rate)), clock: .continuous)
         }
         await producer.close()
+        let deadline = ContinuousClock.now + .seconds(timeout)
+        while processes.contains(where: \.isRunning) {
+            guard ContinuousClock.now < deadline else { throw ValidationError("the workers were still busy after \(timeout) s") }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        var rejections = 0
+        for (i, p) in processes.enumerated() {
+            let output = try String(contentsOfFile: logDir + "/worker\(i).out", encoding: .utf8)
+            guard p.terminationStatus == 0 else {
+                throw ValidationError("worker \(i) exited with status \(p.terminationStatus):\n\(output.split(separator: "\n").suffix(5).joined(separator: "\n"))")
+            }
+            rejections += output.split(separator: "\n").filter { $0.hasPrefix("gate: ") }.count
+        }
 
         var publishedAt: [Int: TimestampMs] = [:]
         var versions = 0
-        let reader = try log.makeConsumer(ConsumerConfiguration())
-        let parts = (0..<(try await partitions(log, "attune.adapters"))).map { TopicPartition("attune.adapters", $0) }
-        try await reader.assign(parts)
-        try await reader.seekToBeginning(parts)
-        let deadline = ContinuousClock.now + .seconds(timeout)
-        while publishedAt.count < inputs.count {
-            guard ContinuousClock.now < deadline else { throw ValidationError("only \(publishedAt.count) of \(inputs.count) records published within \(timeout) s") }
-            guard processes.contains(where: \.isRunning) else { throw ValidationError("the workers exited with records unpublished") }
-            for r in try await reader.poll(maxRecords: 100, timeout: .milliseconds(500)) {
-                guard let release = AdapterRelease.from(r) else { continue }
-                versions += 1
-                for (i, m) in inputs.enumerated() where release.covers(TopicPartition(m.topic, m.partition), m.offset) {
-                    publishedAt[i] = r.timestamp
-                }
+        for r in try await readAll(log, "attune.adapter-events") {
+            guard let event = try? JSONSerialization.jsonObject(with: Data(r.value ?? [])) as? [String: Any],
+                  let covers = (event["data"] as? [String: Any])?["covers"] as? [String: [[Int64]]] else { continue }
+            versions += 1
+            for (i, m) in inputs.enumerated() {
+                let ranges = covers[TopicPartition(m.topic, m.partition).description] ?? []
+                if ranges.contains(where: { $0[0] <= m.offset && m.offset <= $0[1] }) { publishedAt[i] = r.timestamp }
             }
         }
-        await reader.close()
-        let latencies = inputs.indices.map { Double(publishedAt[$0]! - inputs[$0].timestamp) / 1000 }.sorted()
+        guard !publishedAt.isEmpty else { throw ValidationError("the workers published nothing") }
+        let latencies = publishedAt.map { Double($0.value - inputs[$0.key].timestamp) / 1000 }.sorted()
         let first = inputs.map(\.timestamp).min()!, last = publishedAt.values.max()!
         let wall = Double(last - first) / 1000
         func pct(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(p * Double(latencies.count)))] }
-        return String(format: "%7d %8d %7.1f %10.2f %14.1f %6.1f %6.1f %9d", count, inputs.count, wall, Double(inputs.count) / wall,
-                      pct(0.5), pct(0.95), latencies.last!, versions)
+        return String(format: "%7d %11d/%-7d %7.1f %10.2f %14.1f %6.1f %6.1f %9d %16d", count, publishedAt.count, inputs.count, wall,
+                      Double(publishedAt.count) / wall, pct(0.5), pct(0.95), latencies.last!, versions, rejections)
+    }
+
+    private func readAll(_ log: any EventLog, _ topic: String) async throws -> [ConsumerRecord] {
+        let reader = try log.makeConsumer(ConsumerConfiguration())
+        let parts = (0..<(try await partitions(log, topic))).map { TopicPartition(topic, $0) }
+        try await reader.assign(parts)
+        try await reader.seekToBeginning(parts)
+        var out: [ConsumerRecord] = []
+        while true {
+            let batch = try await reader.poll(maxRecords: 500, timeout: .milliseconds(300))
+            if batch.isEmpty { break }
+            out += batch
+        }
+        await reader.close()
+        return out
     }
 
     private func partitions(_ log: any EventLog, _ topic: String) async throws -> Int {
@@ -95,14 +117,16 @@ struct BenchWorkersCommand: AsyncParsableCommand {
         return d?.partitions ?? 1
     }
 
-    private func startWorker(modelPath: String, logDir: String) throws -> Process {
+    private func startWorker(modelPath: String, logDir: String, output: String) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Bundle.main.executablePath ?? CommandLine.arguments[0])
-        p.arguments = ["train-worker", "--model", modelPath, "--log-dir", logDir, "--topics-dir", topicsDir, "--idle", "0",
+        p.arguments = ["train-worker", "--model", modelPath, "--log-dir", logDir, "--topics-dir", topicsDir, "--idle", "\(idle)",
                        "--batch-tokens", "\(batchTokens)", "--batch-seconds", "\(batchSeconds)", "--steps", "\(steps)",
                        "--seq-len", "\(seqLen)", "--batch-size", "\(batchSize)", "--rank", "\(rank)", "--domain-wait", "0"]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
+        guard FileManager.default.createFile(atPath: output, contents: nil) else { throw ValidationError("cannot write \(output)") }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        p.standardOutput = handle
+        p.standardError = handle
         try p.run()
         return p
     }

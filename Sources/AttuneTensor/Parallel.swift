@@ -8,8 +8,12 @@ import Synchronization
 /// threads spin briefly on a generation counter and then sleep, and the caller runs the first
 /// chunk itself.
 public enum Parallel {
-    /// Worker count (cores), capped at 8.
-    public static let workers = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
+    /// Worker count: `ATTUNE_THREADS` if set (e.g. cores ÷ processes when several workers
+    /// share a host), else the cores, capped at 8.
+    public static let workers: Int = {
+        if let text = ProcessInfo.processInfo.environment["ATTUNE_THREADS"], let n = Int(text), n > 0 { return min(n, 64) }
+        return max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
+    }()
 
     /// Runs `body` over `0..<count` in at most `workers` contiguous chunks (chunk boundaries are
     /// multiples of `granule`). Runs inline when the work is too small to split.

@@ -26,6 +26,8 @@ struct BenchWorkersCommand: AsyncParsableCommand {
     @Option var rank = 8
     @Option(help: "Workers stop after this many seconds without input.") var idle = 20.0
     @Option(help: "Give up on a run after this many seconds.") var timeout = 1800.0
+    @Flag(help: "Share the cores among the workers (ATTUNE_THREADS = cores ÷ workers) instead of giving each all of them.")
+    var shareCores = false
 
     func run() async throws {
         let counts = workers.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -48,7 +50,10 @@ struct BenchWorkersCommand: AsyncParsableCommand {
         let admin = try log.makeAdmin()
         _ = try await catalog.apply(to: admin, dryRun: false)
         await admin.close()
-        let processes = try (0..<count).map { i in try startWorker(modelPath: modelPath, logDir: logDir, output: logDir + "/worker\(i).out") }
+        let threads = shareCores ? max(1, ProcessInfo.processInfo.activeProcessorCount / count) : nil
+        let processes = try (0..<count).map { i in
+            try startWorker(modelPath: modelPath, logDir: logDir, output: logDir + "/worker\(i).out", threads: threads)
+        }
         defer { for p in processes where p.isRunning { p.terminate() } }
 
         let producer = ValidatingProducer(try log.makeProducer(), catalog: catalog)
@@ -117,8 +122,9 @@ struct BenchWorkersCommand: AsyncParsableCommand {
         return d?.partitions ?? 1
     }
 
-    private func startWorker(modelPath: String, logDir: String, output: String) throws -> Process {
+    private func startWorker(modelPath: String, logDir: String, output: String, threads: Int?) throws -> Process {
         let p = Process()
+        if let threads { p.environment = ProcessInfo.processInfo.environment.merging(["ATTUNE_THREADS": "\(threads)"]) { $1 } }
         p.executableURL = URL(fileURLWithPath: Bundle.main.executablePath ?? CommandLine.arguments[0])
         p.arguments = ["train-worker", "--model", modelPath, "--log-dir", logDir, "--topics-dir", topicsDir, "--idle", "\(idle)",
                        "--batch-tokens", "\(batchTokens)", "--batch-seconds", "\(batchSeconds)", "--steps", "\(steps)",

@@ -67,6 +67,7 @@ import Testing
             ("attune.adapters", "", [EventHeader("version", "v3"), EventHeader("sha256", sha), EventHeader("parent", "python@v2")]),
             ("attune.checkpoints", "", [EventHeader("adapter", "acme"), EventHeader("offsets", #"{"attune.interactions[3]":42}"#), EventHeader("sha256", sha)]),
             ("attune.dlq", "{oops", [EventHeader(DeadLetter.reasonHeader, "not valid JSON"), EventHeader(DeadLetter.topicHeader, "attune.interactions")]),
+            ("attune.control", #"{"command":"rebase","adapter":"tenant/acme","domain":"domain/law@3","time":"2026-11-29T08:00:00Z"}"#, []),
         ]
         #expect(Set(examples.map(\.0)) == Set(catalog.topics.keys))
         for (topic, value, headers) in examples {
@@ -76,5 +77,8 @@ import Testing
             try catalog.validate(topic: "attune.adapter-events", value: Array(#"{"specversion":"0.3"}"#.utf8), headers: [])
         }
         #expect(throws: EventLogError.self) { try catalog.validate(topic: "attune.dlq", value: [1], headers: []) }
+        #expect(throws: EventLogError.self) {
+            try catalog.validate(topic: "attune.control", value: Array(#"{"command":"drop","adapter":"tenant/acme","domain":"domain/law@3","time":"2026-11-29T08:00:00Z"}"#.utf8), headers: [])
+        }
     }
 }

@@ -48,7 +48,7 @@ let validInteraction = #"{"tenant":"acme","user":"u1","time":"2026-11-29T08:00:0
     @Test func loadsEveryDesignTopicWithItsSchema() throws {
         let catalog = try TopicCatalog(directory: repositoryTopics)
         #expect(Set(catalog.topics.keys) == ["attune.corpora", "attune.interactions", "attune.adapters",
-                                             "attune.adapter-events", "attune.checkpoints", "attune.dlq"])
+                                             "attune.adapter-events", "attune.checkpoints", "attune.dlq", "attune.control"])
         #expect(catalog.topics["attune.adapters"]?.configs["cleanup.policy"] == "compact")
         #expect(catalog.topics["attune.checkpoints"]?.configs["cleanup.policy"] == "compact")
         for topic in catalog.topics.values {

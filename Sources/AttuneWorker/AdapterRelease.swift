@@ -26,6 +26,27 @@ public struct AdapterRelease: Codable, Sendable, Equatable {
 
     public var id: String { "\(adapter)@\(version)" }
 
+    /// The adapter name and version of an id `domain/<name>@<version>` or `tenant/<name>@<version>`.
+    static func parseID(_ id: String) -> (name: String, version: Int)? {
+        guard let at = id.lastIndex(of: "@"), let version = Int(id[id.index(after: at)...]), version > 0 else { return nil }
+        let name = String(id[..<at])
+        return isAdapterName(name) ? (name, version) : nil
+    }
+
+    static func isAdapterName(_ name: String) -> Bool {
+        (name.hasPrefix("domain/") || name.hasPrefix("tenant/")) && name.count > 7
+    }
+
+    /// Whether a release read from a topic is one a worker can act on: a known kind of adapter,
+    /// a sane version, a sha256, parseable parent and domain ids, and ranges of two ordered
+    /// non-negative offsets.
+    var isWellFormed: Bool {
+        func ranges(_ r: [String: [[Int64]]]) -> Bool { r.values.allSatisfy { $0.allSatisfy { $0.count == 2 && 0 <= $0[0] && $0[0] <= $0[1] } } }
+        return Self.isAdapterName(adapter) && (1...(1 << 40)).contains(version) && sha256.count == 64
+            && (parent.map { Self.parseID($0)?.name == adapter } ?? true) && (domain.map { Self.parseID($0) != nil } ?? true)
+            && ranges(covers) && ranges(carried ?? [:])
+    }
+
     /// Headers of the `attune.adapters` record.
     func headers() throws -> [EventHeader] {
         let json = String(decoding: try JSONEncoder.sorted.encode(self), as: UTF8.self)

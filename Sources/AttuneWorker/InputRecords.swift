@@ -9,8 +9,9 @@ struct WorkItem {
     let example: TrainingExample
     let source: TopicPartition
     let offset: Int64
-    /// For interactions: the tenant.
-    let tenant: String?
+    /// The record as consumed, for the DLQ should the gate give up on its batch.
+    let key: [UInt8]?
+    let value: [UInt8]?
 }
 
 /// Decodes corpus documents and interactions (already schema-checked) into work items.
@@ -28,13 +29,14 @@ struct InputDecoder {
             guard let domain = obj["domain"] as? String, let text = obj["text"] as? String else {
                 throw TrainingError.badData("corpus document without domain or text")
             }
-            return WorkItem(adapter: "domain/" + domain, example: builder.corpus(text), source: r.topicPartition, offset: r.offset, tenant: nil)
+            return WorkItem(adapter: "domain/" + domain, example: builder.corpus(text), source: r.topicPartition, offset: r.offset,
+                            key: r.key, value: r.value)
         }
         guard let tenant = obj["tenant"] as? String, let prompt = obj["prompt"] as? String, let response = obj["response"] as? String else {
             throw TrainingError.badData("interaction without tenant, prompt or response")
         }
         guard let example = builder.interaction(prompt: prompt, response: response, correction: obj["correction"] as? String,
                                                 feedback: obj["feedback"] as? String) else { return nil }
-        return WorkItem(adapter: "tenant/" + tenant, example: example, source: r.topicPartition, offset: r.offset, tenant: tenant)
+        return WorkItem(adapter: "tenant/" + tenant, example: example, source: r.topicPartition, offset: r.offset, key: r.key, value: r.value)
     }
 }

@@ -19,9 +19,7 @@ public struct RebaseCommand: Codable, Sendable, Equatable {
 
     /// The domain adapter's name and the version asked for.
     var target: (name: String, version: Int)? {
-        let parts = domain.split(separator: "@")
-        guard parts.count == 2, parts[0].hasPrefix("domain/"), let v = Int(parts[1]), v > 0 else { return nil }
-        return (String(parts[0]), v)
+        AdapterRelease.parseID(domain).flatMap { $0.name.hasPrefix("domain/") ? $0 : nil }
     }
 
     /// Finds the latest version of the tenant's domain (or of `domain`, to move it to another
@@ -29,7 +27,7 @@ public struct RebaseCommand: Codable, Sendable, Equatable {
     public static func request(tenant: String, domain: String?, log: any EventLog, catalog: TopicCatalog,
                                configuration c: TrainWorkerConfiguration) async throws -> RebaseCommand {
         let follower = try await ReleaseFollower(log: log, adapters: c.adaptersTopic, checkpoints: c.checkpointsTopic,
-                                                 events: c.eventsTopic, control: c.controlTopic, report: { _ in })
+                                                 control: c.controlTopic, report: { _ in })
         let news = try await follower.catchUp()
         await follower.close()
         var latest: [String: AdapterRelease] = [:]
@@ -37,7 +35,7 @@ public struct RebaseCommand: Codable, Sendable, Equatable {
         guard let current = latest["tenant/" + tenant] else {
             throw EventLogError(.invalidArgument, "tenant \(tenant) has no published adapter on \(c.adaptersTopic)")
         }
-        guard let name = domain.map({ "domain/" + $0 }) ?? current.domain.map({ String($0.split(separator: "@")[0]) }) else {
+        guard let name = domain.map({ "domain/" + $0 }) ?? current.domain.flatMap(AdapterRelease.parseID)?.name else {
             throw EventLogError(.invalidArgument, "tenant \(tenant) stands on no domain; name one with --domain")
         }
         guard let target = latest[name] else { throw EventLogError(.invalidArgument, "\(name) has no published version") }

@@ -1,10 +1,10 @@
 import AttuneEventLog
 import Foundation
 
-/// Reads `attune.adapters`, `attune.checkpoints`, `attune.adapter-events` and `attune.control`
-/// from their beginning and keeps up with them, so a worker knows every published version — its
-/// own and other workers' — before it trains, can take an adapter over with its trainer state,
-/// can tell which versions were never announced, and sees operators' commands.
+/// Reads `attune.adapters`, `attune.checkpoints` and `attune.control` from their beginning and
+/// keeps up with them, so a worker knows every published version — its own and other
+/// workers' — before it trains, can take an adapter over with its trainer state, can tell
+/// which versions lack a checkpoint (and so maybe their event), and sees operators' commands.
 final class ReleaseFollower {
     /// A published version whose weights match its sha256.
     struct Published {
@@ -16,23 +16,21 @@ final class ReleaseFollower {
     struct News {
         var published: [Published] = []
         var checkpoints: [TrainerCheckpoint] = []
-        /// Release ids (`name@version`) announced by an `adapter.updated` event.
-        var announced: Set<String> = []
         var commands: [RebaseCommand] = []
     }
 
     private let consumer: any EventConsumer
-    private let topics: (adapters: String, checkpoints: String, events: String, control: String)
+    private let topics: (adapters: String, checkpoints: String, control: String)
     private let partitions: [TopicPartition]
     private var next: [TopicPartition: Int64] = [:]
     private let report: @Sendable (String) -> Void
 
-    init(log: any EventLog, adapters: String, checkpoints: String, events: String, control: String,
+    init(log: any EventLog, adapters: String, checkpoints: String, control: String,
          report: @escaping @Sendable (String) -> Void) async throws {
         let admin = try log.makeAdmin()
         var partitions: [TopicPartition] = []
         do {
-            for topic in [adapters, checkpoints, events, control] {
+            for topic in [adapters, checkpoints, control] {
                 guard let d = try await admin.describeTopic(topic) else {
                     throw EventLogError(.unknownTopic, "topic \(topic) does not exist (create it with `attune topics apply`)")
                 }
@@ -47,7 +45,7 @@ final class ReleaseFollower {
         try await consumer.assign(partitions)
         try await consumer.seekToBeginning(partitions)
         self.partitions = partitions
-        topics = (adapters, checkpoints, events, control)
+        topics = (adapters, checkpoints, control)
         self.report = report
     }
 
@@ -78,8 +76,8 @@ final class ReleaseFollower {
         guard let value = r.value else { return }
         switch r.topic {
         case topics.adapters:
-            guard let release = AdapterRelease.from(r), AdapterRelease.digest(value) == release.sha256 else {
-                report("skipping \(r.topic)[\(r.partition)]@\(r.offset): no release header or sha256 mismatch")
+            guard let release = AdapterRelease.from(r), release.isWellFormed, AdapterRelease.digest(value) == release.sha256 else {
+                report("skipping \(r.topic)[\(r.partition)]@\(r.offset): no well-formed release header or sha256 mismatch")
                 return
             }
             news.published.append(Published(release: release, weights: value))
@@ -87,15 +85,13 @@ final class ReleaseFollower {
             do { news.checkpoints.append(try TrainerCheckpoint.decode(value)) } catch {
                 report("skipping \(r.topic)[\(r.partition)]@\(r.offset): \(error)")
             }
-        case topics.control:
-            do { news.commands.append(try JSONDecoder().decode(RebaseCommand.self, from: Data(value))) } catch {
-                report("skipping \(r.topic)[\(r.partition)]@\(r.offset): \(error)")
-            }
         default:
-            guard let event = try? JSONSerialization.jsonObject(with: Data(value)) as? [String: Any],
-                  let data = event["data"] as? [String: Any], let adapter = data["adapter"] as? String,
-                  let version = data["version"] as? String else { return }
-            news.announced.insert("\(adapter)@\(version)")
+            guard let command = try? JSONDecoder().decode(RebaseCommand.self, from: Data(value)), command.target != nil,
+                  AdapterRelease.isAdapterName(command.adapter) else {
+                report("skipping \(r.topic)[\(r.partition)]@\(r.offset): not a rebase command")
+                return
+            }
+            news.commands.append(command)
         }
     }
 

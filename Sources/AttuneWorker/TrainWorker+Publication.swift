@@ -8,7 +8,7 @@ extension TrainWorker {
     func publish(_ name: String, state: AdapterState, items: [WorkItem], metrics: [String: Double],
                  producer: any EventProducer) async throws {
         let c = configuration
-        let (config, _) = try PEFTAdapterFile.encode(state.lora, baseModel: c.baseModel)
+        let config = try PEFTAdapterFile.configJSON(state.lora, baseModel: c.baseModel)
         let (_, weights) = try PEFTAdapterFile.encode(state.lora, baseModel: c.baseModel,
                                                       metadata: ["adapter_config": String(decoding: config, as: UTF8.self)])
         let bytes = Array(weights)
@@ -20,7 +20,7 @@ extension TrainWorker {
         _ = try await producer.send(ProducerRecord(topic: c.adaptersTopic, key: Array(name.utf8), value: bytes, headers: try release.headers()))
         try await announce(release, producer: producer)
         state.release = release
-        releases[name, default: []].append(release)
+        remember(release)
         if name.hasPrefix("domain/") { domains[name] = DomainBase(release: release, lora: try decodeLoRA(bytes)) }
         stats.published += 1
         report("published \(release.id) sha256 \(release.sha256.prefix(12)) covering \(items.count) records")
@@ -45,19 +45,29 @@ extension TrainWorker {
         _ = try await producer.send(ProducerRecord(topic: c.eventsTopic, key: Array(release.adapter.utf8),
                                                    value: try release.cloudEvent(source: c.source),
                                                    headers: [EventHeader("content-type", "application/cloudevents+json")]))
-        announced.insert(release.id)
     }
 
-    /// Announces the latest version of every owned adapter whose event never went out (its
-    /// publisher died between the adapters record and the event). The event id is the
-    /// release's, so a subscriber that saw an earlier copy can drop the repeat.
+    /// Announces the latest version of every owned adapter that has no checkpoint (the last
+    /// step of a publication, after the event): its publisher died after the adapters record,
+    /// maybe before the event. The event id is the release's, so a subscriber that saw an
+    /// earlier copy can drop the repeat. A checkpoint then closes the publication.
     func announceMissing(producer: any EventProducer) async throws {
         for (name, state) in states.sorted(by: { $0.key < $1.key }) where owns(name) {
-            guard let release = state.release, !announced.contains(release.id) else { continue }
+            guard let release = state.release, (checkpoints[name]?.version ?? 0) < release.version else { continue }
             try await announce(release, producer: producer)
+            try await checkpoint(name, state: state, producer: producer)
             stats.reannounced += 1
-            report("announced \(release.id), which its publisher had not announced")
+            report("announced \(release.id), whose publication had not finished")
         }
+    }
+
+    /// Adds a release to the known lineage, keeping the latest versions of each adapter (the
+    /// newest carries what older ones trained and is not yet committed).
+    func remember(_ release: AdapterRelease) {
+        var list = releases[release.adapter, default: []]
+        guard !list.contains(where: { $0.id == release.id }) else { return }
+        list.append(release)
+        releases[release.adapter] = Array(list.suffix(configuration.releasesKept))
     }
 
     /// The trainer state a version leaves behind (replay memory, EWC's Fisher) on
@@ -80,14 +90,16 @@ extension TrainWorker {
     /// domain or owned tenant adapter whose latest version is newer than this worker's copy
     /// (another worker published it) is replaced by that version with its checkpointed state.
     func absorb(_ news: ReleaseFollower.News) {
-        announced.formUnion(news.announced)
         for command in news.commands { rebaseRequests[command.adapter] = command }
-        for cp in news.checkpoints where cp.version >= (checkpoints[cp.adapter]?.version ?? 0) { checkpoints[cp.adapter] = cp }
+        for cp in news.checkpoints where cp.version >= (checkpoints[cp.adapter]?.version ?? 0)
+            && (cp.adapter.hasPrefix("domain/") || owns(cp.adapter)) {
+            checkpoints[cp.adapter] = cp
+        }
         var newest: [String: ReleaseFollower.Published] = [:]
         var domainVersions: [String: ReleaseFollower.Published] = [:]
         for p in news.published {
             let r = p.release
-            if !(releases[r.adapter] ?? []).contains(where: { $0.id == r.id }) { releases[r.adapter, default: []].append(r) }
+            remember(r)
             if r.adapter.hasPrefix("domain/") { domainVersions[r.id] = p }
             if r.version > (newest[r.adapter]?.release.version ?? 0) { newest[r.adapter] = p }
         }
@@ -104,8 +116,8 @@ extension TrainWorker {
     private func adopt(_ p: ReleaseFollower.Published, domainVersions: [String: ReleaseFollower.Published]) throws {
         let release = p.release, name = release.adapter
         var domain: DomainBase?
-        if let id = release.domain {
-            let domainName = String(id.split(separator: "@")[0])
+        var substitute = false
+        if let id = release.domain, let domainName = AdapterRelease.parseID(id)?.name {
             if let current = domains[domainName], current.release.id == id {
                 domain = current
             } else if let stored = domainVersions[id] {
@@ -114,6 +126,7 @@ extension TrainWorker {
                 domain = held
             } else if let current = domains[domainName] {
                 domain = current
+                substitute = true
                 report("\(release.id) was trained on \(id), no longer stored; it stands on \(current.release.id) until rebased")
             }
         }
@@ -121,10 +134,13 @@ extension TrainWorker {
         let s = AdapterState(lora: try decodeLoRA(p.weights), blocks: release.blocks, replay: ReplayBuffer(capacity: configuration.replayCapacity, seed: configuration.seed),
                              domain: domain)
         s.release = release
+        s.onSubstituteDomain = substitute
         if let cp = checkpoints[name], cp.version <= release.version { restoreTrainerState(s, from: cp) }
         states[name] = s
         if var b = pending[name] {
             b.items.removeAll { release.accountsFor($0.source, $0.offset) }
+            b.tokens = b.items.reduce(0) { $0 + $1.example.tokens.count }
+            b.rejectedAt = b.rejectedAt.map { min($0, b.items.count) }
             pending[name] = b.items.isEmpty ? nil : b
         }
     }

@@ -36,12 +36,17 @@ extension TrainWorker {
         guard regressions.isEmpty else {
             (state.lora, state.blocks, state.regularizer) = (parent.lora, parent.blocks, parent.regularizer)
             restore(state.lora, parent.parameters)
+            state.regularizer?.discardObservations()
             stats.rejectedByGate += 1
             batch.rejectedAt = batch.items.count
+            batch.rejections += 1
+            batch.lastReason = "loss rose on \(regressions.joined(separator: ", ")): \(losses) vs parent \(parentLosses)"
+            batch.opened = .now
             pending[name] = batch
-            report("gate: \(name) candidate rejected; loss rose on \(regressions.joined(separator: ", ")): \(losses) vs parent \(parentLosses)")
+            report("gate: \(name) candidate rejected; \(batch.lastReason)")
             return
         }
+        guard try await stillCurrent(name, state) else { return }
         var metrics = PublicationGate.metrics(candidate: losses, parent: parentLosses)
         metrics["examples"] = Double(examples.count)
         if state.blocks.count > parent.blocks.count { metrics["grown"] = 1 }
@@ -84,9 +89,12 @@ extension TrainWorker {
         let parentLosses = gate.losses(try TrainableLlama(base: base, lora: state.lora, frozen: state.domain?.lora, seed: c.seed))
         let parentParameters = state.lora.parameters.array
         let model = try TrainableLlama(base: base, lora: state.lora, frozen: target.lora, seed: c.seed)
-        try Trainer(model: model, data: dataset(state.replay.items), config: trainerConfig()).run()
+        let trainer = try Trainer(model: model, data: dataset(state.replay.items), config: trainerConfig())
+        if state.blocks.count > 1 { trainer.trainableMask = state.lora.trainableMask(frozenRank: state.blocks.dropLast().reduce(0, +)) }
+        trainer.run()
         let losses = gate.losses(model)
         let regressions = gate.regressions(candidate: losses, parent: parentLosses)
+        guard try await stillCurrent(name, state) else { return }
         guard regressions.isEmpty else {
             restore(state.lora, parentParameters)
             state.rebaseRejected = target.release.id
@@ -95,6 +103,7 @@ extension TrainWorker {
             return
         }
         state.domain = target
+        state.onSubstituteDomain = false
         var metrics = PublicationGate.metrics(candidate: losses, parent: parentLosses)
         metrics["rebase"] = 1
         try await publish(name, state: state, items: [], metrics: metrics, producer: producer)
@@ -103,14 +112,17 @@ extension TrainWorker {
         stats.rebased += 1
     }
 
-    /// Rebases every owned tenant that an operator asked to move, and (automatic mode) every
-    /// owned tenant whose domain has a newer version. A tenant rebases between its batches.
-    func rebaseTenants(producer: any EventProducer) async throws {
+    /// Rebases the first owned tenant (by name) that an operator asked to move, that stands on
+    /// a substitute for a domain version no longer stored, or (automatic mode) whose domain has
+    /// a newer version. Returns whether it trained one. A tenant rebases between its batches.
+    func rebaseOneTenant(producer: any EventProducer) async throws -> Bool {
         for (name, state) in states.sorted(by: { $0.key < $1.key }) where name.hasPrefix("tenant/") && owns(name) {
             guard state.release != nil, pending[name] == nil else { continue }
             let target: DomainBase?
             if let requested = rebaseRequests[name].flatMap(\.target), !stands(state, on: requested) {
                 target = domains[requested.name].flatMap { $0.release.version >= requested.version ? $0 : nil }
+            } else if state.onSubstituteDomain {
+                target = state.domain
             } else if configuration.rebase == .automatic {
                 target = try rebaseTarget(name, state)
             } else {
@@ -118,13 +130,28 @@ extension TrainWorker {
             }
             guard let target, state.rebaseRejected != target.release.id else { continue }
             try await rebase(name, onto: target, producer: producer)
+            return true
         }
+        return false
+    }
+
+    /// Whether `state` is still this worker's latest copy of `name` after reading what other
+    /// workers published: if one of them published the adapter meanwhile (this worker lost the
+    /// partition without noticing yet), the candidate is dropped instead of forking the lineage.
+    func stillCurrent(_ name: String, _ state: AdapterState) async throws -> Bool {
+        if let follower { absorb(try await follower.catchUp()) }
+        guard states[name] === state else {
+            stats.superseded += 1
+            report("\(name): another worker published \(states[name]?.release?.id ?? "it") meanwhile; candidate dropped")
+            return false
+        }
+        return true
     }
 
     /// Whether the tenant's current version stands on that domain at that version or newer.
     private func stands(_ state: AdapterState, on target: (name: String, version: Int)) -> Bool {
-        guard let parts = state.release?.domain?.split(separator: "@"), parts.count == 2 else { return false }
-        return String(parts[0]) == target.name && (Int(parts[1]) ?? 0) >= target.version
+        guard let current = state.release?.domain.flatMap(AdapterRelease.parseID) else { return false }
+        return current.name == target.name && current.version >= target.version
     }
 
     /// The domain version a published tenant should stand on when it is not already there:
@@ -133,8 +160,8 @@ extension TrainWorker {
         guard let release = state.release else { return nil }
         let tenant = String(name.dropFirst(7))
         let target: DomainBase?
-        if let current = release.domain {
-            target = domains[String(current.split(separator: "@")[0])]
+        if let current = release.domain.flatMap(AdapterRelease.parseID) {
+            target = domains[current.name]
         } else if state.rebaseRejected == nil, !state.replay.items.isEmpty {
             target = try chooseDomain(tenant, examples: state.replay.items)
         } else {
@@ -143,8 +170,8 @@ extension TrainWorker {
         return target?.release.id == release.domain ? nil : target
     }
 
-    /// The domain a new tenant starts on, if one is published: its pinned domain, else (when
-    /// it is not pinned) whichever domain is available.
+    /// Whether a domain version a new tenant can start on is published: its pinned domain's,
+    /// or (when it is not pinned) any.
     func domainAvailable(forNewTenant tenant: String) -> Bool {
         if let pinned = configuration.tenantDomains[tenant] { return domains["domain/" + pinned] != nil }
         return !domains.isEmpty

@@ -13,6 +13,8 @@ public struct WorkerStats: Sendable, Equatable {
     public var examplesTrained = 0
     public var rebased = 0
     public var reannounced = 0
+    /// Candidates dropped because another worker published the adapter meanwhile.
+    public var superseded = 0
 }
 
 /// Consumes `attune.corpora` and `attune.interactions` in the trainers' group, trains one
@@ -39,10 +41,8 @@ public final class TrainWorker: @unchecked Sendable {
     /// The latest published version of each domain, as a frozen snapshot tenants stand on.
     var domains: [String: DomainBase] = [:]
     var pending: [String: PendingBatch] = [:]
-    /// The newest checkpoint seen for each adapter.
+    /// The newest checkpoint seen for each domain and owned tenant.
     var checkpoints: [String: TrainerCheckpoint] = [:]
-    /// Release ids announced on `attune.adapter-events`.
-    var announced: Set<String> = []
     /// The newest rebase request of each tenant adapter.
     var rebaseRequests: [String: RebaseCommand] = [:]
     /// Partitions this member owns, and the partition counts of the input topics.
@@ -52,6 +52,7 @@ public final class TrainWorker: @unchecked Sendable {
     /// The offsets this worker last committed, by "topic[partition]".
     var committed: [String: Int64] = [:]
     private var deadLetters: (any EventProducer)?
+    var follower: ReleaseFollower?
 
     /// A published domain version: its release and a frozen copy of its weights.
     struct DomainBase {
@@ -70,6 +71,9 @@ public final class TrainWorker: @unchecked Sendable {
         var regularizer: Regularizer?
         /// The domain version a rebase onto was rejected by the gate (not retried).
         var rebaseRejected: String?
+        /// Set when the domain version this tenant was trained on is no longer stored and it
+        /// stands on a newer one until a gated rebase makes that official.
+        var onSubstituteDomain = false
 
         init(lora: LoRAAdapter, blocks: [Int]? = nil, replay: ReplayBuffer, domain: DomainBase?) {
             self.lora = lora
@@ -83,8 +87,11 @@ public final class TrainWorker: @unchecked Sendable {
         var items: [WorkItem] = []
         var tokens = 0
         var opened = ContinuousClock.now
-        /// Set when the gate rejected this batch: it waits for new data before retrying.
+        /// Set when the gate rejected this batch: the item count then; it retries when new data
+        /// arrives or `gateRetrySeconds` have passed.
         var rejectedAt: Int?
+        var rejections = 0
+        var lastReason = ""
     }
 
     public init(configuration: TrainWorkerConfiguration, log: any EventLog, base: LlamaModel, tokenizer: BPETokenizer,
@@ -100,40 +107,51 @@ public final class TrainWorker: @unchecked Sendable {
 
     /// Runs until no record has arrived for `idle` since the group assigned partitions and
     /// nothing is pending (or `stop` says so), closing micro-batches by size or age as it goes.
+    /// It trains one batch (or rebase) between polls, so the group hears from it regularly.
     public func run(idle: Duration = .seconds(2), stop: @Sendable () -> Bool = { false }) async throws {
         let c = configuration
         let follower = try await ReleaseFollower(log: log, adapters: c.adaptersTopic, checkpoints: c.checkpointsTopic,
-                                                 events: c.eventsTopic, control: c.controlTopic, report: report)
+                                                 control: c.controlTopic, report: report)
+        self.follower = follower
         try await inputPartitionCounts()
         absorb(try await follower.catchUp())
-        if !states.isEmpty { report("restored \(states.count) adapters from \(c.adaptersTopic)") }
         let producer = try log.makeProducer()
         deadLetters = producer
         let validator = ConsumedRecordValidator(catalog: catalog, deadLetters: producer)
         let inbox = RebalanceInbox()
         var consumerConfig = ConsumerConfiguration(groupID: c.groupID)
         consumerConfig.autoOffsetStore = false
+        consumerConfig.sessionTimeout = c.sessionTimeout
+        consumerConfig.heartbeatInterval = c.sessionTimeout / 15
         consumerConfig.rebalanceHandler = { inbox.append($0) }
         let consumer = try log.makeConsumer(consumerConfig)
         try await consumer.subscribe([c.corporaTopic, c.interactionsTopic])
-        var quietSince = ContinuousClock.now
+        var quietSince = ContinuousClock.now, lastFollow = ContinuousClock.now
         while !stop() {
             let records = try await consumer.poll(maxRecords: 256, timeout: .milliseconds(200))
-            if try await rebalance(inbox.take(), follower: follower, producer: producer) { quietSince = .now }
+            if try await rebalance(inbox.take(), producer: producer) { quietSince = .now }
             if !records.isEmpty || owned.isEmpty { quietSince = .now }
             for r in records where owned.contains(r.topicPartition) { try await accept(r, validator: validator) }
-            let idleNow = ContinuousClock.now - quietSince >= idle
-            for name in pending.keys.sorted() where ready(name, flush: idleNow) {
+            if ContinuousClock.now - lastFollow >= .seconds(c.followSeconds) {
                 absorb(try await follower.catchUp())
-                try await trainAndPublish(name, producer: producer)
+                lastFollow = .now
             }
-            try await rebaseTenants(producer: producer)
+            let idleNow = ContinuousClock.now - quietSince >= idle
+            var worked = false
+            if let name = pending.keys.sorted().first(where: { ready($0, flush: idleNow) }) {
+                try await trainAndPublish(name, producer: producer)
+                worked = true
+            } else {
+                worked = try await rebaseOneTenant(producer: producer)
+            }
+            try await deadLetterExhaustedBatches()
             try await commit(consumer)
-            if idleNow && pending.values.allSatisfy({ $0.rejectedAt != nil }) { break }
+            if idleNow && !worked && pending.values.allSatisfy({ $0.rejectedAt != nil }) { break }
         }
         try await commit(consumer)
         await consumer.close()
         await follower.close()
+        self.follower = nil
         try await producer.flush()
         await producer.close()
     }
@@ -158,7 +176,7 @@ public final class TrainWorker: @unchecked Sendable {
     /// (uncommitted) records for the next owner; gained ones first bring the published state up
     /// to date and announce any version its previous owner published but never announced.
     /// Returns whether anything changed.
-    private func rebalance(_ events: [RebalanceEvent], follower: ReleaseFollower, producer: any EventProducer) async throws -> Bool {
+    private func rebalance(_ events: [RebalanceEvent], producer: any EventProducer) async throws -> Bool {
         guard !events.isEmpty else { return false }
         var gained = false
         for event in events {
@@ -179,7 +197,7 @@ public final class TrainWorker: @unchecked Sendable {
             kept.rejectedAt = kept.rejectedAt.map { min($0, kept.items.count) }
             pending[name] = kept.items.isEmpty ? nil : kept
         }
-        if gained {
+        if gained, let follower {
             try await follower.rewind()
             absorb(try await follower.catchUp())
             try await announceMissing(producer: producer)
@@ -198,13 +216,32 @@ public final class TrainWorker: @unchecked Sendable {
     }
 
     private func ready(_ name: String, flush: Bool) -> Bool {
-        guard let b = pending[name], !b.items.isEmpty, b.rejectedAt.map({ $0 < b.items.count }) ?? true else { return false }
+        guard let b = pending[name], !b.items.isEmpty else { return false }
         let age = (ContinuousClock.now - b.opened).seconds
+        if let rejectedAt = b.rejectedAt {
+            return rejectedAt < b.items.count || age >= configuration.gateRetrySeconds
+        }
         if states[name] == nil, name.hasPrefix("tenant/"), !domainAvailable(forNewTenant: String(name.dropFirst(7))),
            !flush, age < configuration.domainWaitSeconds {
             return false
         }
         return flush || b.tokens >= configuration.batchTokens || age >= configuration.batchSeconds
+    }
+
+    /// Sends the records of batches the gate rejected `gateMaxRejections` times to the DLQ with
+    /// the reason, so a tenant that went quiet does not hold its partition's commit forever.
+    private func deadLetterExhaustedBatches() async throws {
+        for (name, b) in pending where b.rejections >= configuration.gateMaxRejections {
+            for item in b.items {
+                _ = try await deadLetters?.send(DeadLetter.record(
+                    topic: item.source.topic, key: item.key, value: item.value, headers: [],
+                    reason: "\(name): rejected by the publication gate \(b.rejections) times (\(b.lastReason))",
+                    partition: item.source.partition, offset: item.offset))
+            }
+            stats.deadLettered += b.items.count
+            pending[name] = nil
+            report("gate: \(name) gave up after \(b.rejections) rejections; \(b.items.count) records sent to \(DeadLetter.topic)")
+        }
     }
 
     private func accept(_ record: ConsumerRecord, validator: ConsumedRecordValidator) async throws {
@@ -224,6 +261,13 @@ public final class TrainWorker: @unchecked Sendable {
             return
         }
         guard let item else { return }
+        if let problem = misrouted(record, item) {
+            _ = try await deadLetters?.send(DeadLetter.record(topic: record.topic, key: record.key, value: record.value,
+                                                                    headers: record.headers, reason: problem,
+                                                                    partition: record.partition, offset: record.offset))
+            stats.deadLettered += 1
+            return
+        }
         if (releases[item.adapter] ?? []).contains(where: { $0.accountsFor(item.source, item.offset) }) {
             stats.skippedAlreadyTrained += 1
             return
@@ -234,6 +278,17 @@ public final class TrainWorker: @unchecked Sendable {
         b.items.append(item)
         b.tokens += item.example.tokens.count
         pending[item.adapter] = b
+    }
+
+    /// Why a record is on the wrong partition for the adapter it names (its key must be the
+    /// tenant or domain, so that exactly one worker owns each adapter), or nil.
+    private func misrouted(_ record: ConsumerRecord, _ item: WorkItem) -> String? {
+        let name = Array(item.adapter.drop { $0 != "/" }.dropFirst().utf8)
+        guard record.key == name else { return "record key must be the \(item.adapter.prefix { $0 != "/" }) it names (\(String(decoding: name, as: UTF8.self)))" }
+        guard let count = inputPartitions[record.topic], Murmur2.partition(forKey: name, partitionCount: count) == record.partition else {
+            return "record is on partition \(record.partition), not the one its key \(String(decoding: name, as: UTF8.self)) hashes to"
+        }
+        return nil
     }
 
     /// Commits, per owned partition, the first offset not yet covered by a published version.

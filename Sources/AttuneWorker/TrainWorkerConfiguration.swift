@@ -32,9 +32,19 @@ public struct TrainWorkerConfiguration: Sendable {
     /// Regularization toward the parent version (nil = none).
     public var regularizer: Regularizer.Kind? = .l2sp
     public var regularizerStrength: Float = 0.1
-    /// A candidate whose loss on replayed (old) data or on held-out new data exceeds its
-    /// parent's by more than this fraction is not published.
+    /// A candidate whose loss on held-out new data, on the replay sample or on the domain
+    /// probe exceeds its parent's by more than this fraction is not published.
     public var gateTolerance = 0.05
+    /// A rejected batch retries when its adapter gets new data or after this long; after
+    /// `gateMaxRejections` rejections its records go to the DLQ with the reason.
+    public var gateRetrySeconds = 300.0
+    public var gateMaxRejections = 3
+    /// Group session: a member silent this long (training between polls counts) loses its partitions.
+    public var sessionTimeout = Duration.seconds(45)
+    /// How often the worker reads the adapters, checkpoints and control topics when idle.
+    public var followSeconds = 2.0
+    /// Releases remembered per adapter (the newest carries its predecessors' uncommitted inputs).
+    public var releasesKept = 32
     /// Dynamic architecture: when a tenant's new data drifts — the parent's loss on it exceeds
     /// its loss on the replay memory by more than `driftThreshold` (a fraction) — the tenant
     /// grows a new adapter block of the configured rank and only that block trains, so the

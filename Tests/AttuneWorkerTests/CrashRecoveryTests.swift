@@ -71,7 +71,7 @@ private func publishedReleases(_ log: any EventLog) async throws -> [AdapterRele
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = ["train-worker", "--model", model, "--log-dir", logDir, "--topics-dir", repository.appendingPathComponent("topics").path,
                        "--idle", "\(idle)", "--batch-tokens", "60", "--steps", "1500", "--seq-len", "48", "--batch-size", "2", "--rank", "2",
-                       "--gate-tolerance", "100"]
+                       "--gate-tolerance", "100", "--session-timeout", "6"]
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()

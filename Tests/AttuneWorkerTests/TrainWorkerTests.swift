@@ -406,3 +406,58 @@ private func readAll(_ log: any EventLog, _ topic: String, partitions: Int) asyn
     #expect(next.releases["tenant/" + a]?.map(\.version) == [2], "the adapters topic kept only version 2")
     await producer.close()
 }
+
+/// Records the worker cannot own correctly or that the gate keeps rejecting end in the DLQ with
+/// their reason instead of blocking their partition: an interaction keyed to another tenant,
+/// and a batch rejected `gateMaxRejections` times.
+@Test func misroutedRecordsAndExhaustedBatchesGoToTheDLQ() async throws {
+    let (log, catalog, dir) = try await embeddedLog("dlq")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let producer = ValidatingProducer(try log.makeProducer(), catalog: catalog)
+    _ = try await producer.send(ProducerRecord(topic: "attune.interactions", key: "bolt", value: interaction("acme", 0)))
+    for i in 0..<5 { _ = try await producer.send(ProducerRecord(topic: "attune.corpora", key: "law", value: corpus("law", i))) }
+    await producer.close()
+    var config = smallConfiguration()
+    config.gateTolerance = -0.99
+    config.gateRetrySeconds = 0
+    config.gateMaxRejections = 2
+    let worker = TrainWorker(configuration: config, log: log, base: try RandomModel.load(tiny), tokenizer: try tokenizer(), catalog: catalog)
+    try await worker.run(idle: .milliseconds(800))
+    #expect(worker.stats.rejectedByGate == 2 && worker.stats.published == 0 && worker.stats.deadLettered == 6)
+    let dead = try await readAll(log, DeadLetter.topic, partitions: 3)
+    let reasons = dead.compactMap { $0.headers.text(named: DeadLetter.reasonHeader) }
+    #expect(reasons.filter { $0.contains("record key must be the tenant") }.count == 1)
+    #expect(reasons.filter { $0.contains("domain/law: rejected by the publication gate 2 times") }.count == 5)
+    #expect(Set(dead.compactMap(\.value)).count == 6, "the original records, as produced")
+
+    // Nothing is left holding the partitions: a second worker has nothing to do.
+    let again = TrainWorker(configuration: smallConfiguration(), log: log, base: try RandomModel.load(tiny), tokenizer: try tokenizer(), catalog: catalog)
+    try await again.run(idle: .milliseconds(500))
+    #expect(again.stats.examplesTrained == 0 && again.stats.deadLettered == 0)
+}
+
+/// A worker whose adapter another worker published meanwhile (it lost the partition without
+/// having polled yet) sees that version before it publishes its candidate and drops the
+/// candidate, so the lineage does not fork.
+@Test func aCandidateIsDroppedWhenAnotherWorkerPublishedFirst() async throws {
+    let (log, catalog, dir) = try await embeddedLog("fork")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let producer = ValidatingProducer(try log.makeProducer(), catalog: catalog)
+    for i in 0..<3 { _ = try await producer.send(ProducerRecord(topic: "attune.corpora", key: "law", value: corpus("law", i))) }
+    let base = try RandomModel.load(tiny)
+    let slow = TrainWorker(configuration: smallConfiguration(), log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
+    try await slow.run(idle: .milliseconds(500))
+    let held = try #require(slow.states["domain/law"])
+    for i in 3..<6 { _ = try await producer.send(ProducerRecord(topic: "attune.corpora", key: "law", value: corpus("law", i))) }
+    await producer.close()
+    let other = TrainWorker(configuration: smallConfiguration(), log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
+    try await other.run(idle: .milliseconds(500))
+    #expect(other.releases["domain/law"]?.last?.version == 2)
+
+    let c = slow.configuration
+    slow.follower = try await ReleaseFollower(log: log, adapters: c.adaptersTopic, checkpoints: c.checkpointsTopic,
+                                              control: c.controlTopic, report: { _ in })
+    #expect(try await slow.stillCurrent("domain/law", held) == false)
+    #expect(slow.stats.superseded == 1 && slow.states["domain/law"]?.release?.version == 2)
+    await slow.follower?.close()
+}

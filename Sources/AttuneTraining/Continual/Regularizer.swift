@@ -52,6 +52,12 @@ public final class Regularizer: @unchecked Sendable {
         runningCount += 1
     }
 
+    /// Forgets the squared gradients observed since the last consolidation (a rejected run's).
+    public func discardObservations() {
+        running.zero()
+        runningCount = 0
+    }
+
     /// Moves the anchor to θ and folds the observed Fisher in: F ← γF + mean(g²).
     public func consolidate(at theta: FloatBuffer) {
         anchor.pointer.update(from: theta.pointer, count: theta.count)

@@ -54,11 +54,17 @@ public enum PEFTAdapterFile {
                 tensors[key(l, t, "B")] = SafeTensor(shape: [out, c.rank], values: b)
             }
         }
+        return (try configJSON(adapter, baseModel: baseModel), try Safetensors.encode(tensors, metadata: metadata.merging(["format": "pt"]) { a, _ in a }))
+    }
+
+    /// `adapter_config.json` of an adapter.
+    public static func configJSON(_ adapter: LoRAAdapter, baseModel: String) throws -> Data {
+        let c = adapter.config
         let config = Config(base_model_name_or_path: baseModel, r: c.rank, lora_alpha: c.alpha, lora_dropout: c.dropout,
                             use_rslora: c.useRSLoRA, target_modules: c.targets.map(\.peftName))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return (try encoder.encode(config), try Safetensors.encode(tensors, metadata: metadata.merging(["format": "pt"]) { a, _ in a }))
+        return try encoder.encode(config)
     }
 
     /// Reads an adapter folder for a base model with configuration `model`. Wrong shapes,

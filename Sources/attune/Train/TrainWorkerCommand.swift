@@ -34,6 +34,9 @@ struct TrainWorkerCommand: AsyncParsableCommand {
     @Option(help: "Regularization toward the parent: l2sp, ewc or none.") var regularizer = "l2sp"
     @Option(help: "Regularization strength.") var regularizerStrength: Float = 0.1
     @Option(help: "Reject a candidate whose replay loss exceeds its parent's by this fraction.") var gateTolerance = 0.05
+    @Option(help: "Retry a rejected batch after this many seconds without new data.") var gateRetry = 300.0
+    @Option(help: "Send a batch's records to the DLQ after this many gate rejections.") var gateMaxRejections = 3
+    @Option(help: "Group session timeout in seconds (longer than one micro-batch's training).") var sessionTimeout = 45.0
     @Option(help: "Pin a tenant to a domain: TENANT=DOMAIN (repeatable).") var tenantDomain: [String] = []
     @Flag(help: "Grow a new adapter block for a tenant whose new data drifts, instead of overwriting the old one.")
     var growOnDrift = false
@@ -67,6 +70,10 @@ struct TrainWorkerCommand: AsyncParsableCommand {
         c.regularizer = Regularizer.Kind(rawValue: regularizer)
         c.regularizerStrength = regularizerStrength
         c.gateTolerance = gateTolerance
+        c.gateRetrySeconds = gateRetry
+        c.gateMaxRejections = gateMaxRejections
+        guard sessionTimeout >= 1 else { throw ValidationError("--session-timeout must be at least 1 second") }
+        c.sessionTimeout = .milliseconds(Int(sessionTimeout * 1000))
         c.domainWaitSeconds = domainWait
         c.rebase = rebase
         c.growOnDrift = growOnDrift

@@ -15,6 +15,22 @@ private func attuneBinary() throws -> String {
     return try #require(found, "build the attune product first (swift build --product attune)")
 }
 
+/// A fresh folder holding a tiny random GGUF and an embedded log with the repository's topics,
+/// for tests that run `attune train-worker` processes.
+private func processFixture(_ name: String) async throws -> (dir: URL, model: String, logDir: String, log: EmbeddedEventLog, catalog: TopicCatalog) {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-\(name)-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let model = dir.appendingPathComponent("tiny.gguf").path
+    try RandomModel.write(tiny, to: model, vocabulary: testVocabulary)
+    let logDir = dir.appendingPathComponent("log").path
+    let log = EmbeddedEventLog(directory: logDir)
+    let catalog = try TopicCatalog(directory: repository.appendingPathComponent("topics").path)
+    let admin = try log.makeAdmin()
+    _ = try await catalog.apply(to: admin, dryRun: false)
+    await admin.close()
+    return (dir, model, logDir, log, catalog)
+}
+
 /// Every version announced on the adapter-events topic (its history: `attune.adapters` is
 /// compacted), as releases with the fields the event carries.
 private func publishedReleases(_ log: any EventLog) async throws -> [AdapterRelease] {
@@ -43,18 +59,8 @@ private func publishedReleases(_ log: any EventLog) async throws -> [AdapterRele
 /// adapter's versions stay 1, 2, 3… without gaps or repeats.
 @Test func killedWorkerRestartsWithoutLossOrDuplicates() async throws {
     let binary = try attuneBinary()
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-crash-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let (dir, model, logDir, log, catalog) = try await processFixture("crash")
     defer { try? FileManager.default.removeItem(at: dir) }
-    let model = dir.appendingPathComponent("tiny.gguf").path
-    try RandomModel.write(tiny, to: model, vocabulary: testVocabulary)
-
-    let logDir = dir.appendingPathComponent("log").path
-    let log = EmbeddedEventLog(directory: logDir)
-    let catalog = try TopicCatalog(directory: repository.appendingPathComponent("topics").path)
-    let admin = try log.makeAdmin()
-    _ = try await catalog.apply(to: admin, dryRun: false)
-    await admin.close()
     let producer = ValidatingProducer(try log.makeProducer(), catalog: catalog)
     var inputs: [(String, RecordMetadata)] = []
     let domains = (0..<12).map { "d\($0)" }
@@ -109,18 +115,9 @@ private func publishedReleases(_ log: any EventLog) async throws -> [AdapterRele
 /// version before, whichever worker published it.
 @Test func aJoiningWorkerTakesOverPartitionsWithTheirAdapters() async throws {
     let binary = try attuneBinary()
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-handover-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let (dir, model, logDir, log, catalog) = try await processFixture("handover")
     defer { try? FileManager.default.removeItem(at: dir) }
-    let model = dir.appendingPathComponent("tiny.gguf").path
-    try RandomModel.write(tiny, to: model, vocabulary: testVocabulary)
-    let logDir = dir.appendingPathComponent("log").path
-    let log = EmbeddedEventLog(directory: logDir)
     let topics = repository.appendingPathComponent("topics").path
-    let catalog = try TopicCatalog(directory: topics)
-    let admin = try log.makeAdmin()
-    _ = try await catalog.apply(to: admin, dryRun: false)
-    await admin.close()
     let producer = ValidatingProducer(try log.makeProducer(), catalog: catalog)
     let domains = (0..<12).map { "d\($0)" }
     var inputs: [(String, RecordMetadata)] = []

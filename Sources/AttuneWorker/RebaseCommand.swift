@@ -28,7 +28,7 @@ public struct RebaseCommand: Codable, Sendable, Equatable {
                                configuration c: TrainWorkerConfiguration) async throws -> RebaseCommand {
         let follower = try await ReleaseFollower(log: log, adapters: c.adaptersTopic, checkpoints: c.checkpointsTopic,
                                                  control: c.controlTopic, report: { _ in })
-        let news = try await follower.catchUp()
+        let news = try await follower.catchUp(keepingWeightsOf: { _ in false })
         await follower.close()
         var latest: [String: AdapterRelease] = [:]
         for p in news.published where p.release.version > (latest[p.release.adapter]?.version ?? 0) { latest[p.release.adapter] = p.release }

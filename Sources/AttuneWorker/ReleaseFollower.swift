@@ -6,10 +6,11 @@ import Foundation
 /// workers' — before it trains, can take an adapter over with its trainer state, can tell
 /// which versions lack a checkpoint (and so maybe their event), and sees operators' commands.
 final class ReleaseFollower {
-    /// A published version whose weights match its sha256.
+    /// A published version whose weights matched its sha256; the weights are kept only for
+    /// the adapters the caller asked for, and of a tenant only for its newest version.
     struct Published {
         let release: AdapterRelease
-        let weights: [UInt8]
+        var weights: [UInt8]?
     }
 
     /// What appeared on the followed topics since the previous catch-up.
@@ -51,7 +52,7 @@ final class ReleaseFollower {
 
     /// Everything up to each partition's end as of now. Records that do not decode are
     /// skipped with a report (they were validated when produced; a foreign writer is not trusted).
-    func catchUp(within limit: Duration = .seconds(60)) async throws -> News {
+    func catchUp(keepingWeightsOf keep: (String) -> Bool = { _ in true }, within limit: Duration = .seconds(60)) async throws -> News {
         var ends: [TopicPartition: Int64] = [:]
         for p in partitions {
             let w = try await consumer.watermarks(p)
@@ -66,13 +67,13 @@ final class ReleaseFollower {
             }
             for r in try await consumer.poll(maxRecords: 256, timeout: .milliseconds(200)) {
                 next[r.topicPartition] = r.offset + 1
-                take(r, into: &news)
+                take(r, into: &news, keep: keep)
             }
         }
         return news
     }
 
-    private func take(_ r: ConsumerRecord, into news: inout News) {
+    private func take(_ r: ConsumerRecord, into news: inout News, keep: (String) -> Bool) {
         guard let value = r.value else { return }
         switch r.topic {
         case topics.adapters:
@@ -80,7 +81,11 @@ final class ReleaseFollower {
                 report("skipping \(r.topic)[\(r.partition)]@\(r.offset): no well-formed release header or sha256 mismatch")
                 return
             }
-            news.published.append(Published(release: release, weights: value))
+            let kept = keep(release.adapter)
+            if kept, release.adapter.hasPrefix("tenant/"), let i = news.published.lastIndex(where: { $0.release.adapter == release.adapter }) {
+                news.published[i].weights = nil
+            }
+            news.published.append(Published(release: release, weights: kept ? value : nil))
         case topics.checkpoints:
             do { news.checkpoints.append(try TrainerCheckpoint.decode(value)) } catch {
                 report("skipping \(r.topic)[\(r.partition)]@\(r.offset): \(error)")

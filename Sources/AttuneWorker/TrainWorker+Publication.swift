@@ -115,13 +115,14 @@ extension TrainWorker {
 
     private func adopt(_ p: ReleaseFollower.Published, domainVersions: [String: ReleaseFollower.Published]) throws {
         let release = p.release, name = release.adapter
+        guard let weights = p.weights else { return }
         var domain: DomainBase?
         var substitute = false
         if let id = release.domain, let domainName = AdapterRelease.parseID(id)?.name {
             if let current = domains[domainName], current.release.id == id {
                 domain = current
-            } else if let stored = domainVersions[id] {
-                domain = DomainBase(release: stored.release, lora: try decodeLoRA(stored.weights))
+            } else if let stored = domainVersions[id], let weights = stored.weights {
+                domain = DomainBase(release: stored.release, lora: try decodeLoRA(weights))
             } else if let held = states.values.compactMap(\.domain).first(where: { $0.release.id == id }) {
                 domain = held
             } else if let current = domains[domainName] {
@@ -130,8 +131,8 @@ extension TrainWorker {
                 report("\(release.id) was trained on \(id), no longer stored; it stands on \(current.release.id) until rebased")
             }
         }
-        if name.hasPrefix("domain/") { domains[name] = DomainBase(release: release, lora: try decodeLoRA(p.weights)) }
-        let s = AdapterState(lora: try decodeLoRA(p.weights), blocks: release.blocks, replay: ReplayBuffer(capacity: configuration.replayCapacity, seed: configuration.seed),
+        if name.hasPrefix("domain/") { domains[name] = DomainBase(release: release, lora: try decodeLoRA(weights)) }
+        let s = AdapterState(lora: try decodeLoRA(weights), blocks: release.blocks, replay: ReplayBuffer(capacity: configuration.replayCapacity, seed: configuration.seed),
                              domain: domain)
         s.release = release
         s.onSubstituteDomain = substitute

@@ -139,7 +139,7 @@ extension TrainWorker {
     /// workers published: if one of them published the adapter meanwhile (this worker lost the
     /// partition without noticing yet), the candidate is dropped instead of forking the lineage.
     func stillCurrent(_ name: String, _ state: AdapterState) async throws -> Bool {
-        if let follower { absorb(try await follower.catchUp()) }
+        try await catchUp()
         guard states[name] === state else {
             stats.superseded += 1
             report("\(name): another worker published \(states[name]?.release?.id ?? "it") meanwhile; candidate dropped")

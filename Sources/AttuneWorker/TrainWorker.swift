@@ -114,7 +114,7 @@ public final class TrainWorker: @unchecked Sendable {
                                                  control: c.controlTopic, report: report)
         self.follower = follower
         try await inputPartitionCounts()
-        absorb(try await follower.catchUp())
+        try await catchUp()
         let producer = try log.makeProducer()
         deadLetters = producer
         let validator = ConsumedRecordValidator(catalog: catalog, deadLetters: producer)
@@ -133,7 +133,7 @@ public final class TrainWorker: @unchecked Sendable {
             if !records.isEmpty || owned.isEmpty { quietSince = .now }
             for r in records where owned.contains(r.topicPartition) { try await accept(r, validator: validator) }
             if ContinuousClock.now - lastFollow >= .seconds(c.followSeconds) {
-                absorb(try await follower.catchUp())
+                try await catchUp()
                 lastFollow = .now
             }
             let idleNow = ContinuousClock.now - quietSince >= idle
@@ -154,6 +154,12 @@ public final class TrainWorker: @unchecked Sendable {
         self.follower = nil
         try await producer.flush()
         await producer.close()
+    }
+
+    /// Reads what the followed topics gained (weights only of domains and owned tenants) and absorbs it.
+    func catchUp() async throws {
+        guard let follower else { return }
+        absorb(try await follower.catchUp(keepingWeightsOf: { $0.hasPrefix("domain/") || owns($0) }))
     }
 
     private func inputPartitionCounts() async throws {
@@ -199,7 +205,7 @@ public final class TrainWorker: @unchecked Sendable {
         }
         if gained, let follower {
             try await follower.rewind()
-            absorb(try await follower.catchUp())
+            try await catchUp()
             try await announceMissing(producer: producer)
         }
         report("partitions now owned: \(owned.sorted().map(\.description).joined(separator: " "))")

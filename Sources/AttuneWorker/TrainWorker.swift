@@ -298,6 +298,8 @@ public final class TrainWorker: @unchecked Sendable {
     }
 
     /// Commits, per owned partition, the first offset not yet covered by a published version.
+    /// A commit the group refuses (this member lost partitions it has not heard about yet) is
+    /// skipped: the next owner starts from the last accepted commit.
     private func commit(_ consumer: any EventConsumer) async throws {
         var offsets: [TopicPartition: Int64] = [:]
         for (tp, last) in lastSeen { offsets[tp] = last + 1 }
@@ -305,7 +307,12 @@ public final class TrainWorker: @unchecked Sendable {
             for item in b.items { offsets[item.source] = min(offsets[item.source] ?? item.offset, item.offset) }
         }
         guard !offsets.isEmpty else { return }
-        try await consumer.commit(offsets, mode: .sync)
+        do {
+            try await consumer.commit(offsets, mode: .sync)
+        } catch let error as EventLogError where error.kind == .notAssigned {
+            report("commit refused, partitions are moving: \(error); the next poll hands them over")
+            return
+        }
         for (tp, offset) in offsets { committed[tp.description] = offset }
     }
 }

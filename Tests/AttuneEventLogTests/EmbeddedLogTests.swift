@@ -72,6 +72,11 @@ import Testing
         try await live.subscribe([topic])
         _ = try await pollUntil(live, timeout: .seconds(10)) { liveLog.owned.count == 2 }
         #expect(liveLog.owned == [TopicPartition(topic, 0), TopicPartition(topic, 1)])
+        await #expect(throws: EventLogError.self, "the expired member's commit is fenced off") {
+            try await silent.commit([TopicPartition(topic, 0): 1], mode: .sync)
+        }
+        try await live.commit([TopicPartition(topic, 0): 1], mode: .sync)
+        #expect(try await live.committed([TopicPartition(topic, 0)]) == [TopicPartition(topic, 0): 1])
         await live.close()
     }
 

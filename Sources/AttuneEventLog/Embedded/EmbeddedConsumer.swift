@@ -88,7 +88,8 @@ public actor EmbeddedConsumer: EventConsumer {
         try checkOpen()
         let group = try requireGroup()
         do {
-            try store.commitOffsets(group, offsets)
+            let member: String? = if case .subscribed = self.mode { memberID } else { nil }
+            try store.commitOffsets(group, offsets, member: member)
         } catch let error as EventLogError where mode == .async {
             configuration.errorHandler?(error)
         }

@@ -86,12 +86,24 @@ extension EmbeddedStore {
         }
     }
 
-    func commitOffsets(_ group: String, _ offsets: [TopicPartition: Int64]) throws {
+    /// Stores committed offsets. With `member` (a subscribed consumer) each partition must be
+    /// owned by that live member — a member whose session expired or that lost the partition in
+    /// a rebalance is fenced off, as Kafka refuses commits from a stale generation.
+    func commitOffsets(_ group: String, _ offsets: [TopicPartition: Int64], member: String? = nil) throws {
         let now = currentTimestampMs()
         try db.transaction {
             for (tp, offset) in offsets {
                 _ = try partitionID(tp)
                 guard offset >= 0 else { throw EventLogError(.invalidArgument, "cannot commit negative offset \(offset) for \(tp)") }
+                if let member {
+                    let q = try db.statement("""
+                        SELECT 1 FROM owners o JOIN members m ON m.group_id = o.group_id AND m.member_id = o.member_id
+                        WHERE o.group_id = ? AND o.topic = ? AND o.partition = ? AND o.member_id = ?
+                        """).bind(1, group).bind(2, tp.topic).bind(3, tp.partition).bind(4, member)
+                    guard try q.step() else {
+                        throw EventLogError(.notAssigned, "commit for \(tp) refused: this member no longer owns it in group \(group) (session expired or rebalanced)")
+                    }
+                }
                 try db.statement("""
                     INSERT INTO offsets(group_id, topic, partition, next_offset, committed_ms) VALUES(?,?,?,?,?)
                     ON CONFLICT(group_id, topic, partition) DO UPDATE SET next_offset = excluded.next_offset,

@@ -29,6 +29,8 @@ extension EventLogError {
         case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC: .unknownTopic
         case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION: .unknownPartition
         case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE: .messageTooLarge
+        case RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION, RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID, RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID,
+             RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS, RD_KAFKA_RESP_ERR__ASSIGNMENT_LOST: .notAssigned
         default: .kafka
         }
         return EventLogError(kind, "\(context): \(text)", code: code.rawValue,

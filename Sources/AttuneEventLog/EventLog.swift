@@ -10,6 +10,13 @@ public struct TopicPartition: Hashable, Sendable, Comparable, CustomStringConver
         self.partition = partition
     }
 
+    /// Parses the `description` form, `topic[partition]`.
+    public init?(parsing text: String) {
+        guard text.hasSuffix("]"), let open = text.lastIndex(of: "["), open > text.startIndex,
+              let partition = Int(text[text.index(after: open)..<text.index(before: text.endIndex)]), partition >= 0 else { return nil }
+        self.init(String(text[..<open]), partition)
+    }
+
     public static func < (a: TopicPartition, b: TopicPartition) -> Bool {
         (a.topic, a.partition) < (b.topic, b.partition)
     }

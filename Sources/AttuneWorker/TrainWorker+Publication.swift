@@ -50,15 +50,49 @@ extension TrainWorker {
     /// Announces the latest version of every owned adapter that has no checkpoint (the last
     /// step of a publication, after the event): its publisher died after the adapters record,
     /// maybe before the event. The event id is the release's, so a subscriber that saw an
-    /// earlier copy can drop the repeat. A checkpoint then closes the publication.
+    /// earlier copy can drop the repeat. The version's inputs, read back from their topics,
+    /// join the replay memory restored from the previous checkpoint, and a checkpoint closes
+    /// the publication.
     func announceMissing(producer: any EventProducer) async throws {
         for (name, state) in states.sorted(by: { $0.key < $1.key }) where owns(name) {
             guard let release = state.release, (checkpoints[name]?.version ?? 0) < release.version else { continue }
             try await announce(release, producer: producer)
+            for example in try await inputs(of: release) { state.replay.offer(example) }
             try await checkpoint(name, state: state, producer: producer)
             stats.reannounced += 1
             report("announced \(release.id), whose publication had not finished")
         }
+    }
+
+    /// The training examples of the inputs a release covers, read back from their topics
+    /// (those retention has removed are gone).
+    func inputs(of release: AdapterRelease) async throws -> [TrainingExample] {
+        let consumer = try log.makeConsumer(ConsumerConfiguration())
+        var examples: [TrainingExample] = []
+        do {
+            for (name, ranges) in release.covers {
+                guard let tp = TopicPartition(parsing: name), [configuration.corporaTopic, configuration.interactionsTopic].contains(tp.topic),
+                      let last = ranges.map({ $0[1] }).max() else { continue }
+                try await consumer.assign([tp])
+                let low = try await consumer.watermarks(tp).low
+                try await consumer.seek(tp, to: max(low, ranges.map { $0[0] }.min()!))
+                var done = false
+                while !done {
+                    let records = try await consumer.poll(maxRecords: 256, timeout: .seconds(2))
+                    if records.isEmpty { break }
+                    for r in records where r.topicPartition == tp {
+                        done = r.offset >= last
+                        guard release.covers(tp, r.offset), let item = try? decoder.decode(r) else { continue }
+                        examples.append(item.example)
+                    }
+                }
+            }
+        } catch {
+            await consumer.close()
+            throw error
+        }
+        await consumer.close()
+        return examples
     }
 
     /// Adds a release to the known lineage, keeping the latest versions of each adapter (the

@@ -42,6 +42,12 @@ import Testing
         #expect(throws: EventLogError.self) { try JSONValue.parse(deep) }
     }
 
+    @Test func topicPartitionsParseBackFromTheirDescription() {
+        let tp = TopicPartition("attune.interactions.x[1]", 11)
+        #expect(TopicPartition(parsing: tp.description) == tp)
+        for bad in ["", "topic", "[1]", "t[-1]", "t[x]", "t[1", "t1]"] { #expect(TopicPartition(parsing: bad) == nil, "\(bad)") }
+    }
+
     @Test func randomHeaderBlocksNeverCrashTheDecoder() throws {
         var random = Bytes(state: 42)
         let all = (0...255).map { UInt8($0) }

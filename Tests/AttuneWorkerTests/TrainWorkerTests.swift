@@ -238,7 +238,8 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
 }
 
 /// A version whose publisher died between writing it to `attune.adapters` and announcing it
-/// is announced by the worker that next owns its partition, with the release's own event id.
+/// is announced by the worker that next owns its partition, with the release's own event id,
+/// and its checkpoint is written with the version's inputs added to the replay memory.
 @Test func anUnannouncedVersionIsAnnouncedByTheNextOwner() async throws {
     let (log, catalog, dir) = try await embeddedLog("announce")
     defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -253,7 +254,9 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
     var v2 = v1
     v2.version = 2
     v2.parent = v1.id
-    v2.covers = [:]
+    var late: [RecordMetadata] = []
+    for i in 5..<7 { late.append(try await producer.send(ProducerRecord(topic: "attune.corpora", key: "law", value: corpus("law", i)))) }
+    v2.covers = [TopicPartition(late[0].topic, late[0].partition).description: [[late[0].offset, late[1].offset]]]
     let weights = try #require(try await readAll(log, "attune.adapters", partitions: 6).first?.value)
     _ = try await producer.send(ProducerRecord(topic: "attune.adapters", key: Array("domain/law".utf8), value: weights, headers: try v2.headers()))
     await producer.close()
@@ -261,6 +264,9 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
     let next = TrainWorker(configuration: smallConfiguration(), log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
     try await next.run(idle: .milliseconds(500))
     #expect(next.stats.reannounced == 1 && next.states["domain/law"]?.release?.version == 2)
+    #expect(next.stats.examplesTrained == 0 && next.stats.skippedAlreadyTrained == 2, "version 2's inputs are not trained again")
+    #expect(next.states["domain/law"]?.replay.items.count == 7, "version 1's memory plus version 2's inputs")
+    #expect(next.checkpoints["domain/law"]?.version == 2)
     let events = try await readAll(log, "attune.adapter-events", partitions: 6)
         .compactMap { try? JSONSerialization.jsonObject(with: Data($0.value ?? [])) as? [String: Any] }
     #expect(events.compactMap { $0["id"] as? String }.sorted() == [v1, v2].map { "\($0.id)#\($0.sha256.prefix(12))" })

@@ -74,4 +74,15 @@ public struct TrainWorkerConfiguration: Sendable {
         self.baseModel = baseModel
         self.baseModelSHA256 = baseModelSHA256
     }
+
+    /// Puts `prefix` before the name of every topic the worker reads or writes (the DLQ keeps
+    /// its name), for several deployments on one cluster: `staging.` → `staging.attune.corpora`.
+    public mutating func prefixTopics(_ prefix: String) {
+        corporaTopic = prefix + corporaTopic
+        interactionsTopic = prefix + interactionsTopic
+        adaptersTopic = prefix + adaptersTopic
+        eventsTopic = prefix + eventsTopic
+        checkpointsTopic = prefix + checkpointsTopic
+        controlTopic = prefix + controlTopic
+    }
 }

@@ -33,25 +33,14 @@ private func processFixture(_ name: String) async throws -> (dir: URL, model: St
 
 /// Every version announced on the adapter-events topic (its history: `attune.adapters` is
 /// compacted), as releases with the fields the event carries.
-private func publishedReleases(_ log: any EventLog) async throws -> [AdapterRelease] {
-    let consumer = try log.makeConsumer(ConsumerConfiguration())
-    let parts = (0..<6).map { TopicPartition("attune.adapter-events", $0) }
-    try await consumer.assign(parts)
-    try await consumer.seekToBeginning(parts)
-    var out: [AdapterRelease] = []
-    for _ in 0..<20 {
-        let batch = try await consumer.poll(maxRecords: 500, timeout: .milliseconds(100))
-        if batch.isEmpty { break }
-        for r in batch {
-            let event = try #require(try JSONSerialization.jsonObject(with: Data(r.value ?? [])) as? [String: Any])
-            let data = try #require(event["data"] as? [String: Any])
-            out.append(AdapterRelease(adapter: data["adapter"] as! String, version: Int(data["version"] as! String)!,
-                                      sha256: data["sha256"] as! String, parent: data["parent"] as? String, domain: nil,
-                                      baseModel: "", baseModelSHA256: "", covers: data["covers"] as! [String: [[Int64]]], metrics: [:]))
-        }
+private func publishedReleases(_ log: any EventLog, prefix: String = "") async throws -> [AdapterRelease] {
+    try await readTopic(log, prefix + "attune.adapter-events", partitions: 6).map { r in
+        let event = try #require(try JSONSerialization.jsonObject(with: Data(r.value ?? [])) as? [String: Any])
+        let data = try #require(event["data"] as? [String: Any])
+        return AdapterRelease(adapter: data["adapter"] as! String, version: Int(data["version"] as! String)!,
+                              sha256: data["sha256"] as! String, parent: data["parent"] as? String, domain: nil,
+                              baseModel: "", baseModelSHA256: "", covers: data["covers"] as! [String: [[Int64]]], metrics: [:])
     }
-    await consumer.close()
-    return out
 }
 
 /// A worker process is SIGKILLed in the middle of its work and started again: no valid input
@@ -112,12 +101,31 @@ private func publishedReleases(_ log: any EventLog) async throws -> [AdapterRele
 /// A second worker process joins while the first runs: the group moves half the partitions to
 /// it, and it continues the adapters it gains from their published versions and checkpointed
 /// replay memory — no input lost or trained twice, versions 1, 2, … with each parent the
-/// version before, whichever worker published it.
-@Test func aJoiningWorkerTakesOverPartitionsWithTheirAdapters() async throws {
+/// version before, whichever worker published it. On the embedded log and on Kafka.
+@Test(arguments: Transport.selected)
+func aJoiningWorkerTakesOverPartitionsWithTheirAdapters(_ transport: Transport) async throws {
     let binary = try attuneBinary()
-    let (dir, model, logDir, log, catalog) = try await processFixture("handover")
+    let (dir, model, logDir, embedded, repositoryCatalog) = try await processFixture("handover")
     defer { try? FileManager.default.removeItem(at: dir) }
-    let topics = repository.appendingPathComponent("topics").path
+    var topics = repository.appendingPathComponent("topics").path
+    var catalog = repositoryCatalog, prefix = ""
+    let log: any EventLog
+    var transportArguments = ["--log-dir", logDir]
+    if transport == .kafka {
+        let servers = try #require(ProcessInfo.processInfo.environment["ATTUNE_KAFKA_BOOTSTRAP"], "ATTUNE_REQUIRE_KAFKA=1 needs a broker")
+        let run = String(UUID().uuidString.prefix(8)).lowercased()
+        prefix = "r\(run)."
+        topics = try isolatedTopics(prefix: prefix)
+        catalog = try TopicCatalog(directory: topics)
+        let kafka = KafkaEventLog(KafkaConfiguration(bootstrapServers: servers.split(separator: ",").map(String.init)))
+        let admin = try kafka.makeAdmin()
+        _ = try await catalog.apply(to: admin, dryRun: false, maxReplicationFactor: try await (admin as? KafkaAdmin)?.brokerCount())
+        await admin.close()
+        log = kafka
+        transportArguments = ["--transport", "kafka", "--bootstrap", servers, "--topic-prefix", prefix, "--group", "trainers-\(run)"]
+    } else {
+        log = embedded
+    }
     let producer = ValidatingProducer(try log.makeProducer(), catalog: catalog)
     let domains = (0..<12).map { "d\($0)" }
     var inputs: [(String, RecordMetadata)] = []
@@ -125,7 +133,7 @@ private func publishedReleases(_ log: any EventLog) async throws -> [AdapterRele
         for i in 0..<2 {
             for d in domains {
                 let value = #"{"domain":"\#(d)","doc_id":"\#(d)-\#(w)-\#(i)","text":"Wave \#(w) text \#(i) about \#(d).","source":"test"}"#
-                inputs.append(("domain/" + d, try await producer.send(ProducerRecord(topic: "attune.corpora", key: d, value: value))))
+                inputs.append(("domain/" + d, try await producer.send(ProducerRecord(topic: prefix + "attune.corpora", key: d, value: value))))
             }
         }
     }
@@ -134,9 +142,9 @@ private func publishedReleases(_ log: any EventLog) async throws -> [AdapterRele
         _ = FileManager.default.createFile(atPath: stderr.path, contents: nil)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = ["train-worker", "--model", model, "--log-dir", logDir, "--topics-dir", topics, "--idle", "6",
+        p.arguments = ["train-worker", "--model", model, "--topics-dir", topics, "--idle", "6",
                        "--batch-tokens", "1000", "--batch-seconds", "0.5", "--steps", "2", "--seq-len", "48", "--batch-size", "2",
-                       "--rank", "2", "--gate-tolerance", "100"]
+                       "--rank", "2", "--gate-tolerance", "100"] + transportArguments
         p.standardOutput = FileHandle.nullDevice
         p.standardError = try FileHandle(forWritingTo: stderr)
         try p.run()
@@ -167,7 +175,7 @@ private func publishedReleases(_ log: any EventLog) async throws -> [AdapterRele
     let byA = Set(try published(aLog)), byB = Set(try published(bLog))
     let handedOver = domains.filter { byA.contains("domain/\($0)@1") && byB.contains("domain/\($0)@2") }
     #expect(!handedOver.isEmpty, "some domain's version 1 came from the first worker and version 2 from the second")
-    let releases = try await publishedReleases(log)
+    let releases = try await publishedReleases(log, prefix: prefix)
     for (adapter, meta) in inputs {
         let tp = TopicPartition(meta.topic, meta.partition)
         #expect(releases.filter { $0.adapter == adapter && $0.covers(tp, meta.offset) }.count == 1, "\(adapter) \(tp)@\(meta.offset)")
@@ -179,25 +187,16 @@ private func publishedReleases(_ log: any EventLog) async throws -> [AdapterRele
     }
 
     // The second worker continued the first one's replay memory: its checkpoint holds both waves.
-    let checkpoints = try await latestCheckpoints(log)
+    let checkpoints = try await latestCheckpoints(log, prefix: prefix)
     for d in handedOver { #expect(checkpoints["domain/" + d]?.replay.items.count == 4, "domain/\(d) replay memory") }
 }
 
 /// The newest checkpoint of each adapter on `attune.checkpoints`.
-private func latestCheckpoints(_ log: any EventLog) async throws -> [String: TrainerCheckpoint] {
-    let consumer = try log.makeConsumer(ConsumerConfiguration())
-    let parts = (0..<12).map { TopicPartition("attune.checkpoints", $0) }
-    try await consumer.assign(parts)
-    try await consumer.seekToBeginning(parts)
+private func latestCheckpoints(_ log: any EventLog, prefix: String = "") async throws -> [String: TrainerCheckpoint] {
     var out: [String: TrainerCheckpoint] = [:]
-    for _ in 0..<20 {
-        let batch = try await consumer.poll(maxRecords: 500, timeout: .milliseconds(100))
-        if batch.isEmpty { break }
-        for r in batch {
-            let cp = try TrainerCheckpoint.decode(r.value ?? [])
-            if cp.version >= (out[cp.adapter]?.version ?? 0) { out[cp.adapter] = cp }
-        }
+    for r in try await readTopic(log, prefix + "attune.checkpoints", partitions: 12) {
+        let cp = try TrainerCheckpoint.decode(r.value ?? [])
+        if cp.version >= (out[cp.adapter]?.version ?? 0) { out[cp.adapter] = cp }
     }
-    await consumer.close()
     return out
 }

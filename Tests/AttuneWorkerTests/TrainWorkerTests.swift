@@ -29,16 +29,16 @@ enum Transport: String, CaseIterable, Sendable {
     }
 }
 
-/// The repository's topic definitions with every topic renamed `NAME.RUN` (the DLQ keeps its
-/// name), so a run on a shared broker sees only its own records.
-private func isolatedTopics(_ run: String) throws -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-topics-\(run)")
+/// The repository's topic definitions with every topic renamed `PREFIX` + name (the DLQ keeps
+/// its name), so a run on a shared broker sees only its own records.
+func isolatedTopics(prefix: String) throws -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-topics-\(prefix)")
     try? FileManager.default.removeItem(at: dir)
     try FileManager.default.copyItem(atPath: repositoryTopics, toPath: dir.path)
     for name in try FileManager.default.contentsOfDirectory(atPath: dir.path) where name.hasSuffix(".json") && name != "attune.dlq.json" {
         let url = dir.appendingPathComponent(name)
         let topic = String(name.dropLast(5))
-        let text = try String(contentsOf: url, encoding: .utf8).replacingOccurrences(of: "\"\(topic)\"", with: "\"\(topic).\(run)\"")
+        let text = try String(contentsOf: url, encoding: .utf8).replacingOccurrences(of: "\"\(topic)\"", with: "\"\(prefix)\(topic)\"")
         try text.write(to: url, atomically: true, encoding: .utf8)
     }
     return dir.path
@@ -61,12 +61,13 @@ func workerTrainsDomainsAndTenantsFromTheTopics(_ transport: Transport) async th
         let servers = try #require(ProcessInfo.processInfo.environment["ATTUNE_KAFKA_BOOTSTRAP"], "ATTUNE_REQUIRE_KAFKA=1 needs a broker")
         log = KafkaEventLog(KafkaConfiguration(bootstrapServers: servers.split(separator: ",").map(String.init)))
     }
-    let topics = try isolatedTopics(run)
+    let prefix = "r\(run)."
+    let topics = try isolatedTopics(prefix: prefix)
     let catalog = try TopicCatalog(directory: topics)
     let admin = try log.makeAdmin()
     _ = try await catalog.apply(to: admin, dryRun: false, maxReplicationFactor: try await (admin as? KafkaAdmin)?.brokerCount())
     await admin.close()
-    let corpora = "attune.corpora.\(run)", interactions = "attune.interactions.\(run)"
+    let corpora = prefix + "attune.corpora", interactions = prefix + "attune.interactions"
     let raw = try log.makeProducer()
     let producer = ValidatingProducer(raw, catalog: catalog, policy: .reject)
     var inputs: [(String, RecordMetadata)] = []
@@ -85,12 +86,7 @@ func workerTrainsDomainsAndTenantsFromTheTopics(_ transport: Transport) async th
 
     var config = TrainWorkerConfiguration(baseModel: "tiny.gguf", baseModelSHA256: String(repeating: "0", count: 64))
     config.groupID = "trainers-\(run)"
-    config.corporaTopic = corpora
-    config.interactionsTopic = interactions
-    config.adaptersTopic = "attune.adapters.\(run)"
-    config.eventsTopic = "attune.adapter-events.\(run)"
-    config.checkpointsTopic = "attune.checkpoints.\(run)"
-    config.controlTopic = "attune.control.\(run)"
+    config.prefixTopics(prefix)
     config.batchTokens = 150
     config.batchSeconds = 60
     config.seqLen = 48
@@ -257,7 +253,7 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
     var late: [RecordMetadata] = []
     for i in 5..<7 { late.append(try await producer.send(ProducerRecord(topic: "attune.corpora", key: "law", value: corpus("law", i)))) }
     v2.covers = [TopicPartition(late[0].topic, late[0].partition).description: [[late[0].offset, late[1].offset]]]
-    let weights = try #require(try await readAll(log, "attune.adapters", partitions: 6).first?.value)
+    let weights = try #require(try await readTopic(log, "attune.adapters", partitions: 6).first?.value)
     _ = try await producer.send(ProducerRecord(topic: "attune.adapters", key: Array("domain/law".utf8), value: weights, headers: try v2.headers()))
     await producer.close()
 
@@ -267,26 +263,11 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
     #expect(next.stats.examplesTrained == 0 && next.stats.skippedAlreadyTrained == 2, "version 2's inputs are not trained again")
     #expect(next.states["domain/law"]?.replay.items.count == 7, "version 1's memory plus version 2's inputs")
     #expect(next.checkpoints["domain/law"]?.version == 2)
-    let events = try await readAll(log, "attune.adapter-events", partitions: 6)
+    let events = try await readTopic(log, "attune.adapter-events", partitions: 6)
         .compactMap { try? JSONSerialization.jsonObject(with: Data($0.value ?? [])) as? [String: Any] }
     #expect(events.compactMap { $0["id"] as? String }.sorted() == [v1, v2].map { "\($0.id)#\($0.sha256.prefix(12))" })
 }
 
-/// Every record of a topic from its beginning.
-private func readAll(_ log: any EventLog, _ topic: String, partitions: Int) async throws -> [ConsumerRecord] {
-    let consumer = try log.makeConsumer(ConsumerConfiguration())
-    let parts = (0..<partitions).map { TopicPartition(topic, $0) }
-    try await consumer.assign(parts)
-    try await consumer.seekToBeginning(parts)
-    var out: [ConsumerRecord] = []
-    for _ in 0..<20 {
-        let batch = try await consumer.poll(maxRecords: 500, timeout: .milliseconds(100))
-        if batch.isEmpty { break }
-        out += batch
-    }
-    await consumer.close()
-    return out
-}
 
 /// In on-command mode a domain update leaves tenants where they are until an operator asks:
 /// `RebaseCommand.request` moves a tenant onto its domain's latest version, or onto another
@@ -430,7 +411,7 @@ private func readAll(_ log: any EventLog, _ topic: String, partitions: Int) asyn
     let worker = TrainWorker(configuration: config, log: log, base: try RandomModel.load(tiny), tokenizer: try tokenizer(), catalog: catalog)
     try await worker.run(idle: .milliseconds(800))
     #expect(worker.stats.rejectedByGate == 2 && worker.stats.published == 0 && worker.stats.deadLettered == 6)
-    let dead = try await readAll(log, DeadLetter.topic, partitions: 3)
+    let dead = try await readTopic(log, DeadLetter.topic, partitions: 3)
     let reasons = dead.compactMap { $0.headers.text(named: DeadLetter.reasonHeader) }
     #expect(reasons.filter { $0.contains("record key must be the tenant") }.count == 1)
     #expect(reasons.filter { $0.contains("domain/law: rejected by the publication gate 2 times") }.count == 5)

@@ -18,11 +18,13 @@ extension AdapterCommand {
         @Option(help: "Directory of topic definitions and schemas.") var topicsDir = "topics"
         @Option(help: "The tenant to rebase.") var tenant: String
         @Option(help: "Move the tenant to this domain (default: the domain it stands on).") var domain: String?
+        @Option(help: "Prefix of every topic name, as given to the workers.") var topicPrefix = ""
 
         func run() async throws {
-            let command = try await RebaseCommand.request(
-                tenant: tenant, domain: domain, log: try transport.makeLog(), catalog: try TopicCatalog(directory: topicsDir),
-                configuration: TrainWorkerConfiguration(baseModel: "", baseModelSHA256: ""))
+            var topics = TrainWorkerConfiguration(baseModel: "", baseModelSHA256: "")
+            topics.prefixTopics(topicPrefix)
+            let command = try await RebaseCommand.request(tenant: tenant, domain: domain, log: try transport.makeLog(),
+                                                          catalog: try TopicCatalog(directory: topicsDir), configuration: topics)
             print("requested: \(command.adapter) onto \(command.domain)")
         }
     }

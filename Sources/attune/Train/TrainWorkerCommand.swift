@@ -22,6 +22,8 @@ struct TrainWorkerCommand: AsyncParsableCommand {
     @Option(help: "GGUF base model (default: $ATTUNE_MODEL, else the fetched base model).") var model: String?
     @Option(help: "Directory of topic definitions and schemas.") var topicsDir = "topics"
     @Option(help: "Consumer group.") var group = "attune-trainers"
+    @Option(help: "Prefix of every topic name except the DLQ's (e.g. staging.), matching the definitions in --topics-dir.")
+    var topicPrefix = ""
     @Option(help: "Close a micro-batch at this many tokens.") var batchTokens = 2048
     @Option(help: "…or when its oldest record is this many seconds old.") var batchSeconds = 10.0
     @Option(help: "Optimizer steps per micro-batch.") var steps = 4
@@ -55,6 +57,7 @@ struct TrainWorkerCommand: AsyncParsableCommand {
         var c = TrainWorkerConfiguration(baseModel: URL(fileURLWithPath: path).lastPathComponent,
                                          baseModelSHA256: try BaseModelStore.sha256(of: path))
         c.groupID = group
+        c.prefixTopics(topicPrefix)
         c.batchTokens = batchTokens
         c.batchSeconds = batchSeconds
         c.stepsPerBatch = steps

@@ -204,26 +204,6 @@ final class ConsumerBox: @unchecked Sendable {
     }
 }
 
-/// Set by SIGTERM or SIGINT so the consume loop can leave its group cleanly.
-final class StopSignal: @unchecked Sendable {
-    private let lock = NSLock()
-    private var flag = false
-    private var sources: [any DispatchSourceSignal] = []
-
-    init() {
-        for sig in [SIGTERM, SIGINT] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { [weak self] in self?.set() }
-            source.resume()
-            sources.append(source)
-        }
-    }
-
-    private func set() { lock.withLock { flag = true } }
-    var stopped: Bool { lock.withLock { flag } }
-}
-
 /// Prints records and rebalances as text or JSON lines.
 struct RecordPrinter: Sendable {
     let format: ConsumeCommand.Format

@@ -15,7 +15,7 @@ struct TrainWorkerCommand: AsyncParsableCommand {
         Joins the consumer group (default attune-trainers); owning a partition means owning the adapters keyed to it. \
         Every accepted version is published to attune.adapters and announced on attune.adapter-events before its input \
         offsets are committed. Run several workers to split the partitions. Stops after --idle seconds without input \
-        (0 = run until interrupted).
+        (0 = run until interrupted); SIGTERM/SIGINT finish the current batch, commit and leave the group.
         """)
 
     @OptionGroup var transport: TransportOptions
@@ -91,7 +91,8 @@ struct TrainWorkerCommand: AsyncParsableCommand {
                                  catalog: try TopicCatalog(directory: topicsDir)) { line in
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }
-        try await worker.run(idle: idle > 0 ? .milliseconds(Int(idle * 1000)) : .seconds(365 * 86400))
+        let stop = StopSignal()
+        try await worker.run(idle: idle > 0 ? .milliseconds(Int(idle * 1000)) : .seconds(365 * 86400)) { stop.stopped }
         let s = worker.stats
         print("published \(s.published) versions, \(s.rejectedByGate) rejected by the gate, \(s.deadLettered) dead-lettered, \(s.skippedAlreadyTrained) already trained, \(s.examplesTrained) examples trained")
     }

@@ -224,7 +224,7 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
     config.batchTokens = 40
     config.tenantDomains = ["acme": "law"]
     let worker = TrainWorker(configuration: config, log: log, base: try RandomModel.load(tiny), tokenizer: try tokenizer(), catalog: catalog)
-    async let run: Void = worker.run(idle: .seconds(3))
+    async let run: Void = worker.run(idle: .seconds(8))
     try await Task.sleep(for: .seconds(1))
     #expect(worker.releases.isEmpty, "nothing trained before the domain exists")
     for i in 0..<5 { _ = try await producer.send(ProducerRecord(topic: "attune.corpora", key: "law", value: corpus("law", i))) }

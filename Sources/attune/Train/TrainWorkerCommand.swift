@@ -35,7 +35,8 @@ struct TrainWorkerCommand: AsyncParsableCommand {
     @Option(help: "Replayed examples per new example.") var replayRatio = 0.5
     @Option(help: "Regularization toward the parent: l2sp, ewc or none.") var regularizer = "l2sp"
     @Option(help: "Regularization strength.") var regularizerStrength: Float = 0.1
-    @Option(help: "Reject a candidate whose replay loss exceeds its parent's by this fraction.") var gateTolerance = 0.05
+    @Option(help: "Reject a candidate whose loss on held-out new data, replay or domain probe exceeds its parent's by this fraction.")
+    var gateTolerance = 0.05
     @Option(help: "Retry a rejected batch after this many seconds without new data.") var gateRetry = 300.0
     @Option(help: "Send a batch's records to the DLQ after this many gate rejections.") var gateMaxRejections = 3
     @Option(help: "Group session timeout in seconds (longer than one micro-batch's training).") var sessionTimeout = 45.0
@@ -49,6 +50,18 @@ struct TrainWorkerCommand: AsyncParsableCommand {
     @Option(help: "A new tenant waits this many seconds for its domain's first version before training on the base alone.")
     var domainWait = 60.0
     @Option(help: "Stop after this many seconds without input (0 = never).") var idle = 0.0
+
+    func validate() throws {
+        guard batchTokens > 0, batchSeconds > 0 else { throw ValidationError("--batch-tokens and --batch-seconds must be positive") }
+        guard steps > 0, seqLen > 1, batchSize > 0 else { throw ValidationError("--steps and --batch-size must be positive, --seq-len at least 2") }
+        guard (1...1024).contains(rank) else { throw ValidationError("--rank must be in 1…1024, got \(rank)") }
+        guard lr > 0, lr < 1 else { throw ValidationError("--lr must be in (0, 1), got \(lr)") }
+        guard replayCapacity > 0, replayRatio >= 0 else { throw ValidationError("--replay-capacity must be positive and --replay-ratio ≥ 0") }
+        guard gateRetry >= 0, gateMaxRejections > 0 else { throw ValidationError("--gate-retry must be ≥ 0 and --gate-max-rejections positive") }
+        guard driftThreshold >= 0, maxBlocks > 0 else { throw ValidationError("--drift-threshold must be ≥ 0 and --max-blocks positive") }
+        guard domainWait >= 0, idle >= 0 else { throw ValidationError("--domain-wait and --idle must be ≥ 0") }
+        guard sessionTimeout >= 1 else { throw ValidationError("--session-timeout must be at least 1 second") }
+    }
 
     func run() async throws {
         let path = try BaseModelStore().resolve(model)
@@ -75,7 +88,6 @@ struct TrainWorkerCommand: AsyncParsableCommand {
         c.gateTolerance = gateTolerance
         c.gateRetrySeconds = gateRetry
         c.gateMaxRejections = gateMaxRejections
-        guard sessionTimeout >= 1 else { throw ValidationError("--session-timeout must be at least 1 second") }
         c.sessionTimeout = .milliseconds(Int(sessionTimeout * 1000))
         c.domainWaitSeconds = domainWait
         c.rebase = rebase

@@ -28,7 +28,7 @@ public struct WorkerStats: Sendable, Equatable {
 public final class TrainWorker: @unchecked Sendable {
     public let configuration: TrainWorkerConfiguration
     public internal(set) var stats = WorkerStats()
-    /// Every release this worker knows of, by adapter name.
+    /// The releases this worker knows of, by adapter name (the latest `releasesKept` of each).
     public internal(set) var releases: [String: [AdapterRelease]] = [:]
     let log: any EventLog
     let base: LlamaModel

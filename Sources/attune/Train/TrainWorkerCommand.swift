@@ -106,7 +106,7 @@ struct TrainWorkerCommand: AsyncParsableCommand {
         let stop = StopSignal()
         try await worker.run(idle: idle > 0 ? .milliseconds(Int(idle * 1000)) : .seconds(365 * 86400)) { stop.stopped }
         let s = worker.stats
-        print("published \(s.published) versions, \(s.rejectedByGate) rejected by the gate, \(s.deadLettered) dead-lettered, \(s.skippedAlreadyTrained) already trained, \(s.examplesTrained) examples trained")
+        print("published \(s.published) versions (\(s.rebased) rebases, \(s.reannounced) re-announced), \(s.rejectedByGate) rejected by the gate, \(s.superseded) superseded, \(s.deadLettered) dead-lettered, \(s.skippedAlreadyTrained) already trained, \(s.examplesTrained) examples trained")
     }
 }
 

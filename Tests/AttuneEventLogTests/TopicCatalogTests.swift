@@ -57,6 +57,17 @@ let validInteraction = #"{"tenant":"acme","user":"u1","time":"2026-11-29T08:00:0
         }
     }
 
+    @Test func aNamePrefixRenamesEveryTopicButTheDLQ() throws {
+        let plain = try TopicCatalog(directory: repositoryTopics)
+        let staged = try TopicCatalog(directory: repositoryTopics, namePrefix: "staging.")
+        #expect(Set(staged.topics.keys) == Set(plain.topics.keys.map { $0 == DeadLetter.topic ? $0 : "staging." + $0 }))
+        #expect(staged.topics["staging.attune.adapters"]?.configs == plain.topics["attune.adapters"]?.configs)
+        try staged.validate(topic: "staging.attune.control",
+                            value: Array(#"{"command":"rebase","adapter":"tenant/acme","domain":"domain/law@3","time":"2026-11-29T08:00:00Z"}"#.utf8),
+                            headers: [])
+        #expect(throws: EventLogError.self) { try TopicCatalog(directory: repositoryTopics, namePrefix: "bad prefix ") }
+    }
+
     @Test func validatesProducedPayloadsAndStampsTheSchemaVersion() throws {
         let catalog = try TopicCatalog(directory: repositoryTopics)
         let ok = try catalog.prepare(ProducerRecord(topic: "attune.interactions", key: "acme", value: validInteraction))

@@ -108,7 +108,7 @@ func aJoiningWorkerTakesOverPartitionsWithTheirAdapters(_ transport: Transport) 
     let binary = try attuneBinary()
     let (dir, model, logDir, embedded, repositoryCatalog) = try await processFixture("handover")
     defer { try? FileManager.default.removeItem(at: dir) }
-    var topics = repository.appendingPathComponent("topics").path
+    let topics = repository.appendingPathComponent("topics").path
     var catalog = repositoryCatalog, prefix = ""
     let log: any EventLog
     var transportArguments = ["--log-dir", logDir]
@@ -116,8 +116,7 @@ func aJoiningWorkerTakesOverPartitionsWithTheirAdapters(_ transport: Transport) 
         let servers = try #require(ProcessInfo.processInfo.environment["ATTUNE_KAFKA_BOOTSTRAP"], "ATTUNE_REQUIRE_KAFKA=1 needs a broker")
         let run = String(UUID().uuidString.prefix(8)).lowercased()
         prefix = "r\(run)."
-        topics = try isolatedTopics(prefix: prefix)
-        catalog = try TopicCatalog(directory: topics)
+        catalog = try TopicCatalog(directory: topics, namePrefix: prefix)
         let kafka = KafkaEventLog(KafkaConfiguration(bootstrapServers: servers.split(separator: ",").map(String.init)))
         let admin = try kafka.makeAdmin()
         _ = try await catalog.apply(to: admin, dryRun: false, maxReplicationFactor: try await (admin as? KafkaAdmin)?.brokerCount())

@@ -29,21 +29,6 @@ enum Transport: String, CaseIterable, Sendable {
     }
 }
 
-/// The repository's topic definitions with every topic renamed `PREFIX` + name (the DLQ keeps
-/// its name), so a run on a shared broker sees only its own records.
-func isolatedTopics(prefix: String) throws -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-topics-\(prefix)")
-    try? FileManager.default.removeItem(at: dir)
-    try FileManager.default.copyItem(atPath: repositoryTopics, toPath: dir.path)
-    for name in try FileManager.default.contentsOfDirectory(atPath: dir.path) where name.hasSuffix(".json") && name != "attune.dlq.json" {
-        let url = dir.appendingPathComponent(name)
-        let topic = String(name.dropLast(5))
-        let text = try String(contentsOf: url, encoding: .utf8).replacingOccurrences(of: "\"\(topic)\"", with: "\"\(prefix)\(topic)\"")
-        try text.write(to: url, atomically: true, encoding: .utf8)
-    }
-    return dir.path
-}
-
 /// Corpora for two domains and interactions for three tenants go in; domain versions and
 /// tenant adapters (on the pinned or best domain) come out, announced as CloudEvents; every
 /// valid input offset is covered by exactly one published version; a malformed record goes to
@@ -62,8 +47,7 @@ func workerTrainsDomainsAndTenantsFromTheTopics(_ transport: Transport) async th
         log = KafkaEventLog(KafkaConfiguration(bootstrapServers: servers.split(separator: ",").map(String.init)))
     }
     let prefix = "r\(run)."
-    let topics = try isolatedTopics(prefix: prefix)
-    let catalog = try TopicCatalog(directory: topics)
+    let catalog = try TopicCatalog(directory: repositoryTopics, namePrefix: prefix)
     let admin = try log.makeAdmin()
     _ = try await catalog.apply(to: admin, dryRun: false, maxReplicationFactor: try await (admin as? KafkaAdmin)?.brokerCount())
     await admin.close()

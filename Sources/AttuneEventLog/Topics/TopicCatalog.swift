@@ -37,7 +37,9 @@ public struct TopicCatalog: Sendable {
     private let valueSchemas: [String: JSONSchema]
     private let headerSchemas: [String: JSONSchema]
 
-    public init(directory: String) throws {
+    /// Loads every definition of `directory`; `namePrefix` goes before every topic name but
+    /// the DLQ's, for a deployment on prefixed topics (`staging.` → `staging.attune.corpora`).
+    public init(directory: String, namePrefix: String = "") throws {
         let fm = FileManager.default
         guard let files = try? fm.contentsOfDirectory(atPath: directory) else {
             throw EventLogError(.invalidConfiguration, "cannot read topic directory \(directory)")
@@ -54,12 +56,13 @@ public struct TopicCatalog: Sendable {
         }
         for file in files.sorted() where file.hasSuffix(".json") {
             let path = "\(directory)/\(file)"
-            let definition: TopicDefinition
+            var definition: TopicDefinition
             do {
                 definition = try JSONDecoder().decode(TopicDefinition.self, from: fm.contents(atPath: path) ?? Data())
             } catch {
                 throw EventLogError(.invalidConfiguration, "\(path): not a topic definition: \(error)")
             }
+            if definition.name != DeadLetter.topic { definition.name = namePrefix + definition.name }
             try TopicNames.validate(definition.name)
             try TopicConfigs.validate(definition.configs, topic: definition.name)
             guard definition.partitions > 0, definition.replicationFactor > 0 else {

@@ -17,12 +17,14 @@ struct TopicsCommand: AsyncParsableCommand {
         @OptionGroup var transport: TransportOptions
         @Option(name: .customLong("topics-dir"), help: "Directory of topic definitions and schemas.")
         var topicsDirectory = "topics"
+        @Option(help: "Put this before every topic name but the DLQ's (e.g. staging.), for a deployment beside others.")
+        var topicPrefix = ""
         @Flag(name: .customLong("dry-run"), help: "Only report what would change.")
         var dryRun = false
 
         func run() async throws {
             try await reportingErrors {
-                let catalog = try TopicCatalog(directory: topicsDirectory)
+                let catalog = try TopicCatalog(directory: topicsDirectory, namePrefix: topicPrefix)
                 let admin = try transport.makeLog().makeAdmin()
                 let cap = try await (admin as? KafkaAdmin)?.brokerCount()
                 let plan = try await catalog.apply(to: admin, dryRun: dryRun, maxReplicationFactor: cap)

@@ -53,6 +53,9 @@ struct ValidationOptions: ParsableArguments {
     @Option(name: .customLong("topics-dir"), help: "Directory of topic definitions and schemas.")
     var topicsDirectory = "topics"
 
+    @Option(help: "Prefix of every topic name but the DLQ's (e.g. staging.), as given to topics apply.")
+    var topicPrefix = ""
+
     @Flag(name: .customLong("no-validate"), help: "Skip schema validation.")
     var skipValidation = false
 
@@ -66,7 +69,7 @@ struct ValidationOptions: ParsableArguments {
         guard FileManager.default.fileExists(atPath: topicsDirectory, isDirectory: &isDirectory), isDirectory.boolValue else {
             return nil
         }
-        return try TopicCatalog(directory: topicsDirectory)
+        return try TopicCatalog(directory: topicsDirectory, namePrefix: topicPrefix)
     }
 }
 

@@ -24,7 +24,7 @@ extension AdapterCommand {
             var topics = TrainWorkerConfiguration(baseModel: "", baseModelSHA256: "")
             topics.prefixTopics(topicPrefix)
             let command = try await RebaseCommand.request(tenant: tenant, domain: domain, log: try transport.makeLog(),
-                                                          catalog: try TopicCatalog(directory: topicsDir), configuration: topics)
+                                                          catalog: try TopicCatalog(directory: topicsDir, namePrefix: topicPrefix), configuration: topics)
             print("requested: \(command.adapter) onto \(command.domain)")
         }
     }

@@ -22,7 +22,7 @@ struct TrainWorkerCommand: AsyncParsableCommand {
     @Option(help: "GGUF base model (default: $ATTUNE_MODEL, else the fetched base model).") var model: String?
     @Option(help: "Directory of topic definitions and schemas.") var topicsDir = "topics"
     @Option(help: "Consumer group.") var group = "attune-trainers"
-    @Option(help: "Prefix of every topic name except the DLQ's (e.g. staging.), matching the definitions in --topics-dir.")
+    @Option(help: "Prefix of every topic name but the DLQ's (e.g. staging.), as given to topics apply.")
     var topicPrefix = ""
     @Option(help: "Close a micro-batch at this many tokens.") var batchTokens = 2048
     @Option(help: "…or when its oldest record is this many seconds old.") var batchSeconds = 10.0
@@ -100,7 +100,7 @@ struct TrainWorkerCommand: AsyncParsableCommand {
             c.tenantDomains[parts[0]] = parts[1]
         }
         let worker = TrainWorker(configuration: c, log: try transport.makeLog(), base: base, tokenizer: tokenizer,
-                                 catalog: try TopicCatalog(directory: topicsDir)) { line in
+                                 catalog: try TopicCatalog(directory: topicsDir, namePrefix: topicPrefix)) { line in
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }
         let stop = StopSignal()

@@ -1,6 +1,5 @@
 import ArgumentParser
 import AttuneModel
-import AttuneTokenizer
 import AttuneTraining
 import Foundation
 
@@ -24,23 +23,10 @@ struct BenchForgettingCommand: ParsableCommand {
 
     func run() throws {
         guard let kind = Regularizer.Kind(rawValue: regularizer) else { throw ValidationError("--regularizer must be l2sp or ewc") }
-        let base = try LlamaModel(path: try BaseModelStore().resolve(model), mode: .quantized)
-        let builder = ExampleBuilder(tokenizer: try BPETokenizer(gguf: base.file))
-        func split(_ path: String) throws -> (train: [TrainingExample], held: [TrainingExample]) {
-            let all = try builder.load(path: path)
-            guard all.count >= 5 else { throw ValidationError("\(path) needs at least 5 examples") }
-            return (all.enumerated().filter { $0.offset % 5 != 4 }.map(\.element), all.enumerated().filter { $0.offset % 5 == 4 }.map(\.element))
-        }
-        let (p1, h1) = try split(phase1), (p2, h2) = try split(phase2)
-        let pad = builder.tokenizer.eosID
-        let held1 = PackedDataset(examples: h1, seqLen: seqLen, padToken: pad), held2 = PackedDataset(examples: h2, seqLen: seqLen, padToken: pad)
-        func train(_ model: TrainableLlama, _ examples: [TrainingExample], regularizer: Regularizer?) throws {
-            let t = try Trainer(model: model, data: PackedDataset(examples: examples, seqLen: seqLen, padToken: pad),
-                                config: TrainerConfig(steps: steps, batchSize: batchSize, optimizer: AdamWConfig(learningRate: lr),
-                                                      schedule: .constant, warmupSteps: 2, seed: 1))
-            t.regularizer = regularizer
-            t.run()
-        }
+        let stages = try StagedTraining(model: model, steps: steps, seqLen: seqLen, batchSize: batchSize, lr: lr)
+        let base = stages.base
+        let (p1, h1) = try stages.split(phase1), (p2, h2) = try stages.split(phase2)
+        let held1 = stages.dataset(h1), held2 = stages.dataset(h2)
         func loss(_ m: TrainableLlama, _ d: PackedDataset) -> Double { Trainer.evaluate(m, d).loss }
 
         var rows: [(String, Double, Double, Double, Double)] = []
@@ -52,7 +38,7 @@ struct BenchForgettingCommand: ParsableCommand {
             if continual {
                 phase1Regularizer = Regularizer(kind: kind, strength: strength, anchor: lora.parameters)
             }
-            try train(m, p1, regularizer: kind == .ewc ? phase1Regularizer : nil)
+            try stages.train(m, p1, regularizer: kind == .ewc ? phase1Regularizer : nil)
             let after1 = loss(m, held1)
             var phase2 = p2
             var reg: Regularizer?
@@ -63,7 +49,7 @@ struct BenchForgettingCommand: ParsableCommand {
                 reg = phase1Regularizer ?? Regularizer(kind: kind, strength: strength, anchor: lora.parameters)
                 reg!.consolidate(at: lora.parameters)
             }
-            try train(m, phase2, regularizer: reg)
+            try stages.train(m, phase2, regularizer: reg)
             rows.append((continual ? "replay + \(kind.rawValue)" : "naive sequential", start1, after1, loss(m, held1), loss(m, held2)))
         }
         print("method              phase-1 loss: base  after phase 1  after phase 2  forgetting   phase-2 loss")

@@ -1,6 +1,5 @@
 import ArgumentParser
 import AttuneModel
-import AttuneTokenizer
 import AttuneTraining
 import Foundation
 
@@ -30,25 +29,13 @@ struct BenchPersonalizationCommand: ParsableCommand {
     }
 
     func run() throws {
-        let base = try LlamaModel(path: try BaseModelStore().resolve(model), mode: .quantized)
-        let builder = ExampleBuilder(tokenizer: try BPETokenizer(gguf: base.file))
-        func split(_ path: String) throws -> (train: [TrainingExample], held: [TrainingExample]) {
-            let all = try builder.load(path: path)
-            guard all.count >= 5 else { throw ValidationError("\(path) needs at least 5 examples") }
-            return (all.enumerated().filter { $0.offset % 5 != 4 }.map(\.element), all.enumerated().filter { $0.offset % 5 == 4 }.map(\.element))
-        }
-        let d = try split(domain), t = try split(tenant)
+        let stages = try StagedTraining(model: model, steps: steps, seqLen: seqLen, batchSize: batchSize, lr: lr)
+        let base = stages.base
+        let d = try stages.split(domain), t = try stages.split(tenant)
         guard t.held.allSatisfy({ $0.learn.contains(false) }) else {
             throw ValidationError("--tenant must hold interactions ({\"prompt\", \"response\"} lines), not corpus text")
         }
-        let pad = builder.tokenizer.eosID
-        let heldTenant = PackedDataset(examples: t.held, seqLen: seqLen, padToken: pad)
-        let heldDomain = PackedDataset(examples: d.held, seqLen: seqLen, padToken: pad)
-        func train(_ model: TrainableLlama, _ examples: [TrainingExample]) throws {
-            try Trainer(model: model, data: PackedDataset(examples: examples, seqLen: seqLen, padToken: pad),
-                        config: TrainerConfig(steps: steps, batchSize: batchSize, optimizer: AdamWConfig(learningRate: lr),
-                                              schedule: .constant, warmupSteps: 2, seed: 1)).run()
-        }
+        let heldTenant = stages.dataset(t.held), heldDomain = stages.dataset(d.held)
         func evaluate(_ name: String, _ m: TrainableLlama) -> (String, tenant: (loss: Double, perplexity: Double), domain: (loss: Double, perplexity: Double)) {
             (name, Trainer.evaluate(m, heldTenant), Trainer.evaluate(m, heldDomain))
         }
@@ -56,10 +43,10 @@ struct BenchPersonalizationCommand: ParsableCommand {
         let domainLoRA = try LoRAAdapter(config: config, model: base.config, seed: 1)
         let domainModel = try TrainableLlama(base: base, lora: domainLoRA)
         let untrained = evaluate("base", domainModel)  // B starts at zero: the base model alone
-        try train(domainModel, d.train)
+        try stages.train(domainModel, d.train)
         let domainOnly = evaluate("domain", domainModel)
         let personalModel = try TrainableLlama(base: base, lora: try LoRAAdapter(config: config, model: base.config, seed: 2), frozen: domainLoRA)
-        try train(personalModel, t.train)
+        try stages.train(personalModel, t.train)
         let personal = evaluate("personalized", personalModel)
 
         print("domain corpus: \(d.train.count) trained, \(d.held.count) held out; tenant interactions: \(t.train.count) trained, \(t.held.count) held out")

@@ -54,7 +54,8 @@ struct BenchForgettingCommand: ParsableCommand {
         }
         print("method              phase-1 loss: base  after phase 1  after phase 2  forgetting   phase-2 loss")
         for r in rows {
-            print(String(format: "%-18@ %18.4f %14.4f %14.4f %+11.4f %14.4f", r.0, r.1, r.2, r.3, r.3 - r.2, r.4))
+            print(r.0.padding(toLength: 18, withPad: " ", startingAt: 0)
+                  + String(format: " %18.4f %14.4f %14.4f %+11.4f %14.4f", r.1, r.2, r.3, r.3 - r.2, r.4))
         }
         let naive = rows[0], cont = rows[1]
         print(String(format: "forgetting ratio (continual / naive) = %.2f (target < 0.33); phase-2 loss ratio = %.3f (target ≤ 1.10)",

@@ -28,20 +28,8 @@ final class ReleaseFollower {
 
     init(log: any EventLog, adapters: String, checkpoints: String, control: String,
          report: @escaping @Sendable (String) -> Void) async throws {
-        let admin = try log.makeAdmin()
-        var partitions: [TopicPartition] = []
-        do {
-            for topic in [adapters, checkpoints, control] {
-                guard let d = try await admin.describeTopic(topic) else {
-                    throw EventLogError(.unknownTopic, "topic \(topic) does not exist (create it with `attune topics apply`)")
-                }
-                partitions += (0..<d.partitions).map { TopicPartition(topic, $0) }
-            }
-        } catch {
-            await admin.close()
-            throw error
-        }
-        await admin.close()
+        let counts = try await partitionCounts(log, [adapters, checkpoints, control])
+        let partitions = [adapters, checkpoints, control].flatMap { topic in (0..<counts[topic]!).map { TopicPartition(topic, $0) } }
         consumer = try log.makeConsumer(ConsumerConfiguration())
         try await consumer.assign(partitions)
         try await consumer.seekToBeginning(partitions)
@@ -109,4 +97,23 @@ final class ReleaseFollower {
     }
 
     func close() async { await consumer.close() }
+}
+
+/// The partition count of each topic; a missing topic is an error that says how to create it.
+func partitionCounts(_ log: any EventLog, _ topics: [String]) async throws -> [String: Int] {
+    let admin = try log.makeAdmin()
+    var counts: [String: Int] = [:]
+    do {
+        for topic in topics {
+            guard let d = try await admin.describeTopic(topic) else {
+                throw EventLogError(.unknownTopic, "topic \(topic) does not exist (create it with `attune topics apply`)")
+            }
+            counts[topic] = d.partitions
+        }
+    } catch {
+        await admin.close()
+        throw error
+    }
+    await admin.close()
+    return counts
 }

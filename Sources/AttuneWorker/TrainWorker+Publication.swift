@@ -173,9 +173,7 @@ extension TrainWorker {
         if let cp = checkpoints[name], cp.version <= release.version { restoreTrainerState(s, from: cp) }
         states[name] = s
         if var b = pending[name] {
-            b.items.removeAll { release.accountsFor($0.source, $0.offset) }
-            b.tokens = b.items.reduce(0) { $0 + $1.example.tokens.count }
-            b.rejectedAt = b.rejectedAt.map { min($0, b.items.count) }
+            b.removeItems { release.accountsFor($0.source, $0.offset) }
             pending[name] = b.items.isEmpty ? nil : b
         }
     }

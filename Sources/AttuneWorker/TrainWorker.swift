@@ -85,13 +85,21 @@ public final class TrainWorker: @unchecked Sendable {
 
     struct PendingBatch {
         var items: [WorkItem] = []
-        var tokens = 0
         var opened = ContinuousClock.now
         /// Set when the gate rejected this batch: the item count then; it retries when new data
         /// arrives or `gateRetrySeconds` have passed.
         var rejectedAt: Int?
         var rejections = 0
         var lastReason = ""
+
+        var tokens: Int { items.reduce(0) { $0 + $1.example.tokens.count } }
+
+        /// Removes items (lost partitions, inputs another version covers); a rejection mark
+        /// stays within the remaining count.
+        mutating func removeItems(where drop: (WorkItem) -> Bool) {
+            items.removeAll(where: drop)
+            rejectedAt = rejectedAt.map { min($0, items.count) }
+        }
     }
 
     public init(configuration: TrainWorkerConfiguration, log: any EventLog, base: LlamaModel, tokenizer: BPETokenizer,
@@ -113,7 +121,7 @@ public final class TrainWorker: @unchecked Sendable {
         let follower = try await ReleaseFollower(log: log, adapters: c.adaptersTopic, checkpoints: c.checkpointsTopic,
                                                  control: c.controlTopic, report: report)
         self.follower = follower
-        try await inputPartitionCounts()
+        inputPartitions = try await partitionCounts(log, [c.corporaTopic, c.interactionsTopic])
         try await catchUp()
         let producer = try log.makeProducer()
         deadLetters = producer
@@ -162,22 +170,6 @@ public final class TrainWorker: @unchecked Sendable {
         absorb(try await follower.catchUp(keepingWeightsOf: { $0.hasPrefix("domain/") || owns($0) }))
     }
 
-    private func inputPartitionCounts() async throws {
-        let admin = try log.makeAdmin()
-        do {
-            for topic in [configuration.corporaTopic, configuration.interactionsTopic] {
-                guard let d = try await admin.describeTopic(topic) else {
-                    throw EventLogError(.unknownTopic, "topic \(topic) does not exist (create it with `attune topics apply`)")
-                }
-                inputPartitions[topic] = d.partitions
-            }
-        } catch {
-            await admin.close()
-            throw error
-        }
-        await admin.close()
-    }
-
     /// Applies the partition changes a poll delivered: lost partitions drop their pending
     /// (uncommitted) records for the next owner; gained ones first bring the published state up
     /// to date and announce any version its previous owner published but never announced.
@@ -196,12 +188,9 @@ public final class TrainWorker: @unchecked Sendable {
         }
         for tp in lastSeen.keys where !owned.contains(tp) { lastSeen[tp] = nil }
         for name in states.keys where name.hasPrefix("tenant/") && !owns(name) { states[name] = nil }
-        for (name, b) in pending {
-            var kept = b
-            kept.items.removeAll { !owned.contains($0.source) }
-            kept.tokens = kept.items.reduce(0) { $0 + $1.example.tokens.count }
-            kept.rejectedAt = kept.rejectedAt.map { min($0, kept.items.count) }
-            pending[name] = kept.items.isEmpty ? nil : kept
+        for (name, var b) in pending {
+            b.removeItems { !owned.contains($0.source) }
+            pending[name] = b.items.isEmpty ? nil : b
         }
         if gained, let follower {
             try await follower.rewind()
@@ -214,12 +203,19 @@ public final class TrainWorker: @unchecked Sendable {
 
     /// Whether this member owns the input partition that `name` (`domain/…` or `tenant/…`) is keyed to.
     func owns(_ name: String) -> Bool {
-        let isTenant = name.hasPrefix("tenant/")
-        let topic = isTenant ? configuration.interactionsTopic : configuration.corporaTopic
-        guard let count = inputPartitions[topic] else { return false }
-        let key = Array(name.drop { $0 != "/" }.dropFirst().utf8)
-        return owned.contains(TopicPartition(topic, Murmur2.partition(forKey: key, partitionCount: count)))
+        inputPartition(of: name).map(owned.contains) ?? false
     }
+
+    /// The input partition an adapter's records are keyed to: the murmur2 partition of its
+    /// tenant or domain name on `attune.interactions` or `attune.corpora`.
+    private func inputPartition(of name: String) -> TopicPartition? {
+        let topic = name.hasPrefix("tenant/") ? configuration.interactionsTopic : configuration.corporaTopic
+        guard let count = inputPartitions[topic] else { return nil }
+        return TopicPartition(topic, Murmur2.partition(forKey: Self.key(of: name), partitionCount: count))
+    }
+
+    /// The record key of an adapter's inputs: its name without the `domain/` or `tenant/` kind.
+    private static func key(of name: String) -> [UInt8] { Array(name.drop { $0 != "/" }.dropFirst().utf8) }
 
     private func ready(_ name: String, flush: Bool) -> Bool {
         guard let b = pending[name], !b.items.isEmpty else { return false }
@@ -282,17 +278,16 @@ public final class TrainWorker: @unchecked Sendable {
         guard !b.items.contains(where: { $0.source == item.source && $0.offset == item.offset }) else { return }
         if b.items.isEmpty { b.opened = .now }
         b.items.append(item)
-        b.tokens += item.example.tokens.count
         pending[item.adapter] = b
     }
 
     /// Why a record is on the wrong partition for the adapter it names (its key must be the
     /// tenant or domain, so that exactly one worker owns each adapter), or nil.
     private func misrouted(_ record: ConsumerRecord, _ item: WorkItem) -> String? {
-        let name = Array(item.adapter.drop { $0 != "/" }.dropFirst().utf8)
-        guard record.key == name else { return "record key must be the \(item.adapter.prefix { $0 != "/" }) it names (\(String(decoding: name, as: UTF8.self)))" }
-        guard let count = inputPartitions[record.topic], Murmur2.partition(forKey: name, partitionCount: count) == record.partition else {
-            return "record is on partition \(record.partition), not the one its key \(String(decoding: name, as: UTF8.self)) hashes to"
+        let key = Self.key(of: item.adapter), name = String(decoding: key, as: UTF8.self)
+        guard record.key == key else { return "record key must be the \(item.adapter.prefix { $0 != "/" }) it names (\(name))" }
+        guard inputPartition(of: item.adapter) == record.topicPartition else {
+            return "record is on partition \(record.partition), not the one its key \(name) hashes to"
         }
         return nil
     }

@@ -15,6 +15,11 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // System libraries (Debian -dev packages, resolved through pkg-config).
@@ -41,13 +46,33 @@ let package = Package(
         // Event log: one contract, two transports (embedded SQLite, Kafka via librdkafka).
         .target(name: "AttuneEventLog", dependencies: ["CRdKafka", "CSQLite"]),
 
+        // Registry: adapter names, immutable releases, reading and verifying published versions.
+        .target(name: "AttuneRegistry", dependencies: ["AttuneEventLog", .product(name: "Crypto", package: "swift-crypto")]),
+
         // Workers: continual training from the topics, publication of adapter versions.
-        .target(name: "AttuneWorker", dependencies: ["AttuneTraining", "AttuneEventLog", "AttuneModel",
+        .target(name: "AttuneWorker", dependencies: ["AttuneTraining", "AttuneEventLog", "AttuneModel", "AttuneRegistry",
                                                      .product(name: "Crypto", package: "swift-crypto")]),
 
+        // Serving: hot-swapped adapters, continuous batching across adapters, admission.
+        .target(name: "AttuneServing", dependencies: ["AttuneRegistry", "AttuneModel", "AttuneTraining", "AttuneTokenizer",
+                                                      "AttuneEventLog", .product(name: "Logging", package: "swift-log"),
+                                                      .product(name: "Metrics", package: "swift-metrics")],
+                swiftSettings: kernelFlags),
+
+        // HTTP API: OpenAI-style completions and chat, models, score, health, metrics.
+        .target(name: "AttuneServer", dependencies: ["AttuneServing", "AttuneRegistry", "AttuneModel", "AttuneTokenizer",
+                                                     .product(name: "Hummingbird", package: "hummingbird"),
+                                                     .product(name: "Logging", package: "swift-log"),
+                                                     .product(name: "Metrics", package: "swift-metrics"),
+                                                     .product(name: "Prometheus", package: "swift-prometheus"),
+                                                     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+                resources: [.copy("openapi.json")]),
+
         .executableTarget(name: "attune", dependencies: [
-            "AttuneModel", "AttuneTraining", "AttuneEventLog", "AttuneWorker",
+            "AttuneModel", "AttuneTraining", "AttuneEventLog", "AttuneWorker", "AttuneRegistry", "AttuneServing", "AttuneServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
 
         .executableTarget(name: "attune-bench-eventlog", dependencies: ["AttuneEventLog"]),
@@ -58,6 +83,9 @@ let package = Package(
         .testTarget(name: "AttuneModelTests", dependencies: ["AttuneModel"], exclude: ["Golden"]),
         .testTarget(name: "AttuneTrainingTests", dependencies: ["AttuneTraining"]),
         .testTarget(name: "AttuneEventLogTests", dependencies: ["AttuneEventLog"]),
-        .testTarget(name: "AttuneWorkerTests", dependencies: ["AttuneWorker"]),
+        .testTarget(name: "AttuneWorkerTests", dependencies: ["AttuneWorker", "AttuneRegistry"]),
+        .testTarget(name: "AttuneRegistryTests", dependencies: ["AttuneRegistry", "AttuneEventLog"]),
+        .testTarget(name: "AttuneServerTests", dependencies: ["AttuneServer", "AttuneServing", "AttuneRegistry", "AttuneWorker",
+                                                              "AttuneTraining", "AttuneModel", "AttuneEventLog"]),
     ]
 )

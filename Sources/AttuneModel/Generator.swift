@@ -54,19 +54,16 @@ public struct Generator: Sendable {
         guard !request.prompt.isEmpty else { throw ModelError.emptyInput }
         let cache = model.makeCache(capacity: request.prompt.count + request.maxTokens)
         var sampler = Sampler(request.sampling)
-        var decoder = StreamingDecoder(tokenizer: tokenizer)
+        var output = GeneratedText(tokenizer: tokenizer, stop: request.stop)
         var history = request.prompt
         var produced: [Int32] = []
-        var text = ""
-        var emitted = 0
         var reason = FinishReason.length
         let clock = ContinuousClock()
         let t0 = clock.now
         var logits = try model.forward(tokens: [request.prompt], caches: [cache], logits: .last, adapter: adapter)
         let t1 = clock.now
-        let holdBack = request.stop.map { $0.count }.max() ?? 0
 
-        generation: while produced.count < request.maxTokens {
+        while produced.count < request.maxTokens {
             let next = sampler.sample(logits[...], history: history)
             if request.stopAtEOS && next == tokenizer.eosID {
                 reason = .stop
@@ -74,28 +71,17 @@ public struct Generator: Sendable {
             }
             produced.append(next)
             history.append(next)
-            text += decoder.push(next)
-            for s in request.stop {
-                if let r = text.range(of: s) {
-                    text = String(text[..<r.lowerBound])
-                    reason = .stop
-                    break generation
-                }
-            }
-            let safe = text.count - holdBack
-            if safe > emitted {
-                let piece = String(text.dropFirst(emitted).prefix(safe - emitted))
-                emitted = safe
-                if !onText(piece) {
-                    reason = .stop
-                    break
-                }
+            let (piece, stopped) = output.push(next)
+            if stopped || (!piece.isEmpty && !onText(piece)) {
+                reason = .stop
+                break
             }
             if produced.count >= request.maxTokens || cache.count >= cache.limit { break }
             logits = try model.forward(tokens: [[next]], caches: [cache], logits: .last, adapter: adapter)
         }
-        if reason == .length { text += decoder.finish() }
-        if text.count > emitted { _ = onText(String(text.dropFirst(emitted))) }
+        let rest = output.finish(flush: reason == .length)
+        if !rest.isEmpty { _ = onText(rest) }
+        let text = output.text
         let t2 = clock.now
         return Generation(tokens: produced, text: text, finishReason: reason, promptTokens: request.prompt.count,
                           prefillSeconds: (t1 - t0).seconds, decodeSeconds: (t2 - t1).seconds)

@@ -1,4 +1,5 @@
 import AttuneEventLog
+import AttuneRegistry
 import Foundation
 
 /// An operator's request, on `attune.control`, to move a tenant adapter onto a domain version

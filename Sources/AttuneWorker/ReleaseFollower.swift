@@ -1,4 +1,5 @@
 import AttuneEventLog
+import AttuneRegistry
 import Foundation
 
 /// Reads `attune.adapters`, `attune.checkpoints` and `attune.control` from their beginning and

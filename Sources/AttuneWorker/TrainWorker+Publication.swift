@@ -1,4 +1,5 @@
 import AttuneEventLog
+import AttuneRegistry
 import AttuneTraining
 import Foundation
 
@@ -188,8 +189,6 @@ extension TrainWorker {
 
     /// Decodes published weights (safetensors with the PEFT config in the metadata).
     func decodeLoRA(_ bytes: [UInt8]) throws -> LoRAAdapter {
-        let (_, meta) = try Safetensors.decode(Data(bytes))
-        guard let config = meta["adapter_config"] else { throw TrainingError.badData("published adapter without adapter_config metadata") }
-        return try PEFTAdapterFile.decode(config: Data(config.utf8), weights: Data(bytes), model: base.config)
+        try PEFTAdapterFile.decode(published: Data(bytes), model: base.config)
     }
 }

@@ -1,4 +1,5 @@
 import AttuneEventLog
+import AttuneRegistry
 import AttuneModel
 import AttuneTokenizer
 import AttuneTraining

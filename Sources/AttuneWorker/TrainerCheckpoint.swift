@@ -1,3 +1,4 @@
+import AttuneRegistry
 import AttuneTraining
 import Foundation
 

@@ -81,6 +81,22 @@ public enum PEFTAdapterFile {
         return try decode(config: configData, weights: data, model: model, expectedBase: expectedBase)
     }
 
+    /// A published adapter version is one safetensors file whose metadata carries its
+    /// `adapter_config.json` (key `adapter_config`): the two files of its PEFT folder.
+    public static func split(published bytes: Data) throws -> (config: Data, weights: Data) {
+        let (_, metadata) = try Safetensors.decode(bytes)
+        guard let config = metadata["adapter_config"] else {
+            throw TrainingError.badAdapter("published adapter without adapter_config metadata")
+        }
+        return (Data(config.utf8), bytes)
+    }
+
+    /// Parses a published adapter version (see `split(published:)`).
+    public static func decode(published bytes: Data, model: LlamaConfig) throws -> LoRAAdapter {
+        let (config, weights) = try split(published: bytes)
+        return try decode(config: config, weights: weights, model: model)
+    }
+
     /// Parses the two files of a PEFT folder held in memory.
     public static func decode(config configData: Data, weights data: Data, model: LlamaConfig, expectedBase: String? = nil) throws -> LoRAAdapter {
         let config: Config

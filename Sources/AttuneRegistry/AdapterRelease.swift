@@ -24,23 +24,44 @@ public struct AdapterRelease: Codable, Sendable, Equatable {
     /// this version.
     public var carried: [String: [[Int64]]]? = nil
 
+    public init(adapter: String, version: Int, sha256: String, parent: String?, domain: String?, baseModel: String,
+                baseModelSHA256: String, covers: [String: [[Int64]]], metrics: [String: Double], blocks: [Int]? = nil,
+                carried: [String: [[Int64]]]? = nil) {
+        self.adapter = adapter
+        self.version = version
+        self.sha256 = sha256
+        self.parent = parent
+        self.domain = domain
+        self.baseModel = baseModel
+        self.baseModelSHA256 = baseModelSHA256
+        self.covers = covers
+        self.metrics = metrics
+        self.blocks = blocks
+        self.carried = carried
+    }
+
+    /// `name@version`.
     public var id: String { "\(adapter)@\(version)" }
 
+    /// The typed adapter name (nil for a name of no known kind).
+    public var name: AdapterName? { AdapterName(parsing: adapter) }
+
+    /// The domain version a tenant adapter stands on, typed.
+    public var domainReference: AdapterReference? { domain.flatMap(AdapterReference.init(parsing:)) }
+
     /// The adapter name and version of an id `domain/<name>@<version>` or `tenant/<name>@<version>`.
-    static func parseID(_ id: String) -> (name: String, version: Int)? {
-        guard let at = id.lastIndex(of: "@"), let version = Int(id[id.index(after: at)...]), version > 0 else { return nil }
-        let name = String(id[..<at])
-        return isAdapterName(name) ? (name, version) : nil
+    public static func parseID(_ id: String) -> (name: String, version: Int)? {
+        guard let ref = AdapterReference(parsing: id), let version = ref.version else { return nil }
+        return (ref.name.description, version)
     }
 
-    static func isAdapterName(_ name: String) -> Bool {
-        (name.hasPrefix("domain/") || name.hasPrefix("tenant/")) && name.count > 7
-    }
+    /// Whether `name` is a typed adapter name (`domain/<id>` or `tenant/<id>`).
+    public static func isAdapterName(_ name: String) -> Bool { AdapterName(parsing: name) != nil }
 
     /// Whether a release read from a topic is one a worker can act on: a known kind of adapter,
     /// a sane version, a sha256, parseable parent and domain ids, and ranges of two ordered
     /// non-negative offsets.
-    var isWellFormed: Bool {
+    public var isWellFormed: Bool {
         func ranges(_ r: [String: [[Int64]]]) -> Bool { r.values.allSatisfy { $0.allSatisfy { $0.count == 2 && 0 <= $0[0] && $0[0] <= $0[1] } } }
         return Self.isAdapterName(adapter) && (1...(1 << 40)).contains(version) && sha256.count == 64
             && (parent.map { Self.parseID($0)?.name == adapter } ?? true) && (domain.map { Self.parseID($0) != nil } ?? true)
@@ -48,7 +69,7 @@ public struct AdapterRelease: Codable, Sendable, Equatable {
     }
 
     /// Headers of the `attune.adapters` record.
-    func headers() throws -> [EventHeader] {
+    public func headers() throws -> [EventHeader] {
         let json = String(decoding: try JSONEncoder.sorted.encode(self), as: UTF8.self)
         return [EventHeader("version", "\(version)"), EventHeader("sha256", sha256), EventHeader("parent", parent ?? ""),
                 EventHeader("attune-release", json)]
@@ -61,11 +82,15 @@ public struct AdapterRelease: Codable, Sendable, Equatable {
     }
 
     /// The CloudEvents 1.0 `adapter.updated` event announcing this release.
-    func cloudEvent(source: String) throws -> [UInt8] {
+    public func cloudEvent(source: String) throws -> [UInt8] {
         var data: [String: Any] = ["adapter": adapter, "version": "\(version)", "sha256": sha256, "parent": parent.map { $0 as Any } ?? NSNull()]
-        if adapter.hasPrefix("tenant/") { data["tenant"] = String(adapter.dropFirst(7)) }
-        if let domain { data["domain"] = domain }
-        if adapter.hasPrefix("domain/") { data["domain"] = String(adapter.dropFirst(7)) }
+        switch name?.kind {
+        case .tenant?:
+            data["tenant"] = name?.id
+            if let domain { data["domain"] = domain }
+        case .domain?: data["domain"] = name?.id
+        case nil: break
+        }
         data["covers"] = covers
         let event: [String: Any] = [
             "specversion": "1.0", "type": "adapter.updated", "source": source, "id": "\(id)#\(sha256.prefix(12))",
@@ -76,7 +101,7 @@ public struct AdapterRelease: Codable, Sendable, Equatable {
     }
 
     /// Hex sha256 of the published bytes.
-    static func digest(_ bytes: [UInt8]) -> String {
+    public static func digest(_ bytes: [UInt8]) -> String {
         SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
     }
 
@@ -86,7 +111,7 @@ public struct AdapterRelease: Codable, Sendable, Equatable {
     }
 
     /// Whether this version or, as far as it carries them, an earlier one trained that input.
-    func accountsFor(_ partition: TopicPartition, _ offset: Int64) -> Bool {
+    public func accountsFor(_ partition: TopicPartition, _ offset: Int64) -> Bool {
         covers(partition, offset) || carried.map { Self.contains($0, partition, offset) } == true
     }
 
@@ -96,7 +121,7 @@ public struct AdapterRelease: Codable, Sendable, Equatable {
 
     /// This version's inputs and those it carries, without the ranges that end below each
     /// partition's committed offset: what the next version must carry.
-    func uncommitted(_ committed: [String: Int64]) -> [String: [[Int64]]] {
+    public func uncommitted(_ committed: [String: Int64]) -> [String: [[Int64]]] {
         var out: [String: [[Int64]]] = [:]
         for (tp, ranges) in covers.merging(carried ?? [:], uniquingKeysWith: +) {
             let kept = ranges.filter { $0[1] >= committed[tp] ?? 0 }.sorted { $0[0] < $1[0] }
@@ -107,7 +132,8 @@ public struct AdapterRelease: Codable, Sendable, Equatable {
 }
 
 extension JSONEncoder {
-    static var sorted: JSONEncoder {
+    /// An encoder with sorted keys (stable bytes for headers and hashes).
+    public static var sorted: JSONEncoder {
         let e = JSONEncoder()
         e.outputFormatting = .sortedKeys
         return e

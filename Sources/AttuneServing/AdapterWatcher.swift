@@ -1,0 +1,54 @@
+import AttuneRegistry
+import Foundation
+import Logging
+
+/// Follows the registry's topics for the whole life of a server: rebuilds every adapter's
+/// versions on start (then the server is ready), and hands each version that becomes live to
+/// the cache, which swaps it in when its adapter is in use.
+public final class AdapterWatcher: Sendable {
+    private let registry: AdapterRegistry
+    private let cache: AdapterCache
+    private let logger: Logger
+    private let readiness = ReadyFlag()
+
+    public init(registry: AdapterRegistry, cache: AdapterCache, logger: Logger) {
+        self.registry = registry
+        self.cache = cache
+        self.logger = logger
+    }
+
+    /// Whether the topics have been read to the end they had at start.
+    public var isReady: Bool { readiness.value }
+
+    /// Runs until cancelled.
+    public func run() async throws {
+        let live = try await registry.catchUp()
+        let names = await registry.names
+        logger.info("adapter registry caught up", metadata: ["adapters": "\(names.count)", "versions": "\(live.count)"])
+        await cache.loadPinned()
+        readiness.set()
+        while !Task.isCancelled {
+            let fresh: [AdapterRelease]
+            do {
+                fresh = try await registry.poll(timeout: .milliseconds(100))
+            } catch {
+                if Task.isCancelled { break }
+                logger.error("reading the adapter topics failed: \(error); retrying")
+                try? await Task.sleep(for: .seconds(1))
+                continue
+            }
+            for release in fresh {
+                logger.debug("version live", metadata: ["adapter": "\(release.adapter)", "version": "\(release.version)"])
+                await cache.offer(release)
+            }
+        }
+    }
+}
+
+/// A flag set once, read from any thread.
+final class ReadyFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = false
+    var value: Bool { lock.withLock { flag } }
+    func set() { lock.withLock { flag = true } }
+}

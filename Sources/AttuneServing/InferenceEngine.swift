@@ -1,0 +1,313 @@
+import AttuneModel
+import AttuneTokenizer
+import Foundation
+
+/// A generation asked of the engine, with the adapter version it was admitted on.
+public struct InferenceRequest: Sendable {
+    public var prompt: [Int32]
+    public var maxTokens: Int
+    public var sampling: SamplingParameters
+    public var stop: [String]
+    public var lease: AdapterLease
+
+    public init(prompt: [Int32], maxTokens: Int, sampling: SamplingParameters = .greedy, stop: [String] = [], lease: AdapterLease) {
+        self.prompt = prompt
+        self.maxTokens = maxTokens
+        self.sampling = sampling
+        self.stop = stop
+        self.lease = lease
+    }
+}
+
+/// How a generation ended.
+public struct InferenceSummary: Sendable {
+    public var finishReason: FinishReason
+    public var promptTokens: Int
+    public var completionTokens: Int
+    public var tokens: [Int32]
+}
+
+/// What a generation streams: text pieces, then its summary (or a failure).
+public enum InferenceEvent: Sendable {
+    case text(String)
+    case finished(InferenceSummary)
+    case failed(String)
+}
+
+/// Limits of the engine.
+public struct EngineConfiguration: Sendable {
+    /// KV-cache memory all running sequences may use together; each sequence reserves its
+    /// prompt plus `max_tokens` positions at admission.
+    public var kvMemoryBytes: Int = 1 << 30
+    /// Most sequences in one decode step.
+    public var maxBatch: Int = 64
+    /// Most requests waiting for admission; past it new requests are refused (429).
+    public var maxWaiting: Int = 256
+
+    public init(kvMemoryBytes: Int = 1 << 30, maxBatch: Int = 64, maxWaiting: Int = 256) {
+        self.kvMemoryBytes = kvMemoryBytes
+        self.maxBatch = maxBatch
+        self.maxWaiting = maxWaiting
+    }
+}
+
+/// Continuous batching over decode steps on one dedicated thread (never the async executor):
+/// between steps, finished or cancelled sequences leave and waiting ones join when their KV
+/// memory fits. Each step is one forward pass over every running sequence — prompts of newly
+/// admitted ones (prefill) and the last token of the others (decode) — in which the base
+/// model's products run once for all rows and each adapter group adds its low-rank terms to
+/// its own rows (`RowGroupedAdapter`). Sequences are ordered by adapter version so each
+/// version's rows are contiguous.
+public final class InferenceEngine: @unchecked Sendable {
+    /// A submitted generation: its events, and a way to stop it (a client that went away).
+    public struct Stream: Sendable {
+        public let events: AsyncStream<InferenceEvent>
+        let sequence: Sequence
+
+        public func cancel() { sequence.cancel() }
+    }
+
+    final class Sequence: @unchecked Sendable {
+        let request: InferenceRequest
+        let kvBytes: Int
+        let continuation: AsyncStream<InferenceEvent>.Continuation
+        let submitted = ContinuousClock.now
+        var cache: KVCache?
+        var sampler: Sampler
+        var text: GeneratedText
+        var history: [Int32]
+        var produced: [Int32] = []
+        var lastTokenAt: ContinuousClock.Instant?
+        private let lock = NSLock()
+        private var cancelledFlag = false
+
+        init(request: InferenceRequest, kvBytes: Int, tokenizer: BPETokenizer, continuation: AsyncStream<InferenceEvent>.Continuation) {
+            self.request = request
+            self.kvBytes = kvBytes
+            self.continuation = continuation
+            sampler = Sampler(request.sampling)
+            text = GeneratedText(tokenizer: tokenizer, stop: request.stop)
+            history = request.prompt
+        }
+
+        var cancelled: Bool { lock.withLock { cancelledFlag } }
+        func cancel() { lock.withLock { cancelledFlag = true } }
+    }
+
+    public let model: LlamaModel
+    public let tokenizer: BPETokenizer
+    public let configuration: EngineConfiguration
+    private let metrics: ServingMetrics
+    private let onFinish: @Sendable (AdapterLease) -> Void
+    private let condition = NSCondition()
+    private var waiting: [Sequence] = []
+    private var kvUsed = 0
+    private var runningCount = 0
+    private var stopping = false
+    private var thread: Thread?
+    private let stopped = NSCondition()
+    private var finishedLoop = false
+
+    /// `onFinish` receives each request's lease when it ends (to give it back to the cache).
+    public init(model: LlamaModel, tokenizer: BPETokenizer, configuration: EngineConfiguration, metrics: ServingMetrics,
+                onFinish: @escaping @Sendable (AdapterLease) -> Void) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.configuration = configuration
+        self.metrics = metrics
+        self.onFinish = onFinish
+    }
+
+    /// KV-cache bytes one sequence of `positions` positions reserves.
+    public func kvBytes(positions: Int) -> Int {
+        let c = model.config
+        return 2 * c.layers * positions * c.kvHeads * c.headDim * MemoryLayout<Float>.size
+    }
+
+    /// Queues a generation. Throws `.invalidRequest` for one that can never run (empty, past
+    /// the context, larger than the whole KV budget) and `.overloaded` when the queue is full.
+    /// The lease is given back when the generation ends, or here if it is refused.
+    public func submit(_ request: InferenceRequest) throws -> Stream {
+        do {
+            let positions = request.prompt.count + request.maxTokens
+            guard !request.prompt.isEmpty else { throw ServingError(.invalidRequest, "the prompt is empty") }
+            guard request.maxTokens >= 1 else { throw ServingError(.invalidRequest, "max_tokens must be at least 1") }
+            guard positions <= model.config.contextLength else {
+                throw ServingError(.invalidRequest, "prompt (\(request.prompt.count) tokens) plus max_tokens (\(request.maxTokens)) exceeds the context length \(model.config.contextLength)")
+            }
+            for t in request.prompt where t < 0 || Int(t) >= model.config.vocabSize {
+                throw ServingError(.invalidRequest, "token id \(t) is outside the vocabulary")
+            }
+            let bytes = kvBytes(positions: positions)
+            guard bytes <= configuration.kvMemoryBytes else {
+                throw ServingError(.invalidRequest, "the request needs \(bytes) bytes of KV cache, more than the server's whole budget (\(configuration.kvMemoryBytes))")
+            }
+            let (events, continuation) = AsyncStream<InferenceEvent>.makeStream()
+            let sequence = Sequence(request: request, kvBytes: bytes, tokenizer: tokenizer, continuation: continuation)
+            continuation.onTermination = { _ in sequence.cancel() }
+            try condition.withLock {
+                guard !stopping else { throw ServingError(.overloaded, "the server is shutting down") }
+                guard waiting.count < configuration.maxWaiting else {
+                    throw ServingError(.overloaded, "\(waiting.count) requests are already waiting; retry later")
+                }
+                waiting.append(sequence)
+                metrics.requestsWaiting.record(waiting.count)
+                condition.signal()
+            }
+            startIfNeeded()
+            return Stream(events: events, sequence: sequence)
+        } catch {
+            if let error = error as? ServingError, error.kind == .overloaded { metrics.rejectedRequests.increment() }
+            onFinish(request.lease)
+            throw error
+        }
+    }
+
+    /// Requests waiting for admission and running now.
+    public var load: (waiting: Int, running: Int) { condition.withLock { (waiting.count, runningCount) } }
+
+    /// Stops admitting, lets running and waiting generations finish, then ends the thread.
+    public func drain() async {
+        condition.withLock {
+            stopping = true
+            condition.signal()
+        }
+        guard thread != nil else { return }
+        while !(stopped.withLock { finishedLoop }) { try? await Task.sleep(for: .milliseconds(20)) }
+    }
+
+    private func startIfNeeded() {
+        condition.withLock {
+            guard thread == nil else { return }
+            let t = Thread { [self] in loop() }
+            t.name = "attune-inference"
+            t.stackSize = 8 << 20
+            thread = t
+            t.start()
+        }
+    }
+
+    private func loop() {
+        var running: [Sequence] = []
+        while true {
+            condition.lock()
+            while running.isEmpty && waiting.isEmpty && !stopping { condition.wait() }
+            if running.isEmpty && waiting.isEmpty && stopping {
+                condition.unlock()
+                break
+            }
+            var admitted: [Sequence] = []
+            waiting.removeAll { s in
+                guard s.cancelled else { return false }
+                admitted.append(s)
+                return true
+            }
+            let cancelledWaiting = admitted
+            admitted = []
+            while let next = waiting.first, running.count + admitted.count < configuration.maxBatch,
+                  kvUsed + next.kvBytes <= configuration.kvMemoryBytes {
+                waiting.removeFirst()
+                kvUsed += next.kvBytes
+                admitted.append(next)
+            }
+            runningCount = running.count + admitted.count
+            metrics.requestsWaiting.record(waiting.count)
+            metrics.kvCacheBytes.record(kvUsed)
+            condition.unlock()
+            for s in cancelledWaiting { end(s, reason: .stop, kvHeld: false) }
+            for s in admitted { s.cache = model.makeCache(capacity: s.request.prompt.count + s.request.maxTokens) }
+            running += admitted
+            running = step(running)
+            metrics.requestsRunning.record(running.count)
+        }
+        stopped.withLock { finishedLoop = true }
+    }
+
+    /// One forward pass over `running`; returns the sequences that go on.
+    private func step(_ running: [Sequence]) -> [Sequence] {
+        var live: [Sequence] = []
+        for s in running {
+            if s.cancelled { end(s, reason: .stop, kvHeld: true) } else { live.append(s) }
+        }
+        guard !live.isEmpty else { return [] }
+        live.sort { $0.request.lease.model.id < $1.request.lease.model.id }
+        var tokens: [[Int32]] = [], groups: [RowGroupedAdapter.Group] = []
+        var row = 0
+        var previous: ServedModel?
+        for s in live {
+            let input = s.produced.last.map { [$0] } ?? s.request.prompt
+            let served = s.request.lease.model
+            tokens.append(input)
+            if let adapter = served.adapter {
+                if previous === served, let last = groups.last, last.rows.upperBound == row {
+                    groups[groups.count - 1] = .init(rows: last.rows.lowerBound..<(row + input.count), adapter: adapter)
+                } else {
+                    groups.append(.init(rows: row..<(row + input.count), adapter: adapter))
+                }
+            }
+            previous = served
+            row += input.count
+        }
+        metrics.batchSize.record(live.count)
+        let logits: [Float]
+        do {
+            logits = try model.forward(tokens: tokens, caches: live.map { $0.cache! }, logits: .last,
+                                       adapter: groups.isEmpty ? nil : RowGroupedAdapter(config: model.config, groups: groups))
+        } catch {
+            for s in live { fail(s, "\(error)") }
+            return []
+        }
+        let vocab = model.config.vocabSize
+        var next: [Sequence] = []
+        for (i, s) in live.enumerated() {
+            let now = ContinuousClock.now
+            let token = s.sampler.sample(logits[(i * vocab)..<((i + 1) * vocab)], history: s.history)
+            if s.produced.isEmpty {
+                metrics.promptTokens.increment(by: s.request.prompt.count)
+                metrics.timeToFirstToken.recordNanoseconds((now - s.submitted).nanoseconds)
+            } else if let last = s.lastTokenAt {
+                metrics.interTokenLatency.recordNanoseconds((now - last).nanoseconds)
+            }
+            s.lastTokenAt = now
+            if token == tokenizer.eosID {
+                end(s, reason: .stop, kvHeld: true)
+                continue
+            }
+            s.produced.append(token)
+            s.history.append(token)
+            metrics.generationTokens.increment()
+            let (piece, stopped) = s.text.push(token)
+            if !piece.isEmpty { s.continuation.yield(.text(piece)) }
+            if stopped {
+                end(s, reason: .stop, kvHeld: true)
+            } else if s.produced.count >= s.request.maxTokens || s.cache!.count >= s.cache!.limit {
+                end(s, reason: .length, kvHeld: true)
+            } else {
+                next.append(s)
+            }
+        }
+        return next
+    }
+
+    private func end(_ s: Sequence, reason: FinishReason, kvHeld: Bool) {
+        let rest = s.text.finish(flush: reason == .length)
+        if !rest.isEmpty { s.continuation.yield(.text(rest)) }
+        s.continuation.yield(.finished(InferenceSummary(finishReason: reason, promptTokens: s.request.prompt.count,
+                                                        completionTokens: s.produced.count, tokens: s.produced)))
+        s.continuation.finish()
+        release(s, kvHeld: kvHeld)
+        metrics.requestLatency.recordNanoseconds((ContinuousClock.now - s.submitted).nanoseconds)
+    }
+
+    private func fail(_ s: Sequence, _ message: String) {
+        s.continuation.yield(.failed(message))
+        s.continuation.finish()
+        release(s, kvHeld: true)
+    }
+
+    private func release(_ s: Sequence, kvHeld: Bool) {
+        s.cache = nil
+        if kvHeld { condition.withLock { kvUsed -= s.kvBytes } }
+        onFinish(s.request.lease)
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A minimal blocking HTTP/1.1 client over a loopback TCP socket, for tests: one request per
+/// connection (`Connection: close`), the response read to EOF, chunked bodies decoded.
+enum LoopbackHTTP {
+    static func exchange(port: Int, method: String, path: String, body: Data?) throws -> ServingFixture.HTTPAnswer {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw FixtureError("socket() failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw FixtureError("connect to 127.0.0.1:\(port) failed") }
+        var request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
+        if let body { request += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" }
+        request += "\r\n"
+        var bytes = Array(request.utf8)
+        if let body { bytes += Array(body) }
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { break }
+            sent += n
+        }
+        var response: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            response += buffer[0..<n]
+        }
+        return try parse(response)
+    }
+
+    static func parse(_ response: [UInt8]) throws -> ServingFixture.HTTPAnswer {
+        let separator: [UInt8] = [13, 10, 13, 10]
+        guard let end = (0..<max(0, response.count - 3)).first(where: { Array(response[$0..<$0 + 4]) == separator }) else {
+            throw FixtureError("no HTTP header in \(response.count) bytes")
+        }
+        let lines = String(decoding: response[0..<end], as: UTF8.self).components(separatedBy: "\r\n")
+        guard let statusLine = lines.first, statusLine.split(separator: " ").count >= 2, let status = Int(statusLine.split(separator: " ")[1]) else {
+            throw FixtureError("bad status line")
+        }
+        var headers: [String: String] = [:]
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        var body = Array(response[(end + 4)...])
+        if headers["transfer-encoding"]?.lowercased() == "chunked" { body = dechunk(body) }
+        return ServingFixture.HTTPAnswer(status: status, headers: headers, body: Data(body))
+    }
+
+    private static func dechunk(_ data: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = [], i = 0
+        while i < data.count {
+            guard let lineEnd = (i..<max(i, data.count - 1)).first(where: { data[$0] == 13 && data[$0 + 1] == 10 }),
+                  let size = Int(String(decoding: data[i..<lineEnd], as: UTF8.self).split(separator: ";")[0]
+                      .trimmingCharacters(in: .whitespaces), radix: 16), size > 0 else { break }
+            let start = lineEnd + 2
+            out += data[start..<min(data.count, start + size)]
+            i = start + size + 2
+        }
+        return out
+    }
+}

@@ -1,0 +1,289 @@
+import AttuneEventLog
+import AttuneModel
+import AttuneRegistry
+import Foundation
+import Testing
+@testable import AttuneServer
+@testable import AttuneServing
+
+/// Whether the official OpenAI client can run here (`pip install openai`); with
+/// `ATTUNE_REQUIRE_OPENAI=1` (CI) its test must run.
+private let openAIClient: Bool = {
+    if ProcessInfo.processInfo.environment["ATTUNE_REQUIRE_OPENAI"] == "1" { return true }
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["python3", "-c", "import openai"]
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = FileHandle.nullDevice
+    guard (try? p.run()) != nil else { return false }
+    p.waitUntilExit()
+    return p.terminationStatus == 0
+}()
+
+/// A deployment with `domain/law@1`, `tenant/acme@1` and `@2` (both on law@1) published by a
+/// real training worker, served on a loopback port.
+private func publishedDeployment(_ transport: Transport = .embedded, name: String) async throws -> ServingFixture {
+    let fixture = try await ServingFixture(transport, name: name)
+    try await fixture.train(domainDocuments: 4, interactions: ["acme": 4])
+    try await fixture.train(interactions: ["acme": 3])
+    try await fixture.serve()
+    return fixture
+}
+
+@Suite(.serialized) struct ServerTests {
+    /// The official OpenAI Python client, as a user runs it: completions and chat, plain and
+    /// streamed with usage, pinned and unpinned models, the model list, typed errors.
+    @Test(.enabled(if: openAIClient)) func theOpenAIClientDrivesTheServer() async throws {
+        let fixture = try await publishedDeployment(name: "openai")
+        defer { Task { await fixture.stop() } }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", repository.appendingPathComponent("ops/serve/openai_check.py").path,
+                       "--base-url", fixture.baseURL + "/v1", "--model", "tenant/acme", "--pinned", "tenant/acme@1"]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        let summary = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect((summary["completion"] as? [String: Any])?["model"] as? String == "tenant/acme@2", "the newest version serves")
+        #expect(summary["pinned"] as? String == "tenant/acme@1")
+        #expect(summary["models"] as? [String] == ["base", "domain/law", "tenant/acme"])
+        #expect((summary["errors"] as? [String: Int]) == ["unknown model": 404, "unknown version": 404, "max_tokens 0": 400, "too long": 400])
+    }
+
+    /// Bad input gets a clear 4xx with OpenAI's error object; health, readiness, metrics, the
+    /// OpenAPI document and scoring answer.
+    @Test func badRequestsGetClearErrorsAndTheOtherRoutesAnswer() async throws {
+        let fixture = try await publishedDeployment(name: "errors")
+        defer { Task { await fixture.stop() } }
+        func expectError(_ answer: ServingFixture.HTTPAnswer, _ status: Int, _ fragment: String, sourceLocation: SourceLocation = #_sourceLocation) {
+            #expect(answer.status == status, sourceLocation: sourceLocation)
+            let error = answer.json["error"] as? [String: Any]
+            #expect((error?["message"] as? String)?.contains(fragment) == true, "\(String(decoding: answer.body, as: UTF8.self))",
+                    sourceLocation: sourceLocation)
+            #expect(error?["type"] is String && error?.keys.contains("param") == true, sourceLocation: sourceLocation)
+        }
+        expectError(try await fixture.post("/v1/completions", raw: Data("{not json".utf8)), 400, "not valid JSON")
+        expectError(try await fixture.post("/v1/completions", json: ["prompt": "x"]), 400, "missing field \"model\"")
+        expectError(try await fixture.post("/v1/completions", json: ["model": "base", "prompt": 3]), 400, "wrong type at prompt")
+        expectError(try await fixture.post("/v1/completions", json: ["model": "tenant/nobody", "prompt": "x"]), 404, "no adapter named tenant/nobody")
+        expectError(try await fixture.post("/v1/completions", json: ["model": "tenant/acme@7", "prompt": "x"]), 404, "no version 7")
+        expectError(try await fixture.post("/v1/completions", json: ["model": "gpt-4", "prompt": "x"]), 404, "is not base")
+        expectError(try await fixture.post("/v1/completions", json: ["model": "base", "prompt": "x", "max_tokens": 0]), 400, "max_tokens")
+        expectError(try await fixture.post("/v1/completions", json: ["model": "base", "prompt": "x", "max_tokens": 100_000]), 400, "max_tokens")
+        expectError(try await fixture.post("/v1/completions", json: ["model": "base", "prompt": "x", "n": 2]), 400, "n must be 1")
+        expectError(try await fixture.post("/v1/completions", json: ["model": "base", "prompt": "x", "temperature": 7]), 400, "temperature")
+        expectError(try await fixture.post("/v1/completions", json: ["model": "base", "prompt": String(repeating: "long ", count: 40)]),
+                    400, "context length")
+        expectError(try await fixture.post("/v1/chat/completions", json: ["model": "base", "messages": []]), 400, "messages")
+        expectError(try await fixture.post("/v1/chat/completions", json: ["model": "base", "messages": [["role": "robot", "content": "x"]]]),
+                    400, "role")
+        expectError(try await fixture.post("/v1/completions", raw: Data(repeating: 0x20, count: 70_000)), 413, "limit")
+
+        #expect(try await fixture.get("/healthz").status == 200)
+        #expect(try await fixture.get("/readyz").status == 200)
+        let openapi = try await fixture.get("/openapi.json")
+        #expect(openapi.status == 200 && (openapi.json["openapi"] as? String)?.hasPrefix("3.1") == true)
+        let paths = try #require(openapi.json["paths"] as? [String: Any])
+        for path in ["/v1/completions", "/v1/chat/completions", "/v1/models", "/v1/score", "/healthz", "/readyz", "/metrics"] {
+            #expect(paths[path] != nil, "\(path) documented")
+        }
+
+        let base = try await fixture.post("/v1/score", json: ["model": "base", "text": "Answer 1 for acme."])
+        let tenant = try await fixture.post("/v1/score", json: ["model": "tenant/acme", "text": "Answer 1 for acme."])
+        #expect(base.status == 200 && tenant.status == 200)
+        let basePPL = try #require(base.json["perplexity"] as? Double), tenantPPL = try #require(tenant.json["perplexity"] as? Double)
+        #expect(basePPL > 1 && tenantPPL > 1 && tenantPPL != basePPL, "the adapter changes the score")
+        #expect((tenant.json["attune"] as? [String: Any])?["model"] as? String == "tenant/acme@2")
+
+        let completion = try await fixture.post("/v1/completions", json: ["model": "tenant/acme", "prompt": "Question 2?", "max_tokens": 4,
+                                                                          "temperature": 0])
+        #expect(completion.status == 200 && completion.headers["x-attune-adapter"] == "tenant/acme@2")
+        #expect(completion.headers["x-attune-adapter-sha256"]?.count == 64)
+        let metrics = String(decoding: try await fixture.get("/metrics").body, as: UTF8.self)
+        for name in ["vllm:num_requests_running", "vllm:time_to_first_token_seconds", "vllm:e2e_request_latency_seconds",
+                     "vllm:generation_tokens_total", "attune_adapter_cache_bytes", "attune_adapter_cache_misses_total"] {
+            #expect(metrics.contains(name), "metric \(name)")
+        }
+    }
+
+    /// Requests on different adapters batched into the same decode steps produce what each
+    /// produces alone: the same greedy tokens, and logits within 1e-3 of a forward pass per
+    /// request (the batch runs the base products as one sgemm; alone, one token at a time
+    /// runs the quantized matrix-vector kernel).
+    @Test func batchedEqualsSeparate() async throws {
+        let fixture = try await publishedDeployment(name: "batch")
+        defer { Task { await fixture.stop() } }
+        let models = ["base", "domain/law", "tenant/acme", "tenant/acme@1", "tenant/acme", "domain/law"]
+        let prompts = ["Question 1?", "The law rule", "Question 9?", "Answer 3 for", "Q", "say it well"]
+        let ids = prompts.map { fixture.tokenizer.encode($0, parseSpecial: false) }
+        let engine = fixture.server.engine
+
+        func run(_ i: Int) async throws -> (InferenceEngine.Stream, String) {
+            let lease = try await fixture.cache.acquire(models[i])
+            return (try engine.submit(InferenceRequest(prompt: ids[i], maxTokens: 20, lease: lease)), lease.model.id)
+        }
+        func tokens(_ stream: InferenceEngine.Stream) async -> [Int32] {
+            for await event in stream.events { if case .finished(let s) = event { return s.tokens } }
+            return []
+        }
+        var streams: [(InferenceEngine.Stream, String)] = []
+        for i in models.indices { streams.append(try await run(i)) }
+        var together: [[Int32]] = []
+        for (stream, _) in streams { together.append(await tokens(stream)) }
+        var alone: [[Int32]] = []
+        for i in models.indices { alone.append(await tokens(try await run(i).0)) }
+        #expect(together == alone)
+        #expect(Set(streams.map(\.1)) == ["base", "domain/law@1", "tenant/acme@2", "tenant/acme@1"])
+        #expect(Set(alone).count > 1, "different adapters and prompts give different outputs")
+
+        // Logits of one mixed forward pass against one pass per sequence.
+        var leases: [AdapterLease] = []
+        for m in models { leases.append(try await fixture.cache.acquire(m)) }
+        let model = fixture.model
+        let caches = ids.map { model.makeCache(capacity: $0.count) }
+        var groups: [RowGroupedAdapter.Group] = []
+        var row = 0
+        for (i, lease) in leases.enumerated() {
+            if let adapter = lease.model.adapter { groups.append(.init(rows: row..<(row + ids[i].count), adapter: adapter)) }
+            row += ids[i].count
+        }
+        let mixed = try model.forward(tokens: ids, caches: caches, logits: .last, adapter: RowGroupedAdapter(config: model.config, groups: groups))
+        var worst: Float = 0
+        for (i, lease) in leases.enumerated() {
+            let single = try model.forward(tokens: [ids[i]], caches: [model.makeCache(capacity: ids[i].count)], logits: .last,
+                                           adapter: lease.model.adapter)
+            for (a, b) in zip(mixed[(i * tiny.vocabSize)..<((i + 1) * tiny.vocabSize)], single) { worst = max(worst, abs(a - b)) }
+        }
+        #expect(worst <= 1e-3, "max |Δlogit| \(worst)")
+        for lease in leases { await fixture.cache.release(lease) }
+    }
+
+    /// A request admitted on a version finishes on it however many swaps happen meanwhile: its
+    /// lease binds the loaded weights, so it produces exactly what a request pinned to that
+    /// version produces, while requests admitted after the swap get the new version.
+    @Test func aRequestFinishesOnItsAdmissionVersion() async throws {
+        let fixture = try await ServingFixture(.embedded, name: "admission")
+        defer { Task { await fixture.stop() } }
+        try await fixture.train(domainDocuments: 4, interactions: ["acme": 4])
+        try await fixture.serve()
+        let prompt = fixture.tokenizer.encode("Question 5?", parseSpecial: false)
+        func generate(_ lease: AdapterLease) async throws -> [Int32] {
+            for await event in try fixture.server.engine.submit(InferenceRequest(prompt: prompt, maxTokens: 30, lease: lease)).events {
+                if case .finished(let s) = event { return s.tokens }
+            }
+            return []
+        }
+        let admitted = try await fixture.cache.acquire("tenant/acme")
+        #expect(admitted.model.id == "tenant/acme@1")
+        try await fixture.train(interactions: ["acme": 3])
+        let swapped = await waitFor { await fixture.cache.currentVersion(AdapterName.tenant("acme")!)?.version == 2 }
+        #expect(swapped, "version 2 swapped in while a request holds version 1")
+        let onAdmission = try await generate(admitted)
+        let pinned = try await generate(try await fixture.cache.acquire("tenant/acme@1"))
+        let after = try await fixture.cache.acquire("tenant/acme")
+        #expect(after.model.id == "tenant/acme@2")
+        let onNew = try await generate(after)
+        #expect(onAdmission == pinned)
+        #expect(onNew != pinned, "version 2 answers differently")
+    }
+
+    /// Hot swap under continuous load, on the embedded log and on Kafka: while clients keep
+    /// requesting a tenant, two new versions are published by the training worker and one
+    /// corrupted version (bytes that do not match its sha256) is announced. No request fails,
+    /// every response names the version that served it, versions never go backwards for new
+    /// requests, both new versions are served, and the corrupted one is refused while the last
+    /// good one keeps serving.
+    @Test(arguments: Transport.selected)
+    func hotSwapUnderLoadNeverFailsOrGoesBackwards(_ transport: Transport) async throws {
+        let fixture = try await ServingFixture(transport, name: "hotswap")
+        defer { Task { await fixture.stop() } }
+        try await fixture.train(domainDocuments: 4, interactions: ["acme": 4])
+        try await fixture.serve()
+        let clients = Clients()
+        let load = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for c in 0..<3 {
+                    group.addTask {
+                        var i = 0
+                        while !clients.stopped {
+                            i += 1
+                            let answer = try await fixture.post("/v1/completions", json: [
+                                "model": "tenant/acme", "prompt": "Question \(i)?", "max_tokens": 12, "temperature": 0,
+                                "stream": i % 2 == 0])
+                            clients.record(client: c, status: answer.status, version: answer.headers["x-attune-adapter"] ?? "")
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        #expect(await waitFor { clients.versions.contains("tenant/acme@1") })
+        try await fixture.train(interactions: ["acme": 3])
+        #expect(await waitFor { clients.versions.contains("tenant/acme@2") }, "version 2 served")
+        try await fixture.train(interactions: ["acme": 3])
+        #expect(await waitFor { clients.versions.contains("tenant/acme@3") }, "version 3 served")
+
+        let v3 = try #require(await fixture.registry.latest(AdapterName.tenant("acme")!))
+        var bytes = try await fixture.registry.weights(of: v3)
+        bytes[bytes.count / 2] ^= 0xff
+        var v4 = v3
+        v4.version = 4
+        v4.parent = v3.id
+        let producer = try fixture.log.makeProducer()
+        _ = try await producer.send(ProducerRecord(topic: fixture.prefix + "attune.adapters", key: Array(v4.adapter.utf8), value: bytes,
+                                                   headers: try v4.headers()))
+        _ = try await producer.send(ProducerRecord(topic: fixture.prefix + "attune.adapter-events", key: Array(v4.adapter.utf8),
+                                                   value: try v4.cloudEvent(source: "test/corruptor")))
+        await producer.close()
+        #expect(await waitFor {
+            String(decoding: (try? await fixture.get("/metrics").body) ?? Data(), as: UTF8.self)
+                .contains("attune_adapter_versions_refused_total 1")
+        }, "the corrupted version is refused")
+        let servedBefore = clients.count
+        #expect(await waitFor { clients.count >= servedBefore + 6 })
+        clients.stop()
+        try await load.value
+
+        #expect(clients.failures == 0, "no request failed")
+        #expect(!clients.versions.contains("tenant/acme@4"), "the corrupted version never served")
+        #expect(clients.lastVersions.allSatisfy { $0 == "tenant/acme@3" }, "the last good version keeps serving")
+        for (c, seen) in clients.perClient.enumerated() {
+            let numbers = seen.compactMap { Int($0.split(separator: "@").last ?? "") }
+            #expect(numbers == numbers.sorted(), "client \(c): versions never go backwards")
+        }
+    }
+}
+
+/// What the load clients saw.
+private final class Clients: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stopFlag = false
+    private var seen: [[String]] = [[], [], []]
+    private var failed = 0
+
+    var stopped: Bool { lock.withLock { stopFlag } }
+    func stop() { lock.withLock { stopFlag = true } }
+    func record(client: Int, status: Int, version: String) {
+        lock.withLock {
+            if status == 200 { seen[client].append(version) } else { failed += 1 }
+        }
+    }
+    var versions: Set<String> { lock.withLock { Set(seen.flatMap { $0 }) } }
+    var count: Int { lock.withLock { seen.reduce(0) { $0 + $1.count } } }
+    var failures: Int { lock.withLock { failed } }
+    var perClient: [[String]] { lock.withLock { seen } }
+    var lastVersions: [String] { lock.withLock { seen.compactMap(\.last) } }
+}
+
+/// Checks `condition` until it holds (true) or two minutes pass (false).
+func waitFor(_ condition: () async -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + .seconds(120)
+    while ContinuousClock.now < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(100))
+    }
+    return false
+}

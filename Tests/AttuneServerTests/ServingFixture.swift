@@ -1,0 +1,186 @@
+import AttuneEventLog
+import AttuneModel
+import AttuneRegistry
+import AttuneServer
+import AttuneServing
+import AttuneTokenizer
+import AttuneTraining
+import AttuneWorker
+import Foundation
+import Logging
+import Prometheus
+
+let tiny = LlamaConfig(layers: 2, dim: 64, ffnDim: 96, heads: 4, kvHeads: 2, vocabSize: 80, contextLength: 128)
+let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// Letters, digits, space, newline, a little punctuation, unused fillers and the ChatML specials.
+let testVocabulary: (tokens: [String], types: [Int], eos: Int) = {
+    let chars = Array(" \nabcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,?'-".utf8)
+    var tokens = chars.map { ByteLevel.encode([$0]) }
+    tokens += (0..<(78 - tokens.count)).map { "<unused\($0)>" } + ["<|im_start|>", "<|im_end|>"]
+    return (tokens, Array(repeating: 1, count: 78) + [3, 3], 79)
+}()
+
+/// The transports a serving test runs on: embedded always; Kafka when `ATTUNE_KAFKA_BOOTSTRAP`
+/// names a broker (required with `ATTUNE_REQUIRE_KAFKA=1`).
+enum Transport: String, CaseIterable, Sendable {
+    case embedded, kafka
+
+    static var selected: [Transport] {
+        let env = ProcessInfo.processInfo.environment
+        return env["ATTUNE_KAFKA_BOOTSTRAP"] != nil || env["ATTUNE_REQUIRE_KAFKA"] == "1" ? [.embedded, .kafka] : [.embedded]
+    }
+}
+
+/// A served deployment: a tiny random model written as GGUF, the topics applied (under a
+/// unique prefix on Kafka), a training worker that publishes `domain/law` and `tenant/acme`
+/// (pinned on law) from real input records, and `attune serve`'s server on a loopback port.
+final class ServingFixture: @unchecked Sendable {
+    let directory: URL
+    let modelPath: String
+    let log: any EventLog
+    let catalog: TopicCatalog
+    let prefix: String
+    let model: LlamaModel
+    let tokenizer: BPETokenizer
+    let prometheus = PrometheusCollectorRegistry()
+    private(set) var server: InferenceServer!
+    private(set) var registry: AdapterRegistry!
+    private(set) var cache: AdapterCache!
+    private(set) var port = 0
+    private var serverTask: Task<Void, any Error>?
+    private var sent = 0
+
+    init(_ transport: Transport, name: String) async throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("attune-\(name)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        modelPath = directory.appendingPathComponent("tiny.gguf").path
+        try RandomModel.write(tiny, to: modelPath, vocabulary: testVocabulary)
+        model = try LlamaModel(path: modelPath, mode: .dense)
+        tokenizer = try BPETokenizer(gguf: model.file)
+        switch transport {
+        case .embedded:
+            log = EmbeddedEventLog(directory: directory.appendingPathComponent("log").path)
+            prefix = ""
+        case .kafka:
+            let servers = ProcessInfo.processInfo.environment["ATTUNE_KAFKA_BOOTSTRAP"] ?? ""
+            log = KafkaEventLog(KafkaConfiguration(bootstrapServers: servers.split(separator: ",").map(String.init)))
+            prefix = "s\(UUID().uuidString.prefix(8).lowercased())."
+        }
+        catalog = try TopicCatalog(directory: repository.appendingPathComponent("topics").path, namePrefix: prefix)
+        let admin = try log.makeAdmin()
+        _ = try await catalog.apply(to: admin, dryRun: false, maxReplicationFactor: try await (admin as? KafkaAdmin)?.brokerCount())
+        await admin.close()
+    }
+
+    var workerConfiguration: TrainWorkerConfiguration {
+        var config = TrainWorkerConfiguration(baseModel: "tiny.gguf", baseModelSHA256: String(repeating: "0", count: 64))
+        config.groupID = "trainers-\(prefix)"
+        config.prefixTopics(prefix)
+        config.seqLen = 48
+        config.batchSize = 2
+        config.stepsPerBatch = 2
+        config.learningRate = 5e-2
+        config.lora = LoRAConfig(rank: 2, alpha: 4)
+        config.gateTolerance = 100
+        config.tenantDomains = ["acme": "law", "bolt": "law"]
+        return config
+    }
+
+    /// Produces corpus documents and interactions, then runs a training worker until it has
+    /// read them all and published what they make.
+    func train(domainDocuments: Int = 0, interactions: [String: Int] = [:]) async throws {
+        let producer = ValidatingProducer(try log.makeProducer(), catalog: catalog, policy: .reject)
+        for _ in 0..<domainDocuments {
+            sent += 1
+            let value = #"{"domain":"law","doc_id":"law-\#(sent)","text":"The law rule number \#(sent) says to do it well.","source":"test"}"#
+            _ = try await producer.send(ProducerRecord(topic: prefix + "attune.corpora", key: "law", value: value))
+        }
+        for (tenant, count) in interactions.sorted(by: { $0.key < $1.key }) {
+            for _ in 0..<count {
+                sent += 1
+                let value = #"{"tenant":"\#(tenant)","user":"u\#(sent)","time":"2026-11-29T08:00:00Z","prompt":"Question \#(sent)?","response":"Answer \#(sent) for \#(tenant)."}"#
+                _ = try await producer.send(ProducerRecord(topic: prefix + "attune.interactions", key: tenant, value: value))
+            }
+        }
+        await producer.close()
+        let worker = TrainWorker(configuration: workerConfiguration, log: log, base: try RandomModel.load(tiny), tokenizer: tokenizer,
+                                 catalog: catalog)
+        try await worker.run(idle: .milliseconds(500))
+    }
+
+    /// Starts the server on a free loopback port.
+    func serve(adapterMemory: Int = 64 << 20, kvMemory: Int = 64 << 20, maxWaiting: Int = 256) async throws {
+        var logger = Logger(label: "attune.serve.test")
+        logger.logLevel = .warning
+        let metrics = ServingMetrics(factory: PrometheusMetricsFactory(registry: prometheus))
+        let registry = try await AdapterRegistry(log: log, adaptersTopic: prefix + "attune.adapters",
+                                                 eventsTopic: prefix + "attune.adapter-events")
+        let cache = AdapterCache(registry: registry, config: model.config, memoryBudget: adapterMemory, metrics: metrics, logger: logger)
+        let engine = InferenceEngine(model: model, tokenizer: tokenizer,
+                                     configuration: EngineConfiguration(kvMemoryBytes: kvMemory, maxBatch: 64, maxWaiting: maxWaiting),
+                                     metrics: metrics, onFinish: { lease in Task { await cache.release(lease) } })
+        var configuration = ServerConfiguration()
+        configuration.port = 0
+        configuration.maxBodyBytes = 64 << 10
+        let server = InferenceServer(configuration: configuration, engine: engine, cache: cache, registry: registry,
+                                     watcher: AdapterWatcher(registry: registry, cache: cache, logger: logger),
+                                     prometheus: prometheus, logger: logger)
+        self.server = server
+        self.registry = registry
+        self.cache = cache
+        serverTask = Task { try await server.run() }
+        guard let port = await server.listeningPort() else { throw FixtureError("the server did not start listening") }
+        self.port = port
+        for _ in 0..<600 {
+            if (try? await get("/readyz").status) == 200 { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw FixtureError("the server did not become ready")
+    }
+
+    func stop() async {
+        serverTask?.cancel()
+        _ = try? await serverTask?.value
+        await registry?.close()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    // MARK: HTTP
+
+    struct HTTPAnswer {
+        let status: Int
+        let headers: [String: String]
+        let body: Data
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] ?? [:] }
+    }
+
+    func get(_ path: String) async throws -> HTTPAnswer {
+        try await http("GET", path, body: nil)
+    }
+
+    func post(_ path: String, json: [String: Any]) async throws -> HTTPAnswer {
+        try await http("POST", path, body: try JSONSerialization.data(withJSONObject: json))
+    }
+
+    func post(_ path: String, raw: Data) async throws -> HTTPAnswer {
+        try await http("POST", path, body: raw)
+    }
+
+    /// A plain HTTP/1.1 exchange over a loopback socket (`Connection: close`, body read to EOF).
+    func http(_ method: String, _ path: String, body: Data?) async throws -> HTTPAnswer {
+        let port = self.port
+        return try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                continuation.resume(with: Result { try LoopbackHTTP.exchange(port: port, method: method, path: path, body: body) })
+            }.start()
+        }
+    }
+}
+
+struct FixtureError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -77,15 +77,18 @@ let package = Package(
 
         .executableTarget(name: "attune-bench-eventlog", dependencies: ["AttuneEventLog"]),
 
+        // Shared by the test targets: the shared-broker trait, condition waits.
+        .target(name: "AttuneTestSupport", path: "Tests/AttuneTestSupport"),
+
         .testTarget(name: "AttuneTensorTests", dependencies: ["AttuneTensor"], exclude: ["Golden"]),
         .testTarget(name: "AttuneGGUFTests", dependencies: ["AttuneGGUF"]),
         .testTarget(name: "AttuneTokenizerTests", dependencies: ["AttuneTokenizer", "AttuneModel"], exclude: ["Golden"]),
         .testTarget(name: "AttuneModelTests", dependencies: ["AttuneModel"], exclude: ["Golden"]),
         .testTarget(name: "AttuneTrainingTests", dependencies: ["AttuneTraining"]),
-        .testTarget(name: "AttuneEventLogTests", dependencies: ["AttuneEventLog"]),
-        .testTarget(name: "AttuneWorkerTests", dependencies: ["AttuneWorker", "AttuneRegistry"]),
+        .testTarget(name: "AttuneEventLogTests", dependencies: ["AttuneEventLog", "AttuneTestSupport"]),
+        .testTarget(name: "AttuneWorkerTests", dependencies: ["AttuneWorker", "AttuneRegistry", "AttuneTestSupport"]),
         .testTarget(name: "AttuneRegistryTests", dependencies: ["AttuneRegistry", "AttuneEventLog"]),
         .testTarget(name: "AttuneServerTests", dependencies: ["AttuneServer", "AttuneServing", "AttuneRegistry", "AttuneWorker",
-                                                              "AttuneTraining", "AttuneModel", "AttuneEventLog"]),
+                                                              "AttuneTraining", "AttuneModel", "AttuneEventLog", "AttuneTestSupport"]),
     ]
 )

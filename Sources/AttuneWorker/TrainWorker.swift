@@ -114,8 +114,10 @@ public final class TrainWorker: @unchecked Sendable {
                                interactionsTopic: configuration.interactionsTopic)
     }
 
-    /// Runs until no record has arrived for `idle` since the group assigned partitions and
-    /// nothing is pending (or `stop` says so), closing micro-batches by size or age as it goes.
+    /// Runs until it has read to the end of every owned partition, no record has arrived for
+    /// `idle` since then and nothing is pending (or `stop` says so), closing micro-batches by
+    /// size or age as it goes. The idle window never replaces reading: a slow fetch on a busy
+    /// machine delays the stop instead of skipping records.
     /// It trains one batch (or rebase) between polls, so the group hears from it regularly.
     public func run(idle: Duration = .seconds(2), stop: @Sendable () -> Bool = { false }) async throws {
         let c = configuration
@@ -155,7 +157,10 @@ public final class TrainWorker: @unchecked Sendable {
             }
             try await deadLetterExhaustedBatches()
             try await commit(consumer)
-            if idleNow && !worked && pending.values.allSatisfy({ $0.rejectedAt != nil }) { break }
+            if idleNow && !worked && pending.values.allSatisfy({ $0.rejectedAt != nil }) {
+                if try await readToEnd(consumer) { break }
+                quietSince = .now
+            }
         }
         try await commit(consumer)
         await consumer.close()
@@ -296,6 +301,23 @@ public final class TrainWorker: @unchecked Sendable {
     /// Commits, per owned partition, the first offset not yet covered by a published version.
     /// A commit the group refuses (this member lost partitions it has not heard about yet) is
     /// skipped: the next owner starts from the last accepted commit.
+    /// Whether every owned partition has been read up to its high watermark.
+    private func readToEnd(_ consumer: any EventConsumer) async throws -> Bool {
+        for tp in owned {
+            let marks = try await consumer.watermarks(tp)
+            let next: Int64
+            if let last = lastSeen[tp] {
+                next = last + 1
+            } else if let position = try await consumer.position(tp) {
+                next = position
+            } else {
+                next = max(try await consumer.committed([tp])[tp] ?? marks.low, marks.low)
+            }
+            if next < marks.high { return false }
+        }
+        return true
+    }
+
     private func commit(_ consumer: any EventConsumer) async throws {
         var offsets: [TopicPartition: Int64] = [:]
         for (tp, last) in lastSeen { offsets[tp] = last + 1 }

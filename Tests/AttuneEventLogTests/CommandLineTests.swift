@@ -1,4 +1,5 @@
 import Foundation
+import AttuneTestSupport
 import Testing
 @testable import AttuneEventLog
 
@@ -22,7 +23,7 @@ func runAttune(_ arguments: [String], stdin: String? = nil) throws -> (status: I
             String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
 }
 
-@Suite(.serialized) struct CommandLineTests {
+@Suite(.serialized, .sharedBroker) struct CommandLineTests {
     func connection(_ transport: TestTransport, _ directory: String) -> [String] {
         transport == .embedded ? ["--transport", "embedded", "--log-dir", directory]
             : ["--transport", "kafka", "--bootstrap", TestTransport.bootstrap ?? ""]

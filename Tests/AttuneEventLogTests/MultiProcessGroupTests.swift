@@ -1,4 +1,5 @@
 import Foundation
+import AttuneTestSupport
 import Testing
 @testable import AttuneEventLog
 
@@ -64,19 +65,14 @@ final class ConsumerProcess: @unchecked Sendable {
     /// SIGTERM, then wait for a clean exit.
     func stop() async -> Int32 {
         process.terminate()
-        for _ in 0..<300 where process.isRunning { try? await Task.sleep(for: .milliseconds(100)) }
+        await waitUntil { !process.isRunning }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
         return process.terminationStatus
     }
 }
 
-func waitFor(_ timeout: Duration = .seconds(45), _ condition: () -> Bool) async {
-    let deadline = ContinuousClock.now + timeout
-    while !condition() && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(100)) }
-}
-
-@Suite(.serialized) struct MultiProcessGroupTests {
+@Suite(.serialized, .sharedBroker) struct MultiProcessGroupTests {
     @Test(arguments: TestTransport.selected)
     func groupSplitsPartitionsBetweenProcessesAndRebalancesWhenOneLeaves(_ transport: TestTransport) async throws {
         let directory = TestTransport.temporaryDirectory()
@@ -96,28 +92,28 @@ func waitFor(_ timeout: Duration = .seconds(45), _ condition: () -> Bool) async 
         }
 
         let a = try ConsumerProcess(arguments)
-        await waitFor { a.owned == [0, 1, 2, 3] }
+        await waitUntil { a.owned == [0, 1, 2, 3] }
         #expect(a.owned == [0, 1, 2, 3])
 
         let b = try ConsumerProcess(arguments)
-        await waitFor { a.owned.count == 2 && b.owned.count == 2 }
+        await waitUntil { a.owned.count == 2 && b.owned.count == 2 }
         #expect(a.owned.isDisjoint(with: b.owned))
         #expect(a.owned.union(b.owned) == [0, 1, 2, 3])
         let ownedByB = b.owned
 
         try await produceRound(1)
-        await waitFor { a.records.count + b.records.count >= 40 }
+        await waitUntil { a.records.count + b.records.count >= 40 }
         #expect(a.records.count + b.records.count == 40)
         #expect(Set(a.records.map(\.partition)).isSubset(of: a.owned))
         #expect(Set(b.records.map(\.partition)).isSubset(of: ownedByB))
 
         #expect(await b.stop() == 0)
-        await waitFor { a.owned == [0, 1, 2, 3] }
+        await waitUntil { a.owned == [0, 1, 2, 3] }
         #expect(a.owned == [0, 1, 2, 3])
 
         let before = a.records.count
         try await produceRound(2)
-        await waitFor { a.records.count - before >= 40 }
+        await waitUntil { a.records.count - before >= 40 }
         let taken = a.records.dropFirst(before)
         #expect(taken.count == 40, "the remaining member reads every new record once")
         #expect(taken.allSatisfy { $0.offset >= 10 }, "B's commits survive: nothing it read is read again")
@@ -146,21 +142,21 @@ func waitFor(_ timeout: Duration = .seconds(45), _ condition: () -> Bool) async 
         let arguments = ["consume"] + connection + ["-t", topic, "-g", group, "--follow", "--format", "json",
                                                     "--print-rebalance", "--session-timeout-ms", "6000", "--no-validate"]
         let survivor = try ConsumerProcess(arguments)
-        await waitFor { survivor.owned == [0, 1] }
+        await waitUntil { survivor.owned == [0, 1] }
         let victim = try ConsumerProcess(arguments)
-        await waitFor { survivor.owned.count == 1 && victim.owned.count == 1 }
+        await waitUntil { survivor.owned.count == 1 && victim.owned.count == 1 }
         #expect(victim.owned.count == 1)
         let lost = victim.owned
 
         kill(victim.process.processIdentifier, SIGKILL)
         victim.process.waitUntilExit()
-        await waitFor(.seconds(60)) { survivor.owned == [0, 1] }
+        await waitUntil { survivor.owned == [0, 1] }
         #expect(survivor.owned == [0, 1], "the survivor takes over once the crashed member's session expires")
 
         let producer = try log.makeProducer()
         _ = try await producer.send((0..<10).map { ProducerRecord(topic: topic, partition: $0 % 2, value: Array("after-\($0)".utf8)) })
         await producer.close()
-        await waitFor { Set(survivor.records.map(\.partition)).isSuperset(of: lost) && survivor.records.count >= 10 }
+        await waitUntil { Set(survivor.records.map(\.partition)).isSuperset(of: lost) && survivor.records.count >= 10 }
         #expect(survivor.records.count == 10)
         #expect(Set(survivor.records.map(\.partition)) == [0, 1])
         #expect(await survivor.stop() == 0)

@@ -1,4 +1,5 @@
 import Foundation
+import AttuneTestSupport
 import Testing
 @testable import AttuneEventLog
 
@@ -48,16 +49,14 @@ func makeTopic(_ log: any EventLog, partitions: Int, configs: [String: String] =
     let name = uniqueName(prefix)
     let admin = try log.makeAdmin()
     try await admin.createTopic(TopicSpec(name: name, partitions: partitions, configs: configs))
-    for _ in 0..<100 {
-        if try await admin.describeTopic(name)?.partitions == partitions { break }
-        try await Task.sleep(for: .milliseconds(50))
-    }
+    try await waitUntil(interval: .milliseconds(50)) { try await admin.describeTopic(name)?.partitions == partitions }
     await admin.close()
     return name
 }
 
-/// Polls until `count` records arrived or `timeout` passed.
-func collect(_ consumer: any EventConsumer, count: Int, timeout: Duration = .seconds(30)) async throws -> [ConsumerRecord] {
+/// Polls until `count` records arrived or `timeout` passed (generous: a group join on a loaded
+/// machine can take tens of seconds; the wait ends as soon as the records are in).
+func collect(_ consumer: any EventConsumer, count: Int, timeout: Duration = .seconds(120)) async throws -> [ConsumerRecord] {
     var records: [ConsumerRecord] = []
     let deadline = ContinuousClock.now + timeout
     while records.count < count && ContinuousClock.now < deadline {
@@ -91,7 +90,7 @@ final class RebalanceLog: @unchecked Sendable {
 }
 
 /// Polls a consumer until `condition` holds or the timeout passes; returns what it read.
-func pollUntil(_ consumer: any EventConsumer, timeout: Duration = .seconds(30), _ condition: () -> Bool) async throws -> [ConsumerRecord] {
+func pollUntil(_ consumer: any EventConsumer, timeout: Duration = .seconds(120), _ condition: () -> Bool) async throws -> [ConsumerRecord] {
     var records: [ConsumerRecord] = []
     let deadline = ContinuousClock.now + timeout
     while !condition() && ContinuousClock.now < deadline {

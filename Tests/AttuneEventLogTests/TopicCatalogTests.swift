@@ -1,4 +1,5 @@
 import Foundation
+import AttuneTestSupport
 import Testing
 @testable import AttuneEventLog
 
@@ -44,7 +45,7 @@ let validInteraction = #"{"tenant":"acme","user":"u1","time":"2026-11-29T08:00:0
     }
 }
 
-@Suite struct TopicCatalogTests {
+@Suite(.sharedBroker) struct TopicCatalogTests {
     @Test func loadsEveryDesignTopicWithItsSchema() throws {
         let catalog = try TopicCatalog(directory: repositoryTopics)
         #expect(Set(catalog.topics.keys) == ["attune.corpora", "attune.interactions", "attune.adapters",
@@ -180,7 +181,7 @@ let validInteraction = #"{"tenant":"acme","user":"u1","time":"2026-11-29T08:00:0
         let dlq = try log.makeConsumer(ConsumerConfiguration())
         try await dlq.assign((0..<3).map { TopicPartition(DeadLetter.topic, $0) })
         var dead: [ConsumerRecord] = []
-        let deadline = ContinuousClock.now + .seconds(30)
+        let deadline = ContinuousClock.now + .seconds(120)
         while dead.count < 3 && ContinuousClock.now < deadline {
             dead += try await dlq.poll(timeout: .milliseconds(200)).filter { $0.key == Array(marker.utf8) }
         }

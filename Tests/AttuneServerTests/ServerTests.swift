@@ -1,6 +1,7 @@
 import AttuneEventLog
 import AttuneModel
 import AttuneRegistry
+import AttuneTestSupport
 import Foundation
 import Testing
 @testable import AttuneServer
@@ -30,7 +31,7 @@ private func publishedDeployment(_ transport: Transport = .embedded, name: Strin
     return fixture
 }
 
-@Suite(.serialized) struct ServerTests {
+@Suite(.serialized, .sharedBroker) struct ServerTests {
     /// The official OpenAI Python client, as a user runs it: completions and chat, plain and
     /// streamed with usage, pinned and unpinned models, the model list, typed errors.
     @Test(.enabled(if: openAIClient)) func theOpenAIClientDrivesTheServer() async throws {
@@ -179,7 +180,7 @@ private func publishedDeployment(_ transport: Transport = .embedded, name: Strin
         let admitted = try await fixture.cache.acquire("tenant/acme")
         #expect(admitted.model.id == "tenant/acme@1")
         try await fixture.train(interactions: ["acme": 3])
-        let swapped = await waitFor { await fixture.cache.currentVersion(AdapterName.tenant("acme")!)?.version == 2 }
+        let swapped = await waitUntil { await fixture.cache.currentVersion(AdapterName.tenant("acme")!)?.version == 2 }
         #expect(swapped, "version 2 swapped in while a request holds version 1")
         let onAdmission = try await generate(admitted)
         let pinned = try await generate(try await fixture.cache.acquire("tenant/acme@1"))
@@ -220,11 +221,11 @@ private func publishedDeployment(_ transport: Transport = .embedded, name: Strin
                 try await group.waitForAll()
             }
         }
-        #expect(await waitFor { clients.versions.contains("tenant/acme@1") })
+        #expect(await waitUntil { clients.versions.contains("tenant/acme@1") })
         try await fixture.train(interactions: ["acme": 3])
-        #expect(await waitFor { clients.versions.contains("tenant/acme@2") }, "version 2 served")
+        #expect(await waitUntil { clients.versions.contains("tenant/acme@2") }, "version 2 served")
         try await fixture.train(interactions: ["acme": 3])
-        #expect(await waitFor { clients.versions.contains("tenant/acme@3") }, "version 3 served")
+        #expect(await waitUntil { clients.versions.contains("tenant/acme@3") }, "version 3 served")
 
         let v3 = try #require(await fixture.registry.latest(AdapterName.tenant("acme")!))
         var bytes = try await fixture.registry.weights(of: v3)
@@ -238,12 +239,12 @@ private func publishedDeployment(_ transport: Transport = .embedded, name: Strin
         _ = try await producer.send(ProducerRecord(topic: fixture.prefix + "attune.adapter-events", key: Array(v4.adapter.utf8),
                                                    value: try v4.cloudEvent(source: "test/corruptor")))
         await producer.close()
-        #expect(await waitFor {
+        #expect(await waitUntil {
             String(decoding: (try? await fixture.get("/metrics").body) ?? Data(), as: UTF8.self)
                 .contains("attune_adapter_versions_refused_total 1")
         }, "the corrupted version is refused")
         let servedBefore = clients.count
-        #expect(await waitFor { clients.count >= servedBefore + 6 })
+        #expect(await waitUntil { clients.count >= servedBefore + 6 })
         clients.stop()
         try await load.value
 
@@ -276,14 +277,4 @@ private final class Clients: @unchecked Sendable {
     var failures: Int { lock.withLock { failed } }
     var perClient: [[String]] { lock.withLock { seen } }
     var lastVersions: [String] { lock.withLock { seen.compactMap(\.last) } }
-}
-
-/// Checks `condition` until it holds (true) or two minutes pass (false).
-func waitFor(_ condition: () async -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + .seconds(120)
-    while ContinuousClock.now < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(100))
-    }
-    return false
 }

@@ -2,6 +2,7 @@ import AttuneEventLog
 import AttuneRegistry
 import AttuneModel
 import Foundation
+import AttuneTestSupport
 import Testing
 @testable import AttuneWorker
 
@@ -74,11 +75,7 @@ private func publishedReleases(_ log: any EventLog, prefix: String = "") async t
         return p
     }
     let first = try worker(idle: 60)
-    var seen = 0
-    for _ in 0..<1200 where seen < 1 {
-        try await Task.sleep(for: .milliseconds(50))
-        seen = try await publishedReleases(log).count
-    }
+    try await waitUntil(.seconds(300), interval: .milliseconds(50)) { try await publishedReleases(log).count >= 1 }
     kill(first.processIdentifier, SIGKILL)
     first.waitUntilExit()
     let beforeRestart = try await publishedReleases(log).count
@@ -104,7 +101,7 @@ private func publishedReleases(_ log: any EventLog, prefix: String = "") async t
 /// replay memory — no input lost or trained twice, versions 1, 2, … with each parent the
 /// version before, whichever worker published it. On the embedded log and on Kafka; both
 /// stop cleanly on SIGTERM.
-@Test(arguments: Transport.selected)
+@Test(.sharedBroker, arguments: Transport.selected)
 func aJoiningWorkerTakesOverPartitionsWithTheirAdapters(_ transport: Transport) async throws {
     let binary = try attuneBinary()
     let (dir, model, logDir, embedded, repositoryCatalog) = try await processFixture("handover")
@@ -162,18 +159,17 @@ func aJoiningWorkerTakesOverPartitionsWithTheirAdapters(_ transport: Transport) 
 
     try await wave(1)
     let (a, aLog) = try worker("a")
-    for _ in 0..<600 where try published(aLog).count < domains.count { try await Task.sleep(for: .milliseconds(100)) }
+    try await waitUntil(.seconds(300)) { try published(aLog).count >= domains.count }
     #expect(try published(aLog).count == domains.count, "the first worker published version 1 of every domain")
     let (b, bLog) = try worker("b")
-    for _ in 0..<600 where try !owns(bLog) { try await Task.sleep(for: .milliseconds(100)) }
+    try await waitUntil(.seconds(300)) { try owns(bLog) }
     #expect(try owns(bLog), "the second worker was given partitions")
     try await wave(2)
     await producer.close()
     // The workers run until told to stop (nothing here depends on how promptly this test runs).
-    for _ in 0..<900 {
+    try await waitUntil(.seconds(600), interval: .milliseconds(200)) {
         let releases = try await publishedReleases(log, prefix: prefix)
-        if inputs.allSatisfy({ a, m in releases.contains { $0.adapter == a && $0.covers(TopicPartition(m.topic, m.partition), m.offset) } }) { break }
-        try await Task.sleep(for: .milliseconds(200))
+        return inputs.allSatisfy { a, m in releases.contains { $0.adapter == a && $0.covers(TopicPartition(m.topic, m.partition), m.offset) } }
     }
     a.terminate()
     b.terminate()

@@ -15,7 +15,7 @@ func readTopic(_ log: any EventLog, _ topic: String, partitions: Int) async thro
         (ends[p], next[p]) = (w.high, w.low)
     }
     var out: [ConsumerRecord] = []
-    let deadline = ContinuousClock.now + .seconds(30)
+    let deadline = ContinuousClock.now + .seconds(120)
     while parts.contains(where: { next[$0]! < ends[$0]! }) && ContinuousClock.now < deadline {
         for r in try await consumer.poll(maxRecords: 500, timeout: .milliseconds(200)) {
             next[r.topicPartition] = r.offset + 1

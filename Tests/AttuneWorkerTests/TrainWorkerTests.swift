@@ -3,6 +3,7 @@ import AttuneModel
 import AttuneTokenizer
 import AttuneTraining
 import Foundation
+import AttuneTestSupport
 import Testing
 @testable import AttuneWorker
 
@@ -34,7 +35,7 @@ enum Transport: String, CaseIterable, Sendable {
 /// valid input offset is covered by exactly one published version; a malformed record goes to
 /// the DLQ with its reason and the partition keeps flowing. A second worker run restores the
 /// versions and trains nothing twice.
-@Test(arguments: Transport.selected)
+@Test(.sharedBroker, arguments: Transport.selected)
 func workerTrainsDomainsAndTenantsFromTheTopics(_ transport: Transport) async throws {
     let run = String(UUID().uuidString.prefix(8)).lowercased()
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-worker-\(run)").path
@@ -101,10 +102,11 @@ func workerTrainsDomainsAndTenantsFromTheTopics(_ transport: Transport) async th
     let subscriber = try log.makeConsumer(ConsumerConfiguration(groupID: "subscriber-\(run)"))
     try await subscriber.subscribe([config.eventsTopic])
     var events: [[String: Any]] = []
-    for _ in 0..<100 where events.count < all.count {
+    try await waitUntil(interval: .zero) {
         for r in try await subscriber.poll(maxRecords: 100, timeout: .milliseconds(200)) {
             events.append(try JSONSerialization.jsonObject(with: Data(r.value!)) as! [String: Any])
         }
+        return events.count >= all.count
     }
     await subscriber.close()
     #expect(events.count == all.count)
@@ -116,9 +118,10 @@ func workerTrainsDomainsAndTenantsFromTheTopics(_ transport: Transport) async th
     let dlq = try log.makeConsumer(ConsumerConfiguration(groupID: "dlq-reader-\(run)"))
     try await dlq.subscribe([DeadLetter.topic])
     var dead: [ConsumerRecord] = []
-    for _ in 0..<100 where dead.isEmpty {
+    try await waitUntil(interval: .zero) {
         dead += try await dlq.poll(maxRecords: 100, timeout: .milliseconds(200))
             .filter { $0.headers.text(named: DeadLetter.topicHeader) == interactions }
+        return !dead.isEmpty
     }
     await dlq.close()
     #expect(dead.count == 1 && dead.first?.headers.text(named: DeadLetter.reasonHeader)?.isEmpty == false)
@@ -356,7 +359,7 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
     let base = try RandomModel.load(tiny)
     let first = TrainWorker(configuration: config, log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
     nonisolated(unsafe) var secondWave = false
-    try await first.run(idle: .seconds(10)) {
+    try await first.run(idle: .seconds(60)) {
         let versions = first.releases["tenant/" + a]?.count ?? 0
         if versions == 1 && !secondWave {
             secondWave = true

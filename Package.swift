@@ -78,7 +78,7 @@ let package = Package(
         .executableTarget(name: "attune-bench-eventlog", dependencies: ["AttuneEventLog"]),
 
         // Shared by the test targets: the shared-broker trait, condition waits.
-        .target(name: "AttuneTestSupport", path: "Tests/AttuneTestSupport"),
+        .target(name: "AttuneTestSupport", dependencies: ["AttuneEventLog", "AttuneTokenizer"], path: "Tests/AttuneTestSupport"),
 
         .testTarget(name: "AttuneTensorTests", dependencies: ["AttuneTensor"], exclude: ["Golden"]),
         .testTarget(name: "AttuneGGUFTests", dependencies: ["AttuneGGUF"]),

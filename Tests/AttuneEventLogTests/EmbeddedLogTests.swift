@@ -1,3 +1,4 @@
+import AttuneTestSupport
 import Foundation
 import Testing
 @testable import AttuneEventLog

@@ -3,43 +3,6 @@ import AttuneTestSupport
 import Testing
 @testable import AttuneEventLog
 
-/// The transports a conformance test runs against: the embedded log always, Kafka when
-/// `ATTUNE_KAFKA_BOOTSTRAP` names a broker (or `ATTUNE_REQUIRE_KAFKA=1` demands one).
-enum TestTransport: String, CaseIterable, CustomTestStringConvertible, Sendable {
-    case embedded, kafka
-
-    static var bootstrap: String? {
-        ProcessInfo.processInfo.environment["ATTUNE_KAFKA_BOOTSTRAP"].flatMap { $0.isEmpty ? nil : $0 }
-    }
-
-    static var kafkaRequired: Bool { ProcessInfo.processInfo.environment["ATTUNE_REQUIRE_KAFKA"] == "1" }
-
-    static var selected: [TestTransport] {
-        bootstrap != nil || kafkaRequired ? [.embedded, .kafka] : [.embedded]
-    }
-
-    var testDescription: String { rawValue }
-
-    /// A fresh log: a new directory for the embedded one, the configured broker for Kafka.
-    func makeLog(directory: String = TestTransport.temporaryDirectory()) throws -> any EventLog {
-        switch self {
-        case .embedded:
-            return EmbeddedEventLog(directory: directory)
-        case .kafka:
-            guard let bootstrap = Self.bootstrap else {
-                throw EventLogError(.invalidConfiguration, "ATTUNE_REQUIRE_KAFKA=1 but ATTUNE_KAFKA_BOOTSTRAP is unset")
-            }
-            return KafkaEventLog(KafkaConfiguration(bootstrapServers: [bootstrap]))
-        }
-    }
-
-    static func temporaryDirectory() -> String {
-        let path = NSTemporaryDirectory() + "attune-eventlog-\(UUID().uuidString)"
-        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
-}
-
 func uniqueName(_ prefix: String) -> String {
     "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
 }

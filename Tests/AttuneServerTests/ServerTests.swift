@@ -1,6 +1,7 @@
 import AttuneEventLog
 import AttuneModel
 import AttuneRegistry
+import AttuneTraining
 import AttuneTestSupport
 import Foundation
 import Testing
@@ -23,7 +24,7 @@ private let openAIClient: Bool = {
 
 /// A deployment with `domain/law@1`, `tenant/acme@1` and `@2` (both on law@1) published by a
 /// real training worker, served on a loopback port.
-private func publishedDeployment(_ transport: Transport = .embedded, name: String) async throws -> ServingFixture {
+private func publishedDeployment(_ transport: TestTransport = .embedded, name: String) async throws -> ServingFixture {
     let fixture = try await ServingFixture(transport, name: name)
     try await fixture.train(domainDocuments: 4, interactions: ["acme": 4])
     try await fixture.train(interactions: ["acme": 3])
@@ -52,6 +53,51 @@ private func publishedDeployment(_ transport: Transport = .embedded, name: Strin
         #expect(summary["pinned"] as? String == "tenant/acme@1")
         #expect(summary["models"] as? [String] == ["base", "domain/law", "tenant/acme"])
         #expect((summary["errors"] as? [String: Int]) == ["unknown model": 404, "unknown version": 404, "max_tokens 0": 400, "too long": 400])
+    }
+
+    /// `attune adapter list`, `history` and `pull` against the published topics: every adapter
+    /// with its latest version, a lineage oldest first, and a pulled version that loads as the
+    /// PEFT folder it was published as (same sha256 of the weights file).
+    @Test func theAdapterCommandsListHistoryAndPull() async throws {
+        let fixture = try await ServingFixture(.embedded, name: "cli")
+        defer { Task { await fixture.stop() } }
+        try await fixture.train(domainDocuments: 4, interactions: ["acme": 4])
+        try await fixture.train(interactions: ["acme": 3])
+        let logDir = fixture.directory.appendingPathComponent("log").path
+        func attune(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: try attuneExecutable())
+            p.arguments = arguments
+            let out = Pipe(), err = Pipe()
+            p.standardOutput = out
+            p.standardError = err
+            try p.run()
+            let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        }
+        let list = try attune(["adapter", "list", "--log-dir", logDir])
+        #expect(list.status == 0)
+        let lines = list.out.split(separator: "\n").map(String.init)
+        #expect(lines.map { $0.split(separator: " ").first.map(String.init) ?? "" } == ["domain/law@1", "tenant/acme@2"])
+        #expect(lines.last?.contains("parent:tenant/acme@1") == true && lines.last?.contains("domain:domain/law@1") == true)
+
+        let history = try attune(["adapter", "history", "tenant/acme", "--log-dir", logDir, "--json"])
+        let releases = try history.out.split(separator: "\n").map { try JSONDecoder().decode(AdapterRelease.self, from: Data($0.utf8)) }
+        #expect(releases.map(\.version) == [1, 2] && releases[1].parent == releases[0].id)
+
+        let out = fixture.directory.appendingPathComponent("pulled").path
+        let pull = try attune(["adapter", "pull", "tenant/acme@1", "--out", out, "--log-dir", logDir])
+        #expect(pull.status == 0, "\(pull.err)")
+        let weights = try Data(contentsOf: URL(fileURLWithPath: out).appendingPathComponent("adapter_model.safetensors"))
+        #expect(AdapterRelease.digest(Array(weights)) == releases[0].sha256)
+        let lora = try PEFTAdapterFile.load(from: URL(fileURLWithPath: out), model: tiny)
+        #expect(lora.config.rank == 2)
+
+        let missing = try attune(["adapter", "pull", "tenant/acme@9", "--out", out, "--log-dir", logDir])
+        #expect(missing.status == 1 && missing.err.contains("no version 9"))
+        let nobody = try attune(["adapter", "history", "tenant/nobody", "--log-dir", logDir])
+        #expect(nobody.status == 1 && nobody.err.contains("no adapter named tenant/nobody"))
     }
 
     /// Bad input gets a clear 4xx with OpenAI's error object; health, readiness, metrics, the
@@ -197,8 +243,8 @@ private func publishedDeployment(_ transport: Transport = .embedded, name: Strin
     /// every response names the version that served it, versions never go backwards for new
     /// requests, both new versions are served, and the corrupted one is refused while the last
     /// good one keeps serving.
-    @Test(arguments: Transport.selected)
-    func hotSwapUnderLoadNeverFailsOrGoesBackwards(_ transport: Transport) async throws {
+    @Test(arguments: TestTransport.selected)
+    func hotSwapUnderLoadNeverFailsOrGoesBackwards(_ transport: TestTransport) async throws {
         let fixture = try await ServingFixture(transport, name: "hotswap")
         defer { Task { await fixture.stop() } }
         try await fixture.train(domainDocuments: 4, interactions: ["acme": 4])

@@ -3,6 +3,7 @@ import AttuneModel
 import AttuneRegistry
 import AttuneServer
 import AttuneServing
+import AttuneTestSupport
 import AttuneTokenizer
 import AttuneTraining
 import AttuneWorker
@@ -12,25 +13,6 @@ import Prometheus
 
 let tiny = LlamaConfig(layers: 2, dim: 64, ffnDim: 96, heads: 4, kvHeads: 2, vocabSize: 80, contextLength: 128)
 let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-/// Letters, digits, space, newline, a little punctuation, unused fillers and the ChatML specials.
-let testVocabulary: (tokens: [String], types: [Int], eos: Int) = {
-    let chars = Array(" \nabcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,?'-".utf8)
-    var tokens = chars.map { ByteLevel.encode([$0]) }
-    tokens += (0..<(78 - tokens.count)).map { "<unused\($0)>" } + ["<|im_start|>", "<|im_end|>"]
-    return (tokens, Array(repeating: 1, count: 78) + [3, 3], 79)
-}()
-
-/// The transports a serving test runs on: embedded always; Kafka when `ATTUNE_KAFKA_BOOTSTRAP`
-/// names a broker (required with `ATTUNE_REQUIRE_KAFKA=1`).
-enum Transport: String, CaseIterable, Sendable {
-    case embedded, kafka
-
-    static var selected: [Transport] {
-        let env = ProcessInfo.processInfo.environment
-        return env["ATTUNE_KAFKA_BOOTSTRAP"] != nil || env["ATTUNE_REQUIRE_KAFKA"] == "1" ? [.embedded, .kafka] : [.embedded]
-    }
-}
 
 /// A served deployment: a tiny random model written as GGUF, the topics applied (under a
 /// unique prefix on Kafka), a training worker that publishes `domain/law` and `tenant/acme`
@@ -51,7 +33,7 @@ final class ServingFixture: @unchecked Sendable {
     private var serverTask: Task<Void, any Error>?
     private var sent = 0
 
-    init(_ transport: Transport, name: String) async throws {
+    init(_ transport: TestTransport, name: String) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("attune-\(name)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         modelPath = directory.appendingPathComponent("tiny.gguf").path

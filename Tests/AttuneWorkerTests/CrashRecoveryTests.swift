@@ -9,14 +9,6 @@ import Testing
 private let tiny = LlamaConfig(layers: 2, dim: 64, ffnDim: 96, heads: 4, kvHeads: 2, vocabSize: 80, contextLength: 128)
 private let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-/// The `attune` binary built beside this test bundle.
-private func attuneBinary() throws -> String {
-    let bundleDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    let found = [bundleDir, bundleDir.deletingLastPathComponent()].map { $0.appendingPathComponent("attune").path }
-        .first { FileManager.default.isExecutableFile(atPath: $0) }
-    return try #require(found, "build the attune product first (swift build --product attune)")
-}
-
 /// A fresh folder holding a tiny random GGUF and an embedded log with the repository's topics,
 /// for tests that run `attune train-worker` processes.
 private func processFixture(_ name: String) async throws -> (dir: URL, model: String, logDir: String, log: EmbeddedEventLog, catalog: TopicCatalog) {
@@ -49,7 +41,7 @@ private func publishedReleases(_ log: any EventLog, prefix: String = "") async t
 /// is lost or trained twice (each offset is covered by exactly one published version) and each
 /// adapter's versions stay 1, 2, 3… without gaps or repeats.
 @Test func killedWorkerRestartsWithoutLossOrDuplicates() async throws {
-    let binary = try attuneBinary()
+    let binary = try attuneExecutable()
     let (dir, model, logDir, log, catalog) = try await processFixture("crash")
     defer { try? FileManager.default.removeItem(at: dir) }
     let producer = ValidatingProducer(try log.makeProducer(), catalog: catalog)
@@ -101,9 +93,9 @@ private func publishedReleases(_ log: any EventLog, prefix: String = "") async t
 /// replay memory — no input lost or trained twice, versions 1, 2, … with each parent the
 /// version before, whichever worker published it. On the embedded log and on Kafka; both
 /// stop cleanly on SIGTERM.
-@Test(.sharedBroker, arguments: Transport.selected)
-func aJoiningWorkerTakesOverPartitionsWithTheirAdapters(_ transport: Transport) async throws {
-    let binary = try attuneBinary()
+@Test(.sharedBroker, arguments: TestTransport.selected)
+func aJoiningWorkerTakesOverPartitionsWithTheirAdapters(_ transport: TestTransport) async throws {
+    let binary = try attuneExecutable()
     let (dir, model, logDir, embedded, repositoryCatalog) = try await processFixture("handover")
     defer { try? FileManager.default.removeItem(at: dir) }
     let topics = repository.appendingPathComponent("topics").path

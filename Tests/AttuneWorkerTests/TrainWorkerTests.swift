@@ -19,24 +19,13 @@ private func corpus(_ domain: String, _ i: Int) -> String {
     #"{"domain":"\#(domain)","doc_id":"\#(domain)-\#(i)","text":"The \#(domain) rule number \#(i) says to do it well.","source":"test"}"#
 }
 
-/// The transports the worker test runs on: embedded always; Kafka when `ATTUNE_KAFKA_BOOTSTRAP`
-/// names a broker (required with `ATTUNE_REQUIRE_KAFKA=1`).
-enum Transport: String, CaseIterable, Sendable {
-    case embedded, kafka
-
-    static var selected: [Transport] {
-        let env = ProcessInfo.processInfo.environment
-        return env["ATTUNE_KAFKA_BOOTSTRAP"] != nil || env["ATTUNE_REQUIRE_KAFKA"] == "1" ? [.embedded, .kafka] : [.embedded]
-    }
-}
-
 /// Corpora for two domains and interactions for three tenants go in; domain versions and
 /// tenant adapters (on the pinned or best domain) come out, announced as CloudEvents; every
 /// valid input offset is covered by exactly one published version; a malformed record goes to
 /// the DLQ with its reason and the partition keeps flowing. A second worker run restores the
 /// versions and trains nothing twice.
-@Test(.sharedBroker, arguments: Transport.selected)
-func workerTrainsDomainsAndTenantsFromTheTopics(_ transport: Transport) async throws {
+@Test(.sharedBroker, arguments: TestTransport.selected)
+func workerTrainsDomainsAndTenantsFromTheTopics(_ transport: TestTransport) async throws {
     let run = String(UUID().uuidString.prefix(8)).lowercased()
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-worker-\(run)").path
     defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -81,7 +70,7 @@ func workerTrainsDomainsAndTenantsFromTheTopics(_ transport: Transport) async th
     config.tenantDomains = ["acme": "law", "bolt": "cook"]
     config.gateTolerance = 10
     let base = try RandomModel.load(tiny)
-    let worker = TrainWorker(configuration: config, log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
+    let worker = TrainWorker(configuration: config, log: log, base: base, tokenizer: try testTokenizer(), catalog: catalog)
     try await worker.run(idle: .milliseconds(1500))
     #expect(worker.stats.deadLettered == 1)
     #expect(Set(worker.releases.keys) == ["domain/law", "domain/cook", "tenant/acme", "tenant/bolt", "tenant/cove"])
@@ -127,7 +116,7 @@ func workerTrainsDomainsAndTenantsFromTheTopics(_ transport: Transport) async th
     #expect(dead.count == 1 && dead.first?.headers.text(named: DeadLetter.reasonHeader)?.isEmpty == false)
 
     // Restart: the new worker restores every adapter and trains nothing twice.
-    let again = TrainWorker(configuration: config, log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
+    let again = TrainWorker(configuration: config, log: log, base: base, tokenizer: try testTokenizer(), catalog: catalog)
     try await again.run(idle: .milliseconds(1500))
     #expect(again.stats.published == 0 && again.stats.examplesTrained == 0)
     #expect(again.states["domain/law"]?.replay.items.count == 6, "the replay buffer comes back from attune.checkpoints")
@@ -139,7 +128,7 @@ func workerTrainsDomainsAndTenantsFromTheTopics(_ transport: Transport) async th
     let more = ValidatingProducer(try log.makeProducer(), catalog: catalog, policy: .reject)
     for i in 6..<11 { _ = try await more.send(ProducerRecord(topic: corpora, key: "law", value: corpus("law", i))) }
     await more.close()
-    let third = TrainWorker(configuration: config, log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
+    let third = TrainWorker(configuration: config, log: log, base: base, tokenizer: try testTokenizer(), catalog: catalog)
     try await third.run(idle: .milliseconds(1500))
     #expect(third.releases["domain/law"]?.last?.version == 2)
     let acme = try #require(third.releases["tenant/acme"]?.last)
@@ -170,11 +159,11 @@ func workerTrainsDomainsAndTenantsFromTheTopics(_ transport: Transport) async th
     config.lora = LoRAConfig(rank: 2, alpha: 4)
     config.gateTolerance = -0.99
     let base = try RandomModel.load(tiny)
-    let strict = TrainWorker(configuration: config, log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
+    let strict = TrainWorker(configuration: config, log: log, base: base, tokenizer: try testTokenizer(), catalog: catalog)
     try await strict.run(idle: .milliseconds(500))
     #expect(strict.stats.rejectedByGate >= 1 && strict.stats.published == 0)
     config.gateTolerance = 10
-    let sane = TrainWorker(configuration: config, log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
+    let sane = TrainWorker(configuration: config, log: log, base: base, tokenizer: try testTokenizer(), catalog: catalog)
     try await sane.run(idle: .milliseconds(500))
     #expect(sane.stats.published == 1 && sane.stats.examplesTrained == 10, "the held-back records were not lost")
 }
@@ -210,7 +199,7 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
     var config = smallConfiguration()
     config.batchTokens = 40
     config.tenantDomains = ["acme": "law"]
-    let worker = TrainWorker(configuration: config, log: log, base: try RandomModel.load(tiny), tokenizer: try tokenizer(), catalog: catalog)
+    let worker = TrainWorker(configuration: config, log: log, base: try RandomModel.load(tiny), tokenizer: try testTokenizer(), catalog: catalog)
     async let run: Void = worker.run(idle: .seconds(8))
     try await Task.sleep(for: .seconds(1))
     #expect(worker.releases.isEmpty, "nothing trained before the domain exists")
@@ -229,7 +218,7 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
     let producer = ValidatingProducer(try log.makeProducer(), catalog: catalog)
     for i in 0..<5 { _ = try await producer.send(ProducerRecord(topic: "attune.corpora", key: "law", value: corpus("law", i))) }
     let base = try RandomModel.load(tiny)
-    let first = TrainWorker(configuration: smallConfiguration(), log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
+    let first = TrainWorker(configuration: smallConfiguration(), log: log, base: base, tokenizer: try testTokenizer(), catalog: catalog)
     try await first.run(idle: .milliseconds(500))
     let v1 = try #require(first.releases["domain/law"]?.first)
 
@@ -244,7 +233,7 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
     _ = try await producer.send(ProducerRecord(topic: "attune.adapters", key: Array("domain/law".utf8), value: weights, headers: try v2.headers()))
     await producer.close()
 
-    let next = TrainWorker(configuration: smallConfiguration(), log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
+    let next = TrainWorker(configuration: smallConfiguration(), log: log, base: base, tokenizer: try testTokenizer(), catalog: catalog)
     try await next.run(idle: .milliseconds(500))
     #expect(next.stats.reannounced == 1 && next.states["domain/law"]?.release?.version == 2)
     #expect(next.stats.examplesTrained == 0 && next.stats.skippedAlreadyTrained == 2, "version 2's inputs are not trained again")
@@ -272,7 +261,7 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
     config.tenantDomains = ["acme": "law"]
     let base = try RandomModel.load(tiny)
     func runWorker() async throws -> TrainWorker {
-        let w = TrainWorker(configuration: config, log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
+        let w = TrainWorker(configuration: config, log: log, base: base, tokenizer: try testTokenizer(), catalog: catalog)
         try await w.run(idle: .milliseconds(800))
         return w
     }
@@ -317,7 +306,7 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
     config.domainWaitSeconds = 0
     let base = try RandomModel.load(tiny)
     func runWorker() async throws -> TrainWorker {
-        let w = TrainWorker(configuration: config, log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
+        let w = TrainWorker(configuration: config, log: log, base: base, tokenizer: try testTokenizer(), catalog: catalog)
         try await w.run(idle: .milliseconds(800))
         return w
     }
@@ -357,7 +346,7 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
     config.batchTokens = 20
     config.tenantDomains = [a: "law", b: "never-published"]
     let base = try RandomModel.load(tiny)
-    let first = TrainWorker(configuration: config, log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
+    let first = TrainWorker(configuration: config, log: log, base: base, tokenizer: try testTokenizer(), catalog: catalog)
     nonisolated(unsafe) var secondWave = false
     try await first.run(idle: .seconds(60)) {
         let versions = first.releases["tenant/" + a]?.count ?? 0
@@ -374,7 +363,7 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
     let admin = try #require(try log.makeAdmin() as? EmbeddedAdmin)
     #expect(try await admin.maintain() > 0)
     await admin.close()
-    let next = TrainWorker(configuration: config, log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
+    let next = TrainWorker(configuration: config, log: log, base: base, tokenizer: try testTokenizer(), catalog: catalog)
     try await next.run(idle: .milliseconds(800))
     #expect(next.stats.skippedAlreadyTrained == 10 && next.stats.examplesTrained == 1, "only b's record is trained")
     #expect(next.releases["tenant/" + a]?.map(\.version) == [2], "the adapters topic kept only version 2")
@@ -395,7 +384,7 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
     config.gateTolerance = -0.99
     config.gateRetrySeconds = 0
     config.gateMaxRejections = 2
-    let worker = TrainWorker(configuration: config, log: log, base: try RandomModel.load(tiny), tokenizer: try tokenizer(), catalog: catalog)
+    let worker = TrainWorker(configuration: config, log: log, base: try RandomModel.load(tiny), tokenizer: try testTokenizer(), catalog: catalog)
     try await worker.run(idle: .milliseconds(800))
     #expect(worker.stats.rejectedByGate == 2 && worker.stats.published == 0 && worker.stats.deadLettered == 6)
     let dead = try await readTopic(log, DeadLetter.topic, partitions: 3)
@@ -405,7 +394,7 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
     #expect(Set(dead.compactMap(\.value)).count == 6, "the original records, as produced")
 
     // Nothing is left holding the partitions: a second worker has nothing to do.
-    let again = TrainWorker(configuration: smallConfiguration(), log: log, base: try RandomModel.load(tiny), tokenizer: try tokenizer(), catalog: catalog)
+    let again = TrainWorker(configuration: smallConfiguration(), log: log, base: try RandomModel.load(tiny), tokenizer: try testTokenizer(), catalog: catalog)
     try await again.run(idle: .milliseconds(500))
     #expect(again.stats.examplesTrained == 0 && again.stats.deadLettered == 0)
 }
@@ -419,12 +408,12 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
     let producer = ValidatingProducer(try log.makeProducer(), catalog: catalog)
     for i in 0..<3 { _ = try await producer.send(ProducerRecord(topic: "attune.corpora", key: "law", value: corpus("law", i))) }
     let base = try RandomModel.load(tiny)
-    let slow = TrainWorker(configuration: smallConfiguration(), log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
+    let slow = TrainWorker(configuration: smallConfiguration(), log: log, base: base, tokenizer: try testTokenizer(), catalog: catalog)
     try await slow.run(idle: .milliseconds(500))
     let held = try #require(slow.states["domain/law"])
     for i in 3..<6 { _ = try await producer.send(ProducerRecord(topic: "attune.corpora", key: "law", value: corpus("law", i))) }
     await producer.close()
-    let other = TrainWorker(configuration: smallConfiguration(), log: log, base: base, tokenizer: try tokenizer(), catalog: catalog)
+    let other = TrainWorker(configuration: smallConfiguration(), log: log, base: base, tokenizer: try testTokenizer(), catalog: catalog)
     try await other.run(idle: .milliseconds(500))
     #expect(other.releases["domain/law"]?.last?.version == 2)
 

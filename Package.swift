@@ -72,6 +72,8 @@ let package = Package(
             "AttuneModel", "AttuneTraining", "AttuneEventLog", "AttuneWorker", "AttuneRegistry", "AttuneServing", "AttuneServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
 

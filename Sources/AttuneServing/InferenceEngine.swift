@@ -25,6 +25,10 @@ public struct InferenceSummary: Sendable {
     public var promptTokens: Int
     public var completionTokens: Int
     public var tokens: [Int32]
+    /// When the request was submitted, and when its first and last tokens were sampled.
+    public var submittedAt: ContinuousClock.Instant
+    public var firstTokenAt: ContinuousClock.Instant?
+    public var lastTokenAt: ContinuousClock.Instant?
 }
 
 /// What a generation streams: text pieces, then its summary (or a failure).
@@ -77,6 +81,7 @@ public final class InferenceEngine: @unchecked Sendable {
         var text: GeneratedText
         var history: [Int32]
         var produced: [Int32] = []
+        var firstTokenAt: ContinuousClock.Instant?
         var lastTokenAt: ContinuousClock.Instant?
         private let lock = NSLock()
         private var cancelledFlag = false
@@ -263,6 +268,7 @@ public final class InferenceEngine: @unchecked Sendable {
             let now = ContinuousClock.now
             let token = s.sampler.sample(logits[(i * vocab)..<((i + 1) * vocab)], history: s.history)
             if s.produced.isEmpty {
+                s.firstTokenAt = now
                 metrics.promptTokens.increment(by: s.request.prompt.count)
                 metrics.timeToFirstToken.recordNanoseconds((now - s.submitted).nanoseconds)
             } else if let last = s.lastTokenAt {
@@ -293,7 +299,9 @@ public final class InferenceEngine: @unchecked Sendable {
         let rest = s.text.finish(flush: reason == .length)
         if !rest.isEmpty { s.continuation.yield(.text(rest)) }
         s.continuation.yield(.finished(InferenceSummary(finishReason: reason, promptTokens: s.request.prompt.count,
-                                                        completionTokens: s.produced.count, tokens: s.produced)))
+                                                        completionTokens: s.produced.count, tokens: s.produced,
+                                                        submittedAt: s.submitted, firstTokenAt: s.firstTokenAt,
+                                                        lastTokenAt: s.lastTokenAt)))
         s.continuation.finish()
         release(s, kvHeld: kvHeld)
         metrics.requestLatency.recordNanoseconds((ContinuousClock.now - s.submitted).nanoseconds)

@@ -156,6 +156,39 @@ private func publishedDeployment(_ transport: TestTransport = .embedded, name: S
         }
     }
 
+    /// Admission: requests whose KV memory does not fit wait for room instead of failing (all
+    /// finish, one at a time, when the budget holds one), a request larger than the whole
+    /// budget is a 400, and past the queue limit new requests get 429 with Retry-After.
+    @Test func requestsWaitForKVMemoryAndAFullQueueAnswers429() async throws {
+        let fixture = try await ServingFixture(.embedded, name: "admission-queue")
+        defer { Task { await fixture.stop() } }
+        try await fixture.train(domainDocuments: 4)
+        let perRequest = 2 * tiny.layers * (12 + 40) * tiny.kvHeads * tiny.headDim * 4
+        try await fixture.serve(kvMemory: perRequest + perRequest / 2)
+        let answers = try await withThrowingTaskGroup(of: ServingFixture.HTTPAnswer.self) { group in
+            for i in 0..<6 {
+                group.addTask {
+                    try await fixture.post("/v1/completions", json: ["model": "domain/law", "prompt": "Question \(i) is?",
+                                                                    "max_tokens": 40, "temperature": 0])
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(answers.allSatisfy { $0.status == 200 }, "\(answers.map(\.status))")
+        let huge = try await fixture.post("/v1/completions", json: ["model": "base", "prompt": "Q", "max_tokens": 120])
+        #expect(huge.status == 400 && String(decoding: huge.body, as: UTF8.self).contains("KV cache"))
+
+        let full = try await ServingFixture(.embedded, name: "full-queue")
+        defer { Task { await full.stop() } }
+        try await full.train(domainDocuments: 4)
+        try await full.serve(maxWaiting: 0)
+        let refused = try await full.post("/v1/completions", json: ["model": "domain/law", "prompt": "Q", "max_tokens": 4])
+        #expect(refused.status == 429 && refused.headers["retry-after"] == "1")
+        #expect((refused.json["error"] as? [String: Any])?["code"] as? String == "overloaded")
+        let metrics = String(decoding: try await full.get("/metrics").body, as: UTF8.self)
+        #expect(metrics.contains("attune_requests_rejected_total 1"))
+    }
+
     /// Requests on different adapters batched into the same decode steps produce what each
     /// produces alone: the same greedy tokens, and logits within 1e-3 of a forward pass per
     /// request (the batch runs the base products as one sgemm; alone, one token at a time

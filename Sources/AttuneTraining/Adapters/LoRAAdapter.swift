@@ -3,13 +3,14 @@ import AttuneTensor
 import Foundation
 
 /// LoRA weights for a llama model: for each layer and target projection W (out × in),
-/// A (r × in) and B (out × r), so that W' = W + s·B·A. All parameters (and their gradients)
-/// live in one flat buffer for the optimizer; A and B are views into it.
+/// A (r × in) and B (out × r), so that W' = W + s·B·A. All parameters live in one flat buffer
+/// for the optimizer (A and B are views into it); their gradients, in another, allocated on
+/// first use — an adapter that only serves never holds them.
 public final class LoRAAdapter: LinearAdapter, @unchecked Sendable {
     public let config: LoRAConfig
     public let model: LlamaConfig
     public let parameters: FloatBuffer
-    public let gradients: FloatBuffer
+    public private(set) lazy var gradients = FloatBuffer(parameters.count)
     private var offsets: [Int: (a: Int, b: Int, out: Int, in: Int)] = [:]
 
     /// A new adapter initialized as PEFT does: A Kaiming-uniform (bound 1/√in), B zero.
@@ -42,7 +43,6 @@ public final class LoRAAdapter: LinearAdapter, @unchecked Sendable {
         }
         offsets = table.mapValues { (a: $0.0, b: $0.1, out: $0.2, in: $0.3) }
         parameters = FloatBuffer(total)
-        gradients = FloatBuffer(total)
     }
 
     @inline(__always)

@@ -51,7 +51,8 @@ let package = Package(
 
         // Workers: continual training from the topics, publication of adapter versions.
         .target(name: "AttuneWorker", dependencies: ["AttuneTraining", "AttuneEventLog", "AttuneModel", "AttuneRegistry",
-                                                     .product(name: "Crypto", package: "swift-crypto")]),
+                                                     .product(name: "Crypto", package: "swift-crypto"),
+                                                     .product(name: "Metrics", package: "swift-metrics")]),
 
         // Serving: hot-swapped adapters, continuous batching across adapters, admission.
         .target(name: "AttuneServing", dependencies: ["AttuneRegistry", "AttuneModel", "AttuneTraining", "AttuneTokenizer",
@@ -75,6 +76,7 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Hummingbird", package: "hummingbird"),
         ]),
 
         .executableTarget(name: "attune-bench-eventlog", dependencies: ["AttuneEventLog"]),

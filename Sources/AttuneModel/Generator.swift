@@ -113,4 +113,10 @@ extension Duration {
         let c = components
         return Double(c.seconds) + Double(c.attoseconds) * 1e-18
     }
+
+    /// The duration in whole nanoseconds.
+    public var nanoseconds: Int64 {
+        let c = components
+        return c.seconds * 1_000_000_000 + c.attoseconds / 1_000_000_000
+    }
 }

@@ -233,10 +233,3 @@ public actor AdapterCache {
 private struct DomainUnavailable: Error {
     let message: String
 }
-
-extension Duration {
-    var nanoseconds: Int64 {
-        let c = components
-        return c.seconds * 1_000_000_000 + c.attoseconds / 1_000_000_000
-    }
-}

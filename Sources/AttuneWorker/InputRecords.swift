@@ -9,6 +9,8 @@ struct WorkItem {
     let example: TrainingExample
     let source: TopicPartition
     let offset: Int64
+    /// The record's produce time.
+    let timestamp: TimestampMs
     /// The record as consumed, for the DLQ should the gate give up on its batch.
     let key: [UInt8]?
     let value: [UInt8]?
@@ -29,7 +31,7 @@ struct InputDecoder {
             guard let domain = obj["domain"] as? String, let text = obj["text"] as? String else {
                 throw TrainingError.badData("corpus document without domain or text")
             }
-            return WorkItem(adapter: "domain/" + domain, example: builder.corpus(text), source: r.topicPartition, offset: r.offset,
+            return WorkItem(adapter: "domain/" + domain, example: builder.corpus(text), source: r.topicPartition, offset: r.offset, timestamp: r.timestamp,
                             key: r.key, value: r.value)
         }
         guard let tenant = obj["tenant"] as? String, let prompt = obj["prompt"] as? String, let response = obj["response"] as? String else {
@@ -37,6 +39,6 @@ struct InputDecoder {
         }
         guard let example = builder.interaction(prompt: prompt, response: response, correction: obj["correction"] as? String,
                                                 feedback: obj["feedback"] as? String) else { return nil }
-        return WorkItem(adapter: "tenant/" + tenant, example: example, source: r.topicPartition, offset: r.offset, key: r.key, value: r.value)
+        return WorkItem(adapter: "tenant/" + tenant, example: example, source: r.topicPartition, offset: r.offset, timestamp: r.timestamp, key: r.key, value: r.value)
     }
 }

@@ -1,4 +1,5 @@
 import AttuneEventLog
+import AttuneModel
 import AttuneRegistry
 import AttuneTraining
 import Foundation
@@ -9,6 +10,7 @@ extension TrainWorker {
     func publish(_ name: String, state: AdapterState, items: [WorkItem], metrics: [String: Double],
                  producer: any EventProducer) async throws {
         let c = configuration
+        let started = ContinuousClock.now
         let config = try PEFTAdapterFile.configJSON(state.lora, baseModel: c.baseModel)
         let (_, weights) = try PEFTAdapterFile.encode(state.lora, baseModel: c.baseModel,
                                                       metadata: ["adapter_config": String(decoding: config, as: UTF8.self)])
@@ -24,6 +26,10 @@ extension TrainWorker {
         remember(release)
         if name.hasPrefix("domain/") { domains[name] = DomainBase(release: release, lora: try decodeLoRA(bytes)) }
         stats.published += 1
+        self.metrics.publishedVersions.increment()
+        self.metrics.publishLatency.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+        let now = currentTimestampMs()
+        for item in items { self.metrics.freshness.recordMilliseconds(max(0, now - item.timestamp)) }
         report("published \(release.id) sha256 \(release.sha256.prefix(12)) covering \(items.count) records")
     }
 

@@ -31,7 +31,11 @@ extension TrainWorker {
             state.regularizer = r
             trainer.regularizer = r
         }
+        let started = ContinuousClock.now
         trainer.run()
+        let trainedTokens = c.stepsPerBatch * c.batchSize * c.seqLen
+        metrics.trainingTokensPerSecond.record(Double(trainedTokens) / max(1e-9, (ContinuousClock.now - started).seconds))
+        metrics.batchExamples.record(examples.count)
         let losses = gate.losses(model)
         let regressions = gate.regressions(candidate: losses, parent: parentLosses)
         guard regressions.isEmpty else {
@@ -39,6 +43,7 @@ extension TrainWorker {
             restore(state.lora, parent.parameters)
             state.regularizer?.discardObservations()
             stats.rejectedByGate += 1
+            metrics.gateRejected.increment()
             batch.rejectedAt = batch.items.count
             batch.rejections += 1
             batch.lastReason = "loss rose on \(regressions.joined(separator: ", ")): \(losses) vs parent \(parentLosses)"
@@ -48,14 +53,16 @@ extension TrainWorker {
             return
         }
         guard try await stillCurrent(name, state) else { return }
-        var metrics = PublicationGate.metrics(candidate: losses, parent: parentLosses)
-        metrics["examples"] = Double(examples.count)
-        if state.blocks.count > parent.blocks.count { metrics["grown"] = 1 }
-        try await publish(name, state: state, items: batch.items, metrics: metrics, producer: producer)
+        metrics.gateAccepted.increment()
+        var evaluation = PublicationGate.metrics(candidate: losses, parent: parentLosses)
+        evaluation["examples"] = Double(examples.count)
+        if state.blocks.count > parent.blocks.count { evaluation["grown"] = 1 }
+        try await publish(name, state: state, items: batch.items, metrics: evaluation, producer: producer)
         state.regularizer?.consolidate(at: state.lora.parameters)
         for e in examples { state.replay.offer(e) }
         try await checkpoint(name, state: state, producer: producer)
         stats.examplesTrained += examples.count
+        metrics.trainedExamples.increment(by: examples.count)
         pending[name] = nil
     }
 
@@ -111,6 +118,7 @@ extension TrainWorker {
         state.regularizer?.consolidate(at: state.lora.parameters)
         try await checkpoint(name, state: state, producer: producer)
         stats.rebased += 1
+        self.metrics.rebases.increment()
     }
 
     /// Rebases the first owned tenant (by name) that an operator asked to move, that stands on
@@ -143,6 +151,7 @@ extension TrainWorker {
         try await catchUp()
         guard states[name] === state else {
             stats.superseded += 1
+            metrics.supersededCandidates.increment()
             report("\(name): another worker published \(states[name]?.release?.id ?? "it") meanwhile; candidate dropped")
             return false
         }

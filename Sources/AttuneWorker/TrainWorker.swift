@@ -36,6 +36,9 @@ public final class TrainWorker: @unchecked Sendable {
     let decoder: InputDecoder
     private let catalog: TopicCatalog
     let report: @Sendable (String) -> Void
+    let metrics: WorkerMetrics
+    private let readiness = NSLock()
+    private var caughtUpOnce = false
     /// The working copy, at its latest version, of every domain adapter and of the tenant
     /// adapters of owned partitions.
     var states: [String: AdapterState] = [:]
@@ -104,8 +107,9 @@ public final class TrainWorker: @unchecked Sendable {
     }
 
     public init(configuration: TrainWorkerConfiguration, log: any EventLog, base: LlamaModel, tokenizer: BPETokenizer,
-                catalog: TopicCatalog, report: @escaping @Sendable (String) -> Void = { _ in }) {
+                catalog: TopicCatalog, metrics: WorkerMetrics = .none, report: @escaping @Sendable (String) -> Void = { _ in }) {
         self.configuration = configuration
+        self.metrics = metrics
         self.log = log
         self.base = base
         self.catalog = catalog
@@ -126,6 +130,7 @@ public final class TrainWorker: @unchecked Sendable {
         self.follower = follower
         inputPartitions = try await partitionCounts(log, [c.corporaTopic, c.interactionsTopic])
         try await catchUp()
+        readiness.withLock { caughtUpOnce = true }
         let producer = try log.makeProducer()
         deadLetters = producer
         let validator = ConsumedRecordValidator(catalog: catalog, deadLetters: producer)
@@ -145,6 +150,7 @@ public final class TrainWorker: @unchecked Sendable {
             for r in records where owned.contains(r.topicPartition) { try await accept(r, validator: validator) }
             if ContinuousClock.now - lastFollow >= .seconds(c.followSeconds) {
                 try await catchUp()
+                try await recordLag(consumer)
                 lastFollow = .now
             }
             let idleNow = ContinuousClock.now - quietSince >= idle
@@ -168,6 +174,18 @@ public final class TrainWorker: @unchecked Sendable {
         self.follower = nil
         try await producer.flush()
         await producer.close()
+    }
+
+    /// Whether the worker has read the published state once (its `/readyz`).
+    public var isReady: Bool { readiness.withLock { caughtUpOnce } }
+
+    /// Consumer lag of each owned partition, and the replay memory held.
+    private func recordLag(_ consumer: any EventConsumer) async throws {
+        for tp in owned {
+            let marks = try await consumer.watermarks(tp)
+            metrics.lag(tp, max(0, marks.high - (lastSeen[tp].map { $0 + 1 } ?? marks.low)))
+        }
+        metrics.replayItems.record(states.values.reduce(0) { $0 + $1.replay.items.count })
     }
 
     /// Reads what the followed topics gained (weights only of domains and owned tenants) and absorbs it.
@@ -203,6 +221,8 @@ public final class TrainWorker: @unchecked Sendable {
             try await catchUp()
             try await announceMissing(producer: producer)
         }
+        metrics.rebalances.increment()
+        metrics.ownedPartitions.record(owned.count)
         report("partitions now owned: \(owned.sorted().map(\.description).joined(separator: " "))")
         return true
     }
@@ -247,6 +267,7 @@ public final class TrainWorker: @unchecked Sendable {
                     partition: item.source.partition, offset: item.offset))
             }
             stats.deadLettered += b.items.count
+            for (tp, items) in Dictionary(grouping: b.items, by: \.source) { metrics.deadLettered(tp.topic, count: items.count) }
             pending[name] = nil
             report("gate: \(name) gave up after \(b.rejections) rejections; \(b.items.count) records sent to \(DeadLetter.topic)")
         }
@@ -254,8 +275,10 @@ public final class TrainWorker: @unchecked Sendable {
 
     private func accept(_ record: ConsumerRecord, validator: ConsumedRecordValidator) async throws {
         lastSeen[record.topicPartition] = record.offset
+        metrics.consumed(record.topic)
         guard let valid = try await validator.check(record) else {
             stats.deadLettered += 1
+            metrics.deadLettered(record.topic)
             return
         }
         let item: WorkItem?
@@ -266,6 +289,7 @@ public final class TrainWorker: @unchecked Sendable {
                                                                     headers: record.headers, reason: "\(error)",
                                                                     partition: record.partition, offset: record.offset))
             stats.deadLettered += 1
+            metrics.deadLettered(record.topic)
             return
         }
         guard let item else { return }
@@ -274,6 +298,7 @@ public final class TrainWorker: @unchecked Sendable {
                                                                     headers: record.headers, reason: problem,
                                                                     partition: record.partition, offset: record.offset))
             stats.deadLettered += 1
+            metrics.deadLettered(record.topic)
             return
         }
         if (releases[item.adapter] ?? []).contains(where: { $0.accountsFor(item.source, item.offset) }) {

@@ -4,11 +4,11 @@ import Testing
 @testable import AttuneEventLog
 
 /// Runs `attune` to completion: exit status (nil if killed by a signal), stdout, stderr.
-func runAttune(_ arguments: [String], stdin: String? = nil) throws -> (status: Int32?, out: String, err: String) {
+func runAttune(_ arguments: [String], stdin: String? = nil, in folder: String? = nil) throws -> (status: Int32?, out: String, err: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: try attuneExecutable())
     process.arguments = arguments
-    process.currentDirectoryURL = URL(fileURLWithPath: repositoryTopics).deletingLastPathComponent()
+    process.currentDirectoryURL = URL(fileURLWithPath: folder ?? URL(fileURLWithPath: repositoryTopics).deletingLastPathComponent().path)
     let out = Pipe(), err = Pipe(), input = Pipe()
     process.standardOutput = out
     process.standardError = err
@@ -86,6 +86,22 @@ func runAttune(_ arguments: [String], stdin: String? = nil) throws -> (status: I
         let dlq = try runAttune(["consume"] + c + ["-t", "attune.dlq", "--format", "json"])
         #expect(dlq.out.contains("\"key\":\"\(tenant)\""))
         #expect(dlq.out.contains("not valid JSON"))
+    }
+
+    /// The binary carries its topic contracts: from a folder with no `topics/`, topics apply
+    /// and produce validate against the built-in schemas; a `--topics-dir` that does not
+    /// exist is an error, never a silent skip of validation.
+    @Test func worksFromAnyFolderWithItsBuiltInTopics() throws {
+        let folder = TestTransport.temporaryDirectory()
+        let log = ["--log-dir", folder + "/log"]
+        #expect(try runAttune(["topics", "apply"] + log, in: folder).status == 0)
+        let bad = try runAttune(["produce", "-t", "attune.interactions", "-k", "acme", "--value", "not json"] + log, in: folder)
+        #expect(bad.status == 1 && bad.err.contains("not valid JSON"), "\(bad.err)")
+        let good = #"{"tenant":"acme","user":"u1","time":"2026-11-29T08:00:00Z","prompt":"hi","response":"hello"}"#
+        #expect(try runAttune(["produce", "-t", "attune.interactions", "-k", "acme", "--value", good] + log, in: folder).status == 0)
+        let missing = try runAttune(["produce", "-t", "attune.interactions", "-k", "acme", "--value", good, "--topics-dir", folder + "/nope"] + log,
+                                    in: folder)
+        #expect(missing.status == 1 && missing.err.contains("cannot read topic directory"), "\(missing.err)")
     }
 
     @Test func badArgumentsAndConfigurationFailCleanly() throws {

@@ -58,6 +58,20 @@ let validInteraction = #"{"tenant":"acme","user":"u1","time":"2026-11-29T08:00:0
         }
     }
 
+    @Test func theBuiltInContractsAreTheRepositoryTopics() throws {
+        let fm = FileManager.default
+        var onDisk: [String: String] = [:]
+        for name in try fm.contentsOfDirectory(atPath: repositoryTopics) where name.hasSuffix(".json") {
+            onDisk[name] = try String(contentsOfFile: repositoryTopics + "/" + name, encoding: .utf8)
+        }
+        for name in try fm.contentsOfDirectory(atPath: repositoryTopics + "/schemas") where name.hasSuffix(".json") {
+            onDisk["schemas/" + name] = try String(contentsOfFile: repositoryTopics + "/schemas/" + name, encoding: .utf8)
+        }
+        let trim = { (s: String) in s.trimmingCharacters(in: .newlines) }
+        #expect(BuiltinTopics.files.mapValues(trim) == onDisk.mapValues(trim), "run python3 ops/gen-builtin-topics.py after editing topics/")
+        #expect(try TopicCatalog.builtin().topics == TopicCatalog(directory: repositoryTopics).topics)
+    }
+
     @Test func aNamePrefixRenamesEveryTopicButTheDLQ() throws {
         let plain = try TopicCatalog(directory: repositoryTopics)
         let staged = try TopicCatalog(directory: repositoryTopics, namePrefix: "staging.")

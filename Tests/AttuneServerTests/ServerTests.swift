@@ -105,7 +105,7 @@ private func publishedDeployment(_ transport: TestTransport = .embedded, name: S
     @Test func badRequestsGetClearErrorsAndTheOtherRoutesAnswer() async throws {
         let fixture = try await publishedDeployment(name: "errors")
         defer { Task { await fixture.stop() } }
-        func expectError(_ answer: ServingFixture.HTTPAnswer, _ status: Int, _ fragment: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        func expectError(_ answer: HTTPAnswer, _ status: Int, _ fragment: String, sourceLocation: SourceLocation = #_sourceLocation) {
             #expect(answer.status == status, sourceLocation: sourceLocation)
             let error = answer.json["error"] as? [String: Any]
             #expect((error?["message"] as? String)?.contains(fragment) == true, "\(String(decoding: answer.body, as: UTF8.self))",
@@ -165,7 +165,7 @@ private func publishedDeployment(_ transport: TestTransport = .embedded, name: S
         try await fixture.train(domainDocuments: 4)
         let perRequest = 2 * tiny.layers * (12 + 40) * tiny.kvHeads * tiny.headDim * 4
         try await fixture.serve(kvMemory: perRequest + perRequest / 2)
-        let answers = try await withThrowingTaskGroup(of: ServingFixture.HTTPAnswer.self) { group in
+        let answers = try await withThrowingTaskGroup(of: HTTPAnswer.self) { group in
             for i in 0..<6 {
                 group.addTask {
                     try await fixture.post("/v1/completions", json: ["model": "domain/law", "prompt": "Question \(i) is?",

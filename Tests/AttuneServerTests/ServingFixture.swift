@@ -132,13 +132,6 @@ final class ServingFixture: @unchecked Sendable {
 
     // MARK: HTTP
 
-    struct HTTPAnswer {
-        let status: Int
-        let headers: [String: String]
-        let body: Data
-        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] ?? [:] }
-    }
-
     func get(_ path: String) async throws -> HTTPAnswer {
         try await http("GET", path, body: nil)
     }
@@ -151,14 +144,8 @@ final class ServingFixture: @unchecked Sendable {
         try await http("POST", path, body: raw)
     }
 
-    /// A plain HTTP/1.1 exchange over a loopback socket (`Connection: close`, body read to EOF).
     func http(_ method: String, _ path: String, body: Data?) async throws -> HTTPAnswer {
-        let port = self.port
-        return try await withCheckedThrowingContinuation { continuation in
-            Thread {
-                continuation.resume(with: Result { try LoopbackHTTP.exchange(port: port, method: method, path: path, body: body) })
-            }.start()
-        }
+        try await LoopbackHTTP.request(port: port, method, path, body: body)
     }
 }
 

@@ -39,26 +39,52 @@ public struct TopicCatalog: Sendable {
 
     /// Loads every definition of `directory`; `namePrefix` goes before every topic name but
     /// the DLQ's, for a deployment on prefixed topics (`staging.` → `staging.attune.corpora`).
+    /// A directory that cannot be read is an error, never an empty catalog.
     public init(directory: String, namePrefix: String = "") throws {
         let fm = FileManager.default
-        guard let files = try? fm.contentsOfDirectory(atPath: directory) else {
+        guard let names = try? fm.contentsOfDirectory(atPath: directory) else {
             throw EventLogError(.invalidConfiguration, "cannot read topic directory \(directory)")
         }
+        var files: [String: [UInt8]] = [:]
+        for name in names where name.hasSuffix(".json") {
+            files[name] = Array(fm.contents(atPath: "\(directory)/\(name)") ?? Data())
+        }
+        for name in (try? fm.contentsOfDirectory(atPath: "\(directory)/schemas")) ?? [] where name.hasSuffix(".json") {
+            files["schemas/" + name] = Array(fm.contents(atPath: "\(directory)/schemas/\(name)") ?? Data())
+        }
+        try self.init(files: files, origin: directory, namePrefix: namePrefix)
+    }
+
+    /// The topic contracts built into this binary (a copy of the repository's `topics/`, kept
+    /// identical by a test), so the commands work from any folder.
+    public static func builtin(namePrefix: String = "") throws -> TopicCatalog {
+        try TopicCatalog(files: BuiltinTopics.files.mapValues { Array($0.utf8) }, origin: "built-in topics", namePrefix: namePrefix)
+    }
+
+    /// The catalog of `directory` when one is given (it must be readable), else the built-in one.
+    public static func load(directory: String?, namePrefix: String = "") throws -> TopicCatalog {
+        if let directory { return try TopicCatalog(directory: directory, namePrefix: namePrefix) }
+        return try builtin(namePrefix: namePrefix)
+    }
+
+    /// Loads definitions (`<name>.json`) and schemas (`schemas/<file>.json`) given as file
+    /// contents by relative path; `origin` names them in errors.
+    public init(files: [String: [UInt8]], origin: String, namePrefix: String = "") throws {
         var topics: [String: TopicDefinition] = [:]
         var valueSchemas: [String: JSONSchema] = [:]
         var headerSchemas: [String: JSONSchema] = [:]
         func loadSchema(_ file: String) throws -> JSONSchema {
-            let path = "\(directory)/schemas/\(file)"
-            guard let data = fm.contents(atPath: path) else { throw EventLogError(.invalidConfiguration, "missing schema \(path)") }
-            do { return try JSONSchema(bytes: Array(data)) } catch let error as EventLogError {
+            let path = "\(origin)/schemas/\(file)"
+            guard let data = files["schemas/" + file] else { throw EventLogError(.invalidConfiguration, "missing schema \(path)") }
+            do { return try JSONSchema(bytes: data) } catch let error as EventLogError {
                 throw EventLogError(.invalidConfiguration, "\(path): \(error.message)")
             }
         }
-        for file in files.sorted() where file.hasSuffix(".json") {
-            let path = "\(directory)/\(file)"
+        for file in files.keys.sorted() where !file.contains("/") {
+            let path = "\(origin)/\(file)"
             var definition: TopicDefinition
             do {
-                definition = try JSONDecoder().decode(TopicDefinition.self, from: fm.contents(atPath: path) ?? Data())
+                definition = try JSONDecoder().decode(TopicDefinition.self, from: Data(files[file]!))
             } catch {
                 throw EventLogError(.invalidConfiguration, "\(path): not a topic definition: \(error)")
             }

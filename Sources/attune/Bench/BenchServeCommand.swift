@@ -29,7 +29,7 @@ struct BenchServeCommand: AsyncParsableCommand {
     @Option(help: "LoRA rank (all seven projections).") var rank = 8
     @Option(help: "Versions published for the swap-latency phase.") var swaps = 50
     @Option(help: "Adapters held in the cache for the memory phase.") var cached = 100
-    @Option(name: .customLong("topics-dir"), help: "Topic definitions.") var topicsDirectory = "topics"
+    @Option(name: .customLong("topics-dir"), help: "Directory of topic definitions and schemas (default: the contracts built into attune).") var topicsDirectory: String?
 
     func run() async throws {
         var options = modelOptions
@@ -168,13 +168,13 @@ private final class Bench: @unchecked Sendable {
     private let rank: Int
     private var follow: Task<Void, Never>?
 
-    init(model: LlamaModel, tokenizer: BPETokenizer, directory: URL, topics: String, rank: Int) async throws {
+    init(model: LlamaModel, tokenizer: BPETokenizer, directory: URL, topics: String?, rank: Int) async throws {
         self.model = model
         self.tokenizer = tokenizer
         self.rank = rank
         let log = EmbeddedEventLog(directory: directory.path)
         let admin = try log.makeAdmin()
-        _ = try await TopicCatalog(directory: topics).apply(to: admin, dryRun: false)
+        _ = try await TopicCatalog.load(directory: topics).apply(to: admin, dryRun: false)
         await admin.close()
         producer = try log.makeProducer()
         var logger = Logger(label: "attune.bench")

@@ -13,7 +13,7 @@ struct BenchWorkersCommand: AsyncParsableCommand {
         commandName: "workers", abstract: "Measure training-worker throughput and produce→publish latency for 1, 2, … workers.")
 
     @Option(help: "GGUF base model (default: $ATTUNE_MODEL, else the fetched base model).") var model: String?
-    @Option(help: "Directory of topic definitions and schemas.") var topicsDir = "topics"
+    @Option(help: "Directory of topic definitions and schemas (default: the contracts built into attune).") var topicsDir: String?
     @Option(help: "Worker counts to compare, comma-separated.") var workers = "1,2"
     @Option(help: "Tenants in the stream.") var tenants = 8
     @Option(help: "Interactions per tenant.") var perTenant = 12
@@ -34,7 +34,7 @@ struct BenchWorkersCommand: AsyncParsableCommand {
         guard !counts.isEmpty, counts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--workers takes positive counts, e.g. 1,2") }
         guard tenants > 0, perTenant > 0, rate > 0 else { throw ValidationError("--tenants, --per-tenant and --rate must be positive") }
         let modelPath = try BaseModelStore().resolve(model)
-        let catalog = try TopicCatalog(directory: topicsDir)
+        let catalog = try TopicCatalog.load(directory: topicsDir)
         var rows: [String] = []
         for count in counts {
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-bench-workers-\(UUID().uuidString)")
@@ -77,7 +77,7 @@ struct BenchWorkersCommand: AsyncParsableCommand {
             guard p.terminationStatus == 0 else {
                 throw ValidationError("worker \(i) exited with status \(p.terminationStatus):\n\(output.split(separator: "\n").suffix(5).joined(separator: "\n"))")
             }
-            rejections += output.split(separator: "\n").filter { $0.hasPrefix("gate: ") }.count
+            rejections += output.split(separator: "\n").filter { $0.contains(" gate: ") }.count
         }
 
         var publishedAt: [Int: TimestampMs] = [:]
@@ -126,9 +126,9 @@ struct BenchWorkersCommand: AsyncParsableCommand {
         let p = Process()
         if let threads { p.environment = ProcessInfo.processInfo.environment.merging(["ATTUNE_THREADS": "\(threads)"]) { $1 } }
         p.executableURL = URL(fileURLWithPath: Bundle.main.executablePath ?? CommandLine.arguments[0])
-        p.arguments = ["train-worker", "--model", modelPath, "--log-dir", logDir, "--topics-dir", topicsDir, "--idle", "\(idle)",
+        p.arguments = ["train-worker", "--model", modelPath, "--log-dir", logDir, "--idle", "\(idle)",
                        "--batch-tokens", "\(batchTokens)", "--batch-seconds", "\(batchSeconds)", "--steps", "\(steps)",
-                       "--seq-len", "\(seqLen)", "--batch-size", "\(batchSize)", "--rank", "\(rank)", "--domain-wait", "0"]
+                       "--seq-len", "\(seqLen)", "--batch-size", "\(batchSize)", "--rank", "\(rank)", "--domain-wait", "0"] + (topicsDir.map { ["--topics-dir", $0] } ?? [])
         guard FileManager.default.createFile(atPath: output, contents: nil) else { throw ValidationError("cannot write \(output)") }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
         p.standardOutput = handle

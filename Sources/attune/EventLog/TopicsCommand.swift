@@ -15,8 +15,8 @@ struct TopicsCommand: AsyncParsableCommand {
             abstract: "Create missing topics from topics/*.json and report drift (idempotent).")
 
         @OptionGroup var transport: TransportOptions
-        @Option(name: .customLong("topics-dir"), help: "Directory of topic definitions and schemas.")
-        var topicsDirectory = "topics"
+        @Option(name: .customLong("topics-dir"), help: "Directory of topic definitions and schemas (default: the contracts built into attune).")
+        var topicsDirectory: String?
         @Option(help: "Put this before every topic name but the DLQ's (e.g. staging.), for a deployment beside others.")
         var topicPrefix = ""
         @Flag(name: .customLong("dry-run"), help: "Only report what would change.")
@@ -24,7 +24,7 @@ struct TopicsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let catalog = try TopicCatalog(directory: topicsDirectory, namePrefix: topicPrefix)
+                let catalog = try TopicCatalog.load(directory: topicsDirectory, namePrefix: topicPrefix)
                 let admin = try transport.makeLog().makeAdmin()
                 let cap = try await (admin as? KafkaAdmin)?.brokerCount()
                 let plan = try await catalog.apply(to: admin, dryRun: dryRun, maxReplicationFactor: cap)

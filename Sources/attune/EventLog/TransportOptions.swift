@@ -50,8 +50,8 @@ struct TransportOptions: ParsableArguments {
 
 /// Options for schema validation against the topic catalog.
 struct ValidationOptions: ParsableArguments {
-    @Option(name: .customLong("topics-dir"), help: "Directory of topic definitions and schemas.")
-    var topicsDirectory = "topics"
+    @Option(name: .customLong("topics-dir"), help: "Directory of topic definitions and schemas (default: the contracts built into attune).")
+    var topicsDirectory: String?
 
     @Option(help: "Prefix of every topic name but the DLQ's (e.g. staging.), as given to topics apply.")
     var topicPrefix = ""
@@ -62,14 +62,9 @@ struct ValidationOptions: ParsableArguments {
     @Option(help: "What to do with a record that fails its schema: reject or dlq.")
     var invalid: InvalidRecordPolicy = .reject
 
-    /// The catalog, or nil when validation is off or the directory does not exist.
+    /// The catalog (built in, or `--topics-dir`, which must exist), or nil when validation is off.
     func catalog() throws -> TopicCatalog? {
-        if skipValidation { return nil }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: topicsDirectory, isDirectory: &isDirectory), isDirectory.boolValue else {
-            return nil
-        }
-        return try TopicCatalog(directory: topicsDirectory, namePrefix: topicPrefix)
+        skipValidation ? nil : try TopicCatalog.load(directory: topicsDirectory, namePrefix: topicPrefix)
     }
 }
 

@@ -37,6 +37,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Most requests waiting for admission before new ones get 429.") var maxQueue = 256
     @Option(help: "Largest request body in bytes.") var maxBodyBytes = 1 << 20
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+    @Option(help: "Log lines as text or json.") var logFormat: LogFormat = .text
 
     func validate() throws {
         guard (1...4096).contains(maxBatch) else { throw ValidationError("--max-batch must be in 1...4096") }
@@ -53,9 +54,8 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        LoggingSystem.bootstrap(StreamLogHandler.standardError)
-        var logger = Logger(label: "attune.serve")
-        logger.logLevel = Logger.Level(rawValue: logLevel)!
+        LineLogHandler.bootstrap(format: logFormat, level: Logger.Level(rawValue: logLevel)!)
+        let logger = Logger(label: "attune.serve")
         let prometheus = PrometheusCollectorRegistry()
         let metrics = ServingMetrics(factory: PrometheusMetricsFactory(registry: prometheus))
 

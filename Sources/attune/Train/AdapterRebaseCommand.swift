@@ -15,7 +15,7 @@ extension AdapterCommand {
             """)
 
         @OptionGroup var transport: TransportOptions
-        @Option(help: "Directory of topic definitions and schemas.") var topicsDir = "topics"
+        @Option(help: "Directory of topic definitions and schemas (default: the contracts built into attune).") var topicsDir: String?
         @Option(help: "The tenant to rebase.") var tenant: String
         @Option(help: "Move the tenant to this domain (default: the domain it stands on).") var domain: String?
         @Option(help: "Prefix of every topic name, as given to the workers.") var topicPrefix = ""
@@ -24,7 +24,7 @@ extension AdapterCommand {
             var topics = TrainWorkerConfiguration(baseModel: "", baseModelSHA256: "")
             topics.prefixTopics(topicPrefix)
             let command = try await RebaseCommand.request(tenant: tenant, domain: domain, log: try transport.makeLog(),
-                                                          catalog: try TopicCatalog(directory: topicsDir, namePrefix: topicPrefix), configuration: topics)
+                                                          catalog: try TopicCatalog.load(directory: topicsDir, namePrefix: topicPrefix), configuration: topics)
             print("requested: \(command.adapter) onto \(command.domain)")
         }
     }

@@ -1,4 +1,7 @@
 import ArgumentParser
+import Logging
+import Prometheus
+import ServiceLifecycle
 import AttuneEventLog
 import AttuneModel
 import AttuneTokenizer
@@ -20,7 +23,7 @@ struct TrainWorkerCommand: AsyncParsableCommand {
 
     @OptionGroup var transport: TransportOptions
     @Option(help: "GGUF base model (default: $ATTUNE_MODEL, else the fetched base model).") var model: String?
-    @Option(help: "Directory of topic definitions and schemas.") var topicsDir = "topics"
+    @Option(help: "Directory of topic definitions and schemas (default: the contracts built into attune).") var topicsDir: String?
     @Option(help: "Consumer group.") var group = "attune-trainers"
     @Option(help: "Prefix of every topic name but the DLQ's (e.g. staging.), as given to topics apply.")
     var topicPrefix = ""
@@ -49,7 +52,12 @@ struct TrainWorkerCommand: AsyncParsableCommand {
     var rebase: RebaseMode = .automatic
     @Option(help: "A new tenant waits this many seconds for its domain's first version before training on the base alone.")
     var domainWait = 60.0
-    @Option(help: "Stop after this many seconds without input (0 = never).") var idle = 0.0
+    @Option(help: "Stop once every owned partition is read to its end and nothing arrived for this many seconds (0 = never).")
+    var idle = 0.0
+    @Option(help: "Serve /metrics, /healthz and /readyz on this port (0 picks a free one; default: none).") var metricsPort: Int?
+    @Option(help: "Address for --metrics-port.") var metricsHost = "127.0.0.1"
+    @Option(help: "Log lines as text or json.") var logFormat: LogFormat = .text
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
         guard batchTokens > 0, batchSeconds > 0 else { throw ValidationError("--batch-tokens and --batch-seconds must be positive") }
@@ -61,9 +69,13 @@ struct TrainWorkerCommand: AsyncParsableCommand {
         guard driftThreshold >= 0, maxBlocks > 0 else { throw ValidationError("--drift-threshold must be ≥ 0 and --max-blocks positive") }
         guard domainWait >= 0, idle >= 0 else { throw ValidationError("--domain-wait and --idle must be ≥ 0") }
         guard sessionTimeout >= 1 else { throw ValidationError("--session-timeout must be at least 1 second") }
+        guard metricsPort.map({ (0...65535).contains($0) }) ?? true else { throw ValidationError("--metrics-port must be in 0...65535") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a level") }
     }
 
     func run() async throws {
+        LineLogHandler.bootstrap(format: logFormat, level: Logger.Level(rawValue: logLevel)!)
+        let logger = Logger(label: "attune.train-worker")
         let path = try BaseModelStore().resolve(model)
         let base = try LlamaModel(path: path, mode: .quantized)
         let tokenizer = try BPETokenizer(gguf: base.file)
@@ -99,15 +111,51 @@ struct TrainWorkerCommand: AsyncParsableCommand {
             guard parts.count == 2 else { throw ValidationError("--tenant-domain takes TENANT=DOMAIN") }
             c.tenantDomains[parts[0]] = parts[1]
         }
+        let prometheus = PrometheusCollectorRegistry()
         let worker = TrainWorker(configuration: c, log: try transport.makeLog(), base: base, tokenizer: tokenizer,
-                                 catalog: try TopicCatalog(directory: topicsDir, namePrefix: topicPrefix)) { line in
-            FileHandle.standardError.write(Data((line + "\n").utf8))
+                                 catalog: try TopicCatalog.load(directory: topicsDir, namePrefix: topicPrefix),
+                                 metrics: WorkerMetrics(factory: PrometheusMetricsFactory(registry: prometheus))) { [logger] line in
+            logger.info("\(line)")
         }
-        let stop = StopSignal()
-        try await worker.run(idle: idle > 0 ? .milliseconds(Int(idle * 1000)) : .seconds(365 * 86400)) { stop.stopped }
+        let run = WorkerService(worker: worker, idle: idle > 0 ? .milliseconds(Int(idle * 1000)) : .seconds(365 * 86400))
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let metricsPort {
+            services.append(.init(service: MetricsEndpoint(host: metricsHost, port: metricsPort, registry: prometheus,
+                                                           ready: { worker.isReady }, logger: logger)))
+        }
+        services.append(.init(service: run, successTerminationBehavior: .gracefullyShutdownGroup))
+        try await ServiceGroup(configuration: ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint],
+                                                                        logger: logger)).run()
         let s = worker.stats
-        print("published \(s.published) versions (\(s.rebased) rebases, \(s.reannounced) re-announced), \(s.rejectedByGate) rejected by the gate, \(s.superseded) superseded, \(s.deadLettered) dead-lettered, \(s.skippedAlreadyTrained) already trained, \(s.examplesTrained) examples trained")
+        logger.info("stopped", metadata: ["published": "\(s.published)", "rebases": "\(s.rebased)", "reannounced": "\(s.reannounced)",
+                                          "rejected": "\(s.rejectedByGate)", "superseded": "\(s.superseded)",
+                                          "dead_lettered": "\(s.deadLettered)", "already_trained": "\(s.skippedAlreadyTrained)",
+                                          "examples_trained": "\(s.examplesTrained)"])
     }
+}
+
+/// Runs a training worker until it is idle or the service group shuts down gracefully (it
+/// then finishes the batch in hand, commits and leaves its group).
+private struct WorkerService: Service {
+    let worker: TrainWorker
+    let idle: Duration
+
+    func run() async throws {
+        let stop = StopFlag()
+        try await withGracefulShutdownHandler {
+            try await worker.run(idle: idle) { stop.isSet }
+        } onGracefulShutdown: {
+            stop.set()
+        }
+    }
+}
+
+/// A flag set once, read from any thread.
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = false
+    var isSet: Bool { lock.withLock { flag } }
+    func set() { lock.withLock { flag = true } }
 }
 
 extension RebaseMode: ExpressibleByArgument {}

@@ -3,12 +3,50 @@ import Foundation
 import Glibc
 #endif
 
+/// An HTTP response as a test reads it.
+public struct HTTPAnswer: Sendable {
+    public let status: Int
+    /// Header names lowercased.
+    public let headers: [String: String]
+    public let body: Data
+    public var json: [String: Any] { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] ?? [:] }
+    public var text: String { String(decoding: body, as: UTF8.self) }
+}
+
+/// A failure of the test client.
+public struct LoopbackHTTPError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
 /// A minimal blocking HTTP/1.1 client over a loopback TCP socket, for tests: one request per
 /// connection (`Connection: close`), the response read to EOF, chunked bodies decoded.
-enum LoopbackHTTP {
-    static func exchange(port: Int, method: String, path: String, body: Data?) throws -> ServingFixture.HTTPAnswer {
+public enum LoopbackHTTP {
+    /// One exchange, run on its own thread so the caller's executor is not blocked.
+    public static func request(port: Int, _ method: String, _ path: String, body: Data? = nil) async throws -> HTTPAnswer {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try exchange(port: port, method: method, path: path, body: body) }) }.start()
+        }
+    }
+
+    /// A port that was free a moment ago on 127.0.0.1.
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw FixtureError("socket() failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard ok else { throw LoopbackHTTPError("no free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    static func exchange(port: Int, method: String, path: String, body: Data?) throws -> HTTPAnswer {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw LoopbackHTTPError("socket() failed") }
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -17,7 +55,7 @@ enum LoopbackHTTP {
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard connected == 0 else { throw FixtureError("connect to 127.0.0.1:\(port) failed") }
+        guard connected == 0 else { throw LoopbackHTTPError("connect to 127.0.0.1:\(port) failed") }
         var request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
         if let body { request += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" }
         request += "\r\n"
@@ -39,14 +77,14 @@ enum LoopbackHTTP {
         return try parse(response)
     }
 
-    static func parse(_ response: [UInt8]) throws -> ServingFixture.HTTPAnswer {
+    static func parse(_ response: [UInt8]) throws -> HTTPAnswer {
         let separator: [UInt8] = [13, 10, 13, 10]
         guard let end = (0..<max(0, response.count - 3)).first(where: { Array(response[$0..<$0 + 4]) == separator }) else {
-            throw FixtureError("no HTTP header in \(response.count) bytes")
+            throw LoopbackHTTPError("no HTTP header in \(response.count) bytes")
         }
         let lines = String(decoding: response[0..<end], as: UTF8.self).components(separatedBy: "\r\n")
         guard let statusLine = lines.first, statusLine.split(separator: " ").count >= 2, let status = Int(statusLine.split(separator: " ")[1]) else {
-            throw FixtureError("bad status line")
+            throw LoopbackHTTPError("bad status line")
         }
         var headers: [String: String] = [:]
         for line in lines.dropFirst() {
@@ -55,7 +93,7 @@ enum LoopbackHTTP {
         }
         var body = Array(response[(end + 4)...])
         if headers["transfer-encoding"]?.lowercased() == "chunked" { body = dechunk(body) }
-        return ServingFixture.HTTPAnswer(status: status, headers: headers, body: Data(body))
+        return HTTPAnswer(status: status, headers: headers, body: Data(body))
     }
 
     private static func dechunk(_ data: [UInt8]) -> [UInt8] {

@@ -39,6 +39,8 @@ public struct StoredLocation: Sendable, Hashable {
 /// weights that are not there. Weights are fetched on demand and verified against the sha256.
 ///
 /// No consumer group: every reader follows every partition, so nothing is lost with offsets.
+/// A version that becomes live is returned once, to the `catchUp` or `poll` call that read it:
+/// let one task follow a registry.
 public actor AdapterRegistry {
     public let adaptersTopic: String
     public let eventsTopic: String
@@ -48,6 +50,8 @@ public actor AdapterRegistry {
     private let partitions: [TopicPartition]
     private var next: [TopicPartition: Int64] = [:]
     private var versions: [AdapterName: [Int: AdapterVersion]] = [:]
+    /// Stored and announced versions not yet returned as live (a tenant waits for its domain version).
+    private var waiting: [AdapterReference] = []
     private let report: @Sendable (String) -> Void
 
     /// Opens both topics (they must exist: `attune topics apply`) and positions at their start.
@@ -101,12 +105,24 @@ public actor AdapterRegistry {
 
     /// One poll of both topics; returns the versions that became live.
     public func poll(timeout: Duration) async throws -> [AdapterRelease] {
-        var live: [AdapterRelease] = []
         for r in try await follower.poll(maxRecords: 256, timeout: timeout) {
             next[r.topicPartition] = r.offset + 1
-            if let release = r.topic == adaptersTopic ? takeStored(r) : takeEvent(r) { live.append(release) }
+            if let complete = r.topic == adaptersTopic ? takeStored(r) : takeEvent(r) { waiting.append(complete) }
+        }
+        var live: [AdapterRelease] = []
+        waiting.removeAll { reference in
+            guard let version = reference.version, let known = versions[reference.name]?[version], isServable(known) else { return false }
+            live.append(known.release)
+            return true
         }
         return live
+    }
+
+    /// Stored, announced, and — for a tenant — its domain version stored too.
+    private func isServable(_ v: AdapterVersion) -> Bool {
+        guard v.announced, v.location != nil else { return false }
+        guard let domain = v.release.domainReference, let domainVersion = domain.version else { return true }
+        return versions[domain.name]?[domainVersion]?.location != nil
     }
 
     /// Whether everything written to the topics before the last `catchUp` or poll was read.
@@ -119,7 +135,8 @@ public actor AdapterRegistry {
         return total
     }
 
-    private func takeStored(_ r: ConsumerRecord) -> AdapterRelease? {
+    /// Indexes a stored version; returns its reference when it is now stored and announced.
+    private func takeStored(_ r: ConsumerRecord) -> AdapterReference? {
         guard let release = AdapterRelease.from(r), release.isWellFormed, let name = release.name else {
             report("skipping \(r.topic)[\(r.partition)]@\(r.offset): no well-formed release header")
             return nil
@@ -132,10 +149,11 @@ public actor AdapterRegistry {
         }
         let announced = known?.announced ?? false
         versions[name, default: [:]][release.version] = AdapterVersion(release: release, location: location, announced: announced)
-        return announced && known?.location == nil ? release : nil
+        return announced && known?.location == nil ? AdapterReference(name, version: release.version) : nil
     }
 
-    private func takeEvent(_ r: ConsumerRecord) -> AdapterRelease? {
+    /// Notes an announcement; returns the version's reference when it is now stored and announced.
+    private func takeEvent(_ r: ConsumerRecord) -> AdapterReference? {
         guard let event = AdapterEvent(r.value ?? []), let name = event.release.name else {
             report("skipping \(r.topic)[\(r.partition)]@\(r.offset): not an adapter.updated CloudEvent")
             return nil
@@ -149,7 +167,7 @@ public actor AdapterRegistry {
             let becameLive = !known.announced && known.location != nil
             known.announced = true
             versions[name]![version] = known
-            return becameLive ? known.release : nil
+            return becameLive ? AdapterReference(name, version: version) : nil
         }
         versions[name, default: [:]][version] = AdapterVersion(release: event.release, location: nil, announced: true)
         return nil
@@ -158,9 +176,14 @@ public actor AdapterRegistry {
     /// Every adapter name known.
     public var names: [AdapterName] { versions.keys.sorted() }
 
-    /// The newest live version of `name`.
+    /// The newest live version of `name` (stored, announced, and its domain version stored).
     public func latest(_ name: AdapterName) -> AdapterRelease? {
-        versions[name]?.values.filter { $0.announced && $0.location != nil }.max { $0.release.version < $1.release.version }?.release
+        versions[name]?.values.filter(isServable).max { $0.release.version < $1.release.version }?.release
+    }
+
+    /// The live versions of `name`, newest first.
+    public func liveVersions(_ name: AdapterName) -> [AdapterRelease] {
+        (versions[name] ?? [:]).values.filter(isServable).map(\.release).sorted { $0.version > $1.version }
     }
 
     /// Every known version of `name`, oldest first (live or not; compacted ones from their events).

@@ -81,10 +81,18 @@ public actor AdapterCache {
         let release: AdapterRelease
         if reference.version != nil {
             release = try await resolve(reference)
-        } else if let live = current[reference.name] {
-            release = live
         } else {
-            release = try await newestLoadable(reference.name)
+            // A version announced while this name was not in use yet (or while its first load
+            // was in flight) was not swapped in by `offer`: catch up here, never backwards.
+            if let newest = await registry.latest(reference.name), newest.version > (current[reference.name]?.version ?? 0),
+               !refused.contains(newest.id) {
+                await swapIn(newest)
+            }
+            if let live = current[reference.name] {
+                release = live
+            } else {
+                release = try await newestLoadable(reference.name)
+            }
         }
         if entries[release.id] != nil { metrics.cacheHits.increment() }
         let served = try await load(release)
@@ -103,14 +111,23 @@ public actor AdapterCache {
     }
 
     /// A new live version from the registry: loaded and swapped in now when its name is in
-    /// use (resident or pinned), otherwise noted and loaded on its first request. Returns the
+    /// use (resident, loading or pinned), otherwise loaded on its first request. Returns the
     /// swapped-in model, or nil.
     @discardableResult
     public func offer(_ release: AdapterRelease) async -> ServedModel? {
         guard let name = release.name, !refused.contains(release.id) else { return nil }
-        if let live = current[name], live.version >= release.version { return nil }
         let inUse = pinned.contains(name) || current[name] != nil || entries.values.contains { $0.model.name == name }
+            || loading.keys.contains { AdapterReference(parsing: $0)?.name == name }
         guard inUse else { return nil }
+        return await swapIn(release)
+    }
+
+    /// Loads `release` and makes it the version new requests for its name get, if it is newer
+    /// than the current one. Returns the loaded model when it was swapped in.
+    @discardableResult
+    private func swapIn(_ release: AdapterRelease) async -> ServedModel? {
+        guard let name = release.name else { return nil }
+        if let live = current[name], live.version >= release.version { return nil }
         let started = ContinuousClock.now
         do {
             let served = try await load(release)
@@ -154,11 +171,11 @@ public actor AdapterCache {
         }
     }
 
-    /// The newest announced version of `name` that has not been refused.
+    /// The newest live version of `name` that has not been refused.
     private func newestLoadable(_ name: AdapterName) async throws -> AdapterRelease {
-        let history = await registry.history(name)
-        guard !history.isEmpty else { throw ServingError(.unknownModel, "no adapter named \(name)") }
-        guard let release = history.reversed().first(where: { $0.announced && $0.location != nil && !refused.contains($0.release.id) })?.release else {
+        let live = await registry.liveVersions(name)
+        guard let release = live.first(where: { !refused.contains($0.id) }) else {
+            if await registry.history(name).isEmpty { throw ServingError(.unknownModel, "no adapter named \(name)") }
             throw ServingError(.unavailable, "\(name) has no loadable version yet")
         }
         return release

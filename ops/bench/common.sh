@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 MODEL="${ATTUNE_MODEL:-${ATTUNE_HOME:-$HOME/.cache/attune}/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
 [ -f "$MODEL" ] || { echo "no model at $MODEL: run 'attune model fetch'" >&2; exit 1; }
-swift build -c release --product attune >/dev/null
+[ -n "${ATTUNE_BIN:-}" ] || swift build -c release --product attune >/dev/null   # ATTUNE_BIN: use that binary instead

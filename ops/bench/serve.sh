@@ -15,10 +15,11 @@ ROUNDS="${1:-3}"
 N="${2:-32}"
 NEW=64
 PROMPT=16
-A=.build/release/attune
+A="${ATTUNE_BIN:-.build/release/attune}"
 out=$(mktemp)
-grep -o -m1 -w 'avx512f\|avx2' /proc/cpuinfo | sort -u | tr '\n' ' ' | sed 's/^/CPU features: /'; grep -q -w fma /proc/cpuinfo && echo "fma"
-sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1
+echo "CPU: $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(nproc) cores; features:" \
+  $(for f in avx2 fma avx512f avx512_vnni; do grep -q -w "$f" /proc/cpuinfo && echo "$f"; done) \
+  "; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
 for r in $(seq "$ROUNDS"); do
   "$A" bench serve --model "$MODEL" --phase throughput --adapters "$N" --new-tokens "$NEW" --prompt-tokens "$PROMPT" >>"$out"
   python3 ops/bench/llamacpp_model.py --model "$MODEL" --prompt-tokens "$PROMPT" --new-tokens "$NEW" >>"$out"

@@ -87,7 +87,10 @@ struct BenchServeCommand: AsyncParsableCommand {
         let seen = SeenVersions()
         let client = Task {
             while !Task.isCancelled {
-                let lease = try await bench.cache.acquire("tenant/t0")
+                guard let lease = try? await bench.cache.acquire("tenant/t0") else {
+                    try await Task.sleep(for: .milliseconds(5))
+                    continue
+                }
                 seen.record(lease.model.release?.version ?? 0)
                 let stream = try bench.engine.submit(InferenceRequest(prompt: bench.prompt(8, seed: 1), maxTokens: 2, lease: lease))
                 for await _ in stream.events {}
@@ -99,7 +102,11 @@ struct BenchServeCommand: AsyncParsableCommand {
             let sent = try await bench.publish("tenant/t0", version: version, seed: UInt64(1000 + version), domain: domain.id).sent
             let deadline = ContinuousClock.now + .seconds(30)
             while seen.firstSeen(version) == nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
-            guard let first = seen.firstSeen(version) else { throw ValidationError("version \(version) was never served") }
+            guard let first = seen.firstSeen(version) else {
+                let current = await bench.cache.currentVersion(AdapterName.tenant("t0")!)?.version ?? 0
+                let latest = await bench.registry.latest(AdapterName.tenant("t0")!)?.version ?? 0
+                throw ValidationError("version \(version) was never served (current \(current), registry latest \(latest), last admitted \(seen.last))")
+            }
             latencies.append((first - sent).seconds * 1000)
         }
         client.cancel()
@@ -113,7 +120,7 @@ struct BenchServeCommand: AsyncParsableCommand {
         let release = try await bench.publish("tenant/m0", version: 1, seed: 7, domain: nil).release
         let bytes = try await bench.registry.weights(of: release)
         for i in 1..<cached { try await bench.store("tenant/m\(i)", version: 1, bytes: bytes) }
-        _ = try await bench.registry.catchUp()
+        try await bench.caughtUp()
         for i in 0..<cached {
             let lease = try await bench.cache.acquire("tenant/m\(i)")
             await bench.cache.release(lease)
@@ -224,6 +231,11 @@ private final class Bench: @unchecked Sendable {
         return release
     }
 
+    /// Waits until the watcher has read everything published so far.
+    func caughtUp() async throws {
+        while try await registry.lag() > 0 { try await Task.sleep(for: .milliseconds(5)) }
+    }
+
     /// Deterministic prompt ids of ordinary tokens.
     func prompt(_ n: Int, seed: Int) -> [Int32] {
         (0..<n).map { Int32(100 + (($0 + 1) * 7919 + seed * 104_729) % 40_000) }
@@ -231,7 +243,7 @@ private final class Bench: @unchecked Sendable {
 
     /// Submits one greedy request per model at once and waits for all.
     func generate(models: [String], promptTokens: Int, newTokens: Int) async throws -> [InferenceSummary] {
-        _ = try await registry.catchUp()
+        try await caughtUp()
         var streams: [InferenceEngine.Stream] = []
         for (i, m) in models.enumerated() {
             let lease = try await cache.acquire(m)
@@ -255,10 +267,16 @@ private final class Bench: @unchecked Sendable {
 private final class SeenVersions: @unchecked Sendable {
     private let lock = NSLock()
     private var first: [Int: ContinuousClock.Instant] = [:]
+    private var latest = 0
 
     func record(_ version: Int) {
-        lock.withLock { if first[version] == nil { first[version] = .now } }
+        lock.withLock {
+            latest = version
+            if first[version] == nil { first[version] = .now }
+        }
     }
+
+    var last: Int { lock.withLock { latest } }
 
     func firstSeen(_ version: Int) -> ContinuousClock.Instant? { lock.withLock { first[version] } }
 }

@@ -222,8 +222,7 @@ public actor AdapterCache {
         }
         let bytes = try await registry.weights(of: release)
         let lora = try PEFTAdapterFile.decode(published: Data(bytes), model: config)
-        let adapter: any LinearAdapter = domain?.adapter.map { AdapterStack([$0, lora]) } ?? lora
-        return ServedModel(name: release.name, release: release, adapter: adapter, bytes: lora.parameterCount * 4, domain: domain)
+        return ServedModel(name: release.name, release: release, own: lora, bytes: lora.parameterCount * 4, domain: domain)
     }
 
     private func tick() -> UInt64 {

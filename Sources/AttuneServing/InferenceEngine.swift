@@ -235,29 +235,23 @@ public final class InferenceEngine: @unchecked Sendable {
             if s.cancelled { end(s, reason: .stop, kvHeld: true) } else { live.append(s) }
         }
         guard !live.isEmpty else { return [] }
-        live.sort { $0.request.lease.model.id < $1.request.lease.model.id }
-        var tokens: [[Int32]] = [], groups: [RowGroupedAdapter.Group] = []
-        var row = 0
-        var previous: ServedModel?
+        live.sort { a, b in
+            let (x, y) = (a.request.lease.model, b.request.lease.model)
+            return (x.domain?.id ?? x.id, x.id) < (y.domain?.id ?? y.id, y.id)
+        }
+        var tokens: [[Int32]] = [], rows: [Range<Int>] = []
         for s in live {
             let input = s.produced.last.map { [$0] } ?? s.request.prompt
-            let served = s.request.lease.model
+            rows.append((rows.last?.upperBound ?? 0)..<((rows.last?.upperBound ?? 0) + input.count))
             tokens.append(input)
-            if let adapter = served.adapter {
-                if previous === served, let last = groups.last, last.rows.upperBound == row {
-                    groups[groups.count - 1] = .init(rows: last.rows.lowerBound..<(row + input.count), adapter: adapter)
-                } else {
-                    groups.append(.init(rows: row..<(row + input.count), adapter: adapter))
-                }
-            }
-            previous = served
-            row += input.count
         }
+        let stacks = live.map { $0.request.lease.model.layers }
         metrics.batchSize.record(live.count)
         let logits: [Float]
         do {
             logits = try model.forward(tokens: tokens, caches: live.map { $0.cache! }, logits: .last,
-                                       adapter: groups.isEmpty ? nil : RowGroupedAdapter(config: model.config, groups: groups))
+                                       adapter: stacks.allSatisfy(\.isEmpty) ? nil
+                                           : RowGroupedAdapter(config: model.config, stacks: stacks, rows: rows))
         } catch {
             for s in live { fail(s, "\(error)") }
             return []

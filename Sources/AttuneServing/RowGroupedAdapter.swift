@@ -1,9 +1,11 @@
 import AttuneModel
 
-/// The adapters of a mixed batch: consecutive row ranges, each with its own adapter (or none).
-/// The base model's products run once over every row; each group then adds its low-rank term
-/// to its own rows only — the gathered shrink (x·A) and expand (·B) of Punica's SGMV, with the
-/// rows of one adapter made contiguous by the scheduler so each group is one pair of products.
+/// The adapters of a mixed batch, level by level: each level is consecutive row ranges with
+/// one adapter each (level 0: the domain versions, level 1: the tenant versions stacked on
+/// them). The base model's products run once over every row; each group then adds its
+/// low-rank terms to its own rows only — the gathered shrink (x·A) and expand (·B) of Punica's
+/// SGMV. The scheduler orders rows by (domain version, tenant version), so the tenants of one
+/// domain share one domain group: its product runs once over all their rows.
 struct RowGroupedAdapter: LinearAdapter {
     struct Group {
         let rows: Range<Int>
@@ -11,20 +13,47 @@ struct RowGroupedAdapter: LinearAdapter {
     }
 
     let config: LlamaConfig
-    let groups: [Group]
+    let levels: [[Group]]
+
+    /// Groups rows level by level: `stacks[i]` is the (id, adapter) stack of the i-th
+    /// sequence, lowest first, and `rows[i]` its rows; consecutive sequences with the same id
+    /// at a level share a group.
+    init(config: LlamaConfig, stacks: [[(id: String, adapter: any LinearAdapter)]], rows: [Range<Int>]) {
+        self.config = config
+        var levels: [[Group]] = []
+        for level in 0..<(stacks.map(\.count).max() ?? 0) {
+            var groups: [Group] = []
+            var lastID: String?
+            for (stack, range) in zip(stacks, rows) where stack.count > level {
+                let (id, adapter) = stack[level]
+                if id == lastID, let last = groups.last, last.rows.upperBound == range.lowerBound {
+                    groups[groups.count - 1] = Group(rows: last.rows.lowerBound..<range.upperBound, adapter: adapter)
+                } else {
+                    groups.append(Group(rows: range, adapter: adapter))
+                }
+                lastID = id
+            }
+            levels.append(groups)
+        }
+        self.levels = levels
+    }
 
     func addDelta(layer: Int, target: LinearTarget, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>) {
         let (out, inFeatures) = target.shape(config)
-        for g in groups {
-            g.adapter.addDelta(layer: layer, target: target, x: x + g.rows.lowerBound * inFeatures, m: g.rows.count,
-                               y: y + g.rows.lowerBound * out)
+        for groups in levels {
+            for g in groups {
+                g.adapter.addDelta(layer: layer, target: target, x: x + g.rows.lowerBound * inFeatures, m: g.rows.count,
+                                   y: y + g.rows.lowerBound * out)
+            }
         }
     }
 
     func adaptSublayer(layer: Int, afterAttention: Bool, h: UnsafeMutablePointer<Float>, m: Int) {
-        for g in groups {
-            g.adapter.adaptSublayer(layer: layer, afterAttention: afterAttention, h: h + g.rows.lowerBound * config.dim,
-                                    m: g.rows.count)
+        for groups in levels {
+            for g in groups {
+                g.adapter.adaptSublayer(layer: layer, afterAttention: afterAttention, h: h + g.rows.lowerBound * config.dim,
+                                        m: g.rows.count)
+            }
         }
     }
 }

@@ -224,13 +224,11 @@ private func publishedDeployment(_ transport: TestTransport = .embedded, name: S
         for m in models { leases.append(try await fixture.cache.acquire(m)) }
         let model = fixture.model
         let caches = ids.map { model.makeCache(capacity: $0.count) }
-        var groups: [RowGroupedAdapter.Group] = []
-        var row = 0
-        for (i, lease) in leases.enumerated() {
-            if let adapter = lease.model.adapter { groups.append(.init(rows: row..<(row + ids[i].count), adapter: adapter)) }
-            row += ids[i].count
-        }
-        let mixed = try model.forward(tokens: ids, caches: caches, logits: .last, adapter: RowGroupedAdapter(config: model.config, groups: groups))
+        var rows: [Range<Int>] = []
+        for i in ids.indices { rows.append((rows.last?.upperBound ?? 0)..<((rows.last?.upperBound ?? 0) + ids[i].count)) }
+        let grouped = RowGroupedAdapter(config: model.config, stacks: leases.map(\.model.layers), rows: rows)
+        #expect(grouped.levels.map(\.count) == [1, 3], "one domain group over all its rows; a tenant group per run of one version")
+        let mixed = try model.forward(tokens: ids, caches: caches, logits: .last, adapter: grouped)
         var worst: Float = 0
         for (i, lease) in leases.enumerated() {
             let single = try model.forward(tokens: [ids[i]], caches: [model.makeCache(capacity: ids[i].count)], logits: .last,

@@ -99,7 +99,20 @@ public final class LoRAAdapter: LinearAdapter, @unchecked Sendable {
     func expand(_ xa: UnsafePointer<Float>, m: Int, layer: Int, target: LinearTarget, into y: UnsafeMutablePointer<Float>, out: Int) {
         let r = config.rank
         let b = self.b(layer, target)
-        if m == 1 {
+        if m == 1 && r % 8 == 0 {
+            // One row: each output is a dot of r contiguous values, eight lanes at a time
+            // (a call per output costs more than the product at these lengths).
+            let s = config.scale
+            let raw = UnsafeRawPointer(b)
+            for o in 0..<out {
+                var acc = SIMD8<Float>()
+                for j in stride(from: 0, to: r, by: 8) {
+                    acc += raw.loadUnaligned(fromByteOffset: (o * r + j) * 4, as: SIMD8<Float>.self)
+                        * UnsafeRawPointer(xa).loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
+                }
+                y[o] += s * acc.sum()
+            }
+        } else if m == 1 {
             let s = config.scale
             for o in 0..<out { y[o] += s * MatVec.dot(b + o * r, xa, r) }
         } else {

@@ -118,6 +118,7 @@ struct BenchServeCommand: AsyncParsableCommand {
     private func memory(_ bench: Bench) async throws {
         let before = residentMB()
         let release = try await bench.publish("tenant/m0", version: 1, seed: 7, domain: nil).release
+        try await bench.caughtUp()
         let bytes = try await bench.registry.weights(of: release)
         for i in 1..<cached { try await bench.store("tenant/m\(i)", version: 1, bytes: bytes) }
         try await bench.caughtUp()

@@ -150,13 +150,17 @@ struct BenchServeCommand: AsyncParsableCommand {
         return sorted[min(sorted.count - 1, Int((p / 100 * Double(sorted.count - 1)).rounded()))]
     }
 
+    /// Resident and peak resident memory of this process (VmRSS, and ru_maxrss for the peak).
     private func residentMB() -> (current: Double, peak: Double) {
-        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-        func field(_ name: String) -> Double {
-            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }) else { return 0 }
-            return Double(line.split(separator: " ").dropFirst().first ?? "0").map { $0 / 1024 } ?? 0
-        }
-        return (field("VmRSS"), field("VmHWM"))
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let peak = Double(usage.ru_maxrss) / 1024
+        guard let handle = FileHandle(forReadingAtPath: "/proc/self/status") else { return (peak, peak) }
+        let status = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+        try? handle.close()
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kb = line.split(separator: " ").dropFirst().first.flatMap({ Double($0) }) else { return (peak, peak) }
+        return (kb / 1024, peak)
     }
 
     private func json(_ object: [String: Any]) -> String {

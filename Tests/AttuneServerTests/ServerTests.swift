@@ -189,6 +189,32 @@ private func publishedDeployment(_ transport: TestTransport = .embedded, name: S
         #expect(metrics.contains("attune_requests_rejected_total 1"))
     }
 
+    /// The adapter cache stays within `--adapter-memory` by evicting least recently used
+    /// versions no request holds; a leased version and a pinned adapter are never evicted, and
+    /// an evicted version loads again on its next request.
+    @Test func theAdapterCacheEvictsLeastRecentlyUsedButNeverLeasedOrPinned() async throws {
+        let fixture = try await ServingFixture(.embedded, name: "cache")
+        defer { Task { await fixture.stop() } }
+        try await fixture.train(domainDocuments: 4, interactions: ["acme": 4, "bolt": 4])
+        let oneAdapter = LoRAConfig(rank: 2, alpha: 4).targets.reduce(0) { $0 + 2 * tiny.layers * ($1.shape(tiny).out + $1.shape(tiny).in) } * 4
+        try await fixture.serve(adapterMemory: oneAdapter * 2, pinned: [AdapterName.domain("law")!])
+        let cache = fixture.cache!
+        let acme = try await cache.acquire("tenant/acme")
+        let bolt = try await cache.acquire("tenant/bolt")
+        #expect(Set(await cache.resident().map(\.id)) == ["domain/law@1", "tenant/acme@1", "tenant/bolt@1"],
+                "over budget rather than evicting what running requests hold")
+        await cache.release(acme)
+        #expect(Set(await cache.resident().map(\.id)) == ["domain/law@1", "tenant/bolt@1"], "the unleased tenant goes; the pinned domain stays")
+        await cache.release(bolt)
+        #expect(await cache.resident().reduce(0) { $0 + $1.bytes } <= oneAdapter * 2)
+        let again = try await cache.acquire("tenant/acme")
+        let reloaded = Set(await cache.resident().map(\.id))
+        #expect(again.model.id == "tenant/acme@1" && reloaded.contains("tenant/acme@1"), "loaded again")
+        await cache.release(again)
+        let metrics = String(decoding: try await fixture.get("/metrics").body, as: UTF8.self)
+        #expect(metrics.contains("attune_adapter_cache_evictions_total"))
+    }
+
     /// Requests on different adapters batched into the same decode steps produce what each
     /// produces alone: the same greedy tokens, and logits within 1e-3 of a forward pass per
     /// request (the batch runs the base products as one sgemm; alone, one token at a time

@@ -92,13 +92,14 @@ final class ServingFixture: @unchecked Sendable {
     }
 
     /// Starts the server on a free loopback port.
-    func serve(adapterMemory: Int = 64 << 20, kvMemory: Int = 64 << 20, maxWaiting: Int = 256) async throws {
+    func serve(adapterMemory: Int = 64 << 20, kvMemory: Int = 64 << 20, maxWaiting: Int = 256, pinned: Set<AdapterName> = []) async throws {
         var logger = Logger(label: "attune.serve.test")
         logger.logLevel = .warning
         let metrics = ServingMetrics(factory: PrometheusMetricsFactory(registry: prometheus))
         let registry = try await AdapterRegistry(log: log, adaptersTopic: prefix + "attune.adapters",
                                                  eventsTopic: prefix + "attune.adapter-events")
-        let cache = AdapterCache(registry: registry, config: model.config, memoryBudget: adapterMemory, metrics: metrics, logger: logger)
+        let cache = AdapterCache(registry: registry, config: model.config, memoryBudget: adapterMemory, pinned: pinned, metrics: metrics,
+                                 logger: logger)
         let engine = InferenceEngine(model: model, tokenizer: tokenizer,
                                      configuration: EngineConfiguration(kvMemoryBytes: kvMemory, maxBatch: 64, maxWaiting: maxWaiting),
                                      metrics: metrics, onFinish: { lease in Task { await cache.release(lease) } })

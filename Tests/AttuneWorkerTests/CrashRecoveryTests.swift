@@ -26,15 +26,21 @@ private func processFixture(_ name: String) async throws -> (dir: URL, model: St
 }
 
 /// Every version announced on the adapter-events topic (its history: `attune.adapters` is
-/// compacted), as releases with the fields the event carries.
+/// compacted), as releases with the fields the event carries. A repeated announcement (a worker
+/// killed after the event, before its checkpoint, is re-announced by the next owner with the
+/// same CloudEvent id) is dropped by its id, as subscribers do.
 private func publishedReleases(_ log: any EventLog, prefix: String = "") async throws -> [AdapterRelease] {
-    try await readTopic(log, prefix + "attune.adapter-events", partitions: 6).map { r in
+    var seen: Set<String> = []
+    var releases: [AdapterRelease] = []
+    for r in try await readTopic(log, prefix + "attune.adapter-events", partitions: 6) {
         let event = try #require(try JSONSerialization.jsonObject(with: Data(r.value ?? [])) as? [String: Any])
+        guard seen.insert(try #require(event["id"] as? String)).inserted else { continue }
         let data = try #require(event["data"] as? [String: Any])
-        return AdapterRelease(adapter: data["adapter"] as! String, version: Int(data["version"] as! String)!,
-                              sha256: data["sha256"] as! String, parent: data["parent"] as? String, domain: nil,
-                              baseModel: "", baseModelSHA256: "", covers: data["covers"] as! [String: [[Int64]]], metrics: [:])
+        releases.append(AdapterRelease(adapter: data["adapter"] as! String, version: Int(data["version"] as! String)!,
+                                       sha256: data["sha256"] as! String, parent: data["parent"] as? String, domain: nil,
+                                       baseModel: "", baseModelSHA256: "", covers: data["covers"] as! [String: [[Int64]]], metrics: [:]))
     }
+    return releases
 }
 
 /// `attune train-worker` runs from a folder with no `topics/`: it validates against the topic

@@ -11,7 +11,9 @@ public final class LoRAAdapter: LinearAdapter, @unchecked Sendable {
     public let model: LlamaConfig
     public let parameters: FloatBuffer
     public private(set) lazy var gradients = FloatBuffer(parameters.count)
-    private var offsets: [Int: (a: Int, b: Int, out: Int, in: Int)] = [:]
+    /// Where A and B of each (layer, target) start, indexed by `key` (a flat table: this is
+    /// looked up for every product).
+    private let offsets: [(a: Int, b: Int, out: Int, in: Int)]
 
     /// A new adapter initialized as PEFT does: A Kaiming-uniform (bound 1/√in), B zero.
     public convenience init(config: LoRAConfig, model: LlamaConfig, seed: UInt64 = 0) throws {
@@ -19,7 +21,7 @@ public final class LoRAAdapter: LinearAdapter, @unchecked Sendable {
         var rng = SeededGenerator(seed: seed)
         for l in 0..<model.layers {
             for t in config.targets {
-                let o = offsets[Self.key(l, t)]!
+                let o = offsets[Self.key(l, t)]
                 let bound = 1 / Float(o.in).squareRoot()
                 let a = parameters.pointer + o.a
                 for i in 0..<(config.rank * o.in) { a[i] = Float.random(in: -bound...bound, using: &rng) }
@@ -33,7 +35,7 @@ public final class LoRAAdapter: LinearAdapter, @unchecked Sendable {
         self.config = config
         self.model = model
         var total = 0
-        var table: [Int: (Int, Int, Int, Int)] = [:]
+        var table = [(a: Int, b: Int, out: Int, in: Int)](repeating: (-1, -1, 0, 0), count: model.layers * 8)
         for l in 0..<model.layers {
             for t in config.targets {
                 let (out, inF) = t.shape(model)
@@ -41,35 +43,45 @@ public final class LoRAAdapter: LinearAdapter, @unchecked Sendable {
                 total += config.rank * (inF + out)
             }
         }
-        offsets = table.mapValues { (a: $0.0, b: $0.1, out: $0.2, in: $0.3) }
+        offsets = table
         parameters = FloatBuffer(total)
     }
 
     @inline(__always)
     static func key(_ layer: Int, _ target: LinearTarget) -> Int {
-        layer * 8 + LinearTarget.allCases.firstIndex(of: target)!
+        let ordinal: Int
+        switch target {
+        case .q: ordinal = 0
+        case .k: ordinal = 1
+        case .v: ordinal = 2
+        case .o: ordinal = 3
+        case .gate: ordinal = 4
+        case .up: ordinal = 5
+        case .down: ordinal = 6
+        }
+        return layer * 8 + ordinal
     }
 
     public var parameterCount: Int { parameters.count }
 
-    public func has(_ target: LinearTarget) -> Bool { config.targets.contains(target) }
+    public func has(_ target: LinearTarget) -> Bool { offsets[Self.key(0, target)].a >= 0 }
 
     /// A (rank × in) of `target` in `layer`.
     public func a(_ layer: Int, _ target: LinearTarget) -> UnsafeMutablePointer<Float> {
-        parameters.pointer + offsets[Self.key(layer, target)]!.a
+        parameters.pointer + offsets[Self.key(layer, target)].a
     }
 
     /// B (out × rank) of `target` in `layer`.
     public func b(_ layer: Int, _ target: LinearTarget) -> UnsafeMutablePointer<Float> {
-        parameters.pointer + offsets[Self.key(layer, target)]!.b
+        parameters.pointer + offsets[Self.key(layer, target)].b
     }
 
     func gradA(_ layer: Int, _ target: LinearTarget) -> UnsafeMutablePointer<Float> {
-        gradients.pointer + offsets[Self.key(layer, target)]!.a
+        gradients.pointer + offsets[Self.key(layer, target)].a
     }
 
     func gradB(_ layer: Int, _ target: LinearTarget) -> UnsafeMutablePointer<Float> {
-        gradients.pointer + offsets[Self.key(layer, target)]!.b
+        gradients.pointer + offsets[Self.key(layer, target)].b
     }
 
     // MARK: Inference

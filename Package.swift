@@ -52,6 +52,7 @@ let package = Package(
         // Workers: continual training from the topics, publication of adapter versions.
         .target(name: "AttuneWorker", dependencies: ["AttuneTraining", "AttuneEventLog", "AttuneModel", "AttuneRegistry",
                                                      .product(name: "Crypto", package: "swift-crypto"),
+                                                     .product(name: "Logging", package: "swift-log"),
                                                      .product(name: "Metrics", package: "swift-metrics")]),
 
         // Serving: hot-swapped adapters, continuous batching across adapters, admission.
@@ -90,7 +91,8 @@ let package = Package(
         .testTarget(name: "AttuneModelTests", dependencies: ["AttuneModel"], exclude: ["Golden"]),
         .testTarget(name: "AttuneTrainingTests", dependencies: ["AttuneTraining"]),
         .testTarget(name: "AttuneEventLogTests", dependencies: ["AttuneEventLog", "AttuneTestSupport"]),
-        .testTarget(name: "AttuneWorkerTests", dependencies: ["AttuneWorker", "AttuneRegistry", "AttuneTestSupport"]),
+        .testTarget(name: "AttuneWorkerTests", dependencies: ["AttuneWorker", "AttuneRegistry", "AttuneTestSupport",
+                                                              .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "AttuneRegistryTests", dependencies: ["AttuneRegistry", "AttuneEventLog"]),
         .testTarget(name: "AttuneServerTests", dependencies: ["AttuneServer", "AttuneServing", "AttuneRegistry", "AttuneWorker",
                                                               "AttuneTraining", "AttuneModel", "AttuneEventLog", "AttuneTestSupport"]),

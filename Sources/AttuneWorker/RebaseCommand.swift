@@ -1,6 +1,7 @@
 import AttuneEventLog
 import AttuneRegistry
 import Foundation
+import Logging
 
 /// An operator's request, on `attune.control`, to move a tenant adapter onto a domain version
 /// (or a newer version of that domain). Requests are idempotent: a tenant already on that
@@ -28,7 +29,7 @@ public struct RebaseCommand: Codable, Sendable, Equatable {
     public static func request(tenant: String, domain: String?, log: any EventLog, catalog: TopicCatalog,
                                configuration c: TrainWorkerConfiguration) async throws -> RebaseCommand {
         let follower = try await ReleaseFollower(log: log, adapters: c.adaptersTopic, checkpoints: c.checkpointsTopic,
-                                                 control: c.controlTopic, report: { _ in })
+                                                 control: c.controlTopic, logger: Logger(label: "attune.rebase", factory: { _ in SwiftLogNoOpLogHandler() }))
         let news = try await follower.catchUp(keepingWeightsOf: { _ in false })
         await follower.close()
         var latest: [String: AdapterRelease] = [:]

@@ -1,6 +1,7 @@
 import AttuneEventLog
 import AttuneRegistry
 import Foundation
+import Logging
 
 /// Reads `attune.adapters`, `attune.checkpoints` and `attune.control` from their beginning and
 /// keeps up with them, so a worker knows every published version — its own and other
@@ -25,10 +26,10 @@ final class ReleaseFollower {
     private let topics: (adapters: String, checkpoints: String, control: String)
     private let partitions: [TopicPartition]
     private var next: [TopicPartition: Int64] = [:]
-    private let report: @Sendable (String) -> Void
+    private let logger: Logger
 
     init(log: any EventLog, adapters: String, checkpoints: String, control: String,
-         report: @escaping @Sendable (String) -> Void) async throws {
+         logger: Logger) async throws {
         let counts = try await partitionCounts(log, [adapters, checkpoints, control])
         let partitions = [adapters, checkpoints, control].flatMap { topic in (0..<counts[topic]!).map { TopicPartition(topic, $0) } }
         consumer = try log.makeConsumer(ConsumerConfiguration())
@@ -36,7 +37,7 @@ final class ReleaseFollower {
         try await consumer.seekToBeginning(partitions)
         self.partitions = partitions
         topics = (adapters, checkpoints, control)
-        self.report = report
+        self.logger = logger
     }
 
     /// Everything up to each partition's end as of now. Records that do not decode are
@@ -67,7 +68,7 @@ final class ReleaseFollower {
         switch r.topic {
         case topics.adapters:
             guard let release = AdapterRelease.from(r), release.isWellFormed, AdapterRelease.digest(value) == release.sha256 else {
-                report("skipping \(r.topic)[\(r.partition)]@\(r.offset): no well-formed release header or sha256 mismatch")
+                logger.warning("skipping \(r.topic)[\(r.partition)]@\(r.offset): no well-formed release header or sha256 mismatch")
                 return
             }
             let kept = keep(release.adapter)
@@ -77,12 +78,12 @@ final class ReleaseFollower {
             news.published.append(Published(release: release, weights: kept ? value : nil))
         case topics.checkpoints:
             do { news.checkpoints.append(try TrainerCheckpoint.decode(value)) } catch {
-                report("skipping \(r.topic)[\(r.partition)]@\(r.offset): \(error)")
+                logger.warning("skipping \(r.topic)[\(r.partition)]@\(r.offset): \(error)")
             }
         default:
             guard let command = try? JSONDecoder().decode(RebaseCommand.self, from: Data(value)), command.target != nil,
                   AdapterRelease.isAdapterName(command.adapter) else {
-                report("skipping \(r.topic)[\(r.partition)]@\(r.offset): not a rebase command")
+                logger.warning("skipping \(r.topic)[\(r.partition)]@\(r.offset): not a rebase command")
                 return
             }
             news.commands.append(command)

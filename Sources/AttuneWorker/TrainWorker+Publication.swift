@@ -3,6 +3,7 @@ import AttuneModel
 import AttuneRegistry
 import AttuneTraining
 import Foundation
+import Logging
 
 extension TrainWorker {
     /// Writes the version to `attune.adapters` (safetensors, headers with version, sha256,
@@ -30,7 +31,9 @@ extension TrainWorker {
         self.metrics.publishLatency.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
         let now = currentTimestampMs()
         for item in items { self.metrics.freshness.recordMilliseconds(max(0, now - item.timestamp)) }
-        report("published \(release.id) sha256 \(release.sha256.prefix(12)) covering \(items.count) records")
+        logger.info("published \(release.id) sha256 \(release.sha256.prefix(12)) covering \(items.count) records",
+                    metadata: ["adapter": "\(name)", "version": "\(release.version)",
+                               "partition": "\(Set(items.map(\.source.description)).sorted().joined(separator: ","))"])
     }
 
     /// Inclusive offset ranges of the items, per "topic[partition]".
@@ -67,7 +70,8 @@ extension TrainWorker {
             for example in try await inputs(of: release) { state.replay.offer(example) }
             try await checkpoint(name, state: state, producer: producer)
             stats.reannounced += 1
-            report("announced \(release.id), whose publication had not finished")
+            logger.notice("announced \(release.id), whose publication had not finished",
+                          metadata: ["adapter": "\(release.adapter)", "version": "\(release.version)"])
         }
     }
 
@@ -146,7 +150,7 @@ extension TrainWorker {
         }
         for (name, p) in newest.sorted(by: { $0.key < $1.key })
         where p.release.version > (states[name]?.release?.version ?? 0) && (name.hasPrefix("domain/") || owns(name)) {
-            do { try adopt(p, domainVersions: domainVersions) } catch { report("cannot take over \(p.release.id): \(error)") }
+            do { try adopt(p, domainVersions: domainVersions) } catch { logger.error("cannot take over \(p.release.id): \(error)", metadata: ["adapter": "\(p.release.adapter)"]) }
         }
         for cp in news.checkpoints {
             guard let s = states[cp.adapter], s.release?.version == cp.version else { continue }
@@ -169,7 +173,8 @@ extension TrainWorker {
             } else if let current = domains[domainName] {
                 domain = current
                 substitute = true
-                report("\(release.id) was trained on \(id), no longer stored; it stands on \(current.release.id) until rebased")
+                logger.warning("\(release.id) was trained on \(id), no longer stored; it stands on \(current.release.id) until rebased",
+                               metadata: ["adapter": "\(release.adapter)", "version": "\(release.version)"])
             }
         }
         if name.hasPrefix("domain/") { domains[name] = DomainBase(release: release, lora: try decodeLoRA(weights)) }

@@ -4,6 +4,7 @@ import AttuneModel
 import AttuneTensor
 import AttuneTraining
 import Foundation
+import Logging
 
 extension TrainWorker {
     /// Trains the pending batch of `name` into a candidate, gates it against its parent and
@@ -49,7 +50,7 @@ extension TrainWorker {
             batch.lastReason = "loss rose on \(regressions.joined(separator: ", ")): \(losses) vs parent \(parentLosses)"
             batch.opened = .now
             pending[name] = batch
-            report("gate: \(name) candidate rejected; \(batch.lastReason)")
+            logger.notice("gate: \(name) candidate rejected; \(batch.lastReason)", metadata: ["adapter": "\(name)"])
             return
         }
         guard try await stillCurrent(name, state) else { return }
@@ -78,7 +79,8 @@ extension TrainWorker {
         state.lora = try state.lora.grown(by: c.lora.rank, seed: c.seed &+ UInt64(state.blocks.count))
         state.blocks.append(c.lora.rank)
         state.regularizer = nil
-        report("drift: \(name) loss \(newLoss) on new data vs \(replayLoss) on its replay memory; grew block \(state.blocks.count) (rank \(state.lora.config.rank))")
+        logger.info("drift: \(name) loss \(newLoss) on new data vs \(replayLoss) on its replay memory; grew block \(state.blocks.count) (rank \(state.lora.config.rank))",
+                    metadata: ["adapter": "\(name)"])
         return true
     }
 
@@ -88,7 +90,8 @@ extension TrainWorker {
     func rebase(_ name: String, onto target: DomainBase, producer: any EventProducer) async throws {
         guard let state = states[name], let parent = state.release else { return }
         guard !state.replay.items.isEmpty else {
-            report("rebase: \(name) has no replay memory to retrain from; it stays on \(parent.domain ?? "the base model")")
+            logger.notice("rebase: \(name) has no replay memory to retrain from; it stays on \(parent.domain ?? "the base model")",
+                          metadata: ["adapter": "\(name)"])
             state.rebaseRejected = target.release.id
             return
         }
@@ -107,7 +110,8 @@ extension TrainWorker {
             restore(state.lora, parentParameters)
             state.rebaseRejected = target.release.id
             stats.rejectedByGate += 1
-            report("gate: rebase of \(name) onto \(target.release.id) rejected: \(losses) vs parent \(parentLosses)")
+            logger.notice("gate: rebase of \(name) onto \(target.release.id) rejected: \(losses) vs parent \(parentLosses)",
+                          metadata: ["adapter": "\(name)"])
             return
         }
         state.domain = target
@@ -152,7 +156,8 @@ extension TrainWorker {
         guard states[name] === state else {
             stats.superseded += 1
             metrics.supersededCandidates.increment()
-            report("\(name): another worker published \(states[name]?.release?.id ?? "it") meanwhile; candidate dropped")
+            logger.notice("\(name): another worker published \(states[name]?.release?.id ?? "it") meanwhile; candidate dropped",
+                          metadata: ["adapter": "\(name)"])
             return false
         }
         return true

@@ -4,6 +4,7 @@ import AttuneModel
 import AttuneTokenizer
 import AttuneTraining
 import Foundation
+import Logging
 
 /// What a worker has done so far.
 public struct WorkerStats: Sendable, Equatable {
@@ -35,7 +36,7 @@ public final class TrainWorker: @unchecked Sendable {
     let base: LlamaModel
     let decoder: InputDecoder
     private let catalog: TopicCatalog
-    let report: @Sendable (String) -> Void
+    let logger: Logger
     let metrics: WorkerMetrics
     private let readiness = NSLock()
     private var caughtUpOnce = false
@@ -107,13 +108,14 @@ public final class TrainWorker: @unchecked Sendable {
     }
 
     public init(configuration: TrainWorkerConfiguration, log: any EventLog, base: LlamaModel, tokenizer: BPETokenizer,
-                catalog: TopicCatalog, metrics: WorkerMetrics = .none, report: @escaping @Sendable (String) -> Void = { _ in }) {
+                catalog: TopicCatalog, metrics: WorkerMetrics = .none,
+                logger: Logger = Logger(label: "attune.train-worker", factory: { _ in SwiftLogNoOpLogHandler() })) {
         self.configuration = configuration
         self.metrics = metrics
         self.log = log
         self.base = base
         self.catalog = catalog
-        self.report = report
+        self.logger = logger
         decoder = InputDecoder(builder: ExampleBuilder(tokenizer: tokenizer), corporaTopic: configuration.corporaTopic,
                                interactionsTopic: configuration.interactionsTopic)
     }
@@ -126,7 +128,7 @@ public final class TrainWorker: @unchecked Sendable {
     public func run(idle: Duration = .seconds(2), stop: @Sendable () -> Bool = { false }) async throws {
         let c = configuration
         let follower = try await ReleaseFollower(log: log, adapters: c.adaptersTopic, checkpoints: c.checkpointsTopic,
-                                                 control: c.controlTopic, report: report)
+                                                 control: c.controlTopic, logger: logger)
         self.follower = follower
         inputPartitions = try await partitionCounts(log, [c.corporaTopic, c.interactionsTopic])
         try await catchUp()
@@ -223,7 +225,8 @@ public final class TrainWorker: @unchecked Sendable {
         }
         metrics.rebalances.increment()
         metrics.ownedPartitions.record(owned.count)
-        report("partitions now owned: \(owned.sorted().map(\.description).joined(separator: " "))")
+        logger.info("partitions now owned: \(owned.sorted().map(\.description).joined(separator: " "))",
+                    metadata: ["partitions": "\(owned.count)"])
         return true
     }
 
@@ -269,7 +272,8 @@ public final class TrainWorker: @unchecked Sendable {
             stats.deadLettered += b.items.count
             for (tp, items) in Dictionary(grouping: b.items, by: \.source) { metrics.deadLettered(tp.topic, count: items.count) }
             pending[name] = nil
-            report("gate: \(name) gave up after \(b.rejections) rejections; \(b.items.count) records sent to \(DeadLetter.topic)")
+            logger.warning("gate: \(name) gave up after \(b.rejections) rejections; \(b.items.count) records sent to \(DeadLetter.topic)",
+                           metadata: ["adapter": "\(name)"])
         }
     }
 
@@ -353,7 +357,7 @@ public final class TrainWorker: @unchecked Sendable {
         do {
             try await consumer.commit(offsets, mode: .sync)
         } catch let error as EventLogError where error.kind == .notAssigned {
-            report("commit refused, partitions are moving: \(error); the next poll hands them over")
+            logger.notice("commit refused, partitions are moving: \(error); the next poll hands them over")
             return
         }
         for (tp, offset) in offsets { committed[tp.description] = offset }

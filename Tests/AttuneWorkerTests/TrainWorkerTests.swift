@@ -3,6 +3,7 @@ import AttuneModel
 import AttuneTokenizer
 import AttuneTraining
 import Foundation
+import Logging
 import AttuneTestSupport
 import Testing
 @testable import AttuneWorker
@@ -419,7 +420,7 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
 
     let c = slow.configuration
     slow.follower = try await ReleaseFollower(log: log, adapters: c.adaptersTopic, checkpoints: c.checkpointsTopic,
-                                              control: c.controlTopic, report: { _ in })
+                                              control: c.controlTopic, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
     #expect(try await slow.stillCurrent("domain/law", held) == false)
     #expect(slow.stats.superseded == 1 && slow.states["domain/law"]?.release?.version == 2)
     await slow.follower?.close()

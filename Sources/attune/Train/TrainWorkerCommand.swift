@@ -114,9 +114,7 @@ struct TrainWorkerCommand: AsyncParsableCommand {
         let prometheus = PrometheusCollectorRegistry()
         let worker = TrainWorker(configuration: c, log: try transport.makeLog(), base: base, tokenizer: tokenizer,
                                  catalog: try TopicCatalog.load(directory: topicsDir, namePrefix: topicPrefix),
-                                 metrics: WorkerMetrics(factory: PrometheusMetricsFactory(registry: prometheus))) { [logger] line in
-            logger.info("\(line)")
-        }
+                                 metrics: WorkerMetrics(factory: PrometheusMetricsFactory(registry: prometheus)), logger: logger)
         let run = WorkerService(worker: worker, idle: idle > 0 ? .milliseconds(Int(idle * 1000)) : .seconds(365 * 86400))
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let metricsPort {

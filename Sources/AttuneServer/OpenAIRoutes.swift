@@ -122,12 +122,12 @@ struct OpenAIRoutes: Sendable {
                                   total_tokens: summary.promptTokens + summary.completionTokens)
                 let reason = summary.finishReason.rawValue
                 if chat {
-                    return try json(ChatCompletionResponse(
+                    return try json(GenerationResponse(
                         id: String(id), object: "chat.completion", created: now(), model: served.id,
                         choices: [ChatChoice(message: ChatMessageOut(role: "assistant", content: text), finish_reason: reason)],
                         usage: usage, attune: servedBy(served)), served: served)
                 }
-                return try json(CompletionResponse(id: String(id), created: now(), model: served.id,
+                return try json(GenerationResponse(id: String(id), object: "text_completion", created: now(), model: served.id,
                                                    choices: [CompletionChoice(text: text, finish_reason: reason)],
                                                    usage: usage, attune: servedBy(served)), served: served)
             }
@@ -227,11 +227,11 @@ private struct StreamChunks: Sendable {
         let data: Data
         if chat {
             let choices = empty ? [] : [ChatChoice(delta: ChatMessageOut(role: role, content: text), finish_reason: finish)]
-            data = try JSONEncoder().encode(ChatCompletionResponse(id: id, object: "chat.completion.chunk", created: created,
+            data = try JSONEncoder().encode(GenerationResponse(id: id, object: "chat.completion.chunk", created: created,
                                                                    model: model, choices: choices, usage: usage, attune: servedBy))
         } else {
             let choices = empty ? [] : [CompletionChoice(text: text ?? "", finish_reason: finish)]
-            data = try JSONEncoder().encode(CompletionResponse(id: id, created: created, model: model, choices: choices,
+            data = try JSONEncoder().encode(GenerationResponse(id: id, object: "text_completion", created: created, model: model, choices: choices,
                                                                usage: usage, attune: servedBy))
         }
         var buffer = ByteBuffer(string: "data: ")

@@ -126,12 +126,14 @@ struct CompletionChoice: Encodable {
     }
 }
 
-struct CompletionResponse: Encodable {
+/// A completion or chat answer, whole or as one streamed chunk (`choices` of the route's kind;
+/// `usage` written as null when absent, as OpenAI does).
+struct GenerationResponse<Choice: Encodable>: Encodable {
     var id: String
-    var object = "text_completion"
+    var object: String
     var created: Int
     var model: String
-    var choices: [CompletionChoice]
+    var choices: [Choice]
     var usage: Usage?
     var attune: ServedBy
 
@@ -144,7 +146,7 @@ struct CompletionResponse: Encodable {
         try c.encode(created, forKey: .created)
         try c.encode(model, forKey: .model)
         try c.encode(choices, forKey: .choices)
-        if let usage { try c.encode(usage, forKey: .usage) } else { try c.encodeNil(forKey: .usage) }
+        try c.encode(usage, forKey: .usage)
         try c.encode(attune, forKey: .attune)
     }
 }
@@ -170,29 +172,6 @@ struct ChatChoice: Encodable {
         try c.encodeIfPresent(delta, forKey: .delta)
         try c.encodeNil(forKey: .logprobs)
         try c.encode(finish_reason, forKey: .finish_reason)
-    }
-}
-
-struct ChatCompletionResponse: Encodable {
-    var id: String
-    var object: String
-    var created: Int
-    var model: String
-    var choices: [ChatChoice]
-    var usage: Usage?
-    var attune: ServedBy
-
-    enum CodingKeys: String, CodingKey { case id, object, created, model, choices, usage, attune }
-
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(id, forKey: .id)
-        try c.encode(object, forKey: .object)
-        try c.encode(created, forKey: .created)
-        try c.encode(model, forKey: .model)
-        try c.encode(choices, forKey: .choices)
-        if let usage { try c.encode(usage, forKey: .usage) } else { try c.encodeNil(forKey: .usage) }
-        try c.encode(attune, forKey: .attune)
     }
 }
 

@@ -61,17 +61,26 @@ let package = Package(
                                                       .product(name: "Metrics", package: "swift-metrics")],
                 swiftSettings: kernelFlags),
 
+        // Gateway: API keys and tenancy, interactions and corpora in over HTTP, adapter events out.
+        .target(name: "AttuneGateway", dependencies: ["AttuneEventLog", "AttuneRegistry",
+                                                      .product(name: "Crypto", package: "swift-crypto"),
+                                                      .product(name: "Hummingbird", package: "hummingbird"),
+                                                      .product(name: "Logging", package: "swift-log"),
+                                                      .product(name: "Metrics", package: "swift-metrics"),
+                                                      .product(name: "Prometheus", package: "swift-prometheus"),
+                                                      .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+                resources: [.copy("openapi.json")]),
+
         // HTTP API: OpenAI-style completions and chat, models, score, health, metrics.
-        .target(name: "AttuneServer", dependencies: ["AttuneServing", "AttuneRegistry", "AttuneModel", "AttuneTokenizer",
+        .target(name: "AttuneServer", dependencies: ["AttuneServing", "AttuneRegistry", "AttuneModel", "AttuneTokenizer", "AttuneGateway",
                                                      .product(name: "Hummingbird", package: "hummingbird"),
                                                      .product(name: "Logging", package: "swift-log"),
                                                      .product(name: "Metrics", package: "swift-metrics"),
                                                      .product(name: "Prometheus", package: "swift-prometheus"),
-                                                     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
-                resources: [.copy("openapi.json")]),
+                                                     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
 
         .executableTarget(name: "attune", dependencies: [
-            "AttuneModel", "AttuneTraining", "AttuneEventLog", "AttuneWorker", "AttuneRegistry", "AttuneServing", "AttuneServer",
+            "AttuneModel", "AttuneTraining", "AttuneEventLog", "AttuneWorker", "AttuneRegistry", "AttuneServing", "AttuneServer", "AttuneGateway",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -94,7 +103,13 @@ let package = Package(
         .testTarget(name: "AttuneWorkerTests", dependencies: ["AttuneWorker", "AttuneRegistry", "AttuneTestSupport",
                                                               .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "AttuneRegistryTests", dependencies: ["AttuneRegistry", "AttuneEventLog"]),
-        .testTarget(name: "AttuneServerTests", dependencies: ["AttuneServer", "AttuneServing", "AttuneRegistry", "AttuneWorker",
+        .testTarget(name: "AttuneGatewayTests", dependencies: ["AttuneGateway", "AttuneEventLog", "AttuneRegistry", "AttuneTestSupport",
+                                                               .product(name: "Logging", package: "swift-log"),
+                                                               .product(name: "Metrics", package: "swift-metrics"),
+                                                               .product(name: "Hummingbird", package: "hummingbird"),
+                                                               .product(name: "Prometheus", package: "swift-prometheus"),
+                                                               .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
+        .testTarget(name: "AttuneServerTests", dependencies: ["AttuneServer", "AttuneGateway", "AttuneServing", "AttuneRegistry", "AttuneWorker",
                                                               "AttuneTraining", "AttuneModel", "AttuneEventLog", "AttuneTestSupport"]),
     ]
 )

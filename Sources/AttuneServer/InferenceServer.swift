@@ -1,3 +1,4 @@
+import AttuneGateway
 import AttuneModel
 import AttuneRegistry
 import AttuneServing
@@ -7,6 +8,7 @@ import Hummingbird
 import Logging
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 
 /// Where and how the HTTP API listens.
 public struct ServerConfiguration: Sendable {
@@ -35,13 +37,20 @@ public final class InferenceServer: Service, @unchecked Sendable {
     let registry: AdapterRegistry
     let watcher: AdapterWatcher
     let prometheus: PrometheusCollectorRegistry
+    let access: AccessControl
+    let gateway: Gateway?
     let logger: Logger
     private let started = Date()
-    private let portBox = PortBox()
+    private let bound = Mutex<Int?>(nil)
 
+    /// With a `gateway`, its routes (interactions, corpora, events) are served too; `access`
+    /// guards every route but health, readiness, metrics and the OpenAPI document.
     public init(configuration: ServerConfiguration, engine: InferenceEngine, cache: AdapterCache, registry: AdapterRegistry,
-                watcher: AdapterWatcher, prometheus: PrometheusCollectorRegistry, logger: Logger) {
+                watcher: AdapterWatcher, prometheus: PrometheusCollectorRegistry, access: AccessControl = .open,
+                gateway: Gateway? = nil, logger: Logger) {
         self.configuration = configuration
+        self.access = access
+        self.gateway = gateway
         self.engine = engine
         self.cache = cache
         self.registry = registry
@@ -54,7 +63,7 @@ public final class InferenceServer: Service, @unchecked Sendable {
     public func listeningPort(timeout: Duration = .seconds(60)) async -> Int? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if let port = portBox.port { return port }
+            if let port = bound.withLock({ $0 }) { return port }
             try? await Task.sleep(for: .milliseconds(20))
         }
         return nil
@@ -65,12 +74,13 @@ public final class InferenceServer: Service, @unchecked Sendable {
             router: makeRouter(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "attune"),
             services: [EngineDrain(engine: engine), WatcherService(watcher: watcher)],
-            onServerRunning: { [portBox, logger] channel in
-                portBox.port = channel.localAddress?.port
+            onServerRunning: { [self, logger] channel in
+                self.bound.withLock { $0 = channel.localAddress?.port }
                 logger.info("attune serve listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
             },
             logger: logger)
         try await app.run()
+        await gateway?.close()
     }
 
     func makeRouter() -> Router<BasicRequestContext> {
@@ -79,23 +89,10 @@ public final class InferenceServer: Service, @unchecked Sendable {
         router.post("/v1/completions") { request, context in await api.respond { try await api.completions(request, context) } }
         router.post("/v1/chat/completions") { request, context in await api.respond { try await api.chat(request, context) } }
         router.post("/v1/score") { request, context in await api.respond { try await api.score(request, context) } }
-        router.get("/v1/models") { _, _ in await api.respond { try await api.models() } }
-        router.get("/healthz") { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ok\n"))) }
-        router.get("/readyz") { [watcher] _, _ in
-            watcher.isReady
-                ? Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ready\n")))
-                : Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: "catching up with the adapter topics\n")))
-        }
-        router.get("/metrics") { [prometheus] _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                     body: .init(byteBuffer: ByteBuffer(bytes: prometheus.emitToBuffer())))
-        }
-        router.get("/openapi.json") { _, _ in
-            guard let url = Bundle.module.url(forResource: "openapi", withExtension: "json"), let data = try? Data(contentsOf: url) else {
-                return APIError(.internalServerError, "the OpenAPI document is missing from this build", type: "server_error").response
-            }
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
-        }
+        router.get("/v1/models") { request, _ in await api.respond { try await api.models(request) } }
+        gateway?.addRoutes(to: router)
+        CommonRoutes.add(to: router, prometheus: prometheus, ready: { [watcher] in watcher.isReady },
+                         notReady: "catching up with the adapter topics")
         return router
     }
 
@@ -118,14 +115,5 @@ private struct WatcherService: Service {
 
     func run() async throws {
         try await cancelWhenGracefulShutdown { try await watcher.run() }
-    }
-}
-
-private final class PortBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Int?
-    var port: Int? {
-        get { lock.withLock { value } }
-        set { lock.withLock { value = newValue } }
     }
 }

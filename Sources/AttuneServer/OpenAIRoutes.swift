@@ -1,3 +1,4 @@
+import AttuneGateway
 import AttuneModel
 import AttuneRegistry
 import AttuneServing
@@ -16,20 +17,21 @@ struct OpenAIRoutes: Sendable {
 
     /// Runs a handler, turning thrown errors into OpenAI error responses.
     func respond(_ body: () async throws -> Response) async -> Response {
-        do {
-            return try await body()
-        } catch let error as APIError {
-            return error.response
-        } catch let error as ServingError {
-            return APIError.from(error).response
-        } catch {
-            server.logger.error("request failed: \(error)")
-            return APIError(.internalServerError, "\(error)", type: "server_error").response
+        await APIError.responding(mapping: { ($0 as? ServingError).map(APIError.from) },
+                                  log: { [logger = server.logger] in logger.error("\($0)") }, body)
+    }
+
+    /// Refuses a caller that may not infer with `model` (base, a domain, or one of its tenants).
+    private func check(_ principal: Principal, model: String) throws {
+        if let reference = AdapterReference(parsing: model), reference.name.kind == .tenant, !principal.actsFor(reference.name.id) {
+            throw APIError(.forbidden, "this key may not use \(reference.name)", code: "tenant_forbidden")
         }
     }
 
     func completions(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let principal = try server.access.authorize(request, role: .infer)
         let body = try await decode(CompletionRequest.self, request, context)
+        try check(principal, model: body.model)
         guard body.prompt.values.count == 1 else { throw APIError.badRequest("prompt must be one string", code: "invalid_prompt") }
         let ids = tokenizer.encode(body.prompt.values[0], parseSpecial: false)
         return try await generate(body, prompt: ids, maxTokens: body.max_tokens ?? server.configuration.defaultCompletionTokens,
@@ -37,7 +39,9 @@ struct OpenAIRoutes: Sendable {
     }
 
     func chat(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let principal = try server.access.authorize(request, role: .infer)
         let body = try await decode(ChatCompletionRequest.self, request, context)
+        try check(principal, model: body.model)
         guard !body.messages.isEmpty else { throw APIError.badRequest("messages must not be empty") }
         let roles: Set = ["system", "user", "assistant", "developer"]
         for m in body.messages where !roles.contains(m.role) {
@@ -50,7 +54,9 @@ struct OpenAIRoutes: Sendable {
     }
 
     func score(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let principal = try server.access.authorize(request, role: .infer)
         let body = try await decode(ScoreRequest.self, request, context)
+        try check(principal, model: body.model)
         let ids = tokenizer.encode(body.text, parseSpecial: false)
         guard ids.count >= 2 else { throw APIError.badRequest("text must be at least two tokens long") }
         let lease = try await server.cache.acquire(body.model)
@@ -70,11 +76,12 @@ struct OpenAIRoutes: Sendable {
                         served: lease.model)
     }
 
-    func models() async throws -> Response {
+    func models(_ request: Request) async throws -> Response {
+        let principal = try server.access.authorize(request, role: .infer)
         let created = server.createdSeconds
         var cards = [ModelCard(id: "base", created: created, parent: nil, root: "base", attune: nil)]
         let resident = Set(await server.cache.resident().map(\.id))
-        for name in await server.registry.names {
+        for name in await server.registry.names where name.kind == .domain || principal.actsFor(name.id) {
             let current = await server.cache.currentVersion(name)
             let latest = await server.registry.latest(name)
             guard let release = current ?? latest else { continue }
@@ -173,7 +180,7 @@ struct OpenAIRoutes: Sendable {
         do {
             buffer = try await request.collectBody(upTo: server.configuration.maxBodyBytes)
         } catch {
-            throw APIError(.contentTooLarge, "the request body is over the \(server.configuration.maxBodyBytes)-byte limit")
+            throw APIError(.contentTooLarge, "the request body is over the \(server.configuration.maxBodyBytes)-byte limit", code: "body_too_large")
         }
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))

@@ -8,7 +8,7 @@ struct Attune: AsyncParsableCommand {
         abstract: "Keep language models personal, continuously.",
         subcommands: [
             ModelCommand.self, GenerateCommand.self, ScoreCommand.self, ServeCommand.self, LogprobsCommand.self, FinetuneCommand.self, AdapterCommand.self,
-            TrainWorkerCommand.self, TopicsCommand.self, ProduceCommand.self, ConsumeCommand.self, BenchCommand.self,
+            TrainWorkerCommand.self, GatewayCommand.self, KeysCommand.self, EventsCommand.self, TopicsCommand.self, ProduceCommand.self, ConsumeCommand.self, BenchCommand.self,
         ]
     )
 }

@@ -1,4 +1,6 @@
 import ArgumentParser
+import AttuneEventLog
+import AttuneGateway
 import AttuneModel
 import AttuneRegistry
 import AttuneServer
@@ -17,7 +19,7 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: """
         Follows attune.adapters and attune.adapter-events (every partition, no consumer group), swaps each \
         new version of an adapter in use as soon as it is announced and verified, and batches requests for \
-        different adapters into the same decode steps. `model` selects what serves a request: base, \
+        different adapters into the same decode steps. The gateway's routes (POST /v1/interactions,         POST /v1/corpora, GET /v1/events) are served on the same port; with a key file every route but         health, readiness, metrics and the OpenAPI document needs a key of the right tenant and role. `model` selects what serves a request: base, \
         domain/<id>, tenant/<id> (its newest version) or <name>@<version> (exactly that one). Run several \
         behind a load balancer to scale out; each follows every event. SIGTERM or SIGINT stops accepting \
         connections and lets running generations finish.
@@ -25,8 +27,12 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var transport: TransportOptions
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var access: AccessOptions
+    @OptionGroup var gatewayOptions: GatewayOptions
 
     @Option(help: "Prefix of every topic name (as given to topics apply).") var topicPrefix = ""
+    @Option(name: .customLong("topics-dir"), help: "Topic definitions and schemas for ingestion (default: built in).")
+    var topicsDirectory: String?
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on (0 picks a free one).") var port = 8000
     @Option(help: "KV-cache memory for all running requests, e.g. 1GiB; requests wait for room.") var kvMemory = "1GiB"
@@ -56,6 +62,7 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         LineLogHandler.bootstrap(format: logFormat, level: Logger.Level(rawValue: logLevel)!)
         let logger = Logger(label: "attune.serve")
+        let accessControl = try access.accessControl(host: host, logger: logger)
         let prometheus = PrometheusCollectorRegistry()
         let metrics = ServingMetrics(factory: PrometheusMetricsFactory(registry: prometheus))
 
@@ -82,9 +89,15 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.host = host
         configuration.port = port
         configuration.maxBodyBytes = maxBodyBytes
+        let gateway = try await reportingErrors {
+            try await Gateway(log: log, catalog: TopicCatalog.load(directory: topicsDirectory, namePrefix: topicPrefix),
+                              access: accessControl, stateDirectory: gatewayOptions.stateDirectory,
+                              configuration: gatewayOptions.configuration(topicPrefix: topicPrefix),
+                              metrics: GatewayMetrics(factory: PrometheusMetricsFactory(registry: prometheus)), logger: logger)
+        }
         let server = InferenceServer(configuration: configuration, engine: engine, cache: cache, registry: registry,
                                      watcher: AdapterWatcher(registry: registry, cache: cache, logger: logger),
-                                     prometheus: prometheus, logger: logger)
+                                     prometheus: prometheus, access: accessControl, gateway: gateway, logger: logger)
         let group = ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
         await registry.close()

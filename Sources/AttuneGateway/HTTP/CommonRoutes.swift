@@ -1,0 +1,32 @@
+import Foundation
+import Hummingbird
+import Prometheus
+
+/// The OpenAPI 3.1 document of the whole HTTP API (gateway and inference), built into the binary.
+public enum OpenAPIDocument {
+    public static var data: Data? {
+        Bundle.module.url(forResource: "openapi", withExtension: "json").flatMap { try? Data(contentsOf: $0) }
+    }
+}
+
+/// Routes every Attune HTTP process answers: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
+public enum CommonRoutes {
+    public static func add(to router: Router<BasicRequestContext>, prometheus: PrometheusCollectorRegistry,
+                           ready: @escaping @Sendable () -> Bool, notReady: String) {
+        router.get("/healthz") { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ok\n"))) }
+        router.get("/readyz") { _, _ in
+            ready() ? Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ready\n")))
+                : Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: notReady + "\n")))
+        }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: prometheus.emitToBuffer())))
+        }
+        router.get("/openapi.json") { _, _ in
+            guard let data = OpenAPIDocument.data else {
+                return APIError(.internalServerError, "the OpenAPI document is missing from this build", code: "internal_error").response
+            }
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        }
+    }
+}

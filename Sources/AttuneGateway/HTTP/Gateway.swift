@@ -1,0 +1,238 @@
+import AttuneEventLog
+import AttuneRegistry
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import Metrics
+
+/// Limits and names of the gateway.
+public struct GatewayConfiguration: Sendable {
+    /// Prefix of every topic name (as given to `attune topics apply`).
+    public var topicPrefix = ""
+    /// Largest ingestion body (413 beyond).
+    public var maxBodyBytes = 16 << 20
+    /// Most records in one ingestion request.
+    public var maxRecords = 10_000
+    /// A comment line on idle event streams this often, so proxies keep them open.
+    public var heartbeat = Duration.seconds(15)
+    /// How long a produce may wait for the log's acknowledgement before it is reported failed.
+    public var ackTimeout = Duration.seconds(15)
+
+    public init() {}
+}
+
+/// The HTTP front door for applications: interactions and corpora in (validated, keyed,
+/// acknowledged, idempotent), `adapter.updated` events out as server-sent events, every
+/// request bound to its key's tenants and roles. Mounted by `attune gateway` and `attune serve`.
+public final class Gateway: Sendable {
+    public let configuration: GatewayConfiguration
+    public let access: AccessControl
+    let log: any EventLog
+    let interactions: Ingestor
+    let corpora: Ingestor
+    let producer: any EventProducer
+    let journal: IdempotencyJournal
+    let eventsTopic: String
+    let eventPartitions: Int
+    let metrics: GatewayMetrics
+    let logger: Logger
+
+    /// Opens the topics (they must exist) and the idempotency journal in `stateDirectory`.
+    public init(log: any EventLog, catalog: TopicCatalog, access: AccessControl, stateDirectory: String,
+                configuration: GatewayConfiguration, metrics: GatewayMetrics, logger: Logger) async throws {
+        var producerConfiguration = ProducerConfiguration()
+        producerConfiguration.lingerMs = 2
+        let ackMs = Int(configuration.ackTimeout.components.seconds * 1000)
+        producerConfiguration.properties = ["message.timeout.ms": "\(ackMs)"]
+        let producer = try log.makeProducer(producerConfiguration)
+        let journal = try IdempotencyJournal(path: stateDirectory + "/idempotency.jsonl")
+        let prefix = configuration.topicPrefix
+        do {
+            interactions = try await Ingestor(log: log, catalog: catalog, topic: prefix + "attune.interactions", scope: .tenant,
+                                              producer: producer, journal: journal)
+            corpora = try await Ingestor(log: log, catalog: catalog, topic: prefix + "attune.corpora", scope: .domain,
+                                         producer: producer, journal: journal)
+            eventsTopic = prefix + "attune.adapter-events"
+            eventPartitions = try await EventFeed.partitionCount(log: log, topic: eventsTopic)
+        } catch {
+            await producer.close()
+            journal.close()
+            throw error
+        }
+        self.log = log
+        self.producer = producer
+        self.journal = journal
+        self.access = access
+        self.configuration = configuration
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    public func close() async {
+        await interactions.close()
+        await corpora.close()
+        await producer.close()
+        journal.close()
+    }
+
+    /// Adds `POST /v1/interactions`, `POST /v1/corpora`, `GET /v1/events` and `GET /v1/me`.
+    public func addRoutes(to router: Router<BasicRequestContext>) {
+        router.post("/v1/interactions") { request, _ in
+            await self.respond { try await self.ingest(request, into: self.interactions, role: .ingest) }
+        }
+        router.post("/v1/corpora") { request, _ in
+            await self.respond { try await self.ingest(request, into: self.corpora, role: .admin) }
+        }
+        router.get("/v1/events") { request, _ in
+            await self.respond { try await self.events(request) }
+        }
+        router.get("/v1/me") { request, _ in
+            await self.respond {
+                let principal = try self.access.authenticate(request.headers)
+                struct Me: Encodable {
+                    let key: String
+                    let tenants: [String]
+                    let roles: [String]
+                    let open: Bool
+                }
+                return try Self.json(Me(key: principal.keyID, tenants: principal.tenants.list,
+                                        roles: principal.roles.map(\.rawValue).sorted(), open: self.access.isOpen))
+            }
+        }
+    }
+
+    /// Runs a handler, answering errors as JSON error objects (and counting refused keys).
+    public func respond(_ body: () async throws -> Response) async -> Response {
+        let response = await APIError.responding(log: { [logger] in logger.error("\($0)") }, body)
+        if response.status == .unauthorized { metrics.authFailures.increment() }
+        return response
+    }
+
+    // MARK: Ingestion
+
+    private struct IngestResponse: Encodable {
+        let object = "ingest.result"
+        let accepted: Int
+        let duplicates: Int
+        let refused: Int
+        let results: [IngestResult]
+    }
+
+    private func ingest(_ request: Request, into ingestor: Ingestor, role: Role) async throws -> Response {
+        let principal = try access.authorize(request, role: role)
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: configuration.maxBodyBytes)
+        } catch {
+            throw APIError(.contentTooLarge, "the request body is over the \(configuration.maxBodyBytes)-byte limit", code: "body_too_large")
+        }
+        let items = try IngestItem.split(Array(body.readableBytesView), contentType: request.headers[.contentType])
+        guard !items.isEmpty else { throw APIError.badRequest("the body holds no records", code: "empty_body") }
+        guard items.count <= configuration.maxRecords else {
+            throw APIError(.contentTooLarge, "\(items.count) records in one request; the limit is \(configuration.maxRecords)", code: "too_many_records")
+        }
+        let requestKey = request.headers[HTTPField.Name("Idempotency-Key")!]
+        if let requestKey, !(1...255).contains(requestKey.count) {
+            throw APIError.badRequest("Idempotency-Key must be 1–255 characters", code: "invalid_idempotency_key")
+        }
+        let start = ContinuousClock.now
+        let results = await ingestor.ingest(items, principal: principal, requestKey: requestKey)
+        metrics.ackLatency.record(ContinuousClock.now - start)
+        for status in [IngestResult.Status.accepted, .duplicate, .refused] {
+            let n = results.count(where: { $0.status == status })
+            if n > 0 { metrics.records(topic: ingestor.topic, status: status).increment(by: Int64(n)) }
+        }
+        let refused = results.filter { $0.status == .refused }
+        let answer = IngestResponse(accepted: results.count(where: { $0.status == .accepted }),
+                                    duplicates: results.count(where: { $0.status == .duplicate }), refused: refused.count, results: results)
+        // All refused: the first refusal's status; mixed: 207; none refused: 200.
+        let status: HTTPResponse.Status = refused.isEmpty ? .ok
+            : refused.count == results.count ? HTTPResponse.Status(code: refused[0].error!.status) : HTTPResponse.Status(code: 207)
+        var response = try Self.json(answer, status: status)
+        if refused.count == results.count, refused.contains(where: { $0.error?.status == 503 }) { response.headers[.retryAfter] = "1" }
+        return response
+    }
+
+    // MARK: Events
+
+    private func events(_ request: Request) async throws -> Response {
+        let principal = try access.authorize(request, role: .subscribe)
+        let query = request.uri.queryParameters
+        var filter = EventFilter(principal: principal)
+        for value in query.getAll("adapter").map({ "\($0)" }) {
+            guard let name = AdapterName(parsing: value) else {
+                throw APIError.badRequest("adapter \(value): expected domain/<id> or tenant/<id>", code: "invalid_adapter")
+            }
+            if name.kind == .tenant, !principal.actsFor(name.id) {
+                throw APIError(.forbidden, "this key may not follow tenant \(name.id)", code: "tenant_forbidden")
+            }
+            filter.adapters.insert(name)
+        }
+        for tenant in query.getAll("tenant").map({ "\($0)" }) {
+            guard principal.actsFor(tenant) else { throw APIError(.forbidden, "this key may not follow tenant \(tenant)", code: "tenant_forbidden") }
+            filter.tenants.insert(tenant)
+        }
+        filter.domains = Set(query.getAll("domain").map({ "\($0)" }))
+        let start: EventFeed.Start
+        if let last = request.headers[HTTPField.Name("Last-Event-ID")!] ?? query["last_event_id"].map({ "\($0)" }) {
+            guard let cursor = EventCursor(parsing: last, partitions: eventPartitions) else {
+                throw APIError.badRequest("Last-Event-ID \(last) is not an event id of this stream", code: "invalid_last_event_id")
+            }
+            start = .cursor(cursor)
+        } else {
+            switch query["from"].map({ "\($0)" }) ?? "latest" {
+            case "latest": start = .latest
+            case "earliest": start = .earliest
+            case let other: throw APIError.badRequest("from must be earliest or latest, not \(other)", code: "invalid_from")
+            }
+        }
+        let feed = try await EventFeed(log: log, topic: eventsTopic, partitions: eventPartitions, start: start, filter: filter)
+        let heartbeat = configuration.heartbeat
+        let metrics = self.metrics
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: ResponseBody { writer in
+            metrics.eventStreams.increment()
+            do {
+                try await writer.write(ByteBuffer(string: "retry: 1000\n: attune adapter events from \(feed.cursor)\n\n"))
+                var quiet = ContinuousClock.now
+                while !Task.isCancelled {
+                    let events = try await feed.next(timeout: .milliseconds(500))
+                    for event in events {
+                        try await writer.write(Self.sse(event))
+                        metrics.eventsSent.increment()
+                    }
+                    if !events.isEmpty {
+                        quiet = .now
+                    } else if ContinuousClock.now - quiet >= heartbeat {
+                        try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
+                        quiet = .now
+                    }
+                }
+            } catch {}
+            metrics.eventStreams.decrement()
+            await feed.close()
+            try? await writer.finish(nil)
+        })
+    }
+
+    /// One event in SSE framing: the cursor as id, the CloudEvent as data (one `data:` line
+    /// per line of it).
+    static func sse(_ event: FeedEvent) -> ByteBuffer {
+        var buffer = ByteBuffer(string: "id: \(event.cursor)\nevent: adapter.updated\n")
+        for line in event.cloudEvent.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            buffer.writeString("data: ")
+            buffer.writeBytes(line)
+            buffer.writeString("\n")
+        }
+        buffer.writeString("\n")
+        return buffer
+    }
+
+    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return Response(status: status, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+    }
+}

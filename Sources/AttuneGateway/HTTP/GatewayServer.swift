@@ -1,0 +1,41 @@
+import Foundation
+import Hummingbird
+import Logging
+import Prometheus
+import ServiceLifecycle
+import Synchronization
+
+/// `attune gateway` alone: the gateway's routes and the common ones on one port, as a
+/// swift-service-lifecycle service (graceful shutdown closes the listener, then the producer).
+public final class GatewayServer: Service, Sendable {
+    public let gateway: Gateway
+    let host: String
+    let port: Int
+    let prometheus: PrometheusCollectorRegistry
+    let logger: Logger
+    private let bound = Mutex<Int?>(nil)
+
+    public init(gateway: Gateway, host: String, port: Int, prometheus: PrometheusCollectorRegistry, logger: Logger) {
+        self.gateway = gateway
+        self.host = host
+        self.port = port
+        self.prometheus = prometheus
+        self.logger = logger
+    }
+
+    /// The port it listens on, once it does.
+    public var listeningPort: Int? { bound.withLock { $0 } }
+
+    public func run() async throws {
+        let router = Router(context: BasicRequestContext.self)
+        gateway.addRoutes(to: router)
+        CommonRoutes.add(to: router, prometheus: prometheus, ready: { true }, notReady: "")
+        let app = Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "attune"),
+                              onServerRunning: { [self, logger] channel in
+                                  self.bound.withLock { $0 = channel.localAddress?.port }
+                                  logger.info("attune gateway listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+                              }, logger: logger)
+        try await app.run()
+        await gateway.close()
+    }
+}

@@ -79,7 +79,12 @@ public final class InferenceServer: Service, @unchecked Sendable {
                 logger.info("attune serve listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
             },
             logger: logger)
-        try await app.run()
+        do {
+            try await app.run()
+        } catch {
+            await gateway?.close()
+            throw error
+        }
         await gateway?.close()
     }
 

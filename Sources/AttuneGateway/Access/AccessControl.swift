@@ -22,11 +22,11 @@ public final class AccessControl: Sendable {
 
     public var isOpen: Bool { keys == nil }
 
-    /// The caller of `request`, if it may use `role`; throws 401 (no or unknown key), 403
-    /// (role missing) or 429 (over its rate limit).
-    public func authorize(_ request: Request, role: Role) throws -> Principal {
+    /// The caller of `request`, if it may use `role` (nil: any valid key); throws 401 (no or
+    /// unknown key), 403 (role missing) or 429 (over its rate limit).
+    public func authorize(_ request: Request, role: Role?) throws -> Principal {
         let principal = try authenticate(request.headers)
-        guard principal.has(role) else {
+        if let role, !principal.has(role) {
             throw APIError(.forbidden, "this key does not have the \(role.rawValue) role", code: "missing_role")
         }
         try admit(principal)

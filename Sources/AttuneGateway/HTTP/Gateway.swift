@@ -89,7 +89,7 @@ public final class Gateway: Sendable {
         }
         router.get("/v1/me") { request, _ in
             await self.respond {
-                let principal = try self.access.authenticate(request.headers)
+                let principal = try self.access.authorize(request, role: nil)
                 struct Me: Encodable {
                     let key: String
                     let tenants: [String]
@@ -111,12 +111,20 @@ public final class Gateway: Sendable {
 
     // MARK: Ingestion
 
+    /// Per-record results; when every record was refused, also the first refusal as the
+    /// response's error object.
     private struct IngestResponse: Encodable {
+        struct Failure: Encodable {
+            let message: String
+            let type: String
+            let code: String
+        }
         let object = "ingest.result"
         let accepted: Int
         let duplicates: Int
         let refused: Int
         let results: [IngestResult]
+        let error: Failure?
     }
 
     private func ingest(_ request: Request, into ingestor: Ingestor, role: Role) async throws -> Response {
@@ -145,11 +153,17 @@ public final class Gateway: Sendable {
             if n > 0 { metrics.records(topic: ingestor.topic, status: status).increment(by: Int64(n)) }
         }
         let refused = results.filter { $0.status == .refused }
+        let allRefused = refused.count == results.count
+        let failure = allRefused ? refused[0].error.map {
+            IngestResponse.Failure(message: refused.count == 1 ? $0.message : "every record was refused; line \(refused[0].line): \($0.message)",
+                                   type: APIError(HTTPResponse.Status(code: $0.status), "").type, code: $0.code)
+        } : nil
         let answer = IngestResponse(accepted: results.count(where: { $0.status == .accepted }),
-                                    duplicates: results.count(where: { $0.status == .duplicate }), refused: refused.count, results: results)
+                                    duplicates: results.count(where: { $0.status == .duplicate }), refused: refused.count, results: results,
+                                    error: failure)
         // All refused: the first refusal's status; mixed: 207; none refused: 200.
         let status: HTTPResponse.Status = refused.isEmpty ? .ok
-            : refused.count == results.count ? HTTPResponse.Status(code: refused[0].error!.status) : HTTPResponse.Status(code: 207)
+            : allRefused ? HTTPResponse.Status(code: refused[0].error!.status) : HTTPResponse.Status(code: 207)
         var response = try Self.json(answer, status: status)
         if refused.count == results.count, refused.contains(where: { $0.error?.status == 503 }) { response.headers[.retryAfter] = "1" }
         return response

@@ -35,7 +35,12 @@ public final class GatewayServer: Service, Sendable {
                                   self.bound.withLock { $0 = channel.localAddress?.port }
                                   logger.info("attune gateway listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
                               }, logger: logger)
-        try await app.run()
+        do {
+            try await app.run()
+        } catch {
+            await gateway.close()
+            throw error
+        }
         await gateway.close()
     }
 }

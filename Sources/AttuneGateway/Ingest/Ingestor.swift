@@ -28,7 +28,7 @@ public struct IngestItem: Sendable {
             if parsed is [String: Any] { return [IngestItem(line: 1, bytes: body)] }
             guard let array = parsed as? [Any] else { throw APIError.badRequest("the body must be a JSON object, an array of objects, or NDJSON", code: "invalid_json") }
             return try array.enumerated().map { i, element in
-                IngestItem(line: i + 1, bytes: Array(try JSONSerialization.data(withJSONObject: element, options: [.fragmentsAllowed])))
+                IngestItem(line: i + 1, bytes: Array(try JSONSerialization.data(withJSONObject: element, options: [.fragmentsAllowed, .sortedKeys])))
             }
         }
         return split(lines: body)
@@ -135,7 +135,8 @@ public final class Ingestor: Sendable {
                     throw APIError(.forbidden, "adding domain documents needs the admin role", code: "missing_role")
                 default: break
                 }
-                let key = id.map { "\(owner)\u{1}id\u{1}\($0)" } ?? requestKey.map { "\(owner)\u{1}req\u{1}\(principal.keyID)\u{1}\($0)#\(item.line)" }
+                let key = id.map { Self.idempotencyKey(owner: owner, recordID: $0) }
+                    ?? requestKey.map { Self.idempotencyKey(owner: owner, keyID: principal.keyID, requestKey: $0, line: item.line) }
                 if let key {
                     guard seenKeys.insert(key).inserted else {
                         throw APIError(.conflict, "the same id appears twice in this request", code: "duplicate_in_request")
@@ -146,7 +147,7 @@ public final class Ingestor: Sendable {
                 if let key { headers.append(EventHeader(IdempotencyJournal.header, key)) }
                 let record = try catalog.prepare(ProducerRecord(topic: topic, partition: partition, key: Array(owner.utf8),
                                                                 value: item.bytes, headers: headers))
-                let fingerprint = SHA256.hash(data: item.bytes).map { String(format: "%02x", $0) }.joined()
+                let fingerprint = Self.fingerprint(item.bytes)
                 outgoing.append(Outgoing(index: index, line: item.line, id: id, record: record, key: key, fingerprint: fingerprint))
             } catch let error as APIError {
                 results[index] = .refused(item.line, id: id, error)
@@ -207,19 +208,18 @@ public final class Ingestor: Sendable {
         }
 
         // Produce every record on its own acknowledgement, so that each result is exact.
-        let sent = await withTaskGroup(of: (Int, Result<RecordMetadata, any Error>).self) { group in
-            for (position, item) in toSend.enumerated() {
+        let sent = await withTaskGroup(of: (Outgoing, Result<RecordMetadata, any Error>).self) { group in
+            for item in toSend {
                 group.addTask { [producer] in
-                    do { return (position, .success(try await producer.send(item.record))) } catch { return (position, .failure(error)) }
+                    do { return (item, .success(try await producer.send(item.record))) } catch { return (item, .failure(error)) }
                 }
             }
-            var all: [(Int, Result<RecordMetadata, any Error>)] = []
+            var all: [(Outgoing, Result<RecordMetadata, any Error>)] = []
             for await result in group { all.append(result) }
             return all
         }
         var done: [(key: String, entry: IdempotencyJournal.Entry)] = []
-        for (position, outcome) in sent {
-            let item = toSend[position]
+        for (item, outcome) in sent {
             let (line, id) = (item.line, item.id)
             switch outcome {
             case .success(let metadata):
@@ -234,6 +234,24 @@ public final class Ingestor: Sendable {
         }
         try? journal.record(done)
         return results.map { $0! }
+    }
+
+    /// What identifies a record's content for idempotency: hex SHA-256 of its JSON with sorted
+    /// keys, so a retry that orders fields differently is the same record.
+    public static func fingerprint(_ bytes: [UInt8]) -> String {
+        let canonical = (try? JSONSerialization.jsonObject(with: Data(bytes)))
+            .flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]) } ?? Data(bytes)
+        return SHA256.hash(data: canonical).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The journal key of a record with an `id`: unique per tenant (or domain).
+    public static func idempotencyKey(owner: String, recordID: String) -> String {
+        "\(owner)\u{1}id\u{1}\(recordID)"
+    }
+
+    /// The journal key of line `line` of a request sent with `Idempotency-Key: requestKey`.
+    public static func idempotencyKey(owner: String, keyID: String, requestKey: String, line: Int) -> String {
+        "\(owner)\u{1}req\u{1}\(keyID)\u{1}\(requestKey)#\(line)"
     }
 
     private struct Outgoing: Sendable {

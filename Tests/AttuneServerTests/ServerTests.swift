@@ -1,4 +1,5 @@
 import AttuneEventLog
+import AttuneGateway
 import AttuneModel
 import AttuneRegistry
 import AttuneTraining
@@ -98,6 +99,77 @@ private func publishedDeployment(_ transport: TestTransport = .embedded, name: S
         #expect(missing.status == 1 && missing.err.contains("no version 9"))
         let nobody = try attune(["adapter", "history", "tenant/nobody", "--log-dir", logDir])
         #expect(nobody.status == 1 && nobody.err.contains("no adapter named tenant/nobody"))
+    }
+
+    /// Keys bind inference to tenants (a key for bolt cannot use, score or list acme's adapter;
+    /// no key gets 401), and the loop closes through one server: interactions and a correction
+    /// posted through the gateway, the tenant's next version announced on `/v1/events` covering
+    /// exactly those records, then a completion served by that version.
+    @Test func keysBindInferenceToTenantsAndTheLoopClosesThroughTheGateway() async throws {
+        let fixture = try await ServingFixture(.embedded, name: "tenancy")
+        defer { Task { await fixture.stop() } }
+        try await fixture.train(domainDocuments: 4, interactions: ["acme": 3, "bolt": 3])
+        let keys = try KeyStore(path: fixture.directory.appendingPathComponent("keys.json").path, create: true)
+        let acme = try keys.create(name: "acme", tenants: ["acme"], roles: [.ingest, .infer, .subscribe]).secret
+        let bolt = try keys.create(name: "bolt", tenants: ["bolt"], roles: [.infer]).secret
+        try await fixture.serve(keys: keys)
+
+        func post(_ path: String, _ json: [String: Any], key: String?) async throws -> HTTPAnswer {
+            try await fixture.http("POST", path, body: try JSONSerialization.data(withJSONObject: json), key: key)
+        }
+        func code(_ answer: HTTPAnswer) -> String? { (answer.json["error"] as? [String: Any])?["code"] as? String }
+        let ask: [String: Any] = ["model": "tenant/acme", "prompt": "Question 1?", "max_tokens": 2]
+        for path in ["/v1/completions", "/v1/score"] {
+            #expect(code(try await post(path, ask.merging(["text": "Answer 1."]) { a, _ in a }, key: nil)) == "missing_api_key")
+        }
+        #expect(try await fixture.http("GET", "/v1/models", body: nil).status == 401)
+        let foreign = try await post("/v1/completions", ask, key: bolt)
+        #expect(foreign.status == 403 && code(foreign) == "tenant_forbidden")
+        #expect(code(try await post("/v1/completions", ask.merging(["model": "tenant/acme@1"]) { _, b in b }, key: bolt)) == "tenant_forbidden")
+        #expect(code(try await post("/v1/chat/completions", ["model": "tenant/acme", "messages": [["role": "user", "content": "hi"]]],
+                                    key: bolt)) == "tenant_forbidden")
+        #expect(code(try await post("/v1/score", ["model": "tenant/acme", "text": "Answer 1."], key: bolt)) == "tenant_forbidden")
+        func models(_ key: String) async throws -> [String] {
+            ((try await fixture.http("GET", "/v1/models", body: nil, key: key)).json["data"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+        }
+        #expect(try await models(bolt) == ["base", "domain/law", "tenant/bolt"])
+        #expect(try await models(acme) == ["base", "domain/law", "tenant/acme"])
+        #expect(try await post("/v1/completions", ask, key: acme).headers["x-attune-adapter"] == "tenant/acme@1")
+        #expect(code(try await post("/v1/interactions", ["tenant": "acme", "user": "u", "time": "2026-12-02T10:00:00Z", "prompt": "p",
+                                                          "response": "r"], key: bolt)) == "missing_role")
+
+        // The loop: two interactions and a correction in through the gateway …
+        let lines = [
+            #"{"tenant":"acme","user":"ann","time":"2026-12-02T10:00:00Z","prompt":"Where is the office?","response":"On Main Street."}"#,
+            #"{"tenant":"acme","user":"ann","time":"2026-12-02T10:01:00Z","prompt":"When does it open?","response":"At nine."}"#,
+            #"{"tenant":"acme","user":"bob","time":"2026-12-02T10:02:00Z","prompt":"Who answers the phone?","response":"Nobody.","feedback":"down","correction":"The front desk, from nine to five."}"#,
+        ]
+        let ingested = try await LoopbackHTTP.request(port: fixture.port, "POST", "/v1/interactions", body: Data(lines.joined(separator: "\n").utf8),
+                                                      headers: ["Authorization": "Bearer \(acme)", "Content-Type": "application/x-ndjson"])
+        #expect(ingested.status == 200 && ingested.json["accepted"] as? Int == 3, "\(ingested.text)")
+        let landed = (ingested.json["results"] as? [[String: Any]] ?? []).compactMap { r -> (Int, Int64)? in
+            guard let p = r["partition"] as? Int, let o = r["offset"] as? Int else { return nil }
+            return (p, Int64(o))
+        }
+        // … the worker trains on them and announces tenant/acme@2 on the event stream …
+        async let stream = LoopbackHTTP.readStream(port: fixture.port, "/v1/events?from=earliest&adapter=tenant/acme",
+                                                   headers: ["Authorization": "Bearer \(acme)"], timeout: .seconds(600)) {
+            $0.contains(#""version":"2""#)
+        }
+        try await fixture.train()
+        let events = try await stream
+        let announced = try #require(events.text.components(separatedBy: "\n").first { $0.hasPrefix("data: ") && $0.contains(#""version":"2""#) })
+        let event = try #require(AdapterEvent(Array(announced.dropFirst(6).utf8)))
+        #expect(event.release.adapter == "tenant/acme" && event.release.version == 2)
+        for (partition, offset) in landed {
+            #expect(event.release.covers(TopicPartition(fixture.prefix + "attune.interactions", partition), offset),
+                    "the new version covers the ingested record at \(partition)@\(offset)")
+        }
+        // … and serves the next completion.
+        let served = await waitUntil(.seconds(60)) {
+            (try? await post("/v1/completions", ask, key: acme).headers["x-attune-adapter"]) == "tenant/acme@2"
+        }
+        #expect(served, "tenant/acme@2 serves once announced")
     }
 
     /// Bad input gets a clear 4xx with OpenAI's error object; health, readiness, metrics, the

@@ -1,4 +1,5 @@
 import AttuneEventLog
+import AttuneGateway
 import AttuneModel
 import AttuneRegistry
 import AttuneServer
@@ -92,7 +93,9 @@ final class ServingFixture: @unchecked Sendable {
     }
 
     /// Starts the server on a free loopback port.
-    func serve(adapterMemory: Int = 64 << 20, kvMemory: Int = 64 << 20, maxWaiting: Int = 256, pinned: Set<AdapterName> = []) async throws {
+    /// With `keys`, every route needs a key of the right tenant and role (else the API is open).
+    func serve(adapterMemory: Int = 64 << 20, kvMemory: Int = 64 << 20, maxWaiting: Int = 256, pinned: Set<AdapterName> = [],
+               keys: KeyStore? = nil) async throws {
         var logger = Logger(label: "attune.serve.test")
         logger.logLevel = .warning
         let metrics = ServingMetrics(factory: PrometheusMetricsFactory(registry: prometheus))
@@ -106,9 +109,16 @@ final class ServingFixture: @unchecked Sendable {
         var configuration = ServerConfiguration()
         configuration.port = 0
         configuration.maxBodyBytes = 64 << 10
+        let access = AccessControl(keys: keys)
+        var gatewayConfiguration = GatewayConfiguration()
+        gatewayConfiguration.topicPrefix = prefix
+        gatewayConfiguration.heartbeat = .seconds(1)
+        let gateway = try await Gateway(log: log, catalog: catalog, access: access,
+                                        stateDirectory: directory.appendingPathComponent("gateway").path, configuration: gatewayConfiguration,
+                                        metrics: GatewayMetrics(factory: PrometheusMetricsFactory(registry: prometheus)), logger: logger)
         let server = InferenceServer(configuration: configuration, engine: engine, cache: cache, registry: registry,
                                      watcher: AdapterWatcher(registry: registry, cache: cache, logger: logger),
-                                     prometheus: prometheus, logger: logger)
+                                     prometheus: prometheus, access: access, gateway: gateway, logger: logger)
         self.server = server
         self.registry = registry
         self.cache = cache
@@ -145,8 +155,8 @@ final class ServingFixture: @unchecked Sendable {
         try await http("POST", path, body: raw)
     }
 
-    func http(_ method: String, _ path: String, body: Data?) async throws -> HTTPAnswer {
-        try await LoopbackHTTP.request(port: port, method, path, body: body)
+    func http(_ method: String, _ path: String, body: Data?, key: String? = nil) async throws -> HTTPAnswer {
+        try await LoopbackHTTP.request(port: port, method, path, body: body, headers: key.map { ["Authorization": "Bearer \($0)"] } ?? [:])
     }
 }
 

@@ -73,7 +73,7 @@ public final class InferenceServer: Service, @unchecked Sendable {
         let app = Application(
             router: makeRouter(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "attune"),
-            services: [EngineDrain(engine: engine), WatcherService(watcher: watcher)],
+            services: [EngineDrain(engine: engine), WatcherService(watcher: watcher)] + (gateway.map { [$0.webhooks] } ?? []),
             onServerRunning: { [self, logger] channel in
                 self.bound.withLock { $0 = channel.localAddress?.port }
                 logger.info("attune serve listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])

@@ -25,6 +25,7 @@ final class GatewayFixture: @unchecked Sendable {
     private var server: GatewayServer?
     private var task: Task<Void, any Error>?
     var heartbeat = Duration.seconds(15)
+    var webhookBackoff = (first: Duration.milliseconds(50), cap: Duration.milliseconds(400))
 
     init(_ transport: TestTransport, name: String) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("attune-gw-\(name)-\(UUID().uuidString)")
@@ -54,7 +55,8 @@ final class GatewayFixture: @unchecked Sendable {
         let prometheus = PrometheusCollectorRegistry()
         let gateway = try await Gateway(log: log, catalog: catalog, access: AccessControl(keys: keys, defaultRateLimit: rateLimit),
                                         stateDirectory: directory.appendingPathComponent("state").path, configuration: configuration,
-                                        metrics: GatewayMetrics(factory: PrometheusMetricsFactory(registry: prometheus)), logger: logger)
+                                        metrics: GatewayMetrics(factory: PrometheusMetricsFactory(registry: prometheus)), logger: logger,
+                                        webhookBackoff: webhookBackoff)
         let server = GatewayServer(gateway: gateway, host: "127.0.0.1", port: 0, prometheus: prometheus, logger: logger)
         self.server = server
         task = Task { try await server.run() }

@@ -37,10 +37,14 @@ public final class Gateway: Sendable {
     let eventPartitions: Int
     let metrics: GatewayMetrics
     let logger: Logger
+    let subscriptions: SubscriptionStore
+    /// Delivers events to webhook subscriptions; run it beside the HTTP server.
+    public let webhooks: WebhookDispatcher
 
     /// Opens the topics (they must exist) and the idempotency journal in `stateDirectory`.
     public init(log: any EventLog, catalog: TopicCatalog, access: AccessControl, stateDirectory: String,
-                configuration: GatewayConfiguration, metrics: GatewayMetrics, logger: Logger) async throws {
+                configuration: GatewayConfiguration, metrics: GatewayMetrics, logger: Logger,
+                webhookBackoff: (first: Duration, cap: Duration) = (.milliseconds(500), .seconds(60))) async throws {
         var producerConfiguration = ProducerConfiguration()
         producerConfiguration.lingerMs = 2
         let ackMs = Int(configuration.ackTimeout.components.seconds * 1000)
@@ -60,6 +64,9 @@ public final class Gateway: Sendable {
             journal.close()
             throw error
         }
+        subscriptions = try SubscriptionStore(path: stateDirectory + "/subscriptions.json")
+        webhooks = WebhookDispatcher(store: subscriptions, log: log, topic: eventsTopic, partitions: eventPartitions, keys: access.keys,
+                                     metrics: metrics.factory, logger: logger, backoff: webhookBackoff)
         self.log = log
         self.producer = producer
         self.journal = journal
@@ -86,6 +93,27 @@ public final class Gateway: Sendable {
         }
         router.get("/v1/events") { request, _ in
             await self.respond { try await self.events(request) }
+        }
+        router.post("/v1/subscriptions") { request, _ in
+            await self.respond { try await self.subscribe(request) }
+        }
+        router.get("/v1/subscriptions") { request, _ in
+            await self.respond {
+                let principal = try self.access.authorize(request, role: .subscribe)
+                let visible = self.subscriptions.all.filter { principal.isAdmin || $0.keyID == principal.keyID }
+                return try Self.json(SubscriptionList(data: visible.map(SubscriptionView.init)))
+            }
+        }
+        router.delete("/v1/subscriptions/{id}") { request, context in
+            await self.respond {
+                let principal = try self.access.authorize(request, role: .subscribe)
+                guard let id = context.parameters.get("id"), let found = self.subscriptions.get(id),
+                      principal.isAdmin || found.keyID == principal.keyID else {
+                    throw APIError(.notFound, "no subscription with this id", code: "unknown_subscription")
+                }
+                try self.subscriptions.remove(id)
+                return Response(status: .noContent)
+            }
         }
         router.get("/v1/me") { request, _ in
             await self.respond {
@@ -167,6 +195,89 @@ public final class Gateway: Sendable {
         var response = try Self.json(answer, status: status)
         if refused.count == results.count, refused.contains(where: { $0.error?.status == 503 }) { response.headers[.retryAfter] = "1" }
         return response
+    }
+
+    // MARK: Webhooks
+
+    private struct SubscriptionRequest: Decodable {
+        var url: String
+        var mode: Subscription.Mode?
+        var adapter: [String]?
+        var tenant: [String]?
+        var domain: [String]?
+        var from: String?
+    }
+
+    /// A subscription as the API shows it (the secret only in the creation answer).
+    private struct SubscriptionView: Encodable {
+        let object = "subscription"
+        let id: String
+        let url: String
+        let mode: Subscription.Mode
+        let adapter: [String]
+        let tenant: [String]
+        let domain: [String]
+        let created: Int
+        let cursor: String?
+        let disabled: String?
+        var secret: String?
+
+        init(_ s: Subscription) {
+            id = s.id
+            url = s.url
+            mode = s.mode
+            adapter = s.adapters
+            tenant = s.tenants
+            domain = s.domains
+            created = Int(s.created.timeIntervalSince1970)
+            cursor = s.cursor.map { EventCursor(next: $0).description }
+            disabled = s.disabled
+        }
+    }
+
+    private struct SubscriptionList: Encodable {
+        let object = "list"
+        let data: [SubscriptionView]
+    }
+
+    private func subscribe(_ request: Request) async throws -> Response {
+        let principal = try access.authorize(request, role: .subscribe)
+        var request = request
+        let buffer = try await request.collectBody(upTo: 64 << 10)
+        let body: SubscriptionRequest
+        do {
+            body = try JSONDecoder().decode(SubscriptionRequest.self, from: Data(buffer.readableBytesView))
+        } catch {
+            throw APIError.badRequest("the body must be {\"url\", \"mode\"?, \"adapter\"?, \"tenant\"?, \"domain\"?, \"from\"?}: \(error)",
+                                      code: "invalid_subscription")
+        }
+        guard let url = URL(string: body.url), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil else {
+            throw APIError.badRequest("url must be an absolute http or https URL", code: "invalid_url")
+        }
+        for name in body.adapter ?? [] {
+            guard let parsed = AdapterName(parsing: name) else { throw APIError.badRequest("adapter \(name): expected domain/<id> or tenant/<id>", code: "invalid_adapter") }
+            if parsed.kind == .tenant, !principal.actsFor(parsed.id) {
+                throw APIError(.forbidden, "this key may not follow tenant \(parsed.id)", code: "tenant_forbidden")
+            }
+        }
+        for tenant in body.tenant ?? [] where !principal.actsFor(tenant) {
+            throw APIError(.forbidden, "this key may not follow tenant \(tenant)", code: "tenant_forbidden")
+        }
+        var cursor: [Int64]?
+        switch body.from ?? "latest" {
+        case "latest": cursor = nil
+        case "earliest": cursor = [Int64](repeating: 0, count: eventPartitions)
+        case let other: throw APIError.badRequest("from must be earliest or latest, not \(other)", code: "invalid_from")
+        }
+        let subscription = Subscription(
+            id: "sub_" + KeySecret.digest(UUID().uuidString).prefix(16), url: body.url, mode: body.mode ?? .structured,
+            adapters: body.adapter ?? [], tenants: body.tenant ?? [], domains: body.domain ?? [], keyID: principal.keyID,
+            scope: principal.tenants, isAdmin: principal.isAdmin, secret: "whsec_" + KeySecret.generate().dropFirst(4), created: Date(),
+            cursor: cursor, disabled: nil)
+        try subscriptions.add(subscription)
+        var view = SubscriptionView(subscription)
+        view.secret = subscription.secret
+        return try Self.json(view, status: .created)
     }
 
     // MARK: Events

@@ -31,6 +31,7 @@ public final class GatewayServer: Service, Sendable {
         gateway.addRoutes(to: router)
         CommonRoutes.add(to: router, prometheus: prometheus, ready: { true }, notReady: "")
         let app = Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "attune"),
+                              services: [gateway.webhooks],
                               onServerRunning: { [self, logger] channel in
                                   self.bound.withLock { $0 = channel.localAddress?.port }
                                   logger.info("attune gateway listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])

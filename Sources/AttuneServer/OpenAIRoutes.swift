@@ -34,8 +34,8 @@ struct OpenAIRoutes: Sendable {
         try check(principal, model: body.model)
         guard body.prompt.values.count == 1 else { throw APIError.badRequest("prompt must be one string", code: "invalid_prompt") }
         let ids = tokenizer.encode(body.prompt.values[0], parseSpecial: false)
-        return try await generate(body, prompt: ids, maxTokens: body.max_tokens ?? server.configuration.defaultCompletionTokens,
-                                  chat: false)
+        return try await generate(body, prompt: ids, promptText: body.prompt.values[0],
+                                  maxTokens: body.max_tokens ?? server.configuration.defaultCompletionTokens, chat: false)
     }
 
     func chat(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
@@ -50,7 +50,8 @@ struct OpenAIRoutes: Sendable {
         let messages = body.messages.map { ChatMessage(role: $0.role == "developer" ? "system" : $0.role, content: $0.content.text) }
         let ids = tokenizer.encode(ChatTemplate.render(messages), parseSpecial: true)
         let maxTokens = body.max_completion_tokens ?? body.max_tokens ?? server.configuration.defaultChatTokens
-        return try await generate(body, prompt: ids, maxTokens: maxTokens, chat: true)
+        let question = messages.last(where: { $0.role == "user" })?.content ?? messages.last!.content
+        return try await generate(body, prompt: ids, promptText: question, maxTokens: maxTokens, chat: true)
     }
 
     func score(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
@@ -96,7 +97,10 @@ struct OpenAIRoutes: Sendable {
 
     // MARK: Generation
 
-    private func generate(_ body: some GenerationParameters, prompt: [Int32], maxTokens: Int, chat: Bool) async throws -> Response {
+    /// Runs one generation; a tenant adapter's completion is handed to the gateway (feedback by
+    /// id, `--log-interactions`) with `promptText` as its prompt.
+    private func generate(_ body: some GenerationParameters, prompt: [Int32], promptText: String, maxTokens: Int,
+                          chat: Bool) async throws -> Response {
         let context = engine.model.config.contextLength
         if let n = body.n, n != 1 { throw APIError.badRequest("n must be 1 (one choice per request)") }
         guard (1...context).contains(maxTokens) else {
@@ -116,8 +120,15 @@ struct OpenAIRoutes: Sendable {
         let stream = try engine.submit(InferenceRequest(prompt: prompt, maxTokens: maxTokens, sampling: sampling, stop: stop, lease: lease))
         let id = (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
         let served = lease.model
+        let gateway = server.gateway
+        let record: @Sendable (String) async -> Void = { [user = body.user] text in
+            guard let gateway, let name = served.name, name.kind == .tenant else { return }
+            gateway.completed(ServedCompletion(id: String(id), tenant: name.id, user: user ?? "anonymous", prompt: promptText,
+                                                     response: text, model: served.id))
+        }
         if body.stream == true {
-            return sse(stream, id: String(id), chat: chat, served: served, includeUsage: body.stream_options?.include_usage == true)
+            return sse(stream, id: String(id), chat: chat, served: served, includeUsage: body.stream_options?.include_usage == true,
+                       completed: record)
         }
         var text = ""
         for await event in stream.events {
@@ -125,6 +136,7 @@ struct OpenAIRoutes: Sendable {
             case .text(let piece): text += piece
             case .failed(let message): throw APIError(.internalServerError, message, type: "server_error")
             case .finished(let summary):
+                await record(text)
                 let usage = Usage(prompt_tokens: summary.promptTokens, completion_tokens: summary.completionTokens,
                                   total_tokens: summary.promptTokens + summary.completionTokens)
                 let reason = summary.finishReason.rawValue
@@ -144,7 +156,8 @@ struct OpenAIRoutes: Sendable {
 
     /// Server-sent events: one chunk per text piece, a final chunk with the finish reason, the
     /// usage chunk when asked, then `data: [DONE]`. A client that goes away stops its sequence.
-    private func sse(_ stream: InferenceEngine.Stream, id: String, chat: Bool, served: ServedModel, includeUsage: Bool) -> Response {
+    private func sse(_ stream: InferenceEngine.Stream, id: String, chat: Bool, served: ServedModel, includeUsage: Bool,
+                     completed: @escaping @Sendable (String) async -> Void) -> Response {
         let chunks = StreamChunks(id: id, created: now(), chat: chat, model: served.id, servedBy: servedBy(served))
         var headers = servedHeaders(served)
         headers[.contentType] = "text/event-stream"
@@ -152,13 +165,16 @@ struct OpenAIRoutes: Sendable {
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             defer { stream.cancel() }
             if chat { try await writer.write(try chunks.make("", role: "assistant", finish: nil)) }
+            var text = ""
             for await event in stream.events {
                 switch event {
                 case .text(let piece):
+                    text += piece
                     try await writer.write(try chunks.make(piece, finish: nil))
                 case .failed(let message):
                     try await writer.write(ByteBuffer(string: "data: {\"error\":{\"message\":\(String(reflecting: message)),\"type\":\"server_error\"}}\n\n"))
                 case .finished(let summary):
+                    await completed(text)
                     try await writer.write(try chunks.make(chat ? nil : "", finish: summary.finishReason.rawValue))
                     if includeUsage {
                         let usage = Usage(prompt_tokens: summary.promptTokens, completion_tokens: summary.completionTokens,

@@ -29,6 +29,8 @@ protocol GenerationParameters {
     var n: Int? { get }
     var stream: Bool? { get }
     var stream_options: StreamOptions? { get }
+    /// The application's end user (OpenAI's `user`), recorded with a logged interaction.
+    var user: String? { get }
 }
 
 /// `POST /v1/completions`.
@@ -43,6 +45,7 @@ struct CompletionRequest: Decodable, GenerationParameters {
     var n: Int?
     var stream: Bool?
     var stream_options: StreamOptions?
+    var user: String?
 }
 
 /// A chat message's content: a string, or a list of `{"type": "text", "text": …}` parts.
@@ -86,6 +89,7 @@ struct ChatCompletionRequest: Decodable, GenerationParameters {
     var n: Int?
     var stream: Bool?
     var stream_options: StreamOptions?
+    var user: String?
 }
 
 /// `POST /v1/score`.

@@ -172,6 +172,48 @@ private func publishedDeployment(_ transport: TestTransport = .embedded, name: S
         #expect(served, "tenant/acme@2 serves once announced")
     }
 
+    /// With `--log-interactions`, each completion a tenant adapter serves (plain or streamed)
+    /// lands on `attune.interactions` under its completion id; `POST /v1/feedback` turns a
+    /// rating and correction for that id into an interaction of the tenant, once.
+    @Test func servedCompletionsAreLoggedAndFeedbackBecomesAnInteraction() async throws {
+        let fixture = try await ServingFixture(.embedded, name: "feedback")
+        defer { Task { await fixture.stop() } }
+        try await fixture.train(domainDocuments: 4, interactions: ["acme": 3])
+        try await fixture.serve(logInteractions: true)
+        let plain = try await fixture.post("/v1/completions", json: ["model": "tenant/acme", "prompt": "Question 9?", "max_tokens": 4,
+                                                                     "user": "ann"])
+        let id = try #require(plain.json["id"] as? String)
+        let text = try #require((plain.json["choices"] as? [[String: Any]])?.first?["text"] as? String)
+        let streamed = try await fixture.post("/v1/chat/completions", json: ["model": "tenant/acme", "stream": true, "max_tokens": 3,
+                                                                             "messages": [["role": "user", "content": "Hello there"]]])
+        let streamedID = try #require(streamed.text.components(separatedBy: "\n").first { $0.hasPrefix("data: {") }
+            .flatMap { try? JSONSerialization.jsonObject(with: Data($0.dropFirst(6).utf8)) as? [String: Any] }?["id"] as? String)
+        let baseAnswer = try await fixture.post("/v1/completions", json: ["model": "base", "prompt": "Question 9?", "max_tokens": 2])
+        let baseID = try #require(baseAnswer.json["id"] as? String)
+
+        let rated = try await fixture.post("/v1/feedback", json: ["id": id, "rating": "down", "correction": "The answer is nine."])
+        #expect(rated.status == 200 && rated.json["status"] as? String == "accepted" && rated.json["model"] as? String == "tenant/acme@1",
+                "\(rated.text)")
+        let again = try await fixture.post("/v1/feedback", json: ["id": id, "rating": "down", "correction": "The answer is nine."])
+        #expect(again.json["status"] as? String == "duplicate")
+        #expect(try await fixture.post("/v1/feedback", json: ["id": id, "rating": "up"]).status == 422)
+        #expect(try await fixture.post("/v1/feedback", json: ["id": baseID, "rating": "up"]).status == 404, "base completions are not tenant data")
+        #expect(try await fixture.post("/v1/feedback", json: ["id": "cmpl-nothing", "rating": "up"]).status == 404)
+        #expect(try await fixture.post("/v1/feedback", json: ["id": id, "rating": "meh"]).status == 400)
+
+        let values = try await fixture.values(of: "attune.interactions") { values in
+            Set(values.compactMap { $0["id"] as? String }).isSuperset(of: [id, streamedID, id + "#feedback"])
+        }
+        let byID = Dictionary(values.compactMap { v in (v["id"] as? String).map { ($0, v) } }, uniquingKeysWith: { a, _ in a })
+        #expect(byID[id]?["tenant"] as? String == "acme" && byID[id]?["user"] as? String == "ann")
+        #expect(byID[id]?["prompt"] as? String == "Question 9?" && byID[id]?["response"] as? String == text)
+        #expect(byID[streamedID]?["prompt"] as? String == "Hello there" && byID[streamedID]?["user"] as? String == "anonymous")
+        #expect(byID[id + "#feedback"]?["feedback"] as? String == "down")
+        #expect(byID[id + "#feedback"]?["correction"] as? String == "The answer is nine.")
+        #expect(byID[baseID] == nil)
+        #expect(values.filter { ($0["id"] as? String) == id + "#feedback" }.count == 1)
+    }
+
     /// Bad input gets a clear 4xx with OpenAI's error object; health, readiness, metrics, the
     /// OpenAPI document and scoring answer.
     @Test func badRequestsGetClearErrorsAndTheOtherRoutesAnswer() async throws {

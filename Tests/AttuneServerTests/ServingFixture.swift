@@ -95,7 +95,7 @@ final class ServingFixture: @unchecked Sendable {
     /// Starts the server on a free loopback port.
     /// With `keys`, every route needs a key of the right tenant and role (else the API is open).
     func serve(adapterMemory: Int = 64 << 20, kvMemory: Int = 64 << 20, maxWaiting: Int = 256, pinned: Set<AdapterName> = [],
-               keys: KeyStore? = nil) async throws {
+               keys: KeyStore? = nil, logInteractions: Bool = false) async throws {
         var logger = Logger(label: "attune.serve.test")
         logger.logLevel = .warning
         let metrics = ServingMetrics(factory: PrometheusMetricsFactory(registry: prometheus))
@@ -113,6 +113,7 @@ final class ServingFixture: @unchecked Sendable {
         var gatewayConfiguration = GatewayConfiguration()
         gatewayConfiguration.topicPrefix = prefix
         gatewayConfiguration.heartbeat = .seconds(1)
+        gatewayConfiguration.logInteractions = logInteractions
         let gateway = try await Gateway(log: log, catalog: catalog, access: access,
                                         stateDirectory: directory.appendingPathComponent("gateway").path, configuration: gatewayConfiguration,
                                         metrics: GatewayMetrics(factory: PrometheusMetricsFactory(registry: prometheus)), logger: logger)
@@ -140,6 +141,27 @@ final class ServingFixture: @unchecked Sendable {
     }
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    /// The values (as JSON objects) of every record on `topic` (prefixed), read from the start
+    /// until `condition` holds for them or 120 s pass.
+    func values(of topic: String, until condition: ([[String: Any]]) -> Bool) async throws -> [[String: Any]] {
+        let admin = try log.makeAdmin()
+        let partitions = try await admin.describeTopic(prefix + topic)?.partitions ?? 0
+        await admin.close()
+        let consumer = try log.makeConsumer(ConsumerConfiguration())
+        let tps = (0..<partitions).map { TopicPartition(prefix + topic, $0) }
+        try await consumer.assign(tps)
+        try await consumer.seekToBeginning(tps)
+        var values: [[String: Any]] = []
+        let deadline = ContinuousClock.now + .seconds(120)
+        while ContinuousClock.now < deadline && !condition(values) {
+            for record in try await consumer.poll(maxRecords: 500, timeout: .milliseconds(200)) {
+                if let object = try? JSONSerialization.jsonObject(with: Data(record.value ?? [])) as? [String: Any] { values.append(object) }
+            }
+        }
+        await consumer.close()
+        return values
+    }
 
     // MARK: HTTP
 

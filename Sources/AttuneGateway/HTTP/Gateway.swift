@@ -18,6 +18,8 @@ public struct GatewayConfiguration: Sendable {
     public var heartbeat = Duration.seconds(15)
     /// How long a produce may wait for the log's acknowledgement before it is reported failed.
     public var ackTimeout = Duration.seconds(15)
+    /// Produce every completion a tenant adapter serves to `attune.interactions` (`attune serve`).
+    public var logInteractions = false
 
     public init() {}
 }
@@ -38,6 +40,7 @@ public final class Gateway: Sendable {
     let metrics: GatewayMetrics
     let logger: Logger
     let subscriptions: SubscriptionStore
+    let completions: CompletionLog
     /// Delivers events to webhook subscriptions; run it beside the HTTP server.
     public let webhooks: WebhookDispatcher
 
@@ -65,6 +68,7 @@ public final class Gateway: Sendable {
             throw error
         }
         subscriptions = try SubscriptionStore(path: stateDirectory + "/subscriptions.json")
+        completions = try CompletionLog(path: stateDirectory + "/completions.jsonl")
         webhooks = WebhookDispatcher(store: subscriptions, log: log, topic: eventsTopic, partitions: eventPartitions, keys: access.keys,
                                      metrics: metrics.factory, logger: logger, backoff: webhookBackoff)
         self.log = log
@@ -81,12 +85,39 @@ public final class Gateway: Sendable {
         await corpora.close()
         await producer.close()
         journal.close()
+        completions.close()
+    }
+
+    /// Remembers a completion a tenant adapter served (for feedback by its id) and, with
+    /// `logInteractions`, produces it to `attune.interactions` as an interaction of its tenant.
+    /// The produce runs in the background: the answer to the client does not wait for it.
+    public func completed(_ completion: ServedCompletion) {
+        completions.record(completion)
+        guard configuration.logInteractions else { return }
+        let record = interaction(id: completion.id, completion, feedback: nil, correction: nil)
+        Task { [interactions, logger] in
+            let result = await interactions.ingest([IngestItem(line: 1, bytes: record)], principal: .open, requestKey: nil)
+            if let problem = result.first?.error {
+                logger.warning("a served completion was not logged as an interaction", metadata: ["id": "\(completion.id)", "error": "\(problem.message)"])
+            }
+        }
+    }
+
+    private func interaction(id: String, _ c: ServedCompletion, feedback: String?, correction: String?) -> [UInt8] {
+        var object: [String: Any] = ["id": id, "tenant": c.tenant, "user": c.user, "time": ISO8601DateFormatter().string(from: c.time),
+                                     "prompt": c.prompt, "response": c.response]
+        if let feedback { object["feedback"] = feedback }
+        if let correction { object["correction"] = correction }
+        return Array((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data())
     }
 
     /// Adds `POST /v1/interactions`, `POST /v1/corpora`, `GET /v1/events` and `GET /v1/me`.
     public func addRoutes(to router: Router<BasicRequestContext>) {
         router.post("/v1/interactions") { request, _ in
             await self.respond { try await self.ingest(request, into: self.interactions, role: .ingest) }
+        }
+        router.post("/v1/feedback") { request, _ in
+            await self.respond { try await self.feedback(request) }
         }
         router.post("/v1/corpora") { request, _ in
             await self.respond { try await self.ingest(request, into: self.corpora, role: .admin) }
@@ -195,6 +226,50 @@ public final class Gateway: Sendable {
         var response = try Self.json(answer, status: status)
         if refused.count == results.count, refused.contains(where: { $0.error?.status == 503 }) { response.headers[.retryAfter] = "1" }
         return response
+    }
+
+    // MARK: Feedback
+
+    private struct FeedbackRequest: Decodable {
+        var id: String
+        var rating: String
+        var correction: String?
+    }
+
+    /// A rating (and optional correction) for a served completion, produced as an interaction
+    /// of its tenant (`<id>#feedback`: the worker trains on the correction, or on an approved
+    /// response; a rejected one without correction teaches nothing).
+    private func feedback(_ request: Request) async throws -> Response {
+        let principal = try access.authorize(request, role: .ingest)
+        var request = request
+        let buffer = try await request.collectBody(upTo: 1 << 20)
+        let body: FeedbackRequest
+        do {
+            body = try JSONDecoder().decode(FeedbackRequest.self, from: Data(buffer.readableBytesView))
+        } catch {
+            throw APIError.badRequest("the body must be {\"id\", \"rating\": \"up\"|\"down\", \"correction\"?}", code: "invalid_feedback")
+        }
+        guard ["up", "down"].contains(body.rating) else { throw APIError.badRequest("rating must be up or down", code: "invalid_feedback") }
+        guard let completion = completions.lookup(body.id), principal.actsFor(completion.tenant) else {
+            throw APIError(.notFound, "no completion \(body.id) served to this key's tenants (feedback names completions served by attune serve)",
+                           code: "unknown_completion")
+        }
+        let record = interaction(id: body.id + "#feedback", completion, feedback: body.rating, correction: body.correction)
+        let results = await interactions.ingest([IngestItem(line: 1, bytes: record)], principal: principal, requestKey: nil)
+        let result = results[0]
+        if let problem = result.error {
+            throw APIError(HTTPResponse.Status(code: problem.status), problem.message, code: problem.code)
+        }
+        struct Answer: Encodable {
+            let object = "feedback"
+            let id: String
+            let model: String
+            let status: String
+            let partition: Int?
+            let offset: Int64?
+        }
+        return try Self.json(Answer(id: body.id, model: completion.model, status: result.status.rawValue,
+                                    partition: result.partition, offset: result.offset))
     }
 
     // MARK: Webhooks

@@ -43,6 +43,8 @@ struct GatewayOptions: ParsableArguments {
     @Option(help: "Largest ingestion body in bytes.") var maxIngestBytes = 16 << 20
     @Option(help: "Most records in one ingestion request.") var maxRecords = 10_000
     @Option(help: "Seconds between heartbeats on idle event streams.") var heartbeat = 15
+    @Flag(help: "Produce every completion a tenant adapter serves to attune.interactions (attune serve).")
+    var logInteractions = false
 
     func validate() throws {
         guard maxIngestBytes >= 1024 else { throw ValidationError("--max-ingest-bytes must be at least 1024") }
@@ -56,6 +58,7 @@ struct GatewayOptions: ParsableArguments {
         c.maxBodyBytes = maxIngestBytes
         c.maxRecords = maxRecords
         c.heartbeat = .seconds(heartbeat)
+        c.logInteractions = logInteractions
         return c
     }
 }

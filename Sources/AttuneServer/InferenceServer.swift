@@ -90,6 +90,7 @@ public final class InferenceServer: Service, @unchecked Sendable {
 
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: JSONErrorMiddleware())
         let api = OpenAIRoutes(server: self)
         router.post("/v1/completions") { request, context in await api.respond { try await api.completions(request, context) } }
         router.post("/v1/chat/completions") { request, context in await api.respond { try await api.chat(request, context) } }

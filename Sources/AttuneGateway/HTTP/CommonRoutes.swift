@@ -30,3 +30,25 @@ public enum CommonRoutes {
         }
     }
 }
+
+/// Answers errors the framework raises (an unknown route, a bad method, an unreadable body)
+/// with the same JSON error object as every other 4xx and 5xx.
+public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError {
+            let code: String
+            switch error.status.code {
+            case 404: code = "unknown_route"
+            case 405: code = "method_not_allowed"
+            case 413: code = "body_too_large"
+            default: code = "http_\(error.status.code)"
+            }
+            let message = error.status.code == 404 ? "no route \(request.method) \(request.uri.path)" : error.body ?? error.status.reasonPhrase
+            return APIError(error.status, message, code: code).response
+        }
+    }
+}

@@ -28,6 +28,7 @@ public final class GatewayServer: Service, Sendable {
 
     public func run() async throws {
         let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: JSONErrorMiddleware())
         gateway.addRoutes(to: router)
         CommonRoutes.add(to: router, prometheus: prometheus, ready: { true }, notReady: "")
         let app = Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "attune"),

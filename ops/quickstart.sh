@@ -58,12 +58,15 @@ $A consume "${LOG[@]}" -t attune.dlq --from beginning
 echo "== serving: the published versions over the OpenAI-style API (attune serve)"
 $A adapter list "${LOG[@]}"
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-$A serve "${LOG[@]}" --port "$PORT" --log-level warning &
+KEYS=(--keys-file "$WORK/keys.json")
+KEY=$($A keys create "${KEYS[@]}" --name quickstart --tenant acme --role ingest --role infer --role subscribe)
+$A serve "${LOG[@]}" "${KEYS[@]}" --state-dir "$WORK/gateway" --port "$PORT" --log-level warning &
 SERVE=$!
 trap 'kill $SERVE 2>/dev/null || true' EXIT
-python3 - "$PORT" <<'PY'
+python3 - "$PORT" "$KEY" <<'PY'
 import json, sys, time, urllib.request
-base = f"http://127.0.0.1:{sys.argv[1]}"
+base, key = f"http://127.0.0.1:{sys.argv[1]}", sys.argv[2]
+auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
 for _ in range(300):
     try:
         if urllib.request.urlopen(base + "/readyz").status == 200:
@@ -73,9 +76,22 @@ for _ in range(300):
 question = "Can we ship this library in our product?"
 for model in ["base", "domain/licenses", "tenant/acme"]:
     body = json.dumps({"model": model, "messages": [{"role": "user", "content": question}], "max_tokens": 24, "temperature": 0})
-    req = urllib.request.Request(base + "/v1/chat/completions", body.encode(), {"Content-Type": "application/json"})
-    answer = json.load(urllib.request.urlopen(req))
+    answer = json.load(urllib.request.urlopen(urllib.request.Request(base + "/v1/chat/completions", body.encode(), auth)))
     print(f"{answer['attune']['model']:>22} → {answer['choices'][0]['message']['content']!r}")
+print("-- the gateway on the same port: an interaction in (acknowledged), the adapter events out (SSE)")
+record = {"id": "qs-1", "tenant": "acme", "user": "u9", "time": "2026-11-29T09:00:00Z", "prompt": question,
+          "response": "Yes: keep the license and notices with it.", "feedback": "up"}
+posted = json.load(urllib.request.urlopen(urllib.request.Request(base + "/v1/interactions", json.dumps(record).encode(), auth)))
+print(json.dumps(posted["results"]))
+events = urllib.request.urlopen(urllib.request.Request(base + "/v1/events?from=earliest", headers=auth))
+seen = 0
+for line in events:
+    if line.startswith(b"data: "):
+        event = json.loads(line[6:])
+        print(f"adapter.updated {event['data']['adapter']}@{event['data']['version']}")
+        seen += 1
+        if seen == 2:
+            break
 PY
 kill -TERM $SERVE
 wait $SERVE

@@ -29,7 +29,7 @@ for i in range($BULK): print(f't{i % 100}\t' + json.dumps({'tenant': f't{i % 100
   local t0 t1; t0=$(date +%s.%N)
   "$A" produce "$@" --topic-prefix "$prefix" -t "${prefix}attune.interactions" -K $'\t' <"$dir/records.tsv" 2>/dev/null
   t1=$(date +%s.%N)
-  python3 -c "print('{\"log\": \"$label\", \"phase\": \"attune produce\", \"records\": $BULK, \"seconds\": $t1 - $t0, \"records_s\": $BULK / ($t1 - $t0)}')"
+  python3 -c "import json; s = $t1 - $t0; print(json.dumps({'log': '$label', 'phase': 'attune produce', 'records': $BULK, 'seconds': s, 'records_s': $BULK / s}))"
   rm -rf "$dir"
 }
 out=$(mktemp)

@@ -172,10 +172,25 @@ public protocol EventProducer: AnyObject, Sendable {
     func send(_ record: ProducerRecord) async throws -> RecordMetadata
     /// Sends many records (batched by the transport); results are in input order.
     func send(_ records: [ProducerRecord]) async throws -> [RecordMetadata]
+    /// Sends many records and reports each one's outcome, in input order, so a caller can say
+    /// exactly which landed. The default suits transports whose batches are atomic (all land
+    /// or none); Kafka reports each record's delivery.
+    func sendEach(_ records: [ProducerRecord]) async -> [Result<RecordMetadata, EventLogError>]
     /// Waits until everything sent so far is acknowledged.
     func flush() async throws
     /// Flushes and releases the producer; later calls fail with `EventLogError.Kind.closed`.
     func close() async
+}
+
+extension EventProducer {
+    public func sendEach(_ records: [ProducerRecord]) async -> [Result<RecordMetadata, EventLogError>] {
+        do {
+            return try await send(records).map { .success($0) }
+        } catch {
+            let failure = error as? EventLogError ?? EventLogError(.storage, "\(error)")
+            return records.map { _ in .failure(failure) }
+        }
+    }
 }
 
 /// Consumes records, alone (`assign`) or as a member of a consumer group (`subscribe`).

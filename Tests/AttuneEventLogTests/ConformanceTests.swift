@@ -39,6 +39,40 @@ import Testing
         }
     }
 
+    /// `sendEach` says exactly which records landed: on Kafka a record for a partition that does
+    /// not exist fails alone and its neighbours land; the embedded log's batch is atomic (a bad
+    /// record fails the batch, and every record says so); nothing is reported as landed that
+    /// is not on the topic.
+    @Test(arguments: TestTransport.selected)
+    func sendEachReportsEachRecordsOwnOutcome(_ transport: TestTransport) async throws {
+        let log = try transport.makeLog()
+        let topic = try await makeTopic(log, partitions: 2)
+        let producer = try log.makeProducer()
+        let records = [ProducerRecord(topic: topic, partition: 0, key: nil, value: Array("a".utf8)),
+                       ProducerRecord(topic: topic, partition: 99, key: nil, value: Array("b".utf8)),
+                       ProducerRecord(topic: topic, partition: 1, key: nil, value: Array("c".utf8))]
+        let outcomes = await producer.sendEach(records)
+        let landed = outcomes.map { (try? $0.get()) != nil }
+        switch transport {
+        case .kafka: #expect(landed == [true, false, true])
+        case .embedded: #expect(landed == [false, false, false])
+        }
+        let good = await producer.sendEach([ProducerRecord(topic: topic, partition: 0, key: nil, value: Array("d".utf8))])
+        #expect((try? good[0].get())?.partition == 0)
+        await producer.close()
+
+        let consumer = try log.makeConsumer(ConsumerConfiguration())
+        try await consumer.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
+        let expected = landed.filter { $0 }.count + 1
+        let consumed = try await collect(consumer, count: expected)
+        try await Task.sleep(for: .milliseconds(300))
+        let extra = try await consumer.poll(maxRecords: 10, timeout: .milliseconds(300))
+        await consumer.close()
+        #expect(consumed.count + extra.count == expected)
+        let values = Set((consumed + extra).compactMap { $0.value.map { String(decoding: $0, as: UTF8.self) } })
+        #expect(values == (transport == .kafka ? ["a", "c", "d"] : ["d"]))
+    }
+
     @Test(.enabled(if: TestTransport.bootstrap != nil || TestTransport.kafkaRequired))
     func keyLandsInTheSamePartitionOnBothTransports() async throws {
         let keys = (0..<50).map { "key-\($0)-\(UUID().uuidString.prefix(4))" }

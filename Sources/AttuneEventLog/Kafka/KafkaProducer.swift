@@ -11,17 +11,16 @@ private struct DeliverySlot {
 /// itself alive until every record is reported; each record's opaque pointer is its slot.
 private final class DeliveryBatch: @unchecked Sendable {
     private let lock = NSLock()
-    private var metadata: [RecordMetadata]
-    private var firstError: EventLogError?
+    private var results: [Result<RecordMetadata, EventLogError>]
     private var remaining: Int
-    private var continuation: CheckedContinuation<[RecordMetadata], any Error>?
+    private var continuation: CheckedContinuation<[Result<RecordMetadata, EventLogError>], Never>?
     private var keepAlive: Unmanaged<DeliveryBatch>?
     /// Topic of each record, so delivery reports need not build the name again.
     let topics: [String]
     let slots: UnsafeMutablePointer<DeliverySlot>
 
-    init(topics: [String], continuation: CheckedContinuation<[RecordMetadata], any Error>) {
-        metadata = Array(repeating: RecordMetadata(topic: "", partition: -1, offset: -1, timestamp: -1), count: topics.count)
+    init(topics: [String], continuation: CheckedContinuation<[Result<RecordMetadata, EventLogError>], Never>) {
+        results = Array(repeating: .failure(EventLogError(.kafka, "no delivery report")), count: topics.count)
         remaining = topics.count
         self.topics = topics
         self.continuation = continuation
@@ -38,20 +37,17 @@ private final class DeliveryBatch: @unchecked Sendable {
 
     func complete(_ index: Int, _ result: Result<RecordMetadata, EventLogError>) {
         lock.lock()
-        switch result {
-        case .success(let m): metadata[index] = m
-        case .failure(let error): if firstError == nil { firstError = error }
-        }
+        results[index] = result
         remaining -= 1
         guard remaining == 0, let continuation else {
             lock.unlock()
             return
         }
         self.continuation = nil
-        let finished = metadata, error = firstError, me = keepAlive
+        let finished = results, me = keepAlive
         keepAlive = nil
         lock.unlock()
-        if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: finished) }
+        continuation.resume(returning: finished)
         me?.release()
     }
 }
@@ -116,8 +112,13 @@ public final class KafkaProducer: EventProducer, @unchecked Sendable {
     }
 
     public func send(_ records: [ProducerRecord]) async throws -> [RecordMetadata] {
+        try await sendEach(records).map { try $0.get() }
+    }
+
+    /// Each record's own delivery report: a failed record does not hide where the others landed.
+    public func sendEach(_ records: [ProducerRecord]) async -> [Result<RecordMetadata, EventLogError>] {
         if records.isEmpty { return [] }
-        return try await withCheckedThrowingContinuation { continuation in
+        return await withCheckedContinuation { continuation in
             let batch = DeliveryBatch(topics: records.map(\.topic), continuation: continuation)
             lock.lock()
             defer { lock.unlock() }

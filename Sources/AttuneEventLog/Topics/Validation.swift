@@ -58,6 +58,25 @@ public final class ValidatingProducer: EventProducer, @unchecked Sendable {
         return try await inner.send(prepared)
     }
 
+    /// As `send`, with each record's own outcome: one that fails its schema (`reject`) fails
+    /// alone and is not sent.
+    public func sendEach(_ records: [ProducerRecord]) async -> [Result<RecordMetadata, EventLogError>] {
+        var results = [Result<RecordMetadata, EventLogError>?](repeating: nil, count: records.count)
+        var prepared: [(Int, ProducerRecord)] = []
+        for (i, record) in records.enumerated() {
+            do {
+                prepared.append((i, try catalog.prepare(record)))
+            } catch let error as EventLogError where error.kind == .invalidPayload && policy == .deadLetter {
+                prepared.append((i, DeadLetter.record(topic: record.topic, key: record.key, value: record.value,
+                                                      headers: record.headers, reason: error.message)))
+            } catch {
+                results[i] = .failure(error as? EventLogError ?? EventLogError(.invalidPayload, "\(error)"))
+            }
+        }
+        for ((i, _), outcome) in zip(prepared, await inner.sendEach(prepared.map(\.1))) { results[i] = outcome }
+        return results.map { $0! }
+    }
+
     public func flush() async throws { try await inner.flush() }
     public func close() async { await inner.close() }
 }

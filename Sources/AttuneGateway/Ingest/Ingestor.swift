@@ -207,17 +207,8 @@ public final class Ingestor: Sendable {
             return results.map { $0! }
         }
 
-        // Produce every record on its own acknowledgement, so that each result is exact.
-        let sent = await withTaskGroup(of: (Outgoing, Result<RecordMetadata, any Error>).self) { group in
-            for item in toSend {
-                group.addTask { [producer] in
-                    do { return (item, .success(try await producer.send(item.record))) } catch { return (item, .failure(error)) }
-                }
-            }
-            var all: [(Outgoing, Result<RecordMetadata, any Error>)] = []
-            for await result in group { all.append(result) }
-            return all
-        }
+        // One batch, with each record's own acknowledgement, so that each result is exact.
+        let sent = zip(toSend, await producer.sendEach(toSend.map(\.record))).map { ($0, $1) }
         var done: [(key: String, entry: IdempotencyJournal.Entry)] = []
         for (item, outcome) in sent {
             let (line, id) = (item.line, item.id)

@@ -65,6 +65,8 @@ let package = Package(
         .target(name: "AttuneGateway", dependencies: ["AttuneEventLog", "AttuneRegistry",
                                                       .product(name: "Crypto", package: "swift-crypto"),
                                                       .product(name: "Hummingbird", package: "hummingbird"),
+                                                      .product(name: "HummingbirdCore", package: "hummingbird"),
+                                                      .product(name: "HummingbirdTLS", package: "hummingbird"),
                                                       .product(name: "Logging", package: "swift-log"),
                                                       .product(name: "Metrics", package: "swift-metrics"),
                                                       .product(name: "Prometheus", package: "swift-prometheus"),

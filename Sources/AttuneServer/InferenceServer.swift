@@ -21,6 +21,8 @@ public struct ServerConfiguration: Sendable {
     public var defaultCompletionTokens = 16
     /// `max_tokens` when a chat request gives none.
     public var defaultChatTokens = 256
+    /// Certificate and key for HTTPS; nil serves plain HTTP.
+    public var tls: TLSFiles?
 
     public init() {}
 }
@@ -72,6 +74,7 @@ public final class InferenceServer: Service, @unchecked Sendable {
     public func run() async throws {
         let app = Application(
             router: makeRouter(),
+            server: try TLSFiles.serverBuilder(configuration.tls),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "attune"),
             services: [EngineDrain(engine: engine), WatcherService(watcher: watcher)] + (gateway.map { [$0.webhooks] } ?? []),
             onServerRunning: { [self, logger] channel in

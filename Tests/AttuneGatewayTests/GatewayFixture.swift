@@ -46,7 +46,7 @@ final class GatewayFixture: @unchecked Sendable {
         try keys.revoke(id: revoked.key.id)
     }
 
-    func start(rateLimit: Int = 0) async throws {
+    func start(rateLimit: Int = 0, tls: TLSFiles? = nil) async throws {
         var logger = Logger(label: "attune.gateway.test")
         logger.logLevel = .warning
         var configuration = GatewayConfiguration()
@@ -57,7 +57,7 @@ final class GatewayFixture: @unchecked Sendable {
                                         stateDirectory: directory.appendingPathComponent("state").path, configuration: configuration,
                                         metrics: GatewayMetrics(factory: PrometheusMetricsFactory(registry: prometheus)), logger: logger,
                                         webhookBackoff: webhookBackoff)
-        let server = GatewayServer(gateway: gateway, host: "127.0.0.1", port: 0, prometheus: prometheus, logger: logger)
+        let server = GatewayServer(gateway: gateway, host: "127.0.0.1", port: 0, prometheus: prometheus, tls: tls, logger: logger)
         self.server = server
         task = Task { try await server.run() }
         guard await waitUntil(.seconds(60), { server.listeningPort != nil }) else { throw LoopbackHTTPError("the gateway did not listen") }

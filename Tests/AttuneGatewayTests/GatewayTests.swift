@@ -166,6 +166,36 @@ func subject(_ data: String) -> String? {
         await fixture.finish()
     }
 
+    /// Given a certificate, the gateway speaks HTTPS (checked with curl against that certificate)
+    /// and nothing in the clear.
+    @Test func theGatewaySpeaksHTTPSWhenGivenACertificate() async throws {
+        let fixture = try await GatewayFixture(.embedded, name: "tls")
+        let cert = fixture.directory.appendingPathComponent("cert.pem").path, key = fixture.directory.appendingPathComponent("key.pem").path
+        func run(_ tool: String, _ arguments: [String]) throws -> (Int32, String) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = [tool] + arguments
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        }
+        let (made, _) = try run("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+                                            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+        #expect(made == 0)
+        try await fixture.start(tls: TLSFiles(certificateChain: cert, privateKey: key))
+        let (status, body) = try run("curl", ["-s", "--cacert", cert, "-H", "Authorization: Bearer \(fixture.secrets["acme"]!)",
+                                              "https://127.0.0.1:\(fixture.port)/v1/me"])
+        #expect(status == 0 && body.contains("\"tenants\":[\"acme\"]"), "\(body)")
+        let (plainStatus, _) = try run("curl", ["-s", "--max-time", "5", "http://127.0.0.1:\(fixture.port)/v1/me"])
+        #expect(plainStatus != 0, "no answer in the clear")
+        #expect(throws: APIError.self) { try TLSFiles.serverBuilder(TLSFiles(certificateChain: key + ".missing", privateKey: key)) }
+        await fixture.finish()
+    }
+
     /// A subscriber that drops its connection and reconnects with the last id it processed gets
     /// every later event, none twice, in order — filters included.
     @Test(arguments: TestTransport.selected)

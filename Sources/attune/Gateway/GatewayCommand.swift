@@ -46,7 +46,8 @@ struct GatewayCommand: AsyncParsableCommand {
                               configuration: gatewayOptions.configuration(topicPrefix: validation.topicPrefix),
                               metrics: GatewayMetrics(factory: PrometheusMetricsFactory(registry: prometheus)), logger: logger)
         }
-        let server = GatewayServer(gateway: gateway, host: host, port: port, prometheus: prometheus, logger: logger)
+        let server = GatewayServer(gateway: gateway, host: host, port: port, prometheus: prometheus, tls: gatewayOptions.tls,
+                                   logger: logger)
         try await ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
         logger.info("attune gateway stopped")
     }

@@ -89,6 +89,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.host = host
         configuration.port = port
         configuration.maxBodyBytes = maxBodyBytes
+        configuration.tls = gatewayOptions.tls
         let gateway = try await reportingErrors {
             try await Gateway(log: log, catalog: TopicCatalog.load(directory: topicsDirectory, namePrefix: topicPrefix),
                               access: accessControl, stateDirectory: gatewayOptions.stateDirectory,

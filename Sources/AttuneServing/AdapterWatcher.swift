@@ -1,6 +1,7 @@
 import AttuneRegistry
 import Foundation
 import Logging
+import Synchronization
 
 /// Follows the registry's topics for the whole life of a server: rebuilds every adapter's
 /// versions on start (then the server is ready), and hands each version that becomes live to
@@ -9,7 +10,7 @@ public final class AdapterWatcher: Sendable {
     private let registry: AdapterRegistry
     private let cache: AdapterCache
     private let logger: Logger
-    private let readiness = ReadyFlag()
+    private let readiness = Atomic(false)
 
     public init(registry: AdapterRegistry, cache: AdapterCache, logger: Logger) {
         self.registry = registry
@@ -18,7 +19,7 @@ public final class AdapterWatcher: Sendable {
     }
 
     /// Whether the topics have been read to the end they had at start.
-    public var isReady: Bool { readiness.value }
+    public var isReady: Bool { readiness.load(ordering: .acquiring) }
 
     /// Runs until cancelled.
     public func run() async throws {
@@ -26,7 +27,7 @@ public final class AdapterWatcher: Sendable {
         let names = await registry.names
         logger.info("adapter registry caught up", metadata: ["adapters": "\(names.count)", "versions": "\(live.count)"])
         await cache.loadPinned()
-        readiness.set()
+        readiness.store(true, ordering: .releasing)
         while !Task.isCancelled {
             let fresh: [AdapterRelease]
             do {
@@ -45,10 +46,3 @@ public final class AdapterWatcher: Sendable {
     }
 }
 
-/// A flag set once, read from any thread.
-final class ReadyFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var flag = false
-    var value: Bool { lock.withLock { flag } }
-    func set() { lock.withLock { flag = true } }
-}

@@ -5,6 +5,7 @@ import AttuneTokenizer
 import AttuneTraining
 import Foundation
 import Logging
+import Synchronization
 
 /// What a worker has done so far.
 public struct WorkerStats: Sendable, Equatable {
@@ -38,8 +39,7 @@ public final class TrainWorker: @unchecked Sendable {
     private let catalog: TopicCatalog
     let logger: Logger
     let metrics: WorkerMetrics
-    private let readiness = NSLock()
-    private var caughtUpOnce = false
+    private let caughtUpOnce = Atomic(false)
     /// The working copy, at its latest version, of every domain adapter and of the tenant
     /// adapters of owned partitions.
     var states: [String: AdapterState] = [:]
@@ -132,7 +132,7 @@ public final class TrainWorker: @unchecked Sendable {
         self.follower = follower
         inputPartitions = try await partitionCounts(log, [c.corporaTopic, c.interactionsTopic])
         try await catchUp()
-        readiness.withLock { caughtUpOnce = true }
+        caughtUpOnce.store(true, ordering: .releasing)
         let producer = try log.makeProducer()
         deadLetters = producer
         let validator = ConsumedRecordValidator(catalog: catalog, deadLetters: producer)
@@ -179,7 +179,7 @@ public final class TrainWorker: @unchecked Sendable {
     }
 
     /// Whether the worker has read the published state once (its `/readyz`).
-    public var isReady: Bool { readiness.withLock { caughtUpOnce } }
+    public var isReady: Bool { caughtUpOnce.load(ordering: .acquiring) }
 
     /// Consumer lag of each owned partition, and the replay memory held.
     private func recordLag(_ consumer: any EventConsumer) async throws {
@@ -365,14 +365,13 @@ public final class TrainWorker: @unchecked Sendable {
 }
 
 /// Rebalance events as the consumer delivers them during a poll, for the worker to apply after it.
-final class RebalanceInbox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var events: [RebalanceEvent] = []
+final class RebalanceInbox: Sendable {
+    private let events = Mutex<[RebalanceEvent]>([])
 
-    func append(_ event: RebalanceEvent) { lock.withLock { events.append(event) } }
+    func append(_ event: RebalanceEvent) { events.withLock { $0.append(event) } }
 
     func take() -> [RebalanceEvent] {
-        lock.withLock {
+        events.withLock { events in
             defer { events = [] }
             return events
         }

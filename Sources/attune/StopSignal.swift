@@ -1,9 +1,9 @@
 import Foundation
+import Synchronization
 
 /// Set by SIGTERM or SIGINT so a command's loop can finish its step, commit and leave its group cleanly.
 final class StopSignal: @unchecked Sendable {
-    private let lock = NSLock()
-    private var flag = false
+    private let flag = Atomic(false)
     private var sources: [any DispatchSourceSignal] = []
 
     init() {
@@ -16,6 +16,6 @@ final class StopSignal: @unchecked Sendable {
         }
     }
 
-    private func set() { lock.withLock { flag = true } }
-    var stopped: Bool { lock.withLock { flag } }
+    private func set() { flag.store(true, ordering: .releasing) }
+    var stopped: Bool { flag.load(ordering: .acquiring) }
 }

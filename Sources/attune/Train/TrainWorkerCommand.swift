@@ -2,6 +2,7 @@ import ArgumentParser
 import Logging
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 import AttuneEventLog
 import AttuneModel
 import AttuneTokenizer
@@ -139,21 +140,18 @@ private struct WorkerService: Service {
     let idle: Duration
 
     func run() async throws {
-        let stop = StopFlag()
+        let stop = StopRequest()
         try await withGracefulShutdownHandler {
-            try await worker.run(idle: idle) { stop.isSet }
+            try await worker.run(idle: idle) { stop.requested.load(ordering: .acquiring) }
         } onGracefulShutdown: {
-            stop.set()
+            stop.requested.store(true, ordering: .releasing)
         }
     }
 }
 
-/// A flag set once, read from any thread.
-final class StopFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var flag = false
-    var isSet: Bool { lock.withLock { flag } }
-    func set() { lock.withLock { flag = true } }
+/// Set once by graceful shutdown, read by the worker between batches.
+final class StopRequest: Sendable {
+    let requested = Atomic(false)
 }
 
 extension RebaseMode: ExpressibleByArgument {}

@@ -93,6 +93,8 @@ public final class Ingestor: Sendable {
     private let probe: any EventConsumer
     private let journal: IdempotencyJournal
     private let partitionCount: Int
+    /// Stamped on every record, as `ValidatingProducer` does (the record was validated above).
+    private let schemaVersion: Int?
     private let inFlight = Mutex(Set<String>())
 
     public init(log: any EventLog, catalog: TopicCatalog, topic: String, scope: Scope, producer: any EventProducer,
@@ -110,6 +112,7 @@ public final class Ingestor: Sendable {
         self.producer = producer
         self.journal = journal
         self.partitionCount = description.partitions
+        self.schemaVersion = catalog.topics[topic]?.value.schemaVersion
         self.probe = try log.makeConsumer(ConsumerConfiguration())
     }
 
@@ -145,8 +148,8 @@ public final class Ingestor: Sendable {
                 let partition = Murmur2.partition(forKey: Array(owner.utf8), partitionCount: partitionCount)
                 var headers = [EventHeader("attune-key-id", principal.keyID)]
                 if let key { headers.append(EventHeader(IdempotencyJournal.header, key)) }
-                let record = try catalog.prepare(ProducerRecord(topic: topic, partition: partition, key: Array(owner.utf8),
-                                                                value: item.bytes, headers: headers))
+                if let version = schemaVersion { headers.append(EventHeader(schemaVersionHeader, String(version))) }
+                let record = ProducerRecord(topic: topic, partition: partition, key: Array(owner.utf8), value: item.bytes, headers: headers)
                 let fingerprint = Self.fingerprint(item.bytes)
                 outgoing.append(Outgoing(index: index, line: item.line, id: id, record: record, key: key, fingerprint: fingerprint))
             } catch let error as APIError {

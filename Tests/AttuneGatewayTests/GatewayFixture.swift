@@ -25,13 +25,20 @@ final class GatewayFixture: @unchecked Sendable {
     private var server: GatewayServer?
     private var task: Task<Void, any Error>?
     var heartbeat = Duration.seconds(15)
+    var ackTimeout = Duration.seconds(15)
     var webhookBackoff = (first: Duration.milliseconds(50), cap: Duration.milliseconds(400))
 
-    init(_ transport: TestTransport, name: String) async throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("attune-gw-\(name)-\(UUID().uuidString)")
+    convenience init(_ transport: TestTransport, name: String) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("attune-gw-\(name)-\(UUID().uuidString)")
+        try await self.init(log: try transport.makeLog(directory: directory.appendingPathComponent("log").path),
+                            prefix: transport == .kafka ? "g\(UUID().uuidString.prefix(8).lowercased())." : "", directory: directory)
+    }
+
+    init(log: any EventLog, prefix: String, directory: URL) async throws {
+        self.directory = directory
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        log = try transport.makeLog(directory: directory.appendingPathComponent("log").path)
-        prefix = transport == .kafka ? "g\(UUID().uuidString.prefix(8).lowercased())." : ""
+        self.log = log
+        self.prefix = prefix
         catalog = try TopicCatalog.builtin(namePrefix: prefix)
         let admin = try log.makeAdmin()
         _ = try await catalog.apply(to: admin, dryRun: false, maxReplicationFactor: try await (admin as? KafkaAdmin)?.brokerCount())
@@ -52,6 +59,7 @@ final class GatewayFixture: @unchecked Sendable {
         var configuration = GatewayConfiguration()
         configuration.topicPrefix = prefix
         configuration.heartbeat = heartbeat
+        configuration.ackTimeout = ackTimeout
         let prometheus = PrometheusCollectorRegistry()
         let gateway = try await Gateway(log: log, catalog: catalog, access: AccessControl(keys: keys, defaultRateLimit: rateLimit),
                                         stateDirectory: directory.appendingPathComponent("state").path, configuration: configuration,

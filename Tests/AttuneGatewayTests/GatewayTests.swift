@@ -2,6 +2,9 @@ import AttuneEventLog
 import AttuneGateway
 import AttuneTestSupport
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 
 /// The SSE events of a stream body: (id, data) in order.
@@ -196,6 +199,38 @@ func subject(_ data: String) -> String? {
         await fixture.finish()
     }
 
+    /// A gateway whose Kafka broker goes away answers 503 with Retry-After (never "accepted"),
+    /// keeps answering health checks, and takes records again once the broker is back — no
+    /// restart. Runs its own broker (the test broker keeps its topics across a restart).
+    @Test(.enabled(if: TestTransport.bootstrap != nil || TestTransport.kafkaRequired))
+    func aGatewayThatLosesTheBrokerAnswers503AndRecovers() async throws {
+        let broker = try RestartableBroker()
+        try await broker.start()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("attune-gw-outage-\(UUID().uuidString)")
+        let fixture = try await GatewayFixture(log: KafkaEventLog(KafkaConfiguration(bootstrapServers: [broker.bootstrap])), prefix: "",
+                                               directory: directory)
+        fixture.ackTimeout = .seconds(3)
+        try await fixture.start()
+        #expect(try await fixture.request("POST", "/v1/interactions", key: "acme", body: Data(interaction("acme", 1).utf8)).status == 200)
+
+        broker.kill()
+        let down = try await fixture.request("POST", "/v1/interactions", key: "acme", body: Data(interaction("acme", 2).utf8))
+        #expect(down.status == 503, "\(down.text)")
+        #expect(((down.json["error"] as? [String: Any])?["code"] as? String) == "log_unavailable")
+        #expect(down.headers["retry-after"] != nil)
+        #expect(try await fixture.request("GET", "/healthz", key: nil).status == 200)
+
+        try await broker.start()
+        var back: HTTPAnswer?
+        let recovered = await waitUntil(.seconds(120), interval: .seconds(1)) {
+            back = try? await fixture.request("POST", "/v1/interactions", key: "acme", body: Data(interaction("acme", 3).utf8))
+            return back?.status == 200
+        }
+        #expect(recovered, "\(back?.text ?? "")")
+        await fixture.finish()
+        broker.kill()
+    }
+
     /// A subscriber that drops its connection and reconnects with the last id it processed gets
     /// every later event, none twice, in order — filters included.
     @Test(arguments: TestTransport.selected)
@@ -228,5 +263,50 @@ func subject(_ data: String) -> String? {
         let malformed = try await fixture.request("GET", "/v1/events", key: "acme", headers: ["Last-Event-ID": "7.7"])
         #expect(malformed.status == 400)
         await fixture.finish()
+    }
+}
+
+/// The Kafka-protocol test broker (noida-db from PyPI) on a fixed port and data folder, so it
+/// can be killed and started again with its topics.
+final class RestartableBroker: @unchecked Sendable {
+    let port: Int
+    let data: String
+    private var process: Process?
+
+    init() throws {
+        port = try LoopbackHTTP.freePort()
+        data = FileManager.default.temporaryDirectory.appendingPathComponent("noida-\(UUID().uuidString)").path
+    }
+
+    var bootstrap: String { "127.0.0.1:\(port)" }
+
+    func start() async throws {
+        let find = Process()
+        find.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        find.arguments = ["python3", "-c", "import noida_db, os; print(os.path.join(os.path.dirname(noida_db.__file__), 'noida-db'))"]
+        let out = Pipe()
+        find.standardOutput = out
+        try find.run()
+        let binary = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        find.waitUntilExit()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = ["start", "--only", "kafka", "--host", "127.0.0.1", "--kafka-port", "\(port)", "--data-dir", data]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        process = p
+        let port = self.port
+        guard await waitUntil(.seconds(60), { LoopbackHTTP.canConnect(port: port) }) else {
+            throw LoopbackHTTPError("the broker did not listen on \(port)")
+        }
+    }
+
+    /// SIGKILL: the broker is gone at once, as in a crash.
+    func kill() {
+        guard let p = process else { return }
+        Glibc.kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        process = nil
     }
 }

@@ -64,6 +64,13 @@ public enum LoopbackHTTP {
         }
     }
 
+    /// Whether something accepts connections on 127.0.0.1:`port`.
+    public static func canConnect(port: Int) -> Bool {
+        guard let fd = try? connectLoopback(port: port) else { return false }
+        close(fd)
+        return true
+    }
+
     static func connectLoopback(port: Int) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw LoopbackHTTPError("socket() failed") }

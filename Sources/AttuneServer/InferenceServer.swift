@@ -23,6 +23,8 @@ public struct ServerConfiguration: Sendable {
     public var defaultChatTokens = 256
     /// Certificate and key for HTTPS; nil serves plain HTTP.
     public var tls: TLSFiles?
+    /// A connection silent this long while sending a request, or between requests, is closed.
+    public var idleTimeout: Duration? = .seconds(60)
 
     public init() {}
 }
@@ -74,7 +76,7 @@ public final class InferenceServer: Service, @unchecked Sendable {
     public func run() async throws {
         let app = Application(
             router: makeRouter(),
-            server: try TLSFiles.serverBuilder(configuration.tls),
+            server: try TLSFiles.serverBuilder(configuration.tls, idleTimeout: configuration.idleTimeout),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "attune"),
             services: [EngineDrain(engine: engine), WatcherService(watcher: watcher)] + (gateway.map { [$0.webhooks] } ?? []),
             onServerRunning: { [self, logger] channel in

@@ -26,6 +26,7 @@ final class GatewayFixture: @unchecked Sendable {
     private var task: Task<Void, any Error>?
     var heartbeat = Duration.seconds(15)
     var ackTimeout = Duration.seconds(15)
+    var idleTimeout = Duration.seconds(60)
     var webhookBackoff = (first: Duration.milliseconds(50), cap: Duration.milliseconds(400))
 
     convenience init(_ transport: TestTransport, name: String) async throws {
@@ -65,7 +66,8 @@ final class GatewayFixture: @unchecked Sendable {
                                         stateDirectory: directory.appendingPathComponent("state").path, configuration: configuration,
                                         metrics: GatewayMetrics(factory: PrometheusMetricsFactory(registry: prometheus)), logger: logger,
                                         webhookBackoff: webhookBackoff)
-        let server = GatewayServer(gateway: gateway, host: "127.0.0.1", port: 0, prometheus: prometheus, tls: tls, logger: logger)
+        let server = GatewayServer(gateway: gateway, host: "127.0.0.1", port: 0, prometheus: prometheus, tls: tls,
+                                   idleTimeout: idleTimeout, logger: logger)
         self.server = server
         task = Task { try await server.run() }
         guard await waitUntil(.seconds(60), { server.listeningPort != nil }) else { throw LoopbackHTTPError("the gateway did not listen") }

@@ -113,6 +113,7 @@ func subject(_ data: String) -> String? {
     @Test func theIsolationMatrix() async throws {
         let fixture = try await GatewayFixture(.embedded, name: "isolation")
         fixture.heartbeat = .seconds(1)
+        fixture.idleTimeout = .seconds(2)
         try await fixture.start()
         let acmeRecord = Data(interaction("acme", 1).utf8)
         let corpus = Data(#"{"domain":"law","doc_id":"d1","text":"Rule one.","source":"test"}"#.utf8)
@@ -157,6 +158,16 @@ func subject(_ data: String) -> String? {
         #expect(seen.text.contains(": heartbeat"), "\(seen.text)")
         #expect(Set(sseEvents(seen.text).compactMap { subject($0.data) }) == ["tenant/bolt", "domain/law"])
         #expect(!seen.text.contains("acme"))
+
+        // A client that stops halfway through its request is cut off after the idle timeout; an
+        // event stream quieter than that (heartbeats every second) is not.
+        #expect(try await LoopbackHTTP.serverCloses(port: fixture.port, after: "POST /v1/interactions HTTP/1.1\r\nHost: x\r\n",
+                                                    timeout: .seconds(20)))
+        let long = try await LoopbackHTTP.readStream(port: fixture.port, "/v1/events",
+                                                     headers: ["Authorization": "Bearer \(fixture.secrets["bolt"]!)"], timeout: .seconds(20)) {
+            $0.components(separatedBy: ": heartbeat").count > 4
+        }
+        #expect(long.text.components(separatedBy: ": heartbeat").count > 4, "the stream outlives the idle timeout")
 
         // Rate limit: two requests a minute, the third is refused.
         let limited = try fixture.keys.create(name: "slow", tenants: ["acme"], roles: [.ingest], rateLimit: 2)

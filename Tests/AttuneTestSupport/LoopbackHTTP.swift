@@ -64,6 +64,29 @@ public enum LoopbackHTTP {
         }
     }
 
+    /// Sends `partial` (an unfinished request) and waits up to `timeout` for the server to close
+    /// the connection; true if it did.
+    public static func serverCloses(port: Int, after partial: String, timeout: Duration) async throws -> Bool {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                continuation.resume(with: Result {
+                    let fd = try connectLoopback(port: port)
+                    defer { close(fd) }
+                    var tv = timeval(tv_sec: 0, tv_usec: 200_000)
+                    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+                    try sendAll(fd, Array(partial.utf8))
+                    var buffer = [UInt8](repeating: 0, count: 4096)
+                    let deadline = ContinuousClock.now + timeout
+                    while ContinuousClock.now < deadline {
+                        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                        if n == 0 { return true }
+                    }
+                    return false
+                })
+            }.start()
+        }
+    }
+
     /// Whether something accepts connections on 127.0.0.1:`port`.
     public static func canConnect(port: Int) -> Bool {
         guard let fd = try? connectLoopback(port: port) else { return false }

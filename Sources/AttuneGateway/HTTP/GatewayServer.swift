@@ -13,11 +13,14 @@ public final class GatewayServer: Service, Sendable {
     let port: Int
     let prometheus: PrometheusCollectorRegistry
     let tls: TLSFiles?
+    let idleTimeout: Duration?
     let logger: Logger
     private let bound = Mutex<Int?>(nil)
 
-    public init(gateway: Gateway, host: String, port: Int, prometheus: PrometheusCollectorRegistry, tls: TLSFiles? = nil, logger: Logger) {
+    public init(gateway: Gateway, host: String, port: Int, prometheus: PrometheusCollectorRegistry, tls: TLSFiles? = nil,
+                idleTimeout: Duration? = .seconds(60), logger: Logger) {
         self.tls = tls
+        self.idleTimeout = idleTimeout
         self.gateway = gateway
         self.host = host
         self.port = port
@@ -33,7 +36,7 @@ public final class GatewayServer: Service, Sendable {
         router.add(middleware: JSONErrorMiddleware())
         gateway.addRoutes(to: router)
         CommonRoutes.add(to: router, prometheus: prometheus, ready: { true }, notReady: "")
-        let app = Application(router: router, server: try TLSFiles.serverBuilder(tls), configuration: .init(address: .hostname(host, port: port), serverName: "attune"),
+        let app = Application(router: router, server: try TLSFiles.serverBuilder(tls, idleTimeout: idleTimeout), configuration: .init(address: .hostname(host, port: port), serverName: "attune"),
                               services: [gateway.webhooks],
                               onServerRunning: { [self, logger] channel in
                                   self.bound.withLock { $0 = channel.localAddress?.port }

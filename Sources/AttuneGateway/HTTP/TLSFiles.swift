@@ -12,9 +12,16 @@ public struct TLSFiles: Sendable {
         self.privateKey = privateKey
     }
 
-    /// HTTP/1.1, over TLS when `tls` is given; a file that cannot be read or parsed is a clear error.
-    public static func serverBuilder(_ tls: TLSFiles?) throws -> HTTPServerBuilder {
-        guard let tls else { return .http1() }
+    /// HTTP/1.1, over TLS when `tls` is given; a file that cannot be read or parsed is a clear
+    /// error. A connection that sends nothing for `idleTimeout` while a request is being read or
+    /// between requests is closed (a response in progress, such as an event stream, is not).
+    public static func serverBuilder(_ tls: TLSFiles?, idleTimeout: Duration? = nil) throws -> HTTPServerBuilder {
+        let channel: HTTP1Channel.Configuration = idleTimeout.map { duration in
+            let (seconds, attoseconds) = duration.components
+            return .init(idleTimeout: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
+        } ?? .init()
+        let http1 = HTTPServerBuilder.http1(configuration: channel)
+        guard let tls else { return http1 }
         let chain: [NIOSSLCertificate]
         let key: NIOSSLPrivateKey
         do {
@@ -28,7 +35,7 @@ public struct TLSFiles: Sendable {
             throw APIError(.internalServerError, "cannot read the TLS private key \(tls.privateKey): \(error)", code: "tls_key")
         }
         guard !chain.isEmpty else { throw APIError(.internalServerError, "no certificate in \(tls.certificateChain)", code: "tls_certificate") }
-        return try .tls(.http1(), tlsConfiguration: .makeServerConfiguration(certificateChain: chain.map { .certificate($0) },
+        return try .tls(http1, tlsConfiguration: .makeServerConfiguration(certificateChain: chain.map { .certificate($0) },
                                                                             privateKey: .privateKey(key)))
     }
 }

@@ -43,6 +43,7 @@ struct GatewayOptions: ParsableArguments {
     @Option(help: "Largest ingestion body in bytes.") var maxIngestBytes = 16 << 20
     @Option(help: "Most records in one ingestion request.") var maxRecords = 10_000
     @Option(help: "Seconds between heartbeats on idle event streams.") var heartbeat = 15
+    @Option(help: "Seconds a connection may stay silent while sending a request or between requests.") var idleTimeout = 60
     @Option(help: "PEM certificate chain: serve HTTPS (with --tls-key).") var tlsCert: String?
     @Option(help: "PEM private key of --tls-cert.") var tlsKey: String?
     @Flag(help: "Produce every completion a tenant adapter serves to attune.interactions (attune serve).")
@@ -52,6 +53,7 @@ struct GatewayOptions: ParsableArguments {
         guard maxIngestBytes >= 1024 else { throw ValidationError("--max-ingest-bytes must be at least 1024") }
         guard maxRecords >= 1 else { throw ValidationError("--max-records must be at least 1") }
         guard heartbeat >= 1 else { throw ValidationError("--heartbeat must be at least 1 second") }
+        guard idleTimeout >= 1 else { throw ValidationError("--idle-timeout must be at least 1 second") }
         guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
         for path in [tlsCert, tlsKey].compactMap({ $0 }) where !FileManager.default.isReadableFile(atPath: path) {
             throw ValidationError("cannot read \(path)")

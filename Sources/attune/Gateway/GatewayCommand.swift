@@ -47,7 +47,7 @@ struct GatewayCommand: AsyncParsableCommand {
                               metrics: GatewayMetrics(factory: PrometheusMetricsFactory(registry: prometheus)), logger: logger)
         }
         let server = GatewayServer(gateway: gateway, host: host, port: port, prometheus: prometheus, tls: gatewayOptions.tls,
-                                   logger: logger)
+                                   idleTimeout: .seconds(gatewayOptions.idleTimeout), logger: logger)
         try await ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
         logger.info("attune gateway stopped")
     }

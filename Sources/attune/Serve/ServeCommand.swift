@@ -90,6 +90,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.port = port
         configuration.maxBodyBytes = maxBodyBytes
         configuration.tls = gatewayOptions.tls
+        configuration.idleTimeout = .seconds(gatewayOptions.idleTimeout)
         let gateway = try await reportingErrors {
             try await Gateway(log: log, catalog: TopicCatalog.load(directory: topicsDirectory, namePrefix: topicPrefix),
                               access: accessControl, stateDirectory: gatewayOptions.stateDirectory,

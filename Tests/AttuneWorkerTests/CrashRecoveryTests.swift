@@ -97,7 +97,7 @@ private func publishedReleases(_ log: any EventLog, prefix: String = "") async t
         text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? -1
     }
     var scraped = ""
-    let done = try await waitUntil(.seconds(300), interval: .milliseconds(200)) {
+    let done = await waitUntil(.seconds(300), interval: .milliseconds(200)) {
         guard let answer = try? await LoopbackHTTP.request(port: port, "GET", "/metrics") else { return false }
         scraped = answer.text
         return metric(scraped, "attune_worker_versions_published_total") >= 2

@@ -8,17 +8,7 @@ import Testing
 /// that is not the repository.
 struct CommandTests {
     private func attune(_ arguments: [String], in folder: URL) throws -> (status: Int32, out: String, err: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try attuneExecutable())
-        p.arguments = arguments
-        p.currentDirectoryURL = folder
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        try runAttune(arguments, in: folder)
     }
 
     private func folder() throws -> URL {

@@ -65,18 +65,7 @@ private func publishedDeployment(_ transport: TestTransport = .embedded, name: S
         try await fixture.train(domainDocuments: 4, interactions: ["acme": 4])
         try await fixture.train(interactions: ["acme": 3])
         let logDir = fixture.directory.appendingPathComponent("log").path
-        func attune(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: try attuneExecutable())
-            p.arguments = arguments
-            let out = Pipe(), err = Pipe()
-            p.standardOutput = out
-            p.standardError = err
-            try p.run()
-            let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-        }
+        func attune(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) { try runAttune(arguments) }
         let list = try attune(["adapter", "list", "--log-dir", logDir])
         #expect(list.status == 0)
         let lines = list.out.split(separator: "\n").map(String.init)

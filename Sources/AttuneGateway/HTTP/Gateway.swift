@@ -206,7 +206,7 @@ public final class Gateway: Sendable {
         }
         let start = ContinuousClock.now
         let results = await ingestor.ingest(items, principal: principal, requestKey: requestKey)
-        metrics.ackLatency.record(ContinuousClock.now - start)
+        metrics.ackLatency.recordNanoseconds((ContinuousClock.now - start).nanosecondCount)
         for status in [IngestResult.Status.accepted, .duplicate, .refused] {
             let n = results.count(where: { $0.status == status })
             if n > 0 { metrics.records(topic: ingestor.topic, status: status).increment(by: Int64(n)) }

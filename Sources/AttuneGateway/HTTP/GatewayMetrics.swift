@@ -22,10 +22,10 @@ public struct GatewayMetrics: Sendable {
     }
 }
 
-extension Timer {
-    /// Records a measured duration.
-    func record(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+extension Duration {
+    /// Whole nanoseconds, for swift-metrics timers and NIO time amounts.
+    var nanosecondCount: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

@@ -16,10 +16,7 @@ public struct TLSFiles: Sendable {
     /// error. A connection that sends nothing for `idleTimeout` while a request is being read or
     /// between requests is closed (a response in progress, such as an event stream, is not).
     public static func serverBuilder(_ tls: TLSFiles?, idleTimeout: Duration? = nil) throws -> HTTPServerBuilder {
-        let channel: HTTP1Channel.Configuration = idleTimeout.map { duration in
-            let (seconds, attoseconds) = duration.components
-            return .init(idleTimeout: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
-        } ?? .init()
+        let channel: HTTP1Channel.Configuration = idleTimeout.map { .init(idleTimeout: .nanoseconds($0.nanosecondCount)) } ?? .init()
         let http1 = HTTPServerBuilder.http1(configuration: channel)
         guard let tls else { return http1 }
         let chain: [NIOSSLCertificate]

@@ -99,19 +99,14 @@ public final class Ingestor: Sendable {
 
     public init(log: any EventLog, catalog: TopicCatalog, topic: String, scope: Scope, producer: any EventProducer,
                 journal: IdempotencyJournal) async throws {
-        let admin = try log.makeAdmin()
-        let description = try await admin.describeTopic(topic)
-        await admin.close()
-        guard let description else {
-            throw EventLogError(.unknownTopic, "topic \(topic) does not exist (create it with `attune topics apply`)")
-        }
+        let partitionCount = try await EventFeed.partitionCount(log: log, topic: topic)
         self.log = log
         self.catalog = catalog
         self.topic = topic
         self.scope = scope
         self.producer = producer
         self.journal = journal
-        self.partitionCount = description.partitions
+        self.partitionCount = partitionCount
         self.schemaVersion = catalog.topics[topic]?.value.schemaVersion
         self.probe = try log.makeConsumer(ConsumerConfiguration())
     }

@@ -22,8 +22,10 @@ public struct Scorer: Sendable {
         self.adapter = adapter
     }
 
-    public func score(_ ids: [Int32], context: Int = 512, overlap: Int = 0) throws -> Score {
-        guard ids.count >= 2 else { throw ModelError.emptyInput }
+    /// Scores `ids[from...]`, each token given everything before it (the tokens before `from`
+    /// are context only: a prompt whose answer is scored).
+    public func score(_ ids: [Int32], context: Int = 512, overlap: Int = 0, from: Int = 1) throws -> Score {
+        guard ids.count >= 2, from < ids.count else { throw ModelError.emptyInput }
         let window = max(2, min(context, model.config.contextLength))
         let keep = max(0, min(overlap, window - 1))
         var total = 0.0
@@ -39,7 +41,7 @@ public struct Scorer: Sendable {
             let logits = try model.forward(tokens: [chunk], caches: [model.makeCache(capacity: chunk.count)], logits: .all,
                                              adapter: adapter)
             try logits.withUnsafeBufferPointer { buf in
-                for i in 0..<(chunk.count - 1) where start + i >= scoredUpTo {
+                for i in 0..<(chunk.count - 1) where start + i >= scoredUpTo && start + i + 1 >= from {
                     Ops.logSoftmax(buf.baseAddress! + i * V, V, out: lp)
                     let target = chunk[i + 1]
                     guard target >= 0, Int(target) < V else { throw ModelError.invalidToken(target) }

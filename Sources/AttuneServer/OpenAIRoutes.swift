@@ -58,14 +58,23 @@ struct OpenAIRoutes: Sendable {
         let principal = try server.access.authorize(request, role: .infer)
         let body = try await decode(ScoreRequest.self, request, context)
         try check(principal, model: body.model)
-        let ids = tokenizer.encode(body.text, parseSpecial: false)
-        guard ids.count >= 2 else { throw APIError.badRequest("text must be at least two tokens long") }
+        var ids: [Int32] = []
+        if let messages = body.messages {
+            guard !messages.isEmpty else { throw APIError.badRequest("messages must not be empty") }
+            ids = tokenizer.encode(ChatTemplate.render(messages.map { ChatMessage(role: $0.role == "developer" ? "system" : $0.role,
+                                                                                 content: $0.content.text) }), parseSpecial: true)
+        }
+        let from = max(1, ids.count)
+        ids += tokenizer.encode(body.text, parseSpecial: false)
+        if body.messages != nil, let end = tokenizer.tokenID("<|im_end|>") { ids.append(end) }
+        guard ids.count >= 2, ids.count > from else { throw APIError.badRequest("text must be at least two tokens long") }
+        let tokens = ids
         let lease = try await server.cache.acquire(body.model)
         let model = engine.model
         let window = min(model.config.contextLength, 512)
         let result: Result<Score, any Error> = await withCheckedContinuation { continuation in
             let thread = Thread {
-                continuation.resume(returning: Result { try Scorer(model: model, adapter: lease.model.adapter).score(ids, context: window) })
+                continuation.resume(returning: Result { try Scorer(model: model, adapter: lease.model.adapter).score(tokens, context: window, from: from) })
             }
             thread.stackSize = 8 << 20
             thread.start()

@@ -96,6 +96,8 @@ struct ChatCompletionRequest: Decodable, GenerationParameters {
 struct ScoreRequest: Decodable {
     var model: String
     var text: String
+    /// With messages, `text` is scored as the assistant's answer to them (ended by `<|im_end|>`).
+    var messages: [ChatMessageIn]?
 }
 
 struct Usage: Encodable {

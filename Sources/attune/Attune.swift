@@ -7,7 +7,7 @@ struct Attune: AsyncParsableCommand {
         commandName: "attune",
         abstract: "Keep language models personal, continuously.",
         subcommands: [
-            ModelCommand.self, GenerateCommand.self, ScoreCommand.self, ServeCommand.self, LogprobsCommand.self, FinetuneCommand.self, AdapterCommand.self,
+            ModelCommand.self, GenerateCommand.self, ScoreCommand.self, ServeCommand.self, UpCommand.self, LogprobsCommand.self, FinetuneCommand.self, AdapterCommand.self,
             TrainWorkerCommand.self, GatewayCommand.self, KeysCommand.self, EventsCommand.self, TopicsCommand.self, ProduceCommand.self, ConsumeCommand.self, BenchCommand.self,
         ]
     )

@@ -39,7 +39,7 @@ struct BenchModelCommand: ParsableCommand {
             decode.append(Double(newTokens) / (t2 - t1).seconds)
         }
         let result: [String: Any] = [
-            "engine": "attune-\(modelOptions.weights.rawValue)",
+            "engine": "attune-\((modelOptions.weights ?? .quantized).rawValue)",
             "prefill_tok_s": prefill.max()!, "decode_tok_s": decode.max()!,
             "peak_rss_mb": PeakMemory.megabytes(),
             "prompt_tokens": promptTokens, "new_tokens": newTokens,

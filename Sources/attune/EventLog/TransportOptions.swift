@@ -14,7 +14,7 @@ struct TransportOptions: ParsableArguments {
     @Option(help: "Kafka bootstrap servers (default: $ATTUNE_KAFKA_BOOTSTRAP or localhost:9092).")
     var bootstrap: String?
 
-    @Option(name: .customLong("log-dir"), help: "Directory of the embedded log (default: $ATTUNE_LOG_DIR or .attune/eventlog).")
+    @Option(name: .customLong("log-dir"), help: "Directory of the embedded log (default: $ATTUNE_LOG_DIR or .attune/eventlog, under attune up its --data-dir).")
     var logDirectory: String?
 
     @Option(name: .customShort("X"), help: ArgumentHelp("librdkafka property passed through, e.g. -X security.protocol=SASL_SSL.", valueName: "key=value"))
@@ -35,11 +35,12 @@ struct TransportOptions: ParsableArguments {
         return result
     }
 
-    func makeLog() throws -> any EventLog {
+    /// The event log; the embedded one lives in `--log-dir`, else `$ATTUNE_LOG_DIR`, else `eventlog` in the data folder.
+    func makeLog(dataDirectory: String = ".attune") throws -> any EventLog {
         let env = ProcessInfo.processInfo.environment
         switch transport {
         case .embedded:
-            return EmbeddedEventLog(directory: logDirectory ?? env["ATTUNE_LOG_DIR"] ?? ".attune/eventlog")
+            return EmbeddedEventLog(directory: logDirectory ?? env["ATTUNE_LOG_DIR"] ?? dataDirectory + "/eventlog")
         case .kafka:
             let servers = bootstrap ?? env["ATTUNE_KAFKA_BOOTSTRAP"] ?? "localhost:9092"
             return KafkaEventLog(KafkaConfiguration(bootstrapServers: servers.split(separator: ",").map(String.init),

@@ -5,17 +5,22 @@ import Logging
 
 /// Where API keys live and how hard callers may push: shared by `serve`, `gateway` and `keys`.
 struct AccessOptions: ParsableArguments {
-    @Option(name: .customLong("keys-file"), help: "API key file (default: $ATTUNE_KEYS_FILE or .attune/keys.json). Without one, the API is open and must listen on loopback.")
+    @Option(name: .customLong("keys-file"), help: "API key file (default: $ATTUNE_KEYS_FILE or .attune/keys.json, under attune up in its --data-dir). Without one, the API is open and must listen on loopback.")
     var keysFile: String?
 
     @Option(help: "Requests per minute per key when the key sets none (0: unlimited).")
     var rateLimit = 0
 
-    var path: String { keysFile ?? ProcessInfo.processInfo.environment["ATTUNE_KEYS_FILE"] ?? ".attune/keys.json" }
+    var path: String { path(dataDirectory: ".attune") }
+
+    func path(dataDirectory: String) -> String {
+        keysFile ?? ProcessInfo.processInfo.environment["ATTUNE_KEYS_FILE"] ?? dataDirectory + "/keys.json"
+    }
 
     /// Key enforcement when the key file exists (a file given explicitly must), else open
     /// access — refused unless `host` is a loopback address.
-    func accessControl(host: String, logger: Logger) throws -> AccessControl {
+    func accessControl(host: String, logger: Logger, dataDirectory: String = ".attune") throws -> AccessControl {
+        let path = path(dataDirectory: dataDirectory)
         let explicit = keysFile != nil || ProcessInfo.processInfo.environment["ATTUNE_KEYS_FILE"] != nil
         if FileManager.default.fileExists(atPath: path) || explicit {
             do {
@@ -37,8 +42,10 @@ struct AccessOptions: ParsableArguments {
 
 /// Gateway limits and its state folder, shared by `serve` and `gateway`.
 struct GatewayOptions: ParsableArguments {
-    @Option(name: .customLong("state-dir"), help: "Folder for the gateway's idempotency journal (default: .attune/gateway).")
-    var stateDirectory = ".attune/gateway"
+    @Option(name: .customLong("state-dir"), help: "Folder for the gateway's idempotency journal and webhook cursors (default: .attune/gateway, under attune up in its --data-dir).")
+    var stateDir: String?
+
+    func stateDirectory(dataDirectory: String = ".attune") -> String { stateDir ?? dataDirectory + "/gateway" }
 
     @Option(help: "Largest ingestion body in bytes.") var maxIngestBytes = 16 << 20
     @Option(help: "Most records in one ingestion request.") var maxRecords = 10_000

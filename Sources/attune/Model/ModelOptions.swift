@@ -9,16 +9,16 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "GGUF model file (default: $ATTUNE_MODEL, else the fetched base model).")
     var model: String?
 
-    @Option(help: "Weight memory mode: quantized (low memory) or dense (fp32 copy, faster prefill).")
-    var weights: WeightMode = .quantized
+    @Option(help: "Weight memory mode: quantized (low memory) or dense (fp32 copy, faster prefill); default: dense to serve, else quantized.")
+    var weights: WeightMode?
 
     @Option(help: "Adapter folder (PEFT LoRA or bottleneck) to apply; repeat to stack, the first is lowest.")
     var adapter: [String] = []
 
-    /// Loads the model and its tokenizer.
-    func load() throws -> (LlamaModel, BPETokenizer) {
+    /// Loads the model (in `--weights` mode, else `defaultMode`) and its tokenizer.
+    func load(defaultMode: WeightMode = .quantized) throws -> (LlamaModel, BPETokenizer) {
         let path = try BaseModelStore().resolve(model)
-        let llama = try LlamaModel(path: path, mode: weights)
+        let llama = try LlamaModel(path: path, mode: weights ?? defaultMode)
         return (llama, try BPETokenizer(gguf: llama.file))
     }
 

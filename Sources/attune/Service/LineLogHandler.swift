@@ -10,10 +10,11 @@ enum LogFormat: String, ExpressibleByArgument, CaseIterable {
     case json
 }
 
-/// A swift-log handler writing one line per message to standard error.
+/// A swift-log handler writing one line per message to standard error (or a file).
 struct LineLogHandler: LogHandler {
     let label: String
     let format: LogFormat
+    var destination = FileHandle.standardError
     var logLevel: Logger.Level = .info
     var metadata: Logger.Metadata = [:]
 
@@ -23,9 +24,9 @@ struct LineLogHandler: LogHandler {
     }
 
     /// Bootstraps swift-log with this handler for the whole process.
-    static func bootstrap(format: LogFormat, level: Logger.Level) {
+    static func bootstrap(format: LogFormat, level: Logger.Level, destination: FileHandle = .standardError) {
         LoggingSystem.bootstrap { label in
-            var handler = LineLogHandler(label: label, format: format)
+            var handler = LineLogHandler(label: label, format: format, destination: destination)
             handler.logLevel = level
             return handler
         }
@@ -44,6 +45,6 @@ struct LineLogHandler: LogHandler {
             for (key, value) in all where object[key] == nil { object[key] = "\(value)" }
             line = String(decoding: (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data(), as: UTF8.self)
         }
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        destination.write(Data((line + "\n").utf8))
     }
 }

@@ -1,14 +1,40 @@
 import ArgumentParser
+import Foundation
 
-/// The `attune` command line: model, training and event-log tools.
+/// The `attune` command line: model, training, serving and event-log tools.
 @main
 struct Attune: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "attune",
         abstract: "Keep language models personal, continuously.",
+        discussion: """
+        Every option can also come from a configuration file (--config FILE, $ATTUNE_CONFIG, or attune.yaml in the \
+        working folder) and from the environment (ATTUNE_<COMMAND>_<OPTION> or ATTUNE_<OPTION>); the command line \
+        wins over the environment, which wins over the file. `attune config print COMMAND` shows the effective values.
+        """,
         subcommands: [
-            ModelCommand.self, GenerateCommand.self, ScoreCommand.self, ServeCommand.self, UpCommand.self, LogprobsCommand.self, FinetuneCommand.self, AdapterCommand.self,
-            TrainWorkerCommand.self, GatewayCommand.self, KeysCommand.self, EventsCommand.self, TopicsCommand.self, ProduceCommand.self, ConsumeCommand.self, BenchCommand.self,
+            UpCommand.self, ModelCommand.self, GenerateCommand.self, ScoreCommand.self, ServeCommand.self, LogprobsCommand.self,
+            FinetuneCommand.self, AdapterCommand.self, TrainWorkerCommand.self, GatewayCommand.self, KeysCommand.self,
+            EventsCommand.self, TopicsCommand.self, ProduceCommand.self, ConsumeCommand.self, ConfigCommand.self, BenchCommand.self,
         ]
     )
+
+    /// Parses the command line completed by the configuration layers, then runs the command.
+    static func main() async {
+        do {
+            var arguments = Array(CommandLine.arguments.dropFirst())
+            let options = CommandOptions()
+            let environment = ProcessInfo.processInfo.environment
+            let file = try ConfigFile.locate(arguments: &arguments, environment: environment, options: options)
+            let layered = try LayeredArguments(arguments: arguments, environment: environment, file: file, options: options)
+            var command = try layered.parse()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

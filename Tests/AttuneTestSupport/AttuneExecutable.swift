@@ -13,13 +13,15 @@ public func attuneExecutable() throws -> String {
     throw EventLogError(.invalidConfiguration, "attune executable not found near \(CommandLine.arguments[0]); build it (swift build --product attune) or set ATTUNE_BIN")
 }
 
-/// Runs the `attune` executable with `arguments` (in `folder`, if given) and returns its exit
-/// status, standard output and standard error.
-public func runAttune(_ arguments: [String], in folder: URL? = nil) throws -> (status: Int32, out: String, err: String) {
+/// Runs the `attune` executable with `arguments` (in `folder`, if given, with `environment`
+/// added to this process's) and returns its exit status, standard output and standard error.
+public func runAttune(_ arguments: [String], in folder: URL? = nil,
+                      environment: [String: String]) throws -> (status: Int32, out: String, err: String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: try attuneExecutable())
     p.arguments = arguments
     if let folder { p.currentDirectoryURL = folder }
+    if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     let out = Pipe(), err = Pipe()
     p.standardOutput = out
     p.standardError = err
@@ -27,4 +29,9 @@ public func runAttune(_ arguments: [String], in folder: URL? = nil) throws -> (s
     let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
     return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+/// Runs the `attune` executable with `arguments` (in `folder`, if given) in this process's environment.
+public func runAttune(_ arguments: [String], in folder: URL? = nil) throws -> (status: Int32, out: String, err: String) {
+    try runAttune(arguments, in: folder, environment: [:])
 }

@@ -118,6 +118,7 @@ let package = Package(
                                                                .product(name: "Prometheus", package: "swift-prometheus"),
                                                                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
         .testTarget(name: "AttuneServerTests", dependencies: ["AttuneServer", "AttuneGateway", "AttuneServing", "AttuneRegistry", "AttuneWorker",
-                                                              "AttuneTraining", "AttuneModel", "AttuneEventLog", "AttuneTestSupport"]),
+                                                              "AttuneTraining", "AttuneModel", "AttuneEventLog", "AttuneTestSupport",
+                                                              .product(name: "Yams", package: "Yams")]),
     ]
 )

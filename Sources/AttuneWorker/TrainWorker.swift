@@ -182,10 +182,18 @@ public final class TrainWorker: @unchecked Sendable {
     public var isReady: Bool { caughtUpOnce.load(ordering: .acquiring) }
 
     /// Consumer lag of each owned partition, and the replay memory held.
+    /// Lag is measured from the consumer's position, else the last record seen, else the group's
+    /// committed offset (a partition resumed with nothing new read yet).
     private func recordLag(_ consumer: any EventConsumer) async throws {
+        var next: [TopicPartition: Int64] = [:]
+        for tp in owned {
+            if let position = try await consumer.position(tp) ?? lastSeen[tp].map({ $0 + 1 }) { next[tp] = position }
+        }
+        let unread = owned.filter { next[$0] == nil }
+        if !unread.isEmpty { next.merge(try await consumer.committed(Array(unread))) { a, _ in a } }
         for tp in owned {
             let marks = try await consumer.watermarks(tp)
-            metrics.lag(tp, max(0, marks.high - (lastSeen[tp].map { $0 + 1 } ?? marks.low)))
+            metrics.lag(tp, max(0, marks.high - (next[tp] ?? marks.low)))
         }
         metrics.replayItems.record(states.values.reduce(0) { $0 + $1.replay.items.count })
     }

@@ -21,8 +21,7 @@ extension TrainWorker {
                                      baseModelSHA256: c.baseModelSHA256, covers: Self.ranges(items), metrics: metrics,
                                      blocks: state.blocks.count > 1 ? state.blocks : nil,
                                      carried: state.release.map { $0.uncommitted(committed) }.flatMap { $0.isEmpty ? nil : $0 })
-        _ = try await producer.send(ProducerRecord(topic: c.adaptersTopic, key: Array(name.utf8), value: bytes, headers: try release.headers()))
-        try await announce(release, producer: producer)
+        try await publisher.publish(release, weights: bytes, producer: producer)
         state.release = release
         remember(release)
         if name.hasPrefix("domain/") { domains[name] = DomainBase(release: release, lora: try decodeLoRA(bytes)) }
@@ -49,12 +48,9 @@ extension TrainWorker {
         return covers
     }
 
-    /// Sends the `adapter.updated` CloudEvent of a release.
-    func announce(_ release: AdapterRelease, producer: any EventProducer) async throws {
-        let c = configuration
-        _ = try await producer.send(ProducerRecord(topic: c.eventsTopic, key: Array(release.adapter.utf8),
-                                                   value: try release.cloudEvent(source: c.source),
-                                                   headers: [EventHeader("content-type", "application/cloudevents+json")]))
+    /// Where this worker's versions are written and announced.
+    var publisher: ReleasePublisher {
+        ReleasePublisher(adaptersTopic: configuration.adaptersTopic, eventsTopic: configuration.eventsTopic, source: configuration.source)
     }
 
     /// Announces the latest version of every owned adapter that has no checkpoint (the last
@@ -66,7 +62,7 @@ extension TrainWorker {
     func announceMissing(producer: any EventProducer) async throws {
         for (name, state) in states.sorted(by: { $0.key < $1.key }) where owns(name) {
             guard let release = state.release, (checkpoints[name]?.version ?? 0) < release.version else { continue }
-            try await announce(release, producer: producer)
+            try await publisher.announce(release, producer: producer)
             for example in try await inputs(of: release) { state.replay.offer(example) }
             try await checkpoint(name, state: state, producer: producer)
             stats.reannounced += 1

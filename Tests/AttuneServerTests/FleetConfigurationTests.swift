@@ -1,4 +1,3 @@
-import AttuneModel
 import AttuneTestSupport
 import Foundation
 import Testing
@@ -76,44 +75,17 @@ import Yams
     /// worker must dead-letter and a completion, then scrapes /metrics: each metric a chart
     /// queries must be there (histograms as `_bucket`/`_count`/`_sum` of an exported histogram).
     @Test func everyChartedMetricIsExportedByARunningSystem() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("attune-fleet-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let model = folder.appendingPathComponent("tiny.gguf").path
-        try RandomModel.write(tiny, to: model, vocabulary: testVocabulary)
-        let data = folder.appendingPathComponent("data").path
-
-        let up = Process()
-        up.executableURL = URL(fileURLWithPath: try attuneExecutable())
-        up.arguments = ["up", "--model", model, "--data-dir", data, "--port", "0", "--steps", "1", "--batch-size", "1", "--seq-len", "16",
-                        "--batch-seconds", "1", "--domain-wait", "30", "--status-interval", "60"]
-        let out = Pipe()
-        up.standardOutput = out
-        up.standardError = FileHandle.nullDevice
-        try up.run()
-        defer { if up.isRunning { kill(up.processIdentifier, SIGKILL); up.waitUntilExit() } }
-        var banner = ""
-        while !banner.contains("/v1 ") {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            banner += String(decoding: chunk, as: UTF8.self)
-        }
-        let port = try #require(banner.firstRange(of: #/127\.0\.0\.1:(\d+)\/v1/#).flatMap { Int(banner[$0].split(separator: ":")[1].dropLast(3)) },
-                                "no banner: \(banner)")
-
+        let up = try RunningUp("fleet")
+        let port = up.port
         let documents = (0..<3).map { #"{"domain":"d1","doc_id":"doc-\#($0)","text":"the cat sat on the mat and the dog ran","source":"test"}"# }
-        let corpora = try await LoopbackHTTP.request(port: port, "POST", "/v1/corpora", body: Data(documents.joined(separator: "\n").utf8),
-                                                     headers: ["Content-Type": "application/x-ndjson", "Idempotency-Key": "fleet-1"])
-        #expect(corpora.status == 200, "\(corpora.text)")
+        _ = try await up.post("/v1/corpora", documents, headers: ["Idempotency-Key": "fleet-1"])
         let interactions = (0..<2).map { #"{"id":"i-\#($0)","tenant":"t1","user":"u","time":"2026-12-01T00:00:00Z","prompt":"the cat","response":"sat on the mat"}"# }
-        let posted = try await LoopbackHTTP.request(port: port, "POST", "/v1/interactions", body: Data(interactions.joined(separator: "\n").utf8),
-                                                    headers: ["Content-Type": "application/x-ndjson"])
-        #expect(posted.status == 200, "\(posted.text)")
-        let bad = try runAttune(["produce", "--log-dir", data + "/eventlog", "-t", "attune.interactions", "-k", "t1", "--no-validate",
+        _ = try await up.post("/v1/interactions", interactions)
+        let bad = try runAttune(["produce", "--log-dir", up.dataDirectory + "/eventlog", "-t", "attune.interactions", "-k", "t1", "--no-validate",
                                  "--value", #"{"tenant":"t1"}"#])
         #expect(bad.status == 0, "\(bad.err)")
 
-        func scrape() async throws -> String { try await LoopbackHTTP.request(port: port, "GET", "/metrics").text }
+        func scrape() async throws -> String { try await up.get("/metrics").text }
         try await waitUntil(.seconds(240), interval: .milliseconds(500)) {
             let m = try await scrape()
             return m.contains("attune_worker_records_dead_lettered_total") && m.contains("attune_worker_consumer_lag{")
@@ -136,9 +108,7 @@ import Yams
                 #expect(exported[name] != nil, "\(name) is charted but not exported")
             }
         }
-        kill(up.processIdentifier, SIGTERM)
-        up.waitUntilExit()
-        #expect(up.terminationStatus == 0)
+        #expect(up.stop() == 0)
     }
 
     /// `# TYPE name kind` of a Prometheus text exposition.

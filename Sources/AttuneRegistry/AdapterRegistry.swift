@@ -125,6 +125,11 @@ public actor AdapterRegistry {
         return versions[domain.name]?[domainVersion]?.location != nil
     }
 
+    /// Asks the log for one partition's watermarks: throws when the log cannot be reached.
+    public func probe() async throws {
+        if let first = partitions.first { _ = try await follower.watermarks(first) }
+    }
+
     /// Whether everything written to the topics before the last `catchUp` or poll was read.
     public func lag() async throws -> Int64 {
         var total: Int64 = 0

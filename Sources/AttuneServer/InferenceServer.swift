@@ -44,14 +44,17 @@ public final class InferenceServer: Service, @unchecked Sendable {
     let access: AccessControl
     let gateway: Gateway?
     let logger: Logger
+    let alsoReady: @Sendable () -> Bool
     private let started = Date()
     private let bound = Mutex<Int?>(nil)
 
     /// With a `gateway`, its routes (interactions, corpora, events) are served too; `access`
-    /// guards every route but health, readiness, metrics and the OpenAPI document.
+    /// guards every route but health, readiness, metrics and the OpenAPI document. `/readyz`
+    /// answers ready when the watcher is and `alsoReady` says so (a training worker in the same process).
     public init(configuration: ServerConfiguration, engine: InferenceEngine, cache: AdapterCache, registry: AdapterRegistry,
                 watcher: AdapterWatcher, prometheus: PrometheusCollectorRegistry, access: AccessControl = .open,
-                gateway: Gateway? = nil, logger: Logger) {
+                gateway: Gateway? = nil, alsoReady: @escaping @Sendable () -> Bool = { true }, logger: Logger) {
+        self.alsoReady = alsoReady
         self.configuration = configuration
         self.access = access
         self.gateway = gateway
@@ -102,8 +105,8 @@ public final class InferenceServer: Service, @unchecked Sendable {
         router.post("/v1/score") { request, context in await api.respond { try await api.score(request, context) } }
         router.get("/v1/models") { request, _ in await api.respond { try await api.models(request) } }
         gateway?.addRoutes(to: router)
-        CommonRoutes.add(to: router, prometheus: prometheus, ready: { [watcher] in watcher.isReady },
-                         notReady: "catching up with the adapter topics")
+        CommonRoutes.add(to: router, prometheus: prometheus, ready: { [watcher, alsoReady] in watcher.isReady && alsoReady() },
+                         notReady: "catching up with the adapter topics, or the event log does not answer")
         return router
     }
 

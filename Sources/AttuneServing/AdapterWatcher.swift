@@ -11,6 +11,10 @@ public final class AdapterWatcher: Sendable {
     private let cache: AdapterCache
     private let logger: Logger
     private let readiness = Atomic(false)
+    /// When the log last answered a probe (a probe can hang for as long as the broker is away).
+    private let lastAnswer = Mutex(ContinuousClock.now)
+    /// Unready when the log has not answered for this long.
+    private let silence: Duration = .seconds(8)
 
     public init(registry: AdapterRegistry, cache: AdapterCache, logger: Logger) {
         self.registry = registry
@@ -18,8 +22,10 @@ public final class AdapterWatcher: Sendable {
         self.logger = logger
     }
 
-    /// Whether the topics have been read to the end they had at start.
-    public var isReady: Bool { readiness.load(ordering: .acquiring) }
+    /// Whether the topics have been read to the end they had at start and the log answers.
+    public var isReady: Bool {
+        readiness.load(ordering: .acquiring) && ContinuousClock.now - lastAnswer.withLock { $0 } < silence
+    }
 
     /// Runs until cancelled.
     public func run() async throws {
@@ -28,6 +34,23 @@ public final class AdapterWatcher: Sendable {
         logger.info("adapter registry caught up", metadata: ["adapters": "\(names.count)", "versions": "\(live.count)"])
         await cache.loadPinned()
         readiness.store(true, ordering: .releasing)
+        lastAnswer.withLock { $0 = .now }
+        let probe = Task { [self] in
+            var silent = false
+            while !Task.isCancelled {
+                do {
+                    try await registry.probe()
+                    lastAnswer.withLock { $0 = .now }
+                    if silent { logger.notice("the event log answers again") }
+                    silent = false
+                } catch {
+                    if !silent { logger.error("the event log does not answer: \(error)") }
+                    silent = true
+                }
+                try? await Task.sleep(for: .seconds(2))
+            }
+        }
+        defer { probe.cancel() }
         while !Task.isCancelled {
             let fresh: [AdapterRelease]
             do {

@@ -143,7 +143,31 @@ public final class TrainWorker: @unchecked Sendable {
         consumerConfig.heartbeatInterval = c.sessionTimeout / 15
         consumerConfig.rebalanceHandler = { inbox.append($0) }
         let consumer = try log.makeConsumer(consumerConfig)
-        try await consumer.subscribe([c.corporaTopic, c.interactionsTopic])
+        do {
+            try await consumer.subscribe([c.corporaTopic, c.interactionsTopic])
+            try await consume(consumer, producer: producer, validator: validator, inbox: inbox, idle: idle, stop: stop)
+        } catch {
+            // The log failed under the worker (a broker outage): let go of the group and the
+            // handles without waiting on the log, and report; nothing uncommitted is lost.
+            caughtUpOnce.store(false, ordering: .releasing)
+            self.follower = nil
+            Task { [follower] in
+                await consumer.close()
+                await follower.close()
+                await producer.close()
+            }
+            throw error
+        }
+        await consumer.close()
+        await follower.close()
+        self.follower = nil
+        try await producer.flush()
+        await producer.close()
+    }
+
+    private func consume(_ consumer: any EventConsumer, producer: any EventProducer, validator: ConsumedRecordValidator,
+                         inbox: RebalanceInbox, idle: Duration, stop: @Sendable () -> Bool) async throws {
+        let c = configuration
         var quietSince = ContinuousClock.now, lastFollow = ContinuousClock.now
         while !stop() {
             let records = try await consumer.poll(maxRecords: 256, timeout: .milliseconds(200))
@@ -171,14 +195,9 @@ public final class TrainWorker: @unchecked Sendable {
             }
         }
         try await commit(consumer)
-        await consumer.close()
-        await follower.close()
-        self.follower = nil
-        try await producer.flush()
-        await producer.close()
     }
 
-    /// Whether the worker has read the published state once (its `/readyz`).
+    /// Whether the worker has read the published state and its log has not failed under it (its `/readyz`).
     public var isReady: Bool { caughtUpOnce.load(ordering: .acquiring) }
 
     /// Consumer lag of each owned partition, and the replay memory held.

@@ -26,6 +26,7 @@ struct Attune: AsyncParsableCommand {
             let options = CommandOptions()
             let environment = ProcessInfo.processInfo.environment
             let file = try ConfigFile.locate(arguments: &arguments, environment: environment, options: options)
+            if let file { setenv("ATTUNE_CONFIG", file.path, 1) }
             let layered = try LayeredArguments(arguments: arguments, environment: environment, file: file, options: options)
             var command = try layered.parse()
             if var asyncCommand = command as? AsyncParsableCommand {

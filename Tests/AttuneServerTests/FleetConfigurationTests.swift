@@ -71,6 +71,41 @@ import Yams
         }
     }
 
+    /// Every attune command the fleet files run is a valid command line under the configuration
+    /// those files give it (compose: its environment; Kubernetes: the ConfigMap's attune.yaml).
+    @Test func everyFleetCommandLineParses() throws {
+        let services = try #require(try yaml("docker-compose.yml")["services"] as? [String: Any])
+        let composeEnvironment = ["ATTUNE_TRANSPORT": "kafka", "ATTUNE_BOOTSTRAP": "kafka-1:9092", "ATTUNE_LOG_FORMAT": "json"]
+        for name in ["topics", "train-worker", "inference", "gateway"] {
+            let command = try #require((services[name] as? [String: Any])?["command"] as? [String], "\(name) has no command")
+            let run = try runAttune(["config", "print"] + command, environment: composeEnvironment)
+            #expect(run.status == 0, "compose \(name): attune \(command.joined(separator: " ")): \(run.err)")
+        }
+
+        let k8s = Self.compose.deletingLastPathComponent().appendingPathComponent("ops/k8s")
+        let configMap = try #require(try Yams.load(yaml: String(contentsOf: k8s.appendingPathComponent("config.yaml"), encoding: .utf8)) as? [String: Any])
+        let attuneYAML = try #require((configMap["data"] as? [String: Any])?["attune.yaml"] as? String)
+        let configFile = FileManager.default.temporaryDirectory.appendingPathComponent("attune-k8s-\(UUID().uuidString).yaml")
+        try Data(attuneYAML.utf8).write(to: configFile)
+        defer { try? FileManager.default.removeItem(at: configFile) }
+        var checked = 0
+        for file in try FileManager.default.contentsOfDirectory(atPath: k8s.path) where file.hasSuffix(".yaml") {
+            for document in try Yams.load_all(yaml: String(contentsOf: k8s.appendingPathComponent(file), encoding: .utf8)) {
+                let object = try #require(document as? [String: Any], "\(file): not a mapping")
+                #expect(object["apiVersion"] != nil && object["kind"] != nil, "\(file): apiVersion and kind")
+                let spec = object["spec"] as? [String: Any]
+                let pod = ((spec?["template"] as? [String: Any])?["spec"] as? [String: Any])
+                for container in pod?["containers"] as? [[String: Any]] ?? [] where container["image"] as? String == "attune:latest" {
+                    let args = try #require(container["args"] as? [String])
+                    let run = try runAttune(["--config", configFile.path, "config", "print"] + args)
+                    #expect(run.status == 0, "\(file): attune \(args.joined(separator: " ")): \(run.err)")
+                    checked += 1
+                }
+            }
+        }
+        #expect(checked == 4, "topics job, train-worker, inference and gateway")
+    }
+
     /// Runs `attune up` on a tiny model, sends corpus documents, interactions, a record the
     /// worker must dead-letter and a completion, then scrapes /metrics: each metric a chart
     /// queries must be there (histograms as `_bucket`/`_count`/`_sum` of an exported histogram).

@@ -1,5 +1,6 @@
 import CRdKafka
 import Foundation
+import Synchronization
 
 /// State the librdkafka callbacks reach through the client's opaque pointer. The consumer
 /// keeps it alive until after `rd_kafka_destroy`, so callbacks never see freed memory.
@@ -95,6 +96,9 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
     private let lock = NSLock()
     private var closed = false
     private var subscribed = false
+    /// Watermark queries past their deadline and not yet returned (librdkafka can hold one for
+    /// as long as the partition's leader is unreachable); while any is, new ones fail at once.
+    private var overdueQueries = 0
     /// Offsets given to partitions re-assigned by `seek` that have not fetched yet.
     private var seekOffsets: [TopicPartition: Int64] = [:]
 
@@ -372,12 +376,29 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
 
     public func watermarks(_ partition: TopicPartition) async throws -> Watermarks {
         try checkOpen()
-        let handle = self.handle
-        let result = await blocking { () -> (rd_kafka_resp_err_t, Int64, Int64) in
-            var low: Int64 = 0, high: Int64 = 0
-            let err = rd_kafka_query_watermark_offsets(handle.pointer, partition.topic, Int32(clamping: partition.partition), &low, &high, 10_000)
-            return (err, low, high)
+        if lock.withLock({ overdueQueries > 0 }) {
+            throw EventLogError(.timeout, "watermarks of \(partition): an earlier query is still waiting for the broker")
         }
+        let handle = self.handle
+        let answered = Mutex(false)
+        let result: (rd_kafka_resp_err_t, Int64, Int64)? = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                var low: Int64 = 0, high: Int64 = 0
+                let err = rd_kafka_query_watermark_offsets(handle.pointer, partition.topic, Int32(clamping: partition.partition), &low, &high, 10_000)
+                if answered.withLock({ let first = !$0; $0 = true; return first }) {
+                    continuation.resume(returning: (err, low, high))
+                } else {
+                    self.lock.withLock { self.overdueQueries -= 1 }
+                }
+            }
+            DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(11)) {
+                if answered.withLock({ let first = !$0; $0 = true; return first }) {
+                    self.lock.withLock { self.overdueQueries += 1 }
+                    continuation.resume(returning: nil)
+                }
+            }
+        }
+        guard let result else { throw EventLogError(.timeout, "watermarks of \(partition): no answer from the broker within 11 s") }
         if result.0 != RD_KAFKA_RESP_ERR_NO_ERROR { throw EventLogError.kafka(result.0, "watermarks of \(partition)", handle: rk) }
         return Watermarks(low: result.1, high: result.2)
     }

@@ -37,7 +37,8 @@ struct ServingOptions: ParsableArguments {
     /// (to close once the server stopped). Every metric goes to `prometheus`.
     func makeServer(model: LlamaModel, tokenizer: BPETokenizer, log: any EventLog, service: ServiceOptions,
                     access: AccessControl, gatewayOptions: GatewayOptions, dataDirectory: String = ".attune",
-                    prometheus: PrometheusCollectorRegistry, logger: Logger) async throws -> (InferenceServer, AdapterRegistry) {
+                    alsoReady: @escaping @Sendable () -> Bool = { true }, prometheus: PrometheusCollectorRegistry,
+                    logger: Logger) async throws -> (InferenceServer, AdapterRegistry) {
         let metrics = ServingMetrics(factory: PrometheusMetricsFactory(registry: prometheus))
         let registry = try await reportingErrors {
             try await AdapterRegistry(log: log, adaptersTopic: service.topicPrefix + "attune.adapters",
@@ -65,7 +66,8 @@ struct ServingOptions: ParsableArguments {
         }
         let server = InferenceServer(configuration: configuration, engine: engine, cache: cache, registry: registry,
                                      watcher: AdapterWatcher(registry: registry, cache: cache, logger: logger),
-                                     prometheus: prometheus, access: access, gateway: gateway, logger: logger)
+                                     prometheus: prometheus, access: access, gateway: gateway, alsoReady: alsoReady,
+                                     logger: logger)
         return (server, registry)
     }
 }

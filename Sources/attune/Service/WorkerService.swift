@@ -2,16 +2,17 @@ import AttuneWorker
 import ServiceLifecycle
 import Synchronization
 
-/// Runs a training worker until it is idle or the service group shuts down gracefully (it
-/// then finishes the batch in hand, commits and leaves its group).
+/// Runs training workers (restarted from the log after a log failure) until one is idle or the
+/// service group shuts down gracefully (the worker then finishes the batch in hand, commits and
+/// leaves its group).
 struct WorkerService: Service {
-    let worker: TrainWorker
+    let supervisor: WorkerSupervisor
     let idle: Duration
 
     func run() async throws {
         let stop = StopRequest()
         try await withGracefulShutdownHandler {
-            try await worker.run(idle: idle) { stop.requested.load(ordering: .acquiring) }
+            try await supervisor.run(idle: idle) { stop.requested.load(ordering: .acquiring) }
         } onGracefulShutdown: {
             stop.requested.store(true, ordering: .releasing)
         }

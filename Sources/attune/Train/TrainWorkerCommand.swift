@@ -42,10 +42,12 @@ struct TrainWorkerCommand: AsyncParsableCommand {
         let c = worker.configuration(baseModel: URL(fileURLWithPath: path).lastPathComponent,
                                      baseModelSHA256: try BaseModelStore.sha256(of: path), topicPrefix: service.topicPrefix)
         let prometheus = PrometheusCollectorRegistry()
-        let trainer = TrainWorker(configuration: c, log: try transport.makeLog(), base: base, tokenizer: try BPETokenizer(gguf: base.file),
-                                  catalog: try service.catalog(),
-                                  metrics: WorkerMetrics(factory: PrometheusMetricsFactory(registry: prometheus)), logger: logger)
-        let run = WorkerService(worker: trainer, idle: idle > 0 ? .milliseconds(Int(idle * 1000)) : .seconds(365 * 86400))
+        let log = try transport.makeLog(), tokenizer = try BPETokenizer(gguf: base.file), catalog = try service.catalog()
+        let metrics = WorkerMetrics(factory: PrometheusMetricsFactory(registry: prometheus))
+        let trainer = WorkerSupervisor(metrics: PrometheusMetricsFactory(registry: prometheus), logger: logger) {
+            TrainWorker(configuration: c, log: log, base: base, tokenizer: tokenizer, catalog: catalog, metrics: metrics, logger: logger)
+        }
+        let run = WorkerService(supervisor: trainer, idle: idle > 0 ? .milliseconds(Int(idle * 1000)) : .seconds(365 * 86400))
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let metricsPort {
             services.append(.init(service: MetricsEndpoint(host: metricsHost, port: metricsPort, registry: prometheus,
@@ -58,7 +60,7 @@ struct TrainWorkerCommand: AsyncParsableCommand {
     }
 }
 
-extension TrainWorker {
+extension WorkerSupervisor {
     /// One log line with what the worker did since it started.
     func logStats(_ logger: Logger) {
         let s = stats

@@ -65,19 +65,23 @@ struct UpCommand: AsyncParsableCommand {
         let prometheus = PrometheusCollectorRegistry()
         let trainingBase = try LlamaModel(path: modelPath, mode: .quantized)
         let tokenizer = try BPETokenizer(gguf: trainingBase.file)
-        let trainer = TrainWorker(
-            configuration: worker.configuration(baseModel: URL(fileURLWithPath: modelPath).lastPathComponent,
-                                                baseModelSHA256: try BaseModelStore.sha256(of: modelPath), topicPrefix: service.topicPrefix),
-            log: log, base: trainingBase, tokenizer: tokenizer, catalog: try service.catalog(),
-            metrics: WorkerMetrics(factory: PrometheusMetricsFactory(registry: prometheus)), logger: Logger(label: "attune.train-worker"))
+        let configuration = worker.configuration(baseModel: URL(fileURLWithPath: modelPath).lastPathComponent,
+                                                 baseModelSHA256: try BaseModelStore.sha256(of: modelPath), topicPrefix: service.topicPrefix)
+        let catalog = try service.catalog(), workerLogger = Logger(label: "attune.train-worker")
+        let workerMetrics = WorkerMetrics(factory: PrometheusMetricsFactory(registry: prometheus))
+        let trainer = WorkerSupervisor(metrics: PrometheusMetricsFactory(registry: prometheus), logger: workerLogger) {
+            TrainWorker(configuration: configuration, log: log, base: trainingBase, tokenizer: tokenizer, catalog: catalog,
+                        metrics: workerMetrics, logger: workerLogger)
+        }
         let (server, registry) = try await serving.makeServer(
             model: try LlamaModel(path: modelPath, mode: .dense), tokenizer: tokenizer, log: log, service: service,
-            access: accessControl, gatewayOptions: gatewayOptions, dataDirectory: dataDirectory, prometheus: prometheus,
+            access: accessControl, gatewayOptions: gatewayOptions, dataDirectory: dataDirectory,
+            alsoReady: { trainer.isReady }, prometheus: prometheus,
             logger: Logger(label: "attune.serve"))
 
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: server),
-            .init(service: WorkerService(worker: trainer, idle: .seconds(365 * 86400))),
+            .init(service: WorkerService(supervisor: trainer, idle: .seconds(365 * 86400))),
             .init(service: LiveView(registry: prometheus, console: console, interval: .milliseconds(Int(statusInterval * 1000))),
                   successTerminationBehavior: .ignore),
             .init(service: Banner(port: { await server.listeningPort() }, host: serving.host, console: console, dataDirectory: dataDirectory,

@@ -1,0 +1,49 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The Kafka-protocol test broker (noida-db from PyPI) on a fixed port and data folder, so it
+/// can be killed and started again with its topics.
+public final class RestartableBroker: @unchecked Sendable {
+    public let port: Int
+    public let data: String
+    private var process: Process?
+
+    public init() throws {
+        port = try LoopbackHTTP.freePort()
+        data = FileManager.default.temporaryDirectory.appendingPathComponent("noida-\(UUID().uuidString)").path
+    }
+
+    public var bootstrap: String { "127.0.0.1:\(port)" }
+
+    public func start() async throws {
+        let find = Process()
+        find.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        find.arguments = ["python3", "-c", "import noida_db, os; print(os.path.join(os.path.dirname(noida_db.__file__), 'noida-db'))"]
+        let out = Pipe()
+        find.standardOutput = out
+        try find.run()
+        let binary = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        find.waitUntilExit()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = ["start", "--only", "kafka", "--host", "127.0.0.1", "--kafka-port", "\(port)", "--data-dir", data]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        process = p
+        let port = self.port
+        guard await waitUntil(.seconds(60), { LoopbackHTTP.canConnect(port: port) }) else {
+            throw LoopbackHTTPError("the broker did not listen on \(port)")
+        }
+    }
+
+    /// SIGKILL: the broker is gone at once, as in a crash.
+    public func kill() {
+        guard let p = process else { return }
+        Glibc.kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        process = nil
+    }
+}

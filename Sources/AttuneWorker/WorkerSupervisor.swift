@@ -16,7 +16,7 @@ public final class WorkerSupervisor: Sendable {
 
     /// `make` builds a fresh worker (new consumer, new state) for each start.
     public init(metrics factory: any MetricsFactory = NOOPMetricsHandler.instance, logger: Logger,
-                backoff: (first: Duration, max: Duration) = (.seconds(1), .seconds(30)),
+                backoff: (first: Duration, max: Duration) = (.seconds(1), .seconds(10)),
                 make: @escaping @Sendable () throws -> TrainWorker) {
         self.make = make
         self.logger = logger

@@ -7,7 +7,7 @@ import Foundation
 final class RunningUp {
     let folder: URL
     let dataDirectory: String
-    let process = Process()
+    let process: Process
     private(set) var port = 0
 
     init(_ name: String, extra: [String] = []) throws {
@@ -16,19 +16,10 @@ final class RunningUp {
         let model = folder.appendingPathComponent("tiny.gguf").path
         try RandomModel.write(tiny, to: model, vocabulary: testVocabulary)
         dataDirectory = folder.appendingPathComponent("data").path
-        process.executableURL = URL(fileURLWithPath: try attuneExecutable())
-        process.arguments = ["up", "--model", model, "--data-dir", dataDirectory, "--port", "0", "--steps", "1", "--batch-size", "1",
-                             "--seq-len", "16", "--batch-seconds", "1", "--domain-wait", "30", "--status-interval", "60"] + extra
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        var banner = ""
-        while !banner.contains("/v1 ") {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            banner += String(decoding: chunk, as: UTF8.self)
-        }
+        let (process, banner) = try startAttune(["up", "--model", model, "--data-dir", dataDirectory, "--port", "0", "--steps", "1",
+                                                 "--batch-size", "1", "--seq-len", "16", "--batch-seconds", "1", "--domain-wait", "30",
+                                                 "--status-interval", "60"] + extra, until: "/v1 ")
+        self.process = process
         guard let match = banner.firstMatch(of: #/127\.0\.0\.1:(\d+)\/v1 /#), let port = Int(match.output.1) else {
             throw LoopbackHTTPError("attune up printed no address: \(banner)")
         }
@@ -59,4 +50,24 @@ final class RunningUp {
         process.waitUntilExit()
         return process.terminationStatus
     }
+}
+
+/// Starts the `attune` executable and reads its standard output until `marker` appears (or
+/// the output ends); returns the running process and what it printed so far.
+func startAttune(_ arguments: [String], in folder: URL? = nil, until marker: String) throws -> (Process, String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try attuneExecutable())
+    process.arguments = arguments
+    if let folder { process.currentDirectoryURL = folder }
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    var seen = ""
+    while !seen.contains(marker) {
+        let chunk = out.fileHandleForReading.availableData
+        if chunk.isEmpty { break }
+        seen += String(decoding: chunk, as: UTF8.self)
+    }
+    return (process, seen)
 }

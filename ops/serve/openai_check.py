@@ -24,7 +24,7 @@ def main() -> int:
     p.add_argument("--pinned", required=True, help="NAME@VERSION of an existing version")
     p.add_argument("--prompt", default="Question 1?")
     a = p.parse_args()
-    client = openai.OpenAI(base_url=a.base_url, api_key="unused", max_retries=0, timeout=120)
+    client = openai.OpenAI(base_url=a.base_url, api_key="unused", max_retries=0, timeout=300)
     summary = {}
 
     def check(condition, message):

@@ -283,3 +283,69 @@ private func latestCheckpoints(_ log: any EventLog, prefix: String = "") async t
     }
     return out
 }
+
+/// Two worker processes share the group; one is SIGKILLed. After its session times out the
+/// other takes over its partitions and trains what arrives there — no input lost or trained
+/// twice, versions 1, 2, … per adapter, each on the version before.
+@Test func aKilledWorkersPartitionsAreTakenOverByItsPeer() async throws {
+    let binary = try attuneExecutable()
+    let (dir, model, logDir, log, catalog) = try await processFixture("takeover")
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let producer = ValidatingProducer(try log.makeProducer(), catalog: catalog)
+    let domains = (0..<12).map { "d\($0)" }
+    var inputs: [(String, RecordMetadata)] = []
+    func wave(_ w: Int) async throws {
+        for d in domains {
+            let value = #"{"domain":"\#(d)","doc_id":"\#(d)-\#(w)","text":"Wave \#(w) text about \#(d).","source":"test"}"#
+            inputs.append(("domain/" + d, try await producer.send(ProducerRecord(topic: "attune.corpora", key: d, value: value))))
+        }
+    }
+    func worker(_ name: String) throws -> (Process, URL) {
+        let stderr = dir.appendingPathComponent("\(name).log")
+        _ = FileManager.default.createFile(atPath: stderr.path, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = ["train-worker", "--model", model, "--log-dir", logDir, "--idle", "0", "--batch-tokens", "1000", "--batch-seconds", "0.5",
+                       "--steps", "2", "--seq-len", "48", "--batch-size", "2", "--rank", "2", "--gate-tolerance", "100", "--session-timeout", "5"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = try FileHandle(forWritingTo: stderr)
+        try p.run()
+        return (p, stderr)
+    }
+    func owned(_ log: URL) throws -> Int {
+        let line = try String(contentsOf: log, encoding: .utf8).split(separator: "\n").last { $0.contains("partitions now owned:") }
+        return line.map { $0.split(separator: " ").filter { $0.hasPrefix("attune.") }.count } ?? 0
+    }
+
+    let (a, aLog) = try worker("a")
+    let (b, bLog) = try worker("b")
+    try await waitUntil(.seconds(300)) { try owned(aLog) > 0 && owned(bLog) > 0 && owned(aLog) + owned(bLog) == 18 }
+    try await wave(1)
+    try await waitUntil(.seconds(300), interval: .milliseconds(200)) {
+        let releases = try await publishedReleases(log)
+        return inputs.allSatisfy { a, m in releases.contains { $0.adapter == a && $0.covers(TopicPartition(m.topic, m.partition), m.offset) } }
+    }
+    kill(a.processIdentifier, SIGKILL)
+    a.waitUntilExit()
+    try await wave(2)
+    await producer.close()
+    try await waitUntil(.seconds(300)) { try owned(bLog) == 18 }
+    #expect(try owned(bLog) == 18, "the surviving worker owns every partition")
+    try await waitUntil(.seconds(600), interval: .milliseconds(200)) {
+        let releases = try await publishedReleases(log)
+        return inputs.allSatisfy { a, m in releases.contains { $0.adapter == a && $0.covers(TopicPartition(m.topic, m.partition), m.offset) } }
+    }
+    b.terminate()
+    b.waitUntilExit()
+    #expect(b.terminationStatus == 0)
+    let releases = try await publishedReleases(log)
+    for (adapter, meta) in inputs {
+        let tp = TopicPartition(meta.topic, meta.partition)
+        #expect(releases.filter { $0.adapter == adapter && $0.covers(tp, meta.offset) }.count == 1, "\(adapter) \(tp)@\(meta.offset)")
+    }
+    for (name, list) in Dictionary(grouping: releases, by: \.adapter) {
+        let sorted = list.sorted { $0.version < $1.version }
+        #expect(sorted.map(\.version) == Array(1...list.count), "\(name) versions")
+        #expect(sorted.map(\.parent) == [nil] + sorted.dropLast().map(\.id), "\(name) lineage")
+    }
+}

@@ -1,3 +1,4 @@
+import AttuneEventLog
 import AttuneRegistry
 import Foundation
 import Logging
@@ -11,10 +12,7 @@ public final class AdapterWatcher: Sendable {
     private let cache: AdapterCache
     private let logger: Logger
     private let readiness = Atomic(false)
-    /// When the log last answered a probe (a probe can hang for as long as the broker is away).
-    private let lastAnswer = Mutex(ContinuousClock.now)
-    /// Unready when the log has not answered for this long.
-    private let silence: Duration = .seconds(8)
+    private let health = LogHealth()
 
     public init(registry: AdapterRegistry, cache: AdapterCache, logger: Logger) {
         self.registry = registry
@@ -23,9 +21,7 @@ public final class AdapterWatcher: Sendable {
     }
 
     /// Whether the topics have been read to the end they had at start and the log answers.
-    public var isReady: Bool {
-        readiness.load(ordering: .acquiring) && ContinuousClock.now - lastAnswer.withLock { $0 } < silence
-    }
+    public var isReady: Bool { readiness.load(ordering: .acquiring) && health.answering }
 
     /// Runs until cancelled.
     public func run() async throws {
@@ -34,20 +30,9 @@ public final class AdapterWatcher: Sendable {
         logger.info("adapter registry caught up", metadata: ["adapters": "\(names.count)", "versions": "\(live.count)"])
         await cache.loadPinned()
         readiness.store(true, ordering: .releasing)
-        lastAnswer.withLock { $0 = .now }
-        let probe = Task { [self] in
-            var silent = false
-            while !Task.isCancelled {
-                do {
-                    try await registry.probe()
-                    lastAnswer.withLock { $0 = .now }
-                    if silent { logger.notice("the event log answers again") }
-                    silent = false
-                } catch {
-                    if !silent { logger.error("the event log does not answer: \(error)") }
-                    silent = true
-                }
-                try? await Task.sleep(for: .seconds(2))
+        let probe = Task { [registry, health, logger] in
+            await health.watch(probe: { try await registry.probe() }) { answering, error in
+                if answering { logger.notice("the event log answers again") } else { logger.error("the event log does not answer: \(error.map { "\($0)" } ?? "")") }
             }
         }
         defer { probe.cancel() }

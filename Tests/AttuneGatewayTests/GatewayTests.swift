@@ -211,8 +211,8 @@ func subject(_ data: String) -> String? {
     }
 
     /// A gateway whose Kafka broker goes away answers 503 with Retry-After (never "accepted"),
-    /// keeps answering health checks, and takes records again once the broker is back — no
-    /// restart. Runs its own broker (the test broker keeps its topics across a restart).
+    /// keeps answering health checks, is unready while the log does not answer, and takes
+    /// records (and is ready) again once the broker is back — no restart. Runs its own broker (the test broker keeps its topics across a restart).
     @Test(.enabled(if: TestTransport.bootstrap != nil || TestTransport.kafkaRequired))
     func aGatewayThatLosesTheBrokerAnswers503AndRecovers() async throws {
         let broker = try RestartableBroker()
@@ -230,8 +230,12 @@ func subject(_ data: String) -> String? {
         #expect(((down.json["error"] as? [String: Any])?["code"] as? String) == "log_unavailable")
         #expect(down.headers["retry-after"] != nil)
         #expect(try await fixture.request("GET", "/healthz", key: nil).status == 200)
+        #expect(await waitUntil(.seconds(60), interval: .seconds(1)) { (try? await fixture.request("GET", "/readyz", key: nil).status) == 503 },
+                "/readyz answers 503 while the log does not answer")
 
         try await broker.start()
+        #expect(await waitUntil(.seconds(120), interval: .seconds(1)) { (try? await fixture.request("GET", "/readyz", key: nil).status) == 200 },
+                "/readyz answers 200 again")
         var back: HTTPAnswer?
         let recovered = await waitUntil(.seconds(120), interval: .seconds(1)) {
             back = try? await fixture.request("POST", "/v1/interactions", key: "acme", body: Data(interaction("acme", 3).utf8))

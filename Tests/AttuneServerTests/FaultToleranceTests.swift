@@ -34,7 +34,8 @@ extension ServerTests {
             record(try await up.post("/v1/corpora", [#"{"domain":"d1","doc_id":"a","text":"the cat sat on the mat","source":"t"}"#],
                                      headers: ["Idempotency-Key": "outage-corpus"]), topic: "attune.corpora") { _ in "domain/d1" }
             record(try await up.post("/v1/interactions", interactions(1)), topic: "attune.interactions") { $0 < 2 ? "tenant/t1" : "tenant/t2" }
-            try await waitUntil(.seconds(600), interval: .seconds(1)) { try await Self.uncovered(expected, port: up.port).isEmpty }
+            #expect(try await waitUntil(.seconds(600), interval: .seconds(1)) { try await Self.uncovered(expected, port: up.port).isEmpty },
+                    "the first wave was trained before the outage")
 
             broker.kill()
             let down = ContinuousClock.now

@@ -3,7 +3,7 @@ import AttuneTestSupport
 import Foundation
 
 /// `attune up` on a tiny random model in a temporary folder, for tests that drive the whole
-/// system over HTTP. Stopped with SIGKILL if the test did not stop it.
+/// system over HTTP (the publication gate is opened wide: a random model's losses say nothing). Stopped with SIGKILL if the test did not stop it.
 final class RunningUp {
     let folder: URL
     let dataDirectory: String
@@ -18,7 +18,7 @@ final class RunningUp {
         dataDirectory = folder.appendingPathComponent("data").path
         let (process, banner) = try startAttune(["up", "--model", model, "--data-dir", dataDirectory, "--port", "0", "--steps", "1",
                                                  "--batch-size", "1", "--seq-len", "16", "--batch-seconds", "1", "--domain-wait", "30",
-                                                 "--status-interval", "60"] + extra, until: "/v1 ")
+                                                 "--gate-tolerance", "100", "--status-interval", "60"] + extra, until: "/v1 ")
         self.process = process
         guard let match = banner.firstMatch(of: #/127\.0\.0\.1:(\d+)\/v1 /#), let port = Int(match.output.1) else {
             throw LoopbackHTTPError("attune up printed no address: \(banner)")

@@ -43,6 +43,15 @@ public final class Gateway: Sendable {
     let completions: CompletionLog
     /// Delivers events to webhook subscriptions; run it beside the HTTP server.
     public let webhooks: WebhookDispatcher
+    /// Whether the log answers (`attune gateway`'s `/readyz`); kept current by `watchLog`.
+    public let health = LogHealth()
+
+    /// Probes the log until cancelled, for `health`.
+    public func watchLog() async {
+        await health.watch(probe: { [interactions] in try await interactions.probeLog() }) { [logger] answering, error in
+            if answering { logger.notice("the event log answers again") } else { logger.error("the event log does not answer: \(error.map { "\($0)" } ?? "")") }
+        }
+    }
 
     /// Opens the topics (they must exist) and the idempotency journal in `stateDirectory`.
     public init(log: any EventLog, catalog: TopicCatalog, access: AccessControl, stateDirectory: String,

@@ -35,7 +35,10 @@ public final class GatewayServer: Service, Sendable {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: JSONErrorMiddleware())
         gateway.addRoutes(to: router)
-        CommonRoutes.add(to: router, prometheus: prometheus, ready: { true }, notReady: "")
+        CommonRoutes.add(to: router, prometheus: prometheus, ready: { [gateway] in gateway.health.answering },
+                         notReady: "the event log does not answer")
+        let watch = Task { [gateway] in await gateway.watchLog() }
+        defer { watch.cancel() }
         let app = Application(router: router, server: try TLSFiles.serverBuilder(tls, idleTimeout: idleTimeout), configuration: .init(address: .hostname(host, port: port), serverName: "attune"),
                               services: [gateway.webhooks],
                               onServerRunning: { [self, logger] channel in

@@ -91,6 +91,11 @@ public final class Ingestor: Sendable {
     private let catalog: TopicCatalog
     private let producer: any EventProducer
     private let probe: any EventConsumer
+
+    /// Asks the log for the topic's first partition's watermarks: throws (or hangs) while it cannot answer.
+    func probeLog() async throws {
+        _ = try await probe.watermarks(TopicPartition(topic, 0))
+    }
     private let journal: IdempotencyJournal
     private let partitionCount: Int
     /// Stamped on every record, as `ValidatingProducer` does (the record was validated above).

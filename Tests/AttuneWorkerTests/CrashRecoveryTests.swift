@@ -259,15 +259,7 @@ func aJoiningWorkerTakesOverPartitionsWithTheirAdapters(_ transport: TestTranspo
         print("first worker:\n" + (try String(contentsOf: aLog, encoding: .utf8)) + "\nsecond worker:\n" + (try String(contentsOf: bLog, encoding: .utf8)))
     }
     let releases = try await publishedReleases(log, prefix: prefix)
-    for (adapter, meta) in inputs {
-        let tp = TopicPartition(meta.topic, meta.partition)
-        #expect(releases.filter { $0.adapter == adapter && $0.covers(tp, meta.offset) }.count == 1, "\(adapter) \(tp)@\(meta.offset)")
-    }
-    for (name, list) in Dictionary(grouping: releases, by: \.adapter) {
-        let sorted = list.sorted { $0.version < $1.version }
-        #expect(sorted.map(\.version) == Array(1...list.count), "\(name) versions")
-        #expect(sorted.map(\.parent) == [nil] + sorted.dropLast().map(\.id), "\(name) lineage")
-    }
+    expectEachInputTrainedOnceInALineage(inputs, releases)
 
     // The second worker continued the first one's replay memory: its checkpoint holds both waves.
     let checkpoints = try await latestCheckpoints(log, prefix: prefix)
@@ -339,6 +331,12 @@ private func latestCheckpoints(_ log: any EventLog, prefix: String = "") async t
     b.waitUntilExit()
     #expect(b.terminationStatus == 0)
     let releases = try await publishedReleases(log)
+    expectEachInputTrainedOnceInALineage(inputs, releases)
+}
+
+/// Each input is covered by exactly one published version of its adapter, and each adapter's
+/// versions run 1, 2, … with every parent the version before.
+private func expectEachInputTrainedOnceInALineage(_ inputs: [(String, RecordMetadata)], _ releases: [AdapterRelease]) {
     for (adapter, meta) in inputs {
         let tp = TopicPartition(meta.topic, meta.partition)
         #expect(releases.filter { $0.adapter == adapter && $0.covers(tp, meta.offset) }.count == 1, "\(adapter) \(tp)@\(meta.offset)")

@@ -4,6 +4,9 @@ public struct EventLogError: Error, CustomStringConvertible, Sendable {
     public enum Kind: String, Sendable {
         case unknownTopic, topicExists, unknownPartition, invalidArgument, invalidConfiguration
         case messageTooLarge, invalidPayload, notAssigned, closed, storage, kafka, timeout
+        /// The disk under a local store (the embedded log, a file being written) is full:
+        /// nothing was written, and retrying will not help until space is freed.
+        case diskFull
     }
 
     public var kind: Kind

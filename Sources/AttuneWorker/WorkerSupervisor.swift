@@ -6,7 +6,8 @@ import Synchronization
 /// Keeps a training worker running through event-log failures (a broker outage): when the
 /// worker stops on an `EventLogError`, a new one starts after a backoff from what the log
 /// holds — committed offsets, published versions, checkpoints — exactly as a restarted process
-/// would, so nothing acknowledged is lost or trained twice. Other errors end the run.
+/// would, so nothing acknowledged is lost or trained twice. Other errors end the run, and so
+/// does a full disk under the embedded log: restarting cannot help until space is freed.
 public final class WorkerSupervisor: Sendable {
     private let make: @Sendable () throws -> TrainWorker
     private let current = Mutex<TrainWorker?>(nil)
@@ -44,7 +45,7 @@ public final class WorkerSupervisor: Sendable {
             do {
                 try await worker.run(idle: idle, stop: stop)
                 return
-            } catch let error as EventLogError where !stop() && !Task.isCancelled {
+            } catch let error as EventLogError where error.kind != .diskFull && !stop() && !Task.isCancelled {
                 statsSoFar.withLock { $0 = $0 + worker.stats }
                 current.withLock { $0 = nil }
                 restarts.increment()

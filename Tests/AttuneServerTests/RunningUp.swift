@@ -10,15 +10,16 @@ final class RunningUp {
     let process: Process
     private(set) var port = 0
 
-    init(_ name: String, extra: [String] = []) throws {
+    /// `dataDirectory` defaults to a folder inside the test's own; `errors` receives standard error.
+    init(_ name: String, extra: [String] = [], dataDirectory: String? = nil, errors: FileHandle? = nil) throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("attune-\(name)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let model = folder.appendingPathComponent("tiny.gguf").path
         try RandomModel.write(tiny, to: model, vocabulary: testVocabulary)
-        dataDirectory = folder.appendingPathComponent("data").path
-        let (process, banner) = try startAttune(["up", "--model", model, "--data-dir", dataDirectory, "--port", "0", "--steps", "1",
+        self.dataDirectory = dataDirectory ?? folder.appendingPathComponent("data").path
+        let (process, banner) = try startAttune(["up", "--model", model, "--data-dir", self.dataDirectory, "--port", "0", "--steps", "1",
                                                  "--batch-size", "1", "--seq-len", "16", "--batch-seconds", "1", "--domain-wait", "30",
-                                                 "--gate-tolerance", "100", "--status-interval", "60"] + extra, until: "/v1 ")
+                                                 "--gate-tolerance", "100", "--status-interval", "60"] + extra, until: "/v1 ", errors: errors)
         self.process = process
         guard let match = banner.firstMatch(of: #/127\.0\.0\.1:(\d+)\/v1 /#), let port = Int(match.output.1) else {
             throw LoopbackHTTPError("attune up printed no address: \(banner)")
@@ -54,14 +55,14 @@ final class RunningUp {
 
 /// Starts the `attune` executable and reads its standard output until `marker` appears (or
 /// the output ends); returns the running process and what it printed so far.
-func startAttune(_ arguments: [String], in folder: URL? = nil, until marker: String) throws -> (Process, String) {
+func startAttune(_ arguments: [String], in folder: URL? = nil, until marker: String, errors: FileHandle? = nil) throws -> (Process, String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: try attuneExecutable())
     process.arguments = arguments
     if let folder { process.currentDirectoryURL = folder }
     let out = Pipe()
     process.standardOutput = out
-    process.standardError = FileHandle.nullDevice
+    process.standardError = errors ?? FileHandle.nullDevice
     try process.run()
     var seen = ""
     while !seen.contains(marker) {

@@ -6,6 +6,7 @@ private let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 /// One SQLite connection. Not thread-safe: each owner serialises its own use.
 final class SQLiteDatabase {
     private(set) var handle: OpaquePointer?
+    private let path: String
     private var statements: [String: SQLiteStatement] = [:]
 
     init(path: String, busyTimeoutMs: Int, synchronousFull: Bool) throws {
@@ -18,6 +19,7 @@ final class SQLiteDatabase {
             throw EventLogError(.storage, "cannot open \(path): \(message)")
         }
         handle = db
+        self.path = path
         sqlite3_busy_timeout(db, Int32(busyTimeoutMs))
         try execute("PRAGMA journal_mode=WAL")
         try execute("PRAGMA synchronous=\(synchronousFull ? "FULL" : "NORMAL")")
@@ -37,13 +39,22 @@ final class SQLiteDatabase {
         handle.map { String(cString: sqlite3_errmsg($0)) } ?? "database closed"
     }
 
+    /// The error for the last failed call: `.diskFull` when SQLite ran out of space (its
+    /// transaction is rolled back, so nothing half-written remains), `.storage` otherwise.
+    func lastError(_ context: String? = nil) -> EventLogError {
+        let detail = context.map { "\(errorMessage) in: \($0)" } ?? errorMessage
+        if let handle, sqlite3_errcode(handle) == SQLITE_FULL {
+            return EventLogError(.diskFull, "the disk holding \(path) is full (\(detail)); free space and start again")
+        }
+        return EventLogError(.storage, detail)
+    }
+
     func execute(_ sql: String) throws {
         guard let handle else { throw EventLogError(.closed, "database closed") }
         var error: UnsafeMutablePointer<CChar>?
         if sqlite3_exec(handle, sql, nil, nil, &error) != SQLITE_OK {
-            let message = error.map { String(cString: $0) } ?? errorMessage
             sqlite3_free(error)
-            throw EventLogError(.storage, "\(message) in: \(sql)")
+            throw lastError(sql)
         }
     }
 
@@ -56,7 +67,7 @@ final class SQLiteDatabase {
         guard let handle else { throw EventLogError(.closed, "database closed") }
         var stmt: OpaquePointer?
         guard sqlite3_prepare_v2(handle, sql, -1, &stmt, nil) == SQLITE_OK, let stmt else {
-            throw EventLogError(.storage, "\(errorMessage) in: \(sql)")
+            throw lastError(sql)
         }
         let statement = SQLiteStatement(stmt, database: self)
         statements[sql] = statement
@@ -150,7 +161,7 @@ final class SQLiteStatement {
         switch sqlite3_step(stmt) {
         case SQLITE_ROW: return true
         case SQLITE_DONE: return false
-        default: throw EventLogError(.storage, database.errorMessage)
+        default: throw database.lastError()
         }
     }
 

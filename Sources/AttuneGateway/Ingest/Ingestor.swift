@@ -261,6 +261,9 @@ public final class Ingestor: Sendable {
                                          code: "idempotency_key_reused")
 
     private static func unavailable(_ error: any Error) -> APIError {
+        if let error = error as? EventLogError, error.kind == .diskFull {
+            return APIError(.init(code: 507, reasonPhrase: "Insufficient Storage"), "the event log did not take the record: \(error.message)", code: "log_disk_full")
+        }
         var e = APIError(.serviceUnavailable, "the event log did not take the record: \(error)", code: "log_unavailable")
         e.retryAfterSeconds = 1
         return e

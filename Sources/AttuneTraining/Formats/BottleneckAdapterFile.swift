@@ -18,7 +18,6 @@ public enum BottleneckAdapterFile {
     }
 
     public static func save(_ adapter: BottleneckAdapter, to directory: URL, baseModel: String) throws {
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let m = adapter.config.size, d = adapter.model.dim
         var tensors: [String: SafeTensor] = [:]
         for l in 0..<adapter.model.layers {
@@ -34,8 +33,8 @@ public enum BottleneckAdapterFile {
                             placements: adapter.config.placements.map(\.rawValue), activation: adapter.config.activation.rawValue)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(config).write(to: directory.appendingPathComponent(PEFTAdapterFile.configName))
-        try Safetensors.encode(tensors).write(to: directory.appendingPathComponent(PEFTAdapterFile.weightsName))
+        try AdapterFolder.write([(PEFTAdapterFile.configName, try encoder.encode(config)),
+                                 (PEFTAdapterFile.weightsName, try Safetensors.encode(tensors))], to: directory)
     }
 
     public static func load(from directory: URL, model: LlamaConfig) throws -> BottleneckAdapter {

@@ -34,10 +34,8 @@ public enum PEFTAdapterFile {
 
     /// Writes `adapter` to `directory`, recording `baseModel` as its base.
     public static func save(_ adapter: LoRAAdapter, to directory: URL, baseModel: String, metadata: [String: String] = [:]) throws {
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let (config, weights) = try encode(adapter, baseModel: baseModel, metadata: metadata)
-        try config.write(to: directory.appendingPathComponent(configName))
-        try weights.write(to: directory.appendingPathComponent(weightsName))
+        try AdapterFolder.write([(configName, config), (weightsName, weights)], to: directory)
     }
 
     /// The two files of the PEFT folder, in memory (`adapter_config.json`, `adapter_model.safetensors`).

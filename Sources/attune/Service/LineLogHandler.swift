@@ -45,6 +45,7 @@ struct LineLogHandler: LogHandler {
             for (key, value) in all where object[key] == nil { object[key] = "\(value)" }
             line = String(decoding: (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data(), as: UTF8.self)
         }
-        destination.write(Data((line + "\n").utf8))
+        // A line that cannot be written (a full disk) is dropped; the service goes on.
+        try? destination.write(contentsOf: Data((line + "\n").utf8))
     }
 }

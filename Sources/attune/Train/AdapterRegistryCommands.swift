@@ -94,13 +94,15 @@ extension AdapterCommand {
                     let release = try await registry.resolve(ref)
                     let bytes = try await registry.weights(of: release)
                     let (config, weights) = try PEFTAdapterFile.split(published: Data(bytes))
-                    let dir = URL(fileURLWithPath: out)
-                    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-                    try config.write(to: dir.appendingPathComponent(PEFTAdapterFile.configName))
-                    try weights.write(to: dir.appendingPathComponent(PEFTAdapterFile.weightsName))
-                    try JSONEncoder.sorted.encode(release).write(to: dir.appendingPathComponent("release.json"))
+                    try AdapterFolder.write([(PEFTAdapterFile.configName, config), (PEFTAdapterFile.weightsName, weights),
+                                             ("release.json", try JSONEncoder.sorted.encode(release))],
+                                            to: URL(fileURLWithPath: out))
                     emit("\(release.id) sha256:\(release.sha256) → \(out)" + (release.domain.map { " (stands on \($0))" } ?? ""))
                 } catch let error as RegistryError {
+                    await registry.close()
+                    FileHandle.standardError.write(Data("attune: \(error)\n".utf8))
+                    throw ExitCode.failure
+                } catch let error as TrainingError {
                     await registry.close()
                     FileHandle.standardError.write(Data("attune: \(error)\n".utf8))
                     throw ExitCode.failure

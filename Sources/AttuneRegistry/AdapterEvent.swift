@@ -1,3 +1,4 @@
+import AttuneEventLog
 import Foundation
 
 /// A CloudEvents 1.0 `adapter.updated` event read from `attune.adapter-events`.
@@ -16,9 +17,15 @@ public struct AdapterEvent: Sendable {
               let id = object["id"] as? String, let data = object["data"] as? [String: Any],
               let adapter = data["adapter"] as? String, let versionText = data["version"] as? String,
               let version = Int(versionText), let sha256 = data["sha256"] as? String else { return nil }
-        var covers: [String: [[Int64]]] = [:]
-        for (tp, ranges) in data["covers"] as? [String: [[NSNumber]]] ?? [:] {
-            covers[tp] = ranges.map { $0.map(\.int64Value) }
+        var covers: OffsetCoverage = [:]
+        for (name, ranges) in data["covers"] as? [String: [[NSNumber]]] ?? [:] {
+            guard let tp = TopicPartition(parsing: name) else { return nil }
+            var list: [OffsetRange] = []
+            for r in ranges {
+                guard r.count == 2, let range = OffsetRange(r[0].int64Value, r[1].int64Value) else { return nil }
+                list.append(range)
+            }
+            covers[tp] = list
         }
         // A domain adapter's event names its own domain id; only a tenant's names the version it stands on.
         let domain = AdapterName(parsing: adapter)?.kind == .tenant ? data["domain"] as? String : nil

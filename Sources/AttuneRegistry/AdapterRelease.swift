@@ -14,19 +14,19 @@ public struct AdapterRelease: Codable, Sendable, Equatable {
     public var domain: String?
     public var baseModel: String
     public var baseModelSHA256: String
-    /// Inclusive offset ranges covered, per "topic[partition]".
-    public var covers: [String: [[Int64]]]
+    /// The input offsets this version trained.
+    public var covers: OffsetCoverage
     public var metrics: [String: Double]
     /// Ranks of the adapter's blocks, oldest first; only the last one trains (absent: one block).
     public var blocks: [Int]? = nil
     /// Inputs of earlier versions whose offsets were not yet committed when this one was
     /// published, so that they are still known as trained once a compacted topic keeps only
     /// this version.
-    public var carried: [String: [[Int64]]]? = nil
+    public var carried: OffsetCoverage? = nil
 
     public init(adapter: String, version: Int, sha256: String, parent: String?, domain: String?, baseModel: String,
-                baseModelSHA256: String, covers: [String: [[Int64]]], metrics: [String: Double], blocks: [Int]? = nil,
-                carried: [String: [[Int64]]]? = nil) {
+                baseModelSHA256: String, covers: OffsetCoverage, metrics: [String: Double], blocks: [Int]? = nil,
+                carried: OffsetCoverage? = nil) {
         self.adapter = adapter
         self.version = version
         self.sha256 = sha256
@@ -60,12 +60,10 @@ public struct AdapterRelease: Codable, Sendable, Equatable {
 
     /// Whether a release read from a topic is one a worker can act on: a known kind of adapter,
     /// a sane version, a sha256, parseable parent and domain ids, and ranges of two ordered
-    /// non-negative offsets.
+    /// non-negative offsets (`OffsetRange` holds no other).
     public var isWellFormed: Bool {
-        func ranges(_ r: [String: [[Int64]]]) -> Bool { r.values.allSatisfy { $0.allSatisfy { $0.count == 2 && 0 <= $0[0] && $0[0] <= $0[1] } } }
-        return Self.isAdapterName(adapter) && (1...(1 << 40)).contains(version) && sha256.count == 64
+        Self.isAdapterName(adapter) && (1...(1 << 40)).contains(version) && sha256.count == 64
             && (parent.map { Self.parseID($0)?.name == adapter } ?? true) && (domain.map { Self.parseID($0) != nil } ?? true)
-            && ranges(covers) && ranges(carried ?? [:])
     }
 
     /// Headers of the `attune.adapters` record.
@@ -107,24 +105,20 @@ public struct AdapterRelease: Codable, Sendable, Equatable {
 
     /// Whether `offset` of `partition` is one of the inputs this version trained.
     public func covers(_ partition: TopicPartition, _ offset: Int64) -> Bool {
-        Self.contains(covers, partition, offset)
+        covers.contains(partition, offset)
     }
 
     /// Whether this version or, as far as it carries them, an earlier one trained that input.
     public func accountsFor(_ partition: TopicPartition, _ offset: Int64) -> Bool {
-        covers(partition, offset) || carried.map { Self.contains($0, partition, offset) } == true
-    }
-
-    private static func contains(_ ranges: [String: [[Int64]]], _ partition: TopicPartition, _ offset: Int64) -> Bool {
-        (ranges[partition.description] ?? []).contains { $0[0] <= offset && offset <= $0[1] }
+        covers(partition, offset) || carried?.contains(partition, offset) == true
     }
 
     /// This version's inputs and those it carries, without the ranges that end below each
     /// partition's committed offset: what the next version must carry.
-    public func uncommitted(_ committed: [String: Int64]) -> [String: [[Int64]]] {
-        var out: [String: [[Int64]]] = [:]
+    public func uncommitted(_ committed: [TopicPartition: Int64]) -> OffsetCoverage {
+        var out: OffsetCoverage = [:]
         for (tp, ranges) in covers.merging(carried ?? [:], uniquingKeysWith: +) {
-            let kept = ranges.filter { $0[1] >= committed[tp] ?? 0 }.sorted { $0[0] < $1[0] }
+            let kept = ranges.filter { $0.last >= committed[tp] ?? 0 }.sorted { $0.first < $1.first }
             if !kept.isEmpty { out[tp] = kept }
         }
         return out

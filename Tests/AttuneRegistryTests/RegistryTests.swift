@@ -25,7 +25,7 @@ import Testing
     private func release(_ name: String, _ version: Int, _ bytes: [UInt8], domain: String? = nil) -> AdapterRelease {
         AdapterRelease(adapter: name, version: version, sha256: AdapterRelease.digest(bytes),
                        parent: version > 1 ? "\(name)@\(version - 1)" : nil, domain: domain, baseModel: "m", baseModelSHA256: "0",
-                       covers: ["attune.interactions[0]": [[Int64(version), Int64(version)]]], metrics: ["loss": 1.5])
+                       covers: [TopicPartition("attune.interactions", 0): [OffsetRange(single: Int64(version))]], metrics: ["loss": 1.5])
     }
 
     @Test func aVersionIsLiveOnceStoredAndAnnouncedAndItsBytesAreVerified() async throws {

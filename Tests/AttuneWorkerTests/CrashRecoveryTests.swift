@@ -38,7 +38,8 @@ private func publishedReleases(_ log: any EventLog, prefix: String = "") async t
         let data = try #require(event["data"] as? [String: Any])
         releases.append(AdapterRelease(adapter: data["adapter"] as! String, version: Int(data["version"] as! String)!,
                                        sha256: data["sha256"] as! String, parent: data["parent"] as? String, domain: nil,
-                                       baseModel: "", baseModelSHA256: "", covers: data["covers"] as! [String: [[Int64]]], metrics: [:]))
+                                       baseModel: "", baseModelSHA256: "", covers: try JSONDecoder().decode(OffsetCoverage.self, from: JSONSerialization.data(withJSONObject: data["covers"]!)),
+                                       metrics: [:]))
     }
     return releases
 }

@@ -229,7 +229,7 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
     v2.parent = v1.id
     var late: [RecordMetadata] = []
     for i in 5..<7 { late.append(try await producer.send(ProducerRecord(topic: "attune.corpora", key: "law", value: corpus("law", i)))) }
-    v2.covers = [TopicPartition(late[0].topic, late[0].partition).description: [[late[0].offset, late[1].offset]]]
+    v2.covers = [TopicPartition(late[0].topic, late[0].partition): [OffsetRange(late[0].offset, late[1].offset)!]]
     let weights = try #require(try await readTopic(log, "attune.adapters", partitions: 6).first?.value)
     _ = try await producer.send(ProducerRecord(topic: "attune.adapters", key: Array("domain/law".utf8), value: weights, headers: try v2.headers()))
     await producer.close()
@@ -350,15 +350,15 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
     let first = TrainWorker(configuration: config, log: log, base: base, tokenizer: try testTokenizer(), catalog: catalog)
     nonisolated(unsafe) var secondWave = false
     try await first.run(idle: .seconds(60)) {
-        let versions = first.releases["tenant/" + a]?.count ?? 0
+        let versions = first.releases[.tenant(a)!]?.count ?? 0
         if versions == 1 && !secondWave {
             secondWave = true
             Task { for i in 5..<10 { _ = try await producer.send(ProducerRecord(topic: "attune.interactions", key: a, value: interaction(a, i))) } }
         }
         return versions >= 2
     }
-    let v2 = try #require(first.releases["tenant/" + a]?.last)
-    let v1 = try #require(first.releases["tenant/" + a]?.first)
+    let v2 = try #require(first.releases[.tenant(a)!]?.last)
+    let v1 = try #require(first.releases[.tenant(a)!]?.first)
     #expect(v2.version == 2 && v2.carried == v1.covers, "b's waiting record holds the commit below version 1's inputs")
 
     let admin = try #require(try log.makeAdmin() as? EmbeddedAdmin)
@@ -367,7 +367,7 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
     let next = TrainWorker(configuration: config, log: log, base: base, tokenizer: try testTokenizer(), catalog: catalog)
     try await next.run(idle: .milliseconds(800))
     #expect(next.stats.skippedAlreadyTrained == 10 && next.stats.examplesTrained == 1, "only b's record is trained")
-    #expect(next.releases["tenant/" + a]?.map(\.version) == [2], "the adapters topic kept only version 2")
+    #expect(next.releases[.tenant(a)!]?.map(\.version) == [2], "the adapters topic kept only version 2")
     await producer.close()
 }
 

@@ -47,6 +47,13 @@ public final class LoRAAdapter: LinearAdapter, @unchecked Sendable {
         parameters = FloatBuffer(total)
     }
 
+    /// An independent copy with the same configuration and weights.
+    public func copy() -> LoRAAdapter {
+        let c = try! LoRAAdapter(config: config, model: model, zeroed: ())  // the configuration was validated when self was made
+        c.parameters.pointer.update(from: parameters.pointer, count: parameters.count)
+        return c
+    }
+
     @inline(__always)
     static func key(_ layer: Int, _ target: LinearTarget) -> Int {
         let ordinal: Int

@@ -28,6 +28,14 @@ public final class Regularizer: @unchecked Sendable {
         running = FloatBuffer(anchor.count)
     }
 
+    /// An independent copy (anchor, Fisher and what was observed since the last consolidation).
+    public func copy() -> Regularizer {
+        let c = Regularizer(kind: kind, strength: strength, anchor: anchor, fisher: fisher.array, gamma: gamma)
+        c.running.pointer.update(from: running.pointer, count: running.count)
+        c.runningCount = runningCount
+        return c
+    }
+
     /// The penalty at θ.
     public func penalty(_ theta: FloatBuffer) -> Double {
         var s = 0.0

@@ -68,7 +68,7 @@ extension AdapterCommand {
                         continue
                     }
                     let state = v.location == nil ? "compacted" : v.announced ? "live" : "unannounced"
-                    let inputs = v.release.covers.values.reduce(0) { $0 + $1.reduce(0) { $0 + Int($1[1] - $1[0] + 1) } }
+                    let inputs = v.release.covers.offsetCount
                     emit([v.release.id, "sha256:\(v.release.sha256.prefix(12))", "parent:\(v.release.parent ?? "-")",
                           "domain:\(v.release.domain ?? "-")", "inputs:\(inputs)", state].joined(separator: "  "))
                 }

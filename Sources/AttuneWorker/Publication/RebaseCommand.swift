@@ -20,8 +20,9 @@ public struct RebaseCommand: Codable, Sendable, Equatable {
     }
 
     /// The domain adapter's name and the version asked for.
-    var target: (name: String, version: Int)? {
-        AdapterRelease.parseID(domain).flatMap { $0.name.hasPrefix("domain/") ? $0 : nil }
+    var target: (name: AdapterName, version: Int)? {
+        guard let reference = AdapterReference(parsing: domain), reference.name.kind == .domain, let version = reference.version else { return nil }
+        return (reference.name, version)
     }
 
     /// Finds the latest version of the tenant's domain (or of `domain`, to move it to another

@@ -8,7 +8,7 @@ import Logging
 extension TrainWorker {
     /// Writes the version to `attune.adapters` (safetensors, headers with version, sha256,
     /// parent and the covered offsets), then announces it on `attune.adapter-events`.
-    func publish(_ name: String, state: AdapterState, items: [WorkItem], metrics: [String: Double],
+    func publish(_ name: AdapterName, state: AdapterState, items: [WorkItem], metrics: [String: Double],
                  producer: any EventProducer) async throws {
         let c = configuration
         let started = ContinuousClock.now
@@ -16,15 +16,15 @@ extension TrainWorker {
         let (_, weights) = try PEFTAdapterFile.encode(state.lora, baseModel: c.baseModel,
                                                       metadata: ["adapter_config": String(decoding: config, as: UTF8.self)])
         let bytes = Array(weights)
-        let release = AdapterRelease(adapter: name, version: (state.release?.version ?? 0) + 1, sha256: AdapterRelease.digest(bytes),
+        let release = AdapterRelease(adapter: name.description, version: (state.release?.version ?? 0) + 1, sha256: AdapterRelease.digest(bytes),
                                      parent: state.release?.id, domain: state.domain?.release.id, baseModel: c.baseModel,
-                                     baseModelSHA256: c.baseModelSHA256, covers: Self.ranges(items), metrics: metrics,
-                                     blocks: state.blocks.count > 1 ? state.blocks : nil,
-                                     carried: state.release.map { $0.uncommitted(committed) }.flatMap { $0.isEmpty ? nil : $0 })
+                                     baseModelSHA256: c.baseModelSHA256, covers: OffsetCoverage(positions: items.map { ($0.source, $0.offset) }),
+                                     metrics: metrics, blocks: state.weights.blocks.count > 1 ? state.weights.blocks : nil,
+                                     carried: state.release.map { $0.uncommitted(ledger.committed) }.flatMap { $0.isEmpty ? nil : $0 })
         try await publisher.publish(release, weights: bytes, producer: producer)
         state.release = release
-        remember(release)
-        if name.hasPrefix("domain/") { domains[name] = DomainBase(release: release, lora: try decodeLoRA(bytes)) }
+        lineage.remember(release)
+        if name.kind == .domain { domains[name] = DomainBase(release: release, lora: try decodeLoRA(bytes)) }
         stats.published += 1
         self.metrics.publishedVersions.increment()
         self.metrics.publishLatency.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
@@ -33,19 +33,6 @@ extension TrainWorker {
         logger.info("published \(release.id) sha256 \(release.sha256.prefix(12)) covering \(items.count) records",
                     metadata: ["adapter": "\(name)", "version": "\(release.version)",
                                "partition": "\(Set(items.map(\.source.description)).sorted().joined(separator: ","))"])
-    }
-
-    /// Inclusive offset ranges of the items, per "topic[partition]".
-    static func ranges(_ items: [WorkItem]) -> [String: [[Int64]]] {
-        var covers: [String: [[Int64]]] = [:]
-        for (tp, group) in Dictionary(grouping: items, by: \.source) {
-            var ranges: [[Int64]] = []
-            for o in group.map(\.offset).sorted() {
-                if let last = ranges.last, last[1] + 1 == o { ranges[ranges.count - 1][1] = o } else { ranges.append([o, o]) }
-            }
-            covers[tp.description] = ranges
-        }
-        return covers
     }
 
     /// Where this worker's versions are written and announced.
@@ -60,7 +47,7 @@ extension TrainWorker {
     /// join the replay memory restored from the previous checkpoint, and a checkpoint closes
     /// the publication.
     func announceMissing(producer: any EventProducer) async throws {
-        for (name, state) in states.sorted(by: { $0.key < $1.key }) where owns(name) {
+        for (name, state) in states.sorted(by: { $0.key < $1.key }) where ownership.owns(name) {
             guard let release = state.release, (checkpoints[name]?.version ?? 0) < release.version else { continue }
             try await publisher.announce(release, producer: producer)
             for example in try await inputs(of: release) { state.replay.offer(example) }
@@ -77,12 +64,12 @@ extension TrainWorker {
         let consumer = try log.makeConsumer(ConsumerConfiguration())
         var examples: [TrainingExample] = []
         do {
-            for (name, ranges) in release.covers {
-                guard let tp = TopicPartition(parsing: name), [configuration.corporaTopic, configuration.interactionsTopic].contains(tp.topic),
-                      let last = ranges.map({ $0[1] }).max() else { continue }
+            for (tp, ranges) in release.covers {
+                guard [configuration.corporaTopic, configuration.interactionsTopic].contains(tp.topic),
+                      let first = ranges.map(\.first).min(), let last = ranges.map(\.last).max() else { continue }
                 try await consumer.assign([tp])
                 let low = try await consumer.watermarks(tp).low
-                try await consumer.seek(tp, to: max(low, ranges.map { $0[0] }.min()!))
+                try await consumer.seek(tp, to: max(low, first))
                 var done = false
                 while !done {
                     let records = try await consumer.poll(maxRecords: 256, timeout: .seconds(2))
@@ -102,27 +89,18 @@ extension TrainWorker {
         return examples
     }
 
-    /// Adds a release to the known lineage, keeping the latest versions of each adapter (the
-    /// newest carries what older ones trained and is not yet committed).
-    func remember(_ release: AdapterRelease) {
-        var list = releases[release.adapter, default: []]
-        guard !list.contains(where: { $0.id == release.id }) else { return }
-        list.append(release)
-        releases[release.adapter] = Array(list.suffix(configuration.releasesKept))
-    }
-
     /// The trainer state a version leaves behind (replay memory, EWC's Fisher) on
     /// `attune.checkpoints` keyed by adapter, so a worker that takes the adapter over
     /// continues with the same memory.
-    func checkpoint(_ name: String, state: AdapterState, producer: any EventProducer) async throws {
+    func checkpoint(_ name: AdapterName, state: AdapterState, producer: any EventProducer) async throws {
         guard let release = state.release else { return }
-        let fisher = state.regularizer.flatMap { $0.kind == .ewc ? $0.fisher.array : nil }
-        let checkpoint = TrainerCheckpoint(adapter: name, version: release.version, replay: state.replay, fisher: fisher)
+        let fisher = state.weights.regularizer.flatMap { $0.kind == .ewc ? $0.fisher.array : nil }
+        let checkpoint = TrainerCheckpoint(adapter: name.description, version: release.version, replay: state.replay, fisher: fisher)
         let value = try checkpoint.encoded()
         let covers = String(decoding: try JSONEncoder.sorted.encode(release.covers), as: UTF8.self)
-        _ = try await producer.send(ProducerRecord(topic: configuration.checkpointsTopic, key: Array(name.utf8), value: value, headers: [
-            EventHeader("adapter", name), EventHeader("offsets", covers), EventHeader("sha256", AdapterRelease.digest(value)),
-            EventHeader("kind", name.hasPrefix("tenant/") ? "tenant" : "domain"),
+        _ = try await producer.send(ProducerRecord(topic: configuration.checkpointsTopic, key: Array(name.description.utf8), value: value, headers: [
+            EventHeader("adapter", name.description), EventHeader("offsets", covers), EventHeader("sha256", AdapterRelease.digest(value)),
+            EventHeader("kind", name.kind.rawValue),
         ]))
         checkpoints[name] = checkpoint
     }
@@ -131,35 +109,38 @@ extension TrainWorker {
     /// domain or owned tenant adapter whose latest version is newer than this worker's copy
     /// (another worker published it) is replaced by that version with its checkpointed state.
     func absorb(_ news: ReleaseFollower.News) {
-        for command in news.commands { rebaseRequests[command.adapter] = command }
-        for cp in news.checkpoints where cp.version >= (checkpoints[cp.adapter]?.version ?? 0)
-            && (cp.adapter.hasPrefix("domain/") || owns(cp.adapter)) {
-            checkpoints[cp.adapter] = cp
+        for command in news.commands {
+            if let name = AdapterName(parsing: command.adapter) { rebaseRequests[name] = command }
         }
-        var newest: [String: ReleaseFollower.Published] = [:]
+        for cp in news.checkpoints {
+            guard let name = AdapterName(parsing: cp.adapter), keepsWeights(name), cp.version >= (checkpoints[name]?.version ?? 0) else { continue }
+            checkpoints[name] = cp
+        }
+        var newest: [AdapterName: ReleaseFollower.Published] = [:]
         var domainVersions: [String: ReleaseFollower.Published] = [:]
         for p in news.published {
             let r = p.release
-            remember(r)
-            if r.adapter.hasPrefix("domain/") { domainVersions[r.id] = p }
-            if r.version > (newest[r.adapter]?.release.version ?? 0) { newest[r.adapter] = p }
+            guard let name = r.name else { continue }
+            lineage.remember(r)
+            if name.kind == .domain { domainVersions[r.id] = p }
+            if r.version > (newest[name]?.release.version ?? 0) { newest[name] = p }
         }
         for (name, p) in newest.sorted(by: { $0.key < $1.key })
-        where p.release.version > (states[name]?.release?.version ?? 0) && (name.hasPrefix("domain/") || owns(name)) {
+        where p.release.version > (states[name]?.release?.version ?? 0) && keepsWeights(name) {
             do { try adopt(p, domainVersions: domainVersions) } catch { logger.error("cannot take over \(p.release.id): \(error)", metadata: ["adapter": "\(p.release.adapter)"]) }
         }
         for cp in news.checkpoints {
-            guard let s = states[cp.adapter], s.release?.version == cp.version else { continue }
+            guard let s = AdapterName(parsing: cp.adapter).flatMap({ states[$0] }), s.release?.version == cp.version else { continue }
             restoreTrainerState(s, from: cp)
         }
     }
 
     private func adopt(_ p: ReleaseFollower.Published, domainVersions: [String: ReleaseFollower.Published]) throws {
-        let release = p.release, name = release.adapter
-        guard let weights = p.weights else { return }
+        let release = p.release
+        guard let name = release.name, let weights = p.weights else { return }
         var domain: DomainBase?
         var substitute = false
-        if let id = release.domain, let domainName = AdapterRelease.parseID(id)?.name {
+        if let id = release.domain, let domainName = release.domainReference?.name {
             if let current = domains[domainName], current.release.id == id {
                 domain = current
             } else if let stored = domainVersions[id], let weights = stored.weights {
@@ -173,24 +154,21 @@ extension TrainWorker {
                                metadata: ["adapter": "\(release.adapter)", "version": "\(release.version)"])
             }
         }
-        if name.hasPrefix("domain/") { domains[name] = DomainBase(release: release, lora: try decodeLoRA(weights)) }
+        if name.kind == .domain { domains[name] = DomainBase(release: release, lora: try decodeLoRA(weights)) }
         let s = AdapterState(lora: try decodeLoRA(weights), blocks: release.blocks, replay: ReplayBuffer(capacity: configuration.replayCapacity, seed: configuration.seed),
                              domain: domain)
         s.release = release
         s.onSubstituteDomain = substitute
         if let cp = checkpoints[name], cp.version <= release.version { restoreTrainerState(s, from: cp) }
         states[name] = s
-        if var b = pending[name] {
-            b.removeItems { release.accountsFor($0.source, $0.offset) }
-            pending[name] = b.items.isEmpty ? nil : b
-        }
+        pending.removeItems(of: [name]) { release.accountsFor($0.source, $0.offset) }
     }
 
     /// Replay memory from a checkpoint; the EWC Fisher only from the checkpoint of the same version.
     private func restoreTrainerState(_ s: AdapterState, from cp: TrainerCheckpoint) {
         s.replay = cp.replay
         if let fisher = cp.fisher, cp.version == s.release?.version, configuration.regularizer == .ewc, fisher.count == s.lora.parameterCount {
-            s.regularizer = Regularizer(kind: .ewc, strength: configuration.regularizerStrength, anchor: s.lora.parameters, fisher: fisher)
+            s.weights.regularizer = Regularizer(kind: .ewc, strength: configuration.regularizerStrength, anchor: s.lora.parameters, fisher: fisher)
         }
     }
 

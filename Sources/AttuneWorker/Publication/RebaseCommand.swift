@@ -13,8 +13,8 @@ public struct RebaseCommand: Codable, Sendable, Equatable {
     public var time: String
 
     /// A request for `tenant` to stand on `domain` (`domain/<name>@<version>`).
-    public init(tenant: String, domain: String, time: Date = Date()) {
-        adapter = "tenant/" + tenant
+    public init(tenant: AdapterName, domain: String, time: Date = Date()) {
+        adapter = tenant.description
         self.domain = domain
         self.time = ISO8601DateFormatter().string(from: time)
     }
@@ -33,16 +33,24 @@ public struct RebaseCommand: Codable, Sendable, Equatable {
                                                  control: c.controlTopic, logger: Logger(label: "attune.rebase", factory: { _ in SwiftLogNoOpLogHandler() }))
         let news = try await follower.catchUp(keepingWeightsOf: { _ in false })
         await follower.close()
-        var latest: [String: AdapterRelease] = [:]
-        for p in news.published where p.release.version > (latest[p.release.adapter]?.version ?? 0) { latest[p.release.adapter] = p.release }
-        guard let current = latest["tenant/" + tenant] else {
+        guard let tenantName = AdapterName.tenant(tenant) else { throw EventLogError(.invalidArgument, "\(tenant) is not a valid tenant id") }
+        var latest: [AdapterName: AdapterRelease] = [:]
+        for p in news.published {
+            guard let name = p.release.name, p.release.version > (latest[name]?.version ?? 0) else { continue }
+            latest[name] = p.release
+        }
+        guard let current = latest[tenantName] else {
             throw EventLogError(.invalidArgument, "tenant \(tenant) has no published adapter on \(c.adaptersTopic)")
         }
-        guard let name = domain.map({ "domain/" + $0 }) ?? current.domain.flatMap(AdapterRelease.parseID)?.name else {
+        let requested = try domain.map { id in
+            guard let name = AdapterName.domain(id) else { throw EventLogError(.invalidArgument, "\(id) is not a valid domain id") }
+            return name
+        }
+        guard let name = requested ?? current.domainReference?.name else {
             throw EventLogError(.invalidArgument, "tenant \(tenant) stands on no domain; name one with --domain")
         }
         guard let target = latest[name] else { throw EventLogError(.invalidArgument, "\(name) has no published version") }
-        let command = RebaseCommand(tenant: tenant, domain: target.id)
+        let command = RebaseCommand(tenant: tenantName, domain: target.id)
         let producer = ValidatingProducer(try log.makeProducer(), catalog: catalog, policy: .reject)
         _ = try await producer.send(ProducerRecord(topic: c.controlTopic, key: Array(command.adapter.utf8),
                                                    value: Array(try JSONEncoder.sorted.encode(command))))

@@ -72,7 +72,7 @@ final class ReleaseFollower {
                 return
             }
             let kept = keep(release.adapter)
-            if kept, release.adapter.hasPrefix("tenant/"), let i = news.published.lastIndex(where: { $0.release.adapter == release.adapter }) {
+            if kept, release.name?.kind == .tenant, let i = news.published.lastIndex(where: { $0.release.adapter == release.adapter }) {
                 news.published[i].weights = nil
             }
             news.published.append(Published(release: release, weights: kept ? value : nil))

@@ -1,4 +1,5 @@
 import AttuneGateway
+import AttuneRegistry
 import Foundation
 import ServiceLifecycle
 
@@ -106,7 +107,7 @@ struct DemoDriver: Service {
                     for offset in range[0]...range[1] { missing[adapter]?.remove("\(partition)@\(offset)") }
                 }
             }
-            let stands = adapter.hasPrefix("tenant/") ? (data["domain"] as? String ?? "base") : "base"
+            let stands = AdapterName(parsing: adapter)?.kind == .tenant ? (data["domain"] as? String ?? "base") : "base"
             let previous = (data["parent"] as? String).map { ", after \($0)" } ?? ""
             console.line("   \(adapter)@\(version) on \(stands)\(previous), \(covered) records" + (try await metrics(api, adapter, version)))
             if missing.values.allSatisfy(\.isEmpty) { return }

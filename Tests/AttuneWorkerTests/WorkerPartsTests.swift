@@ -171,7 +171,7 @@ import Testing
 
     // MARK: candidate trainer
 
-    @Test func aCandidateTrainsACopyAndLeavesItsParentUntouched() throws {
+    @Test func aCandidateTrainsACopyAndLeavesItsParentUntouched() async throws {
         let tiny = LlamaConfig(layers: 2, dim: 64, ffnDim: 96, heads: 4, kvHeads: 2, vocabSize: 80, contextLength: 128)
         let base = try RandomModel.load(tiny)
         let lora = try LoRAAdapter(config: LoRAConfig(rank: 2, alpha: 4), model: tiny, seed: 3)
@@ -184,8 +184,8 @@ import Testing
         let trainer = CandidateTrainer(base: base, config: TrainerConfig(steps: 3, batchSize: 2, optimizer: AdamWConfig(learningRate: 1e-2),
                                                                          schedule: .constant, warmupSteps: 0, seed: 1), seed: 1)
         let gate = PublicationGate(sets: [("heldout", data)], tolerance: 0)
-        let parentLosses = gate.losses(try trainer.model(parent, frozen: nil))
-        let candidate = try trainer.train(parent.copy(), frozen: nil, data: data, gate: gate, parentLosses: parentLosses)
+        let parentLosses = try await trainer.losses(parent, frozen: nil, gate: gate)
+        let candidate = try await trainer.train(parent.copy(), frozen: nil, data: data, gate: gate, parentLosses: parentLosses)
 
         #expect(candidate.weights.lora.parameters.array != before, "the candidate trained")
         #expect(parent.lora.parameters.array == before, "the parent's weights are bit-identical")

@@ -1,5 +1,6 @@
 import AttuneModel
 import AttuneTraining
+import Dispatch
 
 /// An adapter's trainable state: its weights, its blocks (only the last one trains) and its
 /// regularizer. A candidate is a copy of its parent's; the parent is never touched.
@@ -27,11 +28,26 @@ struct Candidate {
 
 /// Trains a copy of an adapter on a dataset over the frozen base (and a frozen domain adapter)
 /// and gates it against the parent. It never touches the event log or the parent's weights,
-/// so a rejected candidate is simply dropped.
+/// so a rejected candidate is simply dropped. Training and gate evaluations run on a queue of
+/// their own, off Swift's cooperative pool: they take seconds of CPU, which would otherwise
+/// hold one of the pool's few threads away from the consumer, the follower and the HTTP server.
 struct CandidateTrainer {
     let base: LlamaModel
     let config: TrainerConfig
     let seed: UInt64
+
+    private static let queue = DispatchQueue(label: "attune.training", qos: .userInitiated)
+
+    private static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
+    /// The losses of `weights` standing on `frozen` on the gate's sets.
+    func losses(_ weights: AdapterWeights, frozen: LoRAAdapter?, gate: PublicationGate) async throws -> [String: Double] {
+        try await Self.offPool { gate.losses(try model(weights, frozen: frozen)) }
+    }
 
     /// The model of `weights` standing on `frozen`, for evaluation or training.
     func model(_ weights: AdapterWeights, frozen: LoRAAdapter?) throws -> TrainableLlama {
@@ -41,7 +57,12 @@ struct CandidateTrainer {
     /// Trains `candidate` (already a copy) on `data` over `frozen`; `parentLosses` are the
     /// parent's losses on the gate's sets, measured by the caller on the parent's own stack.
     func train(_ candidate: AdapterWeights, frozen: LoRAAdapter?, data: PackedDataset, gate: PublicationGate,
-               parentLosses: [String: Double]) throws -> Candidate {
+               parentLosses: [String: Double]) async throws -> Candidate {
+        try await Self.offPool { try trainNow(candidate, frozen: frozen, data: data, gate: gate, parentLosses: parentLosses) }
+    }
+
+    private func trainNow(_ candidate: AdapterWeights, frozen: LoRAAdapter?, data: PackedDataset, gate: PublicationGate,
+                          parentLosses: [String: Double]) throws -> Candidate {
         let model = try model(candidate, frozen: frozen)
         let trainer = try Trainer(model: model, data: data, config: config)
         if let frozenRank = candidate.frozenRank { trainer.trainableMask = candidate.lora.trainableMask(frozenRank: frozenRank) }

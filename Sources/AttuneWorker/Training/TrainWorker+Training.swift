@@ -19,8 +19,8 @@ extension TrainWorker {
         let replayed = state.replay.sample(Int((Double(fresh.count) * c.replayRatio).rounded(.up)))
         let gate = PublicationGate(sets: [("heldout", dataset(held)), ("replay", dataset(state.replay.items)), ("probe", domainProbe(state))],
                                    tolerance: c.gateTolerance)
+        let parentLosses = try await candidates.losses(state.weights, frozen: state.domain?.lora, gate: gate)
         let parentModel = try candidates.model(state.weights, frozen: state.domain?.lora)
-        let parentLosses = gate.losses(parentModel)
         var weights = state.weights.copy()
         if try grewOnDrift(name, state, &weights, parent: parentModel, fresh: fresh, replayLoss: parentLosses["replay"]) {
             weights.regularizer = nil
@@ -28,7 +28,7 @@ extension TrainWorker {
         if let kind = c.regularizer, state.release != nil, weights.regularizer == nil {
             weights.regularizer = Regularizer(kind: kind, strength: c.regularizerStrength, anchor: weights.lora.parameters)
         }
-        let candidate = try candidates.train(weights, frozen: state.domain?.lora, data: dataset(fresh + replayed), gate: gate,
+        let candidate = try await candidates.train(weights, frozen: state.domain?.lora, data: dataset(fresh + replayed), gate: gate,
                                              parentLosses: parentLosses)
         metrics.trainingTokensPerSecond.record(candidate.tokensPerSecond)
         metrics.batchExamples.record(examples.count)
@@ -84,10 +84,10 @@ extension TrainWorker {
         }
         let memory = dataset(state.replay.items)
         let gate = PublicationGate(sets: [("replay", memory)], tolerance: configuration.gateTolerance)
-        let parentLosses = gate.losses(try candidates.model(state.weights, frozen: state.domain?.lora))
+        let parentLosses = try await candidates.losses(state.weights, frozen: state.domain?.lora, gate: gate)
         var weights = state.weights.copy()
         weights.regularizer = nil
-        let candidate = try candidates.train(weights, frozen: target.lora, data: memory, gate: gate, parentLosses: parentLosses)
+        let candidate = try await candidates.train(weights, frozen: target.lora, data: memory, gate: gate, parentLosses: parentLosses)
         guard try await stillCurrent(name, state) else { return }
         guard candidate.passed else {
             state.rebaseRejected = target.release.id

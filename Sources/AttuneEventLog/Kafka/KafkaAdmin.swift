@@ -1,5 +1,6 @@
 import CRdKafka
 import Foundation
+import Synchronization
 
 /// The Kafka transport: producers, consumers and admin clients sharing one configuration.
 public struct KafkaEventLog: EventLog {
@@ -26,8 +27,7 @@ public struct KafkaEventLog: EventLog {
 /// Topic administration through librdkafka's Admin API and metadata requests.
 public final class KafkaAdmin: EventLogAdmin, @unchecked Sendable {
     private let rk: OpaquePointer
-    private let lock = NSLock()
-    private var closed = false
+    private let closed = Atomic(false)
     private let timeoutMs: Int32 = 30_000
 
     public init(_ kafka: KafkaConfiguration) throws {
@@ -37,15 +37,11 @@ public final class KafkaAdmin: EventLogAdmin, @unchecked Sendable {
     deinit { destroy() }
 
     private func destroy() {
-        let wasClosed = lock.withLock {
-            defer { closed = true }
-            return closed
-        }
-        if !wasClosed { rd_kafka_destroy(rk) }
+        if !closed.exchange(true, ordering: .acquiringAndReleasing) { rd_kafka_destroy(rk) }
     }
 
     private func checkOpen() throws {
-        if lock.withLock({ closed }) { throw EventLogError(.closed, "admin client is closed") }
+        if closed.load(ordering: .acquiring) { throw EventLogError(.closed, "admin client is closed") }
     }
 
     public func createTopic(_ spec: TopicSpec) async throws {

@@ -43,7 +43,7 @@ public final class WebhookDispatcher: Service, Sendable {
     /// Runs one delivery task per live subscription, started and stopped as subscriptions
     /// come and go, until graceful shutdown.
     public func run() async throws {
-        try? await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             var running: [String: Task<Void, Never>] = [:]
             while !Task.isCancelled {
                 let live = Set(self.store.all.filter { $0.disabled == nil }.map(\.id))

@@ -7,6 +7,7 @@ import AttuneTensor
 import AttuneTokenizer
 import AttuneTraining
 import Foundation
+import Synchronization
 import Logging
 import Metrics
 
@@ -267,19 +268,17 @@ private final class Bench: @unchecked Sendable {
 }
 
 /// The first instant each version was admitted.
-private final class SeenVersions: @unchecked Sendable {
-    private let lock = NSLock()
-    private var first: [Int: ContinuousClock.Instant] = [:]
-    private var latest = 0
+private final class SeenVersions: Sendable {
+    private let state = Mutex((first: [Int: ContinuousClock.Instant](), latest: 0))
 
     func record(_ version: Int) {
-        lock.withLock {
-            latest = version
-            if first[version] == nil { first[version] = .now }
+        state.withLock {
+            $0.latest = version
+            if $0.first[version] == nil { $0.first[version] = .now }
         }
     }
 
-    var last: Int { lock.withLock { latest } }
+    var last: Int { state.withLock { $0.latest } }
 
-    func firstSeen(_ version: Int) -> ContinuousClock.Instant? { lock.withLock { first[version] } }
+    func firstSeen(_ version: Int) -> ContinuousClock.Instant? { state.withLock { $0.first[version] } }
 }

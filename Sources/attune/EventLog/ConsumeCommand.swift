@@ -1,6 +1,7 @@
 import ArgumentParser
 import AttuneEventLog
 import Foundation
+import Synchronization
 
 /// `attune consume`: read topics alone or in a group, from an offset or a time, optionally
 /// following new records, printing text or JSON lines. SIGTERM/SIGINT leave the group cleanly.
@@ -195,12 +196,11 @@ actor StartSeeker {
 }
 
 /// Lets the rebalance handler reach the consumer created after it.
-final class ConsumerBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: (any EventConsumer)?
+final class ConsumerBox: Sendable {
+    private let stored = Mutex<(any EventConsumer)?>(nil)
     var consumer: (any EventConsumer)? {
-        get { lock.withLock { stored } }
-        set { lock.withLock { stored = newValue } }
+        get { stored.withLock { $0 } }
+        set { stored.withLock { $0 = newValue } }
     }
 }
 

@@ -1,39 +1,74 @@
 import AttuneEventLog
 import Foundation
 
-/// A CloudEvents 1.0 `adapter.updated` event read from `attune.adapter-events`.
-public struct AdapterEvent: Sendable {
+/// A CloudEvents 1.0 `adapter.updated` event on `attune.adapter-events` (schema
+/// `adapter-event.v1`): what subscribers hear of a new version.
+public struct AdapterEvent: Codable, Sendable {
+    /// What the event says of the version (base model and metrics are only in the `attune.adapters` record).
+    public struct Payload: Codable, Sendable {
+        public var adapter: String
+        /// The version number, as a string.
+        public var version: String
+        public var sha256: String
+        /// `name@version` of the previous version; JSON null for a first version.
+        public var parent: String?
+        /// For a tenant adapter: its tenant id.
+        public var tenant: String?
+        /// For a tenant adapter, the domain version it stands on (`domain/<id>@<version>`); for a
+        /// domain adapter, its domain id.
+        public var domain: String?
+        public var covers: OffsetCoverage?
+
+        private enum CodingKeys: String, CodingKey { case adapter, version, sha256, parent, tenant, domain, covers }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(adapter, forKey: .adapter)
+            try c.encode(version, forKey: .version)
+            try c.encode(sha256, forKey: .sha256)
+            try c.encode(parent, forKey: .parent)
+            try c.encodeIfPresent(tenant, forKey: .tenant)
+            try c.encodeIfPresent(domain, forKey: .domain)
+            try c.encodeIfPresent(covers, forKey: .covers)
+        }
+    }
+
+    public var specversion = "1.0"
+    public var type = "adapter.updated"
+    public var source: String
     /// The CloudEvent id (`name@version#sha-prefix`): the same for a repeated announcement.
-    public let id: String
-    public let time: String?
-    /// What the event says of the version: name, version, sha256, parent, domain and covered
-    /// inputs (base model and metrics are only in the `attune.adapters` record).
-    public let release: AdapterRelease
+    public var id: String
+    public var time: String?
+    public var subject: String?
+    public var datacontenttype: String? = "application/json"
+    public var data: Payload
+
+    /// The event announcing `release`, from `source`, now.
+    public init(announcing release: AdapterRelease, source: String, time: Date = Date()) {
+        self.source = source
+        id = "\(release.id)#\(release.sha256.prefix(12))"
+        self.time = ISO8601DateFormatter().string(from: time)
+        subject = release.adapter
+        let name = release.name
+        data = Payload(adapter: release.adapter, version: "\(release.version)", sha256: release.sha256, parent: release.parent,
+                       tenant: name?.kind == .tenant ? name?.id : nil,
+                       domain: name?.kind == .tenant ? release.domain : name?.id, covers: release.covers)
+    }
 
     /// Decodes an event; nil if it is not a well-formed `adapter.updated` CloudEvent.
     public init?(_ bytes: [UInt8]) {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
-              object["specversion"] as? String == "1.0", object["type"] as? String == "adapter.updated",
-              let id = object["id"] as? String, let data = object["data"] as? [String: Any],
-              let adapter = data["adapter"] as? String, let versionText = data["version"] as? String,
-              let version = Int(versionText), let sha256 = data["sha256"] as? String else { return nil }
-        var covers: OffsetCoverage = [:]
-        for (name, ranges) in data["covers"] as? [String: [[NSNumber]]] ?? [:] {
-            guard let tp = TopicPartition(parsing: name) else { return nil }
-            var list: [OffsetRange] = []
-            for r in ranges {
-                guard r.count == 2, let range = OffsetRange(r[0].int64Value, r[1].int64Value) else { return nil }
-                list.append(range)
-            }
-            covers[tp] = list
-        }
-        // A domain adapter's event names its own domain id; only a tenant's names the version it stands on.
-        let domain = AdapterName(parsing: adapter)?.kind == .tenant ? data["domain"] as? String : nil
-        let release = AdapterRelease(adapter: adapter, version: version, sha256: sha256, parent: data["parent"] as? String,
-                                     domain: domain, baseModel: "", baseModelSHA256: "", covers: covers, metrics: [:])
-        guard release.isWellFormed else { return nil }
-        self.id = id
-        self.time = object["time"] as? String
-        self.release = release
+        guard let event = try? JSONDecoder().decode(AdapterEvent.self, from: Data(bytes)),
+              event.specversion == "1.0", event.type == "adapter.updated", event.release.isWellFormed else { return nil }
+        self = event
     }
+
+    /// What the event says of the version, as a release.
+    public var release: AdapterRelease {
+        // A domain adapter's event names its own domain id; only a tenant's names the version it stands on.
+        AdapterRelease(adapter: data.adapter, version: Int(data.version) ?? 0, sha256: data.sha256, parent: data.parent,
+                       domain: AdapterName(parsing: data.adapter)?.kind == .tenant ? data.domain : nil,
+                       baseModel: "", baseModelSHA256: "", covers: data.covers ?? [:], metrics: [:])
+    }
+
+    public func encoded() throws -> [UInt8] { Array(try JSONEncoder.sorted.encode(self)) }
 }

@@ -81,21 +81,7 @@ public struct AdapterRelease: Codable, Sendable, Equatable {
 
     /// The CloudEvents 1.0 `adapter.updated` event announcing this release.
     public func cloudEvent(source: String) throws -> [UInt8] {
-        var data: [String: Any] = ["adapter": adapter, "version": "\(version)", "sha256": sha256, "parent": parent.map { $0 as Any } ?? NSNull()]
-        switch name?.kind {
-        case .tenant?:
-            data["tenant"] = name?.id
-            if let domain { data["domain"] = domain }
-        case .domain?: data["domain"] = name?.id
-        case nil: break
-        }
-        data["covers"] = covers
-        let event: [String: Any] = [
-            "specversion": "1.0", "type": "adapter.updated", "source": source, "id": "\(id)#\(sha256.prefix(12))",
-            "time": ISO8601DateFormatter().string(from: Date()), "subject": adapter, "datacontenttype": "application/json",
-            "data": data,
-        ]
-        return Array(try JSONSerialization.data(withJSONObject: event, options: [.sortedKeys]))
+        try AdapterEvent(announcing: self, source: source).encoded()
     }
 
     /// Hex sha256 of the published bytes.

@@ -102,6 +102,7 @@ private func publishedReleases(_ log: any EventLog, prefix: String = "") async t
         guard let answer = try? await LoopbackHTTP.request(port: port, "GET", "/metrics") else { return false }
         scraped = answer.text
         return metric(scraped, "attune_worker_versions_published_total") >= 2
+            && metric(scraped, "attune_worker_examples_trained_total") >= 6
             && metric(scraped, #"attune_worker_records_consumed_total{topic="attune.corpora"}"#) >= 7
     }
     #expect(done, "the worker published both domains")

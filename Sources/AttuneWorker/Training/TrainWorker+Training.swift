@@ -47,11 +47,11 @@ extension TrainWorker {
         if candidate.weights.blocks.count > state.weights.blocks.count { evaluation["grown"] = 1 }
         state.weights = candidate.weights
         try await publish(name, state: state, items: batch.items, metrics: evaluation, producer: producer)
+        stats.examplesTrained += examples.count
+        metrics.trainedExamples.increment(by: examples.count)
         state.weights.regularizer?.consolidate(at: state.lora.parameters)
         for e in examples { state.replay.offer(e) }
         try await checkpoint(name, state: state, producer: producer)
-        stats.examplesTrained += examples.count
-        metrics.trainedExamples.increment(by: examples.count)
         pending.remove(name)
     }
 

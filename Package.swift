@@ -33,9 +33,10 @@ let package = Package(
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
                        providers: [.apt(["libsqlite3-dev"])]),
 
-        // Model core: kernels → file format → tokenizer → llama forward/generation.
+        // Model core: kernels → file formats → tokenizer → llama forward/generation.
         .target(name: "AttuneTensor", dependencies: ["CBLAS"], swiftSettings: kernelFlags),
-        .target(name: "AttuneGGUF", dependencies: ["AttuneTensor"], swiftSettings: kernelFlags),
+        // File formats (GGUF, safetensors) parse untrusted bytes: built with bounds and overflow checks.
+        .target(name: "AttuneGGUF", dependencies: ["AttuneTensor"]),
         .target(name: "AttuneTokenizer", dependencies: ["AttuneGGUF"]),
         .target(name: "AttuneModel", dependencies: ["AttuneTensor", "AttuneGGUF", "AttuneTokenizer",
                                                     .product(name: "Crypto", package: "swift-crypto")],

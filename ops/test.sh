@@ -5,5 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Multi-process tests run the attune executable next to the test bundle: build it with the same flags.
-swift build -c release -Xswiftc -enable-testing --product attune
-swift test -c release -Xswiftc -enable-testing "$@"
+# Every target must declare the targets it imports (an undeclared import fails the build).
+checks=(--explicit-target-dependency-import-check error)
+swift build -c release -Xswiftc -enable-testing "${checks[@]}" --product attune
+swift test -c release -Xswiftc -enable-testing "${checks[@]}" "$@"

@@ -1,3 +1,4 @@
+import AttuneGGUF
 import AttuneModel
 import AttuneTensor
 import Foundation
@@ -165,7 +166,7 @@ public final class Trainer: @unchecked Sendable {
     /// Restores a checkpoint written by `saveCheckpoint` for the same adapter configuration.
     public func loadCheckpoint(from url: URL) throws {
         guard let data = FileManager.default.contents(atPath: url.path) else { throw TrainingError.badCheckpoint("\(url.path) not found") }
-        let (tensors, meta) = try Safetensors.decode(data)
+        let (tensors, meta) = try Safetensors.decodeAdapter(data)
         let n = model.parameters.count
         guard meta["adapter"] == (try Self.adapterDescription(model)) else {
             throw TrainingError.badCheckpoint("checkpoint was written for a different adapter configuration")

@@ -1,3 +1,4 @@
+import AttuneGGUF
 import AttuneModel
 import Foundation
 import Testing
@@ -91,10 +92,10 @@ private func randomAdapter(_ targets: [LinearTarget] = LinearTarget.allCases) th
     let (t, m) = try Safetensors.decode(good)
     #expect(t["w"] == SafeTensor(shape: [2, 2], values: [1, 2, 3, 4]) && m["k"] == "v")
     for n in [0, 7, 8, 20, good.count - 1] {
-        #expect(throws: TrainingError.self) { try Safetensors.decode(good.prefix(n)) }
+        #expect(throws: SafetensorsError.self) { try Safetensors.decode(good.prefix(n)) }
     }
     var wrongDtype = good
     if let r = wrongDtype.range(of: Data("F32".utf8)) { wrongDtype.replaceSubrange(r, with: Data("I32".utf8)) }
-    #expect(throws: TrainingError.self) { try Safetensors.decode(wrongDtype) }
-    #expect(throws: TrainingError.self) { try Safetensors.encode(["w": SafeTensor(shape: [3], values: [1])]) }
+    #expect(throws: SafetensorsError.self) { try Safetensors.decode(wrongDtype) }
+    #expect(throws: SafetensorsError.self) { try Safetensors.encode(["w": SafeTensor(shape: [3], values: [1])]) }
 }

@@ -1,3 +1,4 @@
+import AttuneGGUF
 import AttuneModel
 import Foundation
 
@@ -51,7 +52,7 @@ public enum BottleneckAdapterFile {
         }
         let adapter = try BottleneckAdapter(config: BottleneckConfig(size: config.bottleneck_size, placements: placements, activation: activation),
                                             model: model)
-        let (tensors, _) = try Safetensors.decode(try Data(contentsOf: directory.appendingPathComponent(PEFTAdapterFile.weightsName)))
+        let (tensors, _) = try Safetensors.decodeAdapter(try Data(contentsOf: directory.appendingPathComponent(PEFTAdapterFile.weightsName)))
         let m = config.bottleneck_size, d = model.dim
         for l in 0..<model.layers {
             for p in placements {

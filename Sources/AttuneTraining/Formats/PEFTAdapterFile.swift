@@ -1,3 +1,4 @@
+import AttuneGGUF
 import AttuneModel
 import Foundation
 
@@ -82,7 +83,7 @@ public enum PEFTAdapterFile {
     /// A published adapter version is one safetensors file whose metadata carries its
     /// `adapter_config.json` (key `adapter_config`): the two files of its PEFT folder.
     public static func split(published bytes: Data) throws -> (config: Data, weights: Data) {
-        let (_, metadata) = try Safetensors.decode(bytes)
+        let (_, metadata) = try Safetensors.decodeAdapter(bytes)
         guard let config = metadata["adapter_config"] else {
             throw TrainingError.badAdapter("published adapter without adapter_config metadata")
         }
@@ -114,7 +115,7 @@ public enum PEFTAdapterFile {
         let lora = LoRAConfig(rank: config.r, alpha: config.lora_alpha, dropout: config.lora_dropout,
                               useRSLoRA: config.use_rslora, targets: targets)
         let adapter = try LoRAAdapter(config: lora, model: model, zeroed: ())
-        let (tensors, _) = try Safetensors.decode(data)
+        let (tensors, _) = try Safetensors.decodeAdapter(data)
         for l in 0..<model.layers {
             for t in targets {
                 let (out, inF) = t.shape(model)
@@ -159,5 +160,16 @@ public enum PEFTAdapterFile {
             }
         }
         return out
+    }
+}
+
+extension Safetensors {
+    /// `decode` for adapter and checkpoint files: a malformed image is a `TrainingError.badAdapter`.
+    static func decodeAdapter(_ data: Data) throws -> (tensors: [String: SafeTensor], metadata: [String: String]) {
+        do {
+            return try decode(data)
+        } catch let error as SafetensorsError {
+            throw TrainingError.badAdapter(error.reason)
+        }
     }
 }

@@ -1,3 +1,4 @@
+import AttuneGGUF
 import AttuneRegistry
 import AttuneTraining
 import Foundation

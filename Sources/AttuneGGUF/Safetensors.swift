@@ -11,6 +11,13 @@ public struct SafeTensor: Equatable, Sendable {
     }
 }
 
+/// A safetensors image that cannot be read or written, and why.
+public struct SafetensorsError: Error, CustomStringConvertible, Equatable {
+    public let reason: String
+    public init(_ reason: String) { self.reason = reason }
+    public var description: String { "adapter: \(reason)" }
+}
+
 /// The safetensors format: an 8-byte little-endian header length, a JSON header mapping names to
 /// `{dtype, shape, data_offsets}` (plus optional `__metadata__` strings), then the raw data.
 public enum Safetensors {
@@ -23,7 +30,7 @@ public enum Safetensors {
         for name in names {
             let t = tensors[name]!
             guard t.shape.reduce(1, *) == t.values.count else {
-                throw TrainingError.badAdapter("tensor \(name): shape \(t.shape) does not hold \(t.values.count) values")
+                throw SafetensorsError("tensor \(name): shape \(t.shape) does not hold \(t.values.count) values")
             }
             header[name] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + 4 * t.values.count]]
             offset += 4 * t.values.count
@@ -41,34 +48,34 @@ public enum Safetensors {
 
     /// Parses a safetensors image; every malformed header is a clear error.
     public static func decode(_ data: Data) throws -> (tensors: [String: SafeTensor], metadata: [String: String]) {
-        guard data.count >= 8 else { throw TrainingError.badAdapter("safetensors file is shorter than its 8-byte header length") }
+        guard data.count >= 8 else { throw SafetensorsError("safetensors file is shorter than its 8-byte header length") }
         let n = data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian
         guard n > 0, n <= UInt64(data.count - 8), n < 100_000_000 else {
-            throw TrainingError.badAdapter("safetensors header length \(n) does not fit the \(data.count)-byte file")
+            throw SafetensorsError("safetensors header length \(n) does not fit the \(data.count)-byte file")
         }
         let body = data.count - 8 - Int(n)
         guard let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + Int(n)))) as? [String: Any] else {
-            throw TrainingError.badAdapter("safetensors header is not a JSON object")
+            throw SafetensorsError("safetensors header is not a JSON object")
         }
         var tensors: [String: SafeTensor] = [:]
         var metadata: [String: String] = [:]
         for (name, value) in header {
             if name == "__metadata__" {
-                guard let m = value as? [String: String] else { throw TrainingError.badAdapter("__metadata__ must map strings to strings") }
+                guard let m = value as? [String: String] else { throw SafetensorsError("__metadata__ must map strings to strings") }
                 metadata = m
                 continue
             }
             guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
                   let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2 else {
-                throw TrainingError.badAdapter("tensor \(name) has a malformed header entry")
+                throw SafetensorsError("tensor \(name) has a malformed header entry")
             }
-            guard dtype == "F32" else { throw TrainingError.badAdapter("tensor \(name) has dtype \(dtype); Attune reads F32 adapters") }
+            guard dtype == "F32" else { throw SafetensorsError("tensor \(name) has dtype \(dtype); Attune reads F32 adapters") }
             guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= body else {
-                throw TrainingError.badAdapter("tensor \(name) data offsets \(offsets) fall outside the \(body)-byte data section")
+                throw SafetensorsError("tensor \(name) data offsets \(offsets) fall outside the \(body)-byte data section")
             }
             let count = shape.reduce(1, *)
             guard offsets[1] - offsets[0] == 4 * count else {
-                throw TrainingError.badAdapter("tensor \(name): \(offsets[1] - offsets[0]) bytes for shape \(shape)")
+                throw SafetensorsError("tensor \(name): \(offsets[1] - offsets[0]) bytes for shape \(shape)")
             }
             let start = 8 + Int(n) + offsets[0]
             let values = data.subdata(in: start..<(start + 4 * count)).withUnsafeBytes { raw in

@@ -29,6 +29,9 @@ extension AdapterCommand {
         func run() async throws {
             try await reportingErrors {
                 let registry = try await registryOptions.open()
+                if await registry.names.isEmpty {
+                    FileHandle.standardError.write(Data("attune: no adapter is published yet (attune up, or attune train-worker, publishes them)\n".utf8))
+                }
                 for name in await registry.names {
                     let history = await registry.history(name)
                     guard let latest = await registry.latest(name) ?? history.last?.release else { continue }

@@ -18,6 +18,9 @@ public struct WorkerStats: Sendable, Equatable {
     public var reannounced = 0
     /// Candidates dropped because another worker published the adapter meanwhile.
     public var superseded = 0
+    /// Tenant states evicted to the tenant cache and restored from it (`tenantMemory`).
+    public var evicted = 0
+    public var restored = 0
 }
 
 /// Consumes `attune.corpora` and `attune.interactions` in the trainers' group, trains one
@@ -54,36 +57,11 @@ public final class TrainWorker: @unchecked Sendable {
     var rebaseRequests: [AdapterName: RebaseCommand] = [:]
     private var deadLetters: (any EventProducer)?
     var follower: ReleaseFollower?
+    /// Where tenants evicted under `tenantMemory` wait (set while running with a budget).
+    var tenantCache: TenantStateCache?
 
     /// The releases this worker knows of, by adapter (the latest `releasesKept` of each).
     public var releases: [AdapterName: [AdapterRelease]] { lineage.releases }
-
-    /// A published domain version: its release and a frozen copy of its weights.
-    struct DomainBase {
-        let release: AdapterRelease
-        let lora: LoRAAdapter
-    }
-
-    final class AdapterState {
-        var weights: AdapterWeights
-        var replay: ReplayBuffer
-        var release: AdapterRelease?
-        /// For a tenant: the domain version it is trained on top of.
-        var domain: DomainBase?
-        /// The domain version a rebase onto was rejected by the gate (not retried).
-        var rebaseRejected: String?
-        /// Set when the domain version this tenant was trained on is no longer stored and it
-        /// stands on a newer one until a gated rebase makes that official.
-        var onSubstituteDomain = false
-
-        init(lora: LoRAAdapter, blocks: [Int]? = nil, replay: ReplayBuffer, domain: DomainBase?) {
-            weights = AdapterWeights(lora: lora, blocks: blocks ?? [lora.config.rank], regularizer: nil)
-            self.replay = replay
-            self.domain = domain
-        }
-
-        var lora: LoRAAdapter { weights.lora }
-    }
 
     public init(configuration: TrainWorkerConfiguration, log: any EventLog, base: LlamaModel, tokenizer: BPETokenizer,
                 catalog: TopicCatalog, metrics: WorkerMetrics = .none,
@@ -97,7 +75,7 @@ public final class TrainWorker: @unchecked Sendable {
         decoder = InputDecoder(builder: ExampleBuilder(tokenizer: tokenizer), corporaTopic: configuration.corporaTopic,
                                interactionsTopic: configuration.interactionsTopic)
         candidates = CandidateTrainer(base: base, config: TrainerConfig(
-            steps: configuration.stepsPerBatch, batchSize: configuration.batchSize,
+            steps: 1, batchSize: configuration.batchSize,
             optimizer: AdamWConfig(learningRate: configuration.learningRate), schedule: .constant, warmupSteps: 0, seed: configuration.seed),
             seed: configuration.seed)
         lineage = Lineage(kept: configuration.releasesKept)
@@ -114,6 +92,14 @@ public final class TrainWorker: @unchecked Sendable {
         let follower = try await ReleaseFollower(log: log, adapters: c.adaptersTopic, checkpoints: c.checkpointsTopic,
                                                  control: c.controlTopic, logger: logger)
         self.follower = follower
+        if c.tenantMemory != nil {
+            let directory = c.tenantCacheDirectory.map { URL(fileURLWithPath: $0) }
+                ?? FileManager.default.temporaryDirectory.appendingPathComponent("attune-tenant-cache-\(UUID().uuidString)")
+            tenantCache = try TenantStateCache(directory: directory)
+        }
+        defer {
+            if let tenantCache, c.tenantCacheDirectory == nil { try? FileManager.default.removeItem(at: tenantCache.directory) }
+        }
         ownership.partitionCounts = try await partitionCounts(log, [c.corporaTopic, c.interactionsTopic])
         try await catchUp()
         caughtUpOnce.store(true, ordering: .releasing)
@@ -151,8 +137,8 @@ public final class TrainWorker: @unchecked Sendable {
 
     private var window: BatchWindow {
         let c = configuration
-        return BatchWindow(tokens: c.batchTokens, seconds: c.batchSeconds, domainWaitSeconds: c.domainWaitSeconds,
-                           gateRetrySeconds: c.gateRetrySeconds)
+        return BatchWindow(tokens: c.batchTokens, seconds: c.batchSeconds, lingerSeconds: c.batchLingerSeconds,
+                           domainWaitSeconds: c.domainWaitSeconds, gateRetrySeconds: c.gateRetrySeconds)
     }
 
     private func consume(_ consumer: any EventConsumer, producer: any EventProducer, validator: ConsumedRecordValidator,
@@ -170,8 +156,9 @@ public final class TrainWorker: @unchecked Sendable {
                 lastFollow = .now
             }
             let idleNow = ContinuousClock.now - quietSince >= idle
+            let caughtUp = records.isEmpty
             var worked = false
-            if let name = pending.next(window, now: .now, flush: idleNow, waitingForDomain: waitsForDomain) {
+            if let name = pending.next(window, now: .now, flush: idleNow, caughtUp: caughtUp, waitingForDomain: waitsForDomain) {
                 try await trainAndPublish(name, producer: producer)
                 worked = true
             } else {
@@ -179,6 +166,7 @@ public final class TrainWorker: @unchecked Sendable {
             }
             try await deadLetterExhaustedBatches()
             try await commit(consumer)
+            try enforceTenantMemory()
             if idleNow && !worked && pending.allRejected {
                 if try await readToEnd(consumer) { break }
                 quietSince = .now
@@ -210,7 +198,7 @@ public final class TrainWorker: @unchecked Sendable {
             let marks = try await consumer.watermarks(tp)
             metrics.lag(tp, max(0, marks.high - (next[tp] ?? marks.low)))
         }
-        metrics.replayItems.record(states.values.reduce(0) { $0 + $1.replay.items.count })
+        metrics.replayItems.record(states.values.reduce(0) { $0 + ($1.memory?.replay.items.count ?? 0) })
     }
 
     /// Reads what the followed topics gained (weights only of domains and owned tenants) and absorbs it.
@@ -231,7 +219,10 @@ public final class TrainWorker: @unchecked Sendable {
         let gained = ownership.apply(events)
         let owned = ownership.owned
         ledger.keep(only: owned)
-        for name in states.keys where !keepsWeights(name) { states[name] = nil }
+        for name in states.keys where !keepsWeights(name) {
+            states[name] = nil
+            tenantCache?.remove(name)
+        }
         pending.removeItems { !owned.contains($0.source) }
         if gained, let follower {
             try await follower.rewind()

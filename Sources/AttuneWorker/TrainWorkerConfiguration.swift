@@ -18,12 +18,20 @@ public struct TrainWorkerConfiguration: Sendable {
     public var controlTopic = "attune.control"
     /// A micro-batch closes when it holds this many tokens…
     public var batchTokens = 2048
-    /// …or when its oldest record is this old.
+    /// …or when its oldest record is this old…
     public var batchSeconds = 5.0
+    /// …or, when the worker has read everything there is, when its oldest record is this old
+    /// (0: an idle worker trains a record at once; a busy one reads more while it trains).
+    public var batchLingerSeconds = 0.0
+    /// Longest training row (shorter batches are packed into shorter rows, without padding).
     public var seqLen = 128
+    /// Rows per optimizer step.
     public var batchSize = 4
-    /// Optimizer steps per micro-batch.
-    public var stepsPerBatch = 4
+    /// Optimizer steps per micro-batch; nil: they follow the data (`epochs` passes over its
+    /// rows, at least one, capped at `maxSteps`).
+    public var stepsPerBatch: Int?
+    public var epochs = 1.0
+    public var maxSteps = 16
     public var learningRate: Float = 1e-3
     public var lora = LoRAConfig(rank: 8, alpha: 16)
     /// Replay buffer size per adapter, and replayed examples per new example in a batch.
@@ -35,6 +43,13 @@ public struct TrainWorkerConfiguration: Sendable {
     /// A candidate whose loss on held-out new data, on the replay sample or on the domain
     /// probe exceeds its parent's by more than this fraction is not published.
     public var gateTolerance = 0.05
+    /// …and by more than this many nats (a floor for sets the parent already fits almost perfectly).
+    public var gateMinimumRise = 0.05
+    /// The replay sample the gate measures (examples), redrawn after this many versions or
+    /// when the replay memory has doubled; each gate set holds at most `gateSetTokens` tokens.
+    public var gateReplayExamples = 16
+    public var gateSampleVersions = 8
+    public var gateSetTokens = 256
     /// A rejected batch retries when its adapter gets new data or after this long; after
     /// `gateMaxRejections` rejections its records go to the DLQ with the reason.
     public var gateRetrySeconds = 300.0
@@ -52,6 +67,11 @@ public struct TrainWorkerConfiguration: Sendable {
     public var growOnDrift = false
     public var driftThreshold = 0.5
     public var maxBlocks = 4
+    /// Bytes of tenant state (weights, EWC state, replay and gate memory) kept in memory; beyond
+    /// it the least recently trained tenants are evicted to files under `tenantCacheDirectory`
+    /// (nil: a fresh temporary folder) and restored when they train again. nil: no limit.
+    public var tenantMemory: Int?
+    public var tenantCacheDirectory: String?
     /// Tenants pinned to a domain; others get the domain adapter with the lowest loss.
     public var tenantDomains: [String: String] = [:]
     /// A new tenant's first batch waits this long for a domain version to stand on (its pinned
@@ -69,6 +89,11 @@ public struct TrainWorkerConfiguration: Sendable {
     /// CloudEvents `source`.
     public var source = "attune/train-worker"
     public var seed: UInt64 = 0
+
+    /// How much each micro-batch trains.
+    var budget: TrainingBudget {
+        TrainingBudget(fixedSteps: stepsPerBatch, epochs: epochs, maxSteps: maxSteps, batchSize: batchSize, seqLen: seqLen)
+    }
 
     public init(baseModel: String, baseModelSHA256: String) {
         self.baseModel = baseModel

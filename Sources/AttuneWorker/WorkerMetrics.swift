@@ -17,6 +17,12 @@ public struct WorkerMetrics: Sendable {
     public let batchExamples: Gauge
     public let trainingTokensPerSecond: Gauge
     public let replayItems: Gauge
+    /// Tenant state in memory and in the tenant cache (`--tenant-memory`).
+    public let residentTenantBytes: Gauge
+    public let residentTenants: Gauge
+    public let evictedTenants: Gauge
+    public let tenantEvictions: Counter
+    public let tenantRestores: Counter
     public let publishLatency: Timer
     /// From an input record's produce time to the announcement of the version that covers it.
     public let freshness: Timer
@@ -34,6 +40,11 @@ public struct WorkerMetrics: Sendable {
         batchExamples = Gauge(label: "attune_worker_batch_examples", factory: factory)
         trainingTokensPerSecond = Gauge(label: "attune_worker_training_tokens_per_second", factory: factory)
         replayItems = Gauge(label: "attune_worker_replay_items", factory: factory)
+        residentTenantBytes = Gauge(label: "attune_worker_tenant_memory_bytes", factory: factory)
+        residentTenants = Gauge(label: "attune_worker_tenants", dimensions: [("state", "resident")], factory: factory)
+        evictedTenants = Gauge(label: "attune_worker_tenants", dimensions: [("state", "evicted")], factory: factory)
+        tenantEvictions = Counter(label: "attune_worker_tenant_evictions_total", factory: factory)
+        tenantRestores = Counter(label: "attune_worker_tenant_restores_total", factory: factory)
         publishLatency = Timer(label: "attune_worker_publish_latency_seconds", factory: factory)
         freshness = Timer(label: "attune_worker_freshness_seconds", factory: factory)
     }
@@ -47,6 +58,12 @@ public struct WorkerMetrics: Sendable {
 
     func deadLettered(_ topic: String, count: Int = 1) {
         Counter(label: "attune_worker_records_dead_lettered_total", dimensions: [("topic", topic)], factory: factory).increment(by: count)
+    }
+
+    /// Seconds one version spent in a phase (see `PhaseClock`).
+    func phase(_ name: String, seconds: Double) {
+        Timer(label: "attune_worker_phase_seconds", dimensions: [("phase", name)], factory: factory)
+            .recordNanoseconds(Int64(seconds * 1e9))
     }
 
     func lag(_ partition: TopicPartition, _ records: Int64) {

@@ -1,5 +1,6 @@
 import AttuneEventLog
 import AttuneModel
+import AttuneRegistry
 import AttuneTokenizer
 import AttuneTraining
 import Foundation
@@ -159,6 +160,7 @@ func workerTrainsDomainsAndTenantsFromTheTopics(_ transport: TestTransport) asyn
     config.stepsPerBatch = 2
     config.lora = LoRAConfig(rank: 2, alpha: 4)
     config.gateTolerance = -0.99
+    config.gateMinimumRise = 0
     let base = try RandomModel.load(tiny)
     let strict = TrainWorker(configuration: config, log: log, base: base, tokenizer: try testTokenizer(), catalog: catalog)
     try await strict.run(idle: .milliseconds(500))
@@ -346,6 +348,7 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
     var config = smallConfiguration()
     config.batchTokens = 20
     config.tenantDomains = [a: "law", b: "never-published"]
+    config.domainWaitSeconds = 600
     let base = try RandomModel.load(tiny)
     let first = TrainWorker(configuration: config, log: log, base: base, tokenizer: try testTokenizer(), catalog: catalog)
     nonisolated(unsafe) var secondWave = false
@@ -359,7 +362,8 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
     }
     let v2 = try #require(first.releases[.tenant(a)!]?.last)
     let v1 = try #require(first.releases[.tenant(a)!]?.first)
-    #expect(v2.version == 2 && v2.carried == v1.covers, "b's waiting record holds the commit below version 1's inputs")
+    #expect(v2.version == 2 && v2.carried == v1.covers,
+            "b's waiting record holds the commit below version 1's inputs: \(v1.covers) carried as \(String(describing: v2.carried))")
 
     let admin = try #require(try log.makeAdmin() as? EmbeddedAdmin)
     #expect(try await admin.maintain() > 0)
@@ -383,6 +387,7 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
     await producer.close()
     var config = smallConfiguration()
     config.gateTolerance = -0.99
+    config.gateMinimumRise = 0
     config.gateRetrySeconds = 0
     config.gateMaxRejections = 2
     let worker = TrainWorker(configuration: config, log: log, base: try RandomModel.load(tiny), tokenizer: try testTokenizer(), catalog: catalog)
@@ -424,4 +429,126 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
     #expect(try await slow.stillCurrent("domain/law", held) == false)
     #expect(slow.stats.superseded == 1 && slow.states["domain/law"]?.release?.version == 2)
     await slow.follower?.close()
+}
+
+/// Freshness: with a batch window of ten minutes, a worker that has read everything there is
+/// trains a tenant's one interaction at once, alone, into a version that covers exactly that
+/// input, in one optimizer step over a row as long as the interaction (no padding).
+@Test func anIdleWorkerTrainsOneInteractionAtOnceIntoAVersionOfItsOwn() async throws {
+    let (log, catalog, dir) = try await embeddedLog("fresh")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let producer = ValidatingProducer(try log.makeProducer(), catalog: catalog)
+    let sent = try await producer.send(ProducerRecord(topic: "attune.interactions", key: "acme", value: interaction("acme", 1)))
+    await producer.close()
+    var config = smallConfiguration()
+    config.stepsPerBatch = nil
+    config.seqLen = 128
+    config.batchSeconds = 600
+    config.batchTokens = 100_000
+    config.domainWaitSeconds = 0
+    let worker = TrainWorker(configuration: config, log: log, base: try RandomModel.load(tiny), tokenizer: try testTokenizer(), catalog: catalog)
+    let started = ContinuousClock.now
+    try await worker.run(idle: .seconds(600)) {
+        worker.releases["tenant/acme"] != nil || ContinuousClock.now - started > .seconds(300)
+    }
+    let versions = try #require(worker.releases["tenant/acme"], "trained without waiting for the batch window")
+    let example = try #require(ExampleBuilder(tokenizer: try testTokenizer())
+        .interaction(prompt: "Question 1 from acme?", response: "Answer 1 for acme."))
+    #expect(versions.count == 1)
+    #expect(versions[0].covers == [TopicPartition(sent.topic, sent.partition): [OffsetRange(single: sent.offset)]])
+    let positions = example.tokens.count - 1
+    try #require(positions <= 2 * 128, "the interaction fits the two rows of one step")
+    #expect(versions[0].metrics["examples"] == 1 && versions[0].metrics["steps"] == 1)
+    let batchTokens = try #require(versions[0].metrics["batch_tokens"])
+    #expect(batchTokens > 0 && batchTokens <= Double(positions), "no padding: rows cut from the interaction itself")
+    #expect(versions[0].metrics["trained_tokens"] == versions[0].metrics["batch_tokens"])
+}
+
+/// A burst of documents larger than one batch may hold is split over several versions, and
+/// every document is trained on: each version's steps make at least one pass over its rows.
+@Test func aBurstOfDocumentsIsTrainedOnEntirely() async throws {
+    let (log, catalog, dir) = try await embeddedLog("burst")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let producer = ValidatingProducer(try log.makeProducer(), catalog: catalog)
+    var sent: [RecordMetadata] = []
+    for i in 0..<24 { sent.append(try await producer.send(ProducerRecord(topic: "attune.corpora", key: "law", value: corpus("law", i)))) }
+    await producer.close()
+    var config = smallConfiguration()
+    config.stepsPerBatch = nil
+    config.maxSteps = 2
+    let worker = TrainWorker(configuration: config, log: log, base: try RandomModel.load(tiny), tokenizer: try testTokenizer(), catalog: catalog)
+    try await worker.run(idle: .milliseconds(800))
+    let versions = try #require(worker.releases["domain/law"])
+    #expect(versions.count > 1, "one batch holds at most what one pass of two steps trains")
+    for meta in sent {
+        #expect(versions.filter { $0.covers(TopicPartition(meta.topic, meta.partition), meta.offset) }.count == 1, "offset \(meta.offset)")
+    }
+    #expect(versions.reduce(0) { $0 + ($1.metrics["examples"] ?? 0) } == 24 && worker.stats.examplesTrained == 24)
+    for v in versions {
+        let trained = try #require(v.metrics["trained_tokens"]), batch = try #require(v.metrics["batch_tokens"])
+        #expect(trained >= batch, "\(v.id): every row of the batch is trained")
+    }
+}
+
+/// Many tenants under a memory budget: with room for no tenant but the one training, every
+/// other tenant is evicted to the tenant cache between its versions and restored when it trains
+/// again; its lineage continues (each version's parent is the one before), every input is
+/// covered once, and a state restored from the cache is bit for bit the published weights and
+/// the checkpointed replay memory and EWC Fisher of its latest version — which is also what a
+/// restarted worker (or the next owner after a hand-over) restores from the topics.
+@Test func evictedTenantsAreRestoredBitForBitAndContinueTheirLineage() async throws {
+    let (log, catalog, dir) = try await embeddedLog("evict")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let producer = ValidatingProducer(try log.makeProducer(), catalog: catalog)
+    let tenants = ["acme", "bolt", "cove"]
+    var sent: [(String, RecordMetadata)] = []
+    for i in 0..<3 {
+        for t in tenants { sent.append((t, try await producer.send(ProducerRecord(topic: "attune.interactions", key: t, value: interaction(t, i))))) }
+    }
+    await producer.close()
+    var config = smallConfiguration()
+    config.stepsPerBatch = nil
+    config.maxSteps = 1
+    config.domainWaitSeconds = 0
+    config.regularizer = .ewc
+    config.tenantMemory = 1
+    config.tenantCacheDirectory = dir + "/tenant-cache"
+    let base = try RandomModel.load(tiny)
+    let worker = TrainWorker(configuration: config, log: log, base: base, tokenizer: try testTokenizer(), catalog: catalog)
+    try await worker.run(idle: .milliseconds(800))
+
+    for t in tenants {
+        let versions = try #require(worker.releases[.tenant(t)!])
+        #expect(versions.count == 3 && zip(versions.dropFirst(), versions).allSatisfy { $0.parent == $1.id }, "\(t): one lineage")
+    }
+    for (t, meta) in sent {
+        let covering = worker.releases[.tenant(t)!]?.filter { $0.covers(TopicPartition(meta.topic, meta.partition), meta.offset) }
+        #expect(covering?.count == 1, "\(t) offset \(meta.offset)")
+    }
+    #expect(worker.stats.restored >= 6, "each tenant's second and third versions start from the cache")
+    #expect(tenants.allSatisfy { worker.states[.tenant($0)!]?.isResident == false }, "nobody trains: everybody waits in the cache")
+
+    let published = try await readTopic(log, "attune.adapters", partitions: 6)
+    let checkpoints = try await readTopic(log, "attune.checkpoints", partitions: 6).map { try TrainerCheckpoint.decode($0.value ?? []) }
+    var restartConfig = config
+    restartConfig.tenantMemory = nil
+    let again = TrainWorker(configuration: restartConfig, log: log, base: base, tokenizer: try testTokenizer(), catalog: catalog)
+    try await again.run(idle: .milliseconds(500))
+    #expect(again.stats.examplesTrained == 0 && again.stats.skippedAlreadyTrained == 0)
+    for t in tenants {
+        let name = AdapterName.tenant(t)!
+        let state = try #require(worker.states[name])
+        try worker.restore(name, state)
+        let latest = try #require(worker.releases[name]?.last)
+        let weights = try #require(published.last { $0.headers.text(named: "sha256") == latest.sha256 }?.value)
+        #expect(state.lora.parameters.array == (try worker.decodeLoRA(weights)).parameters.array, "\(t): the published weights, bit for bit")
+        let checkpoint = try #require(checkpoints.last { $0.adapter == name.description })
+        #expect(checkpoint.version == latest.version)
+        #expect(state.replay == checkpoint.replay, "\(t): the checkpointed replay memory")
+        #expect(state.weights.regularizer?.fisher.array == checkpoint.fisher, "\(t): the checkpointed Fisher")
+        let other = try #require(again.states[name], "restored from the topics after a restart")
+        let sameWeights = other.lora.parameters.array == state.lora.parameters.array
+        let sameFisher: Bool = other.weights.regularizer?.fisher.array == state.weights.regularizer?.fisher.array
+        #expect(sameWeights && other.replay == state.replay && sameFisher, "\(t): same state after a restart")
+    }
 }

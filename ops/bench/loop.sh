@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Freshness of the whole loop on the real model, embedded log, one process each as a user runs
-# them: `attune serve` (gateway inside) and one `attune train-worker` (the settings of
-# ops/bench/workers.sh), a domain adapter published first. N interactions are POSTed through
+# them: `attune serve` (gateway inside) and one `attune train-worker` (default settings, plus
+# $WORKER_OPTIONS), a domain adapter published first. N interactions are POSTed through
 # the gateway at RATE per second; reported per interaction: POST → announcement of the first
 # version covering it (on /v1/events), and POST → first completion served by such a version.
 #   ops/bench/loop.sh [N] [RATE]
@@ -25,8 +25,8 @@ for name in ["Apache-2.0", "MPL-2.0", "GPL-3"]:
             n += 1
 PY
 "$A" train-worker --model "$MODEL" --idle 3 --steps 4 --batch-size 4 --seq-len 128 --batch-tokens 1500 --log-level warning
-"$A" train-worker --model "$MODEL" --batch-tokens 1024 --batch-seconds 5 --steps 2 --seq-len 128 --batch-size 4 --rank 8 \
-  --domain-wait 0 --log-level warning >"$dir/worker.log" 2>&1 &
+# The worker's default settings; WORKER_OPTIONS adds to them.
+"$A" train-worker --model "$MODEL" --domain-wait 0 --log-level warning ${WORKER_OPTIONS:-} >"$dir/worker.log" 2>&1 &
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$A" serve --model "$MODEL" --port "$PORT" --log-level warning >"$dir/serve.log" 2>&1 &
 for _ in $(seq 600); do curl -sf "localhost:$PORT/readyz" >/dev/null && break; sleep 0.2; done

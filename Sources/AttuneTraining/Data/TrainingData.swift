@@ -124,6 +124,42 @@ public struct PackedDataset: Sendable {
         }
     }
 
+    private init(seqLen: Int, rows: [(tokens: [Int32], targets: [Int32])]) {
+        self.seqLen = seqLen
+        self.rows = rows
+    }
+
+    /// Examples packed without padding: the token stream is cut into the fewest rows of at most
+    /// `maxSeqLen` tokens, all of one length (the stream's length divided evenly among them);
+    /// when it does not divide exactly, the last row ends at the stream's end and overlaps the
+    /// row before it by less than a row's count of tokens, learning only the targets no earlier
+    /// row learned. A batch then costs about the tokens it holds, not a fixed shape.
+    public static func fitted(_ examples: [TrainingExample], maxSeqLen: Int) -> PackedDataset {
+        precondition(maxSeqLen > 0, "sequence length must be positive")
+        var tokens: [Int32] = [], learn: [Bool] = []
+        for e in examples {
+            tokens += e.tokens
+            learn += e.learn
+        }
+        let positions = tokens.count - 1
+        guard positions > 0 else { return PackedDataset(seqLen: maxSeqLen, rows: []) }
+        let rowCount = (positions + maxSeqLen - 1) / maxSeqLen
+        let length = (positions + rowCount - 1) / rowCount
+        func target(_ i: Int) -> Int32 { learn[i + 1] ? tokens[i + 1] : -1 }
+        var rows: [(tokens: [Int32], targets: [Int32])] = []
+        var start = 0
+        while start < positions {
+            let rowStart = min(start, positions - length)
+            let targets = (rowStart..<(rowStart + length)).map { $0 >= start ? target($0) : -1 }
+            if targets.contains(where: { $0 >= 0 }) { rows.append((Array(tokens[rowStart..<(rowStart + length)]), targets)) }
+            start += length
+        }
+        return PackedDataset(seqLen: length, rows: rows)
+    }
+
+    /// Tokens in all rows (what one pass over the dataset computes on).
+    public var tokenCount: Int { rows.count * seqLen }
+
     /// Learned positions in all rows.
     public var targetCount: Int { rows.reduce(0) { $0 + $1.targets.filter { $0 >= 0 }.count } }
 

@@ -5,8 +5,12 @@ import AttuneRegistry
 struct BatchWindow {
     /// Close once the batch holds this many tokens…
     var tokens: Int
-    /// …or its first record has waited this long.
+    /// …or its first record has waited this long…
     var seconds: Double
+    /// …or, once the worker has read everything there is (it is caught up), its first record
+    /// has waited this long: an idle worker trains a record at once (0), a busy one lets its
+    /// batches grow while it trains others.
+    var lingerSeconds: Double = 0
     /// A new tenant waits this long for a domain adapter to stand on.
     var domainWaitSeconds: Double
     /// A batch the gate rejected retries after this long without new data.
@@ -25,15 +29,30 @@ struct PendingBatch {
 
     var tokens: Int { items.reduce(0) { $0 + $1.example.tokens.count } }
 
-    /// Whether the batch should train now: it holds enough tokens or is old enough (`flush`:
-    /// the worker is idle); a rejected batch waits for new data or its retry time; a new
-    /// tenant's batch waits for a domain (`waitingForDomain`) up to the domain wait.
-    func isReady(_ window: BatchWindow, now: ContinuousClock.Instant, flush: Bool, waitingForDomain: Bool) -> Bool {
+    /// Whether the batch should train now: it holds enough tokens, is old enough, or has
+    /// lingered long enough while the worker is caught up (`flush`: the worker is idle); a
+    /// rejected batch waits for new data or its retry time; a new tenant's batch waits for a
+    /// domain (`waitingForDomain`) up to the domain wait.
+    func isReady(_ window: BatchWindow, now: ContinuousClock.Instant, flush: Bool, caughtUp: Bool = false,
+                 waitingForDomain: Bool) -> Bool {
         guard !items.isEmpty else { return false }
         let age = (now - opened).seconds
         if let rejectedAt { return rejectedAt < items.count || age >= window.gateRetrySeconds }
         if waitingForDomain && !flush && age < window.domainWaitSeconds { return false }
-        return flush || tokens >= window.tokens || age >= window.seconds
+        return flush || tokens >= window.tokens || age >= window.seconds || (caughtUp && age >= window.lingerSeconds)
+    }
+
+    /// The oldest items holding at most `tokens` tokens (always at least one): what one
+    /// version trains when a burst is larger than a batch may be.
+    func leading(tokens budget: Int) -> [WorkItem] {
+        var taken = 0, count = 0
+        for item in items {
+            let t = item.example.tokens.count
+            if count > 0 && taken + t > budget { break }
+            taken += t
+            count += 1
+        }
+        return Array(items.prefix(count))
     }
 }
 
@@ -56,12 +75,13 @@ struct BatchQueue {
 
     var isEmpty: Bool { batches.isEmpty }
 
-    /// The first adapter (by name) whose batch is ready.
-    func next(_ window: BatchWindow, now: ContinuousClock.Instant, flush: Bool,
+    /// The adapter whose ready batch opened first (by name among equals), so no tenant
+    /// waits behind others that keep receiving records.
+    func next(_ window: BatchWindow, now: ContinuousClock.Instant, flush: Bool, caughtUp: Bool = false,
               waitingForDomain: (AdapterName) -> Bool) -> AdapterName? {
-        batches.keys.sorted().first { name in
-            batches[name]!.isReady(window, now: now, flush: flush, waitingForDomain: waitingForDomain(name))
-        }
+        batches.filter { name, batch in
+            batch.isReady(window, now: now, flush: flush, caughtUp: caughtUp, waitingForDomain: waitingForDomain(name))
+        }.min { a, b in a.value.opened != b.value.opened ? a.value.opened < b.value.opened : a.key < b.key }?.key
     }
 
     /// Marks the batch of `name` rejected by the gate; it waits for new data or its retry time.
@@ -79,6 +99,25 @@ struct BatchQueue {
 
     @discardableResult
     mutating func remove(_ name: AdapterName) -> PendingBatch? { batches.removeValue(forKey: name) }
+
+    /// Removes the trained `items` from the batch of `name`; the rest stays queued as if it
+    /// arrived `now` (behind the other adapters' waiting batches, so one tenant's burst does not
+    /// hold the others up), and the batch's rejection record is cleared (its trained part passed).
+    mutating func remove(_ trained: [WorkItem], of name: AdapterName, now: ContinuousClock.Instant) {
+        guard var b = batches[name] else { return }
+        let done = Set(trained.map { PendingKey(source: $0.source, offset: $0.offset) })
+        b.items.removeAll { done.contains(PendingKey(source: $0.source, offset: $0.offset)) }
+        b.rejectedAt = nil
+        b.rejections = 0
+        b.lastReason = ""
+        b.opened = now
+        batches[name] = b.items.isEmpty ? nil : b
+    }
+
+    private struct PendingKey: Hashable {
+        let source: TopicPartition
+        let offset: Int64
+    }
 
     /// Removes items (of lost partitions, or inputs a published version covers) from the batches
     /// of `names` (all when nil); a rejection mark stays within the remaining count.

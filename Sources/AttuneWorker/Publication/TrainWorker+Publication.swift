@@ -49,6 +49,7 @@ extension TrainWorker {
     func announceMissing(producer: any EventProducer) async throws {
         for (name, state) in states.sorted(by: { $0.key < $1.key }) where ownership.owns(name) {
             guard let release = state.release, (checkpoints[name]?.version ?? 0) < release.version else { continue }
+            try restore(name, state)
             try await publisher.announce(release, producer: producer)
             for example in try await inputs(of: release) { state.replay.offer(example) }
             try await checkpoint(name, state: state, producer: producer)
@@ -130,7 +131,8 @@ extension TrainWorker {
             do { try adopt(p, domainVersions: domainVersions) } catch { logger.error("cannot take over \(p.release.id): \(error)", metadata: ["adapter": "\(p.release.adapter)"]) }
         }
         for cp in news.checkpoints {
-            guard let s = AdapterName(parsing: cp.adapter).flatMap({ states[$0] }), s.release?.version == cp.version else { continue }
+            // An evicted state was saved after its version's own checkpoint: it already holds it.
+            guard let s = AdapterName(parsing: cp.adapter).flatMap({ states[$0] }), s.isResident, s.release?.version == cp.version else { continue }
             restoreTrainerState(s, from: cp)
         }
     }
@@ -160,6 +162,7 @@ extension TrainWorker {
         s.release = release
         s.onSubstituteDomain = substitute
         if let cp = checkpoints[name], cp.version <= release.version { restoreTrainerState(s, from: cp) }
+        tenantCache?.remove(name)
         states[name] = s
         pending.removeItems(of: [name]) { release.accountsFor($0.source, $0.offset) }
     }

@@ -15,19 +15,19 @@ struct AdapterWeights {
     var frozenRank: Int? { blocks.count > 1 ? blocks.dropLast().reduce(0, +) : nil }
 }
 
-/// A trained candidate and how it and its parent did on the gate's sets.
-struct Candidate {
+/// A trained candidate: its weights and what its training computed.
+struct TrainedCandidate {
     let weights: AdapterWeights
-    let losses: [String: Double]
-    let parentLosses: [String: Double]
-    let regressions: [String]
-    let tokensPerSecond: Double
+    let steps: Int
+    /// Tokens the optimizer steps computed on (rows per step × sequence length × steps).
+    let tokens: Int
+    let seconds: Double
 
-    var passed: Bool { regressions.isEmpty }
+    var tokensPerSecond: Double { Double(tokens) / max(1e-9, seconds) }
 }
 
 /// Trains a copy of an adapter on a dataset over the frozen base (and a frozen domain adapter)
-/// and gates it against the parent. It never touches the event log or the parent's weights,
+/// and measures it on the gate's sets. It never touches the event log or the parent's weights,
 /// so a rejected candidate is simply dropped. Training and gate evaluations run on a queue of
 /// their own, off Swift's cooperative pool: they take seconds of CPU, which would otherwise
 /// hold one of the pool's few threads away from the consumer, the follower and the HTTP server.
@@ -36,17 +36,19 @@ struct CandidateTrainer {
     let config: TrainerConfig
     let seed: UInt64
 
-    private static let queue = DispatchQueue(label: "attune.training", qos: .userInitiated)
+    /// This trainer's own serial queue (one per worker, so workers in one process do not wait on each other).
+    private let queue = DispatchQueue(label: "attune.training", qos: .userInitiated)
 
-    private static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    private func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             queue.async { continuation.resume(with: Result { try body() }) }
         }
     }
 
-    /// The losses of `weights` standing on `frozen` on the gate's sets.
-    func losses(_ weights: AdapterWeights, frozen: LoRAAdapter?, gate: PublicationGate) async throws -> [String: Double] {
-        try await Self.offPool { gate.losses(try model(weights, frozen: frozen)) }
+    /// The losses of `weights` standing on `frozen` on the gate's sets (or on those of `names`).
+    func losses(_ weights: AdapterWeights, frozen: LoRAAdapter?, gate: PublicationGate,
+                only names: Set<String>? = nil) async throws -> [String: Double] {
+        try await offPool { gate.losses(try model(weights, frozen: frozen), only: names) }
     }
 
     /// The model of `weights` standing on `frozen`, for evaluation or training.
@@ -54,25 +56,23 @@ struct CandidateTrainer {
         try TrainableLlama(base: base, lora: weights.lora, frozen: frozen, seed: seed)
     }
 
-    /// Trains `candidate` (already a copy) on `data` over `frozen`; `parentLosses` are the
-    /// parent's losses on the gate's sets, measured by the caller on the parent's own stack.
-    func train(_ candidate: AdapterWeights, frozen: LoRAAdapter?, data: PackedDataset, gate: PublicationGate,
-               parentLosses: [String: Double]) async throws -> Candidate {
-        try await Self.offPool { try trainNow(candidate, frozen: frozen, data: data, gate: gate, parentLosses: parentLosses) }
-    }
-
-    private func trainNow(_ candidate: AdapterWeights, frozen: LoRAAdapter?, data: PackedDataset, gate: PublicationGate,
-                          parentLosses: [String: Double]) throws -> Candidate {
-        let model = try model(candidate, frozen: frozen)
-        let trainer = try Trainer(model: model, data: data, config: config)
-        if let frozenRank = candidate.frozenRank { trainer.trainableMask = candidate.lora.trainableMask(frozenRank: frozenRank) }
-        trainer.regularizer = candidate.regularizer
-        let started = ContinuousClock.now
-        trainer.run()
-        let tokens = Double(config.steps * config.batchSize * data.seqLen)
-        let rate = tokens / max(1e-9, (ContinuousClock.now - started).seconds)
-        let losses = gate.losses(model)
-        return Candidate(weights: candidate, losses: losses, parentLosses: parentLosses,
-                         regressions: gate.regressions(candidate: losses, parent: parentLosses), tokensPerSecond: rate)
+    /// Trains `candidate` (already a copy) on `data` over `frozen` for `steps` optimizer steps
+    /// of `rowsPerStep` rows.
+    func train(_ candidate: AdapterWeights, frozen: LoRAAdapter?, data: PackedDataset, steps: Int,
+               rowsPerStep: Int) async throws -> TrainedCandidate {
+        try await offPool {
+            var config = self.config
+            config.steps = steps
+            config.batchSize = rowsPerStep
+            let trainer = try Trainer(model: try model(candidate, frozen: frozen), data: data, config: config)
+            if let frozenRank = candidate.frozenRank { trainer.trainableMask = candidate.lora.trainableMask(frozenRank: frozenRank) }
+            trainer.regularizer = candidate.regularizer
+            let started = ContinuousClock.now
+            trainer.run()
+            let seconds = (ContinuousClock.now - started).seconds
+            // A copy without the gradient buffer training allocated: only the weights are kept.
+            let weights = AdapterWeights(lora: candidate.lora.copy(), blocks: candidate.blocks, regularizer: candidate.regularizer)
+            return TrainedCandidate(weights: weights, steps: steps, tokens: steps * rowsPerStep * data.seqLen, seconds: seconds)
+        }
     }
 }

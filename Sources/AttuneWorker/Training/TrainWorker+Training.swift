@@ -7,62 +7,110 @@ import Foundation
 import Logging
 
 extension TrainWorker {
-    /// Trains the pending batch of `name` into a candidate (a copy of the adapter), gates it
-    /// against its parent and publishes it when it passes; a rejected candidate is dropped.
+    /// Trains the pending batch of `name` (its oldest records, up to what one pass of the
+    /// step cap holds) into a candidate (a copy of the adapter), gates it against its parent and
+    /// publishes it when it passes; a rejected candidate is dropped. Every fifth example of a
+    /// batch of five or more is held out: the gate measures it unseen, the next batch trains it.
     func trainAndPublish(_ name: AdapterName, producer: any EventProducer) async throws {
         guard let batch = pending[name] else { return }
+        var clock = PhaseClock()
         let state = try adapterState(name, batch)
+        try enforceTenantMemory(keeping: name)
         let c = configuration
-        let examples = batch.items.map(\.example)
-        let held = examples.count >= 5 ? examples.enumerated().filter { $0.offset % 5 == 4 }.map(\.element) : []
-        let fresh = examples.count >= 5 ? examples.enumerated().filter { $0.offset % 5 != 4 }.map(\.element) : examples
-        let replayed = state.replay.sample(Int((Double(fresh.count) * c.replayRatio).rounded(.up)))
-        let gate = PublicationGate(sets: [("heldout", dataset(held)), ("replay", dataset(state.replay.items)), ("probe", domainProbe(state))],
-                                   tolerance: c.gateTolerance)
-        let parentLosses = try await candidates.losses(state.weights, frozen: state.domain?.lora, gate: gate)
-        let parentModel = try candidates.model(state.weights, frozen: state.domain?.lora)
+        let items = batch.leading(tokens: c.budget.newTokens(replayRatio: c.replayRatio))
+        let examples = items.map(\.example)
+        let holdOut = examples.count >= 5
+        let held = holdOut ? examples.enumerated().filter { $0.offset % 5 == 4 }.map(\.element) : []
+        let fresh = state.heldOutToTrain + (holdOut ? examples.enumerated().filter { $0.offset % 5 != 4 }.map(\.element) : examples)
+        let replayed = state.replay.sample(expected: Double(fresh.count) * c.replayRatio)
+        let sets = gateSets(state, heldOut: held)
+        let gate = PublicationGate(sets: sets.map { ($0.name, fitted($0.examples)) }, tolerance: c.gateTolerance,
+                                   minimumRise: c.gateMinimumRise)
+        let setsByName = Dictionary(uniqueKeysWithValues: sets.map { ($0.name, $0.examples) })
+        var parentLosses = state.gate.parentLosses(version: state.release?.version, sets: setsByName)
+        let unscored = Set(gate.sets.map(\.name)).subtracting(parentLosses.keys)
+        if !unscored.isEmpty {
+            parentLosses.merge(try await candidates.losses(state.weights, frozen: state.domain?.lora, gate: gate, only: unscored)) { a, _ in a }
+        }
+        clock.lap("gate-parent")
         var weights = state.weights.copy()
-        if try grewOnDrift(name, state, &weights, parent: parentModel, fresh: fresh, replayLoss: parentLosses["replay"]) {
+        if try grewOnDrift(name, state, &weights, fresh: fresh) {
             weights.regularizer = nil
         }
         if let kind = c.regularizer, state.release != nil, weights.regularizer == nil {
             weights.regularizer = Regularizer(kind: kind, strength: c.regularizerStrength, anchor: weights.lora.parameters)
         }
-        let candidate = try await candidates.train(weights, frozen: state.domain?.lora, data: dataset(fresh + replayed), gate: gate,
-                                             parentLosses: parentLosses)
-        metrics.trainingTokensPerSecond.record(candidate.tokensPerSecond)
+        let data = fitted(fresh + replayed)
+        let trained = try await candidates.train(weights, frozen: state.domain?.lora, data: data, steps: c.budget.steps(rows: data.rows.count),
+                                                 rowsPerStep: c.budget.rowsPerStep(data.rows.count))
+        clock.lap("train")
+        let losses = try await candidates.losses(trained.weights, frozen: state.domain?.lora, gate: gate)
+        clock.lap("gate-candidate")
+        metrics.trainingTokensPerSecond.record(trained.tokensPerSecond)
         metrics.batchExamples.record(examples.count)
-        guard candidate.passed else {
+        let regressions = gate.regressions(candidate: losses, parent: parentLosses)
+        guard regressions.isEmpty else {
             stats.rejectedByGate += 1
             metrics.gateRejected.increment()
-            let reason = "loss rose on \(candidate.regressions.joined(separator: ", ")): \(candidate.losses) vs parent \(parentLosses)"
+            let reason = "loss rose on \(regressions.joined(separator: ", ")): \(losses) vs parent \(parentLosses)"
             pending.rejected(name, reason: reason, now: .now)
             logger.notice("gate: \(name) candidate rejected; \(reason)", metadata: ["adapter": "\(name)"])
             return
         }
         guard try await stillCurrent(name, state) else { return }
         metrics.gateAccepted.increment()
-        var evaluation = PublicationGate.metrics(candidate: candidate.losses, parent: parentLosses)
+        var evaluation = PublicationGate.metrics(candidate: losses, parent: parentLosses)
         evaluation["examples"] = Double(examples.count)
-        if candidate.weights.blocks.count > state.weights.blocks.count { evaluation["grown"] = 1 }
-        state.weights = candidate.weights
-        try await publish(name, state: state, items: batch.items, metrics: evaluation, producer: producer)
+        evaluation["steps"] = Double(trained.steps)
+        evaluation["trained_tokens"] = Double(trained.tokens)
+        evaluation["batch_tokens"] = Double(data.tokenCount)
+        if trained.weights.blocks.count > state.weights.blocks.count { evaluation["grown"] = 1 }
+        state.weights = trained.weights
+        try await publish(name, state: state, items: items, metrics: evaluation, producer: producer)
+        clock.lap("publish")
         stats.examplesTrained += examples.count
         metrics.trainedExamples.increment(by: examples.count)
-        state.weights.regularizer?.consolidate(at: state.lora.parameters)
+        state.consolidate()
+        state.heldOutToTrain = held
+        if let version = state.release?.version { state.gate.published(version: version, sets: setsByName, losses: losses) }
         for e in examples { state.replay.offer(e) }
         try await checkpoint(name, state: state, producer: producer)
-        pending.remove(name)
+        pending.remove(items, of: name, now: .now)
+        clock.lap("checkpoint")
+        for phase in clock.phases { metrics.phase(phase.name, seconds: phase.seconds) }
+        logger.info("\(state.release?.id ?? name.description): \(examples.count) records, \(trained.steps) steps of \(data.seqLen)-token rows; \(clock.summary)",
+                    metadata: ["adapter": "\(name)", "version": "\(state.release?.version ?? 0)"])
+    }
+
+    /// The gate's sets for a candidate of `state`: the batch's held-out examples, the kept
+    /// replay sample and the domain probe, each cut to `gateSetTokens` tokens.
+    private func gateSets(_ state: AdapterState, heldOut: [TrainingExample]) -> [(name: String, examples: [TrainingExample])] {
+        let c = configuration
+        let replay = state.gate.replaySet(from: &state.replay, size: c.gateReplayExamples, redrawAfter: c.gateSampleVersions)
+        return [("heldout", heldOut), ("replay", replay), ("probe", domainProbe(state))].map { ($0.0, capped($0.1, tokens: c.gateSetTokens)) }
+    }
+
+    /// The leading examples holding at most `tokens` tokens (at least one, when there is one).
+    func capped(_ examples: [TrainingExample], tokens: Int) -> [TrainingExample] {
+        var taken = 0, count = 0
+        for e in examples {
+            if count > 0 && taken + e.tokens.count > tokens { break }
+            taken += e.tokens.count
+            count += 1
+        }
+        return Array(examples.prefix(count))
     }
 
     /// Dynamic architecture: grows a published tenant adapter's candidate by a new block when
     /// the parent does much worse on the new examples than on its replay memory. Returns whether it grew.
-    private func grewOnDrift(_ name: AdapterName, _ state: AdapterState, _ weights: inout AdapterWeights, parent: TrainableLlama,
-                             fresh: [TrainingExample], replayLoss: Double?) throws -> Bool {
+    private func grewOnDrift(_ name: AdapterName, _ state: AdapterState, _ weights: inout AdapterWeights,
+                             fresh: [TrainingExample]) throws -> Bool {
         let c = configuration
         guard c.growOnDrift, name.kind == .tenant, state.release != nil, weights.blocks.count < c.maxBlocks,
-              let replayLoss else { return false }
-        let newLoss = Trainer.evaluate(parent, dataset(fresh)).loss
+              !state.replay.items.isEmpty else { return false }
+        let parent = try candidates.model(state.weights, frozen: state.domain?.lora)
+        let replayLoss = Trainer.evaluate(parent, fitted(state.replay.items)).loss
+        let newLoss = Trainer.evaluate(parent, fitted(fresh)).loss
         guard newLoss > replayLoss * (1 + c.driftThreshold) else { return false }
         weights.lora = try weights.lora.grown(by: c.lora.rank, seed: c.seed &+ UInt64(weights.blocks.count))
         weights.blocks.append(c.lora.rank)
@@ -76,33 +124,37 @@ extension TrainWorker {
     /// the tenant did on its old domain, within the gate's tolerance.
     func rebase(_ name: AdapterName, onto target: DomainBase, producer: any EventProducer) async throws {
         guard let state = states[name], let parent = state.release else { return }
+        try restore(name, state)
         guard !state.replay.items.isEmpty else {
             logger.notice("rebase: \(name) has no replay memory to retrain from; it stays on \(parent.domain ?? "the base model")",
                           metadata: ["adapter": "\(name)"])
             state.rebaseRejected = target.release.id
             return
         }
-        let memory = dataset(state.replay.items)
-        let gate = PublicationGate(sets: [("replay", memory)], tolerance: configuration.gateTolerance)
+        let c = configuration
+        let gate = PublicationGate(sets: [("replay", fitted(state.replay.items))], tolerance: c.gateTolerance, minimumRise: c.gateMinimumRise)
         let parentLosses = try await candidates.losses(state.weights, frozen: state.domain?.lora, gate: gate)
         var weights = state.weights.copy()
         weights.regularizer = nil
-        let candidate = try await candidates.train(weights, frozen: target.lora, data: memory, gate: gate, parentLosses: parentLosses)
+        let memory = fitted(capped(state.replay.items, tokens: c.budget.passTokens))
+        let trained = try await candidates.train(weights, frozen: target.lora, data: memory, steps: c.budget.steps(rows: memory.rows.count),
+                                                 rowsPerStep: c.budget.rowsPerStep(memory.rows.count))
+        let losses = try await candidates.losses(trained.weights, frozen: target.lora, gate: gate)
         guard try await stillCurrent(name, state) else { return }
-        guard candidate.passed else {
+        guard gate.regressions(candidate: losses, parent: parentLosses).isEmpty else {
             state.rebaseRejected = target.release.id
             stats.rejectedByGate += 1
-            logger.notice("gate: rebase of \(name) onto \(target.release.id) rejected: \(candidate.losses) vs parent \(parentLosses)",
+            logger.notice("gate: rebase of \(name) onto \(target.release.id) rejected: \(losses) vs parent \(parentLosses)",
                           metadata: ["adapter": "\(name)"])
             return
         }
-        state.weights.lora = candidate.weights.lora
+        state.weights.lora = trained.weights.lora
         state.domain = target
         state.onSubstituteDomain = false
-        var metrics = PublicationGate.metrics(candidate: candidate.losses, parent: parentLosses)
+        var metrics = PublicationGate.metrics(candidate: losses, parent: parentLosses)
         metrics["rebase"] = 1
         try await publish(name, state: state, items: [], metrics: metrics, producer: producer)
-        state.weights.regularizer?.consolidate(at: state.lora.parameters)
+        state.consolidate()
         try await checkpoint(name, state: state, producer: producer)
         stats.rebased += 1
         self.metrics.rebases.increment()
@@ -159,7 +211,7 @@ extension TrainWorker {
         let target: DomainBase?
         if let current = release.domainReference {
             target = domains[current.name]
-        } else if state.rebaseRejected == nil, !state.replay.items.isEmpty {
+        } else if state.rebaseRejected == nil, try restore(name, state), !state.replay.items.isEmpty {
             target = try chooseDomain(name.id, examples: state.replay.items)
         } else {
             target = nil
@@ -177,7 +229,7 @@ extension TrainWorker {
     /// The pinned domain, else the published domain version with the lowest loss on `examples`.
     func chooseDomain(_ tenant: String, examples: [TrainingExample]) throws -> DomainBase? {
         if let pinned = configuration.tenantDomains[tenant] { return AdapterName.domain(pinned).flatMap { domains[$0] } }
-        let probe = dataset(examples)
+        let probe = fitted(examples)
         let zero = try LoRAAdapter(config: configuration.lora, model: base.config, zeroed: ())
         var best: (domain: DomainBase, loss: Double)?
         for name in domains.keys.sorted() {
@@ -192,7 +244,10 @@ extension TrainWorker {
     /// the same in every process): a tenant adapter stands on its pinned domain or on the
     /// published domain adapter with the lowest loss on its first examples.
     func adapterState(_ name: AdapterName, _ batch: PendingBatch) throws -> AdapterState {
-        if let s = states[name] { return s }
+        if let s = states[name] {
+            try restore(name, s)
+            return s
+        }
         let c = configuration
         let domain = name.kind == .tenant ? try chooseDomain(name.id, examples: batch.items.map(\.example)) : nil
         let nameSeed = UInt64(UInt32(bitPattern: Murmur2.hash(Array(name.description.utf8))))
@@ -204,12 +259,13 @@ extension TrainWorker {
 
     /// A sample of the domain's own memory a tenant stands on, so a tenant candidate that
     /// breaks its domain's knowledge is caught.
-    func domainProbe(_ state: AdapterState) -> PackedDataset {
-        guard let d = state.domain?.release.name, let memory = states[d]?.replay.items else { return dataset([]) }
-        return dataset(Array(memory.prefix(configuration.probeExamples)))
+    func domainProbe(_ state: AdapterState) -> [TrainingExample] {
+        guard let d = state.domain?.release.name, let memory = states[d]?.replay.items else { return [] }
+        return Array(memory.prefix(configuration.probeExamples))
     }
 
-    func dataset(_ examples: [TrainingExample]) -> PackedDataset {
-        PackedDataset(examples: examples, seqLen: configuration.seqLen, padToken: decoder.builder.tokenizer.eosID)
+    /// Examples packed without padding into rows of at most `seqLen` tokens.
+    func fitted(_ examples: [TrainingExample]) -> PackedDataset {
+        PackedDataset.fitted(examples, maxSeqLen: configuration.seqLen)
     }
 }

@@ -39,7 +39,7 @@ struct TrainWorkerCommand: AsyncParsableCommand {
         let logger = Logger(label: "attune.train-worker")
         let path = try BaseModelStore().resolve(model)
         let base = try LlamaModel(path: path, mode: .quantized)
-        let c = worker.configuration(baseModel: URL(fileURLWithPath: path).lastPathComponent,
+        let c = try worker.configuration(baseModel: URL(fileURLWithPath: path).lastPathComponent,
                                      baseModelSHA256: try BaseModelStore.sha256(of: path), topicPrefix: service.topicPrefix)
         let prometheus = PrometheusCollectorRegistry()
         let log = try transport.makeLog(), tokenizer = try BPETokenizer(gguf: base.file), catalog = try service.catalog()

@@ -65,7 +65,7 @@ struct UpCommand: AsyncParsableCommand {
         let prometheus = PrometheusCollectorRegistry()
         let trainingBase = try LlamaModel(path: modelPath, mode: .quantized)
         let tokenizer = try BPETokenizer(gguf: trainingBase.file)
-        let configuration = worker.configuration(baseModel: URL(fileURLWithPath: modelPath).lastPathComponent,
+        let configuration = try worker.configuration(baseModel: URL(fileURLWithPath: modelPath).lastPathComponent,
                                                  baseModelSHA256: try BaseModelStore.sha256(of: modelPath), topicPrefix: service.topicPrefix)
         let catalog = try service.catalog(), workerLogger = Logger(label: "attune.train-worker")
         let workerMetrics = WorkerMetrics(factory: PrometheusMetricsFactory(registry: prometheus))

@@ -59,6 +59,10 @@ let package = Package(
                                                      .product(name: "Logging", package: "swift-log"),
                                                      .product(name: "Metrics", package: "swift-metrics")]),
 
+        // Evaluation: likelihood and answer metrics (BLEU, chrF, EM, F1), a lineage's forgetting view, acceptance rates.
+        .target(name: "AttuneEvaluation", dependencies: ["AttuneModel", "AttuneTensor", "AttuneTokenizer", "AttuneTraining",
+                                                         "AttuneEventLog", "AttuneRegistry"]),
+
         // Serving: hot-swapped adapters, continuous batching across adapters, admission.
         .target(name: "AttuneServing", dependencies: ["AttuneRegistry", "AttuneModel", "AttuneTraining", "AttuneTokenizer",
                                                       "AttuneEventLog", .product(name: "Logging", package: "swift-log"),
@@ -87,6 +91,7 @@ let package = Package(
 
         .executableTarget(name: "attune", dependencies: [
             "AttuneModel", "AttuneTraining", "AttuneEventLog", "AttuneWorker", "AttuneRegistry", "AttuneServing", "AttuneServer", "AttuneGateway",
+            "AttuneEvaluation", "AttuneTokenizer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -101,7 +106,7 @@ let package = Package(
         .executableTarget(name: "attune-bench-eventlog", dependencies: ["AttuneEventLog"]),
 
         // Shared by the test targets: the shared-broker trait, condition waits.
-        .target(name: "AttuneTestSupport", dependencies: ["AttuneEventLog", "AttuneTokenizer"], path: "Tests/AttuneTestSupport"),
+        .target(name: "AttuneTestSupport", dependencies: ["AttuneEventLog", "AttuneTokenizer", "AttuneModel"], path: "Tests/AttuneTestSupport"),
 
         .testTarget(name: "AttuneTensorTests", dependencies: ["AttuneTensor"], exclude: ["Golden"]),
         .testTarget(name: "AttuneGGUFTests", dependencies: ["AttuneGGUF"]),
@@ -111,6 +116,8 @@ let package = Package(
         .testTarget(name: "AttuneEventLogTests", dependencies: ["AttuneEventLog", "AttuneTestSupport"]),
         .testTarget(name: "AttuneWorkerTests", dependencies: ["AttuneWorker", "AttuneRegistry", "AttuneTestSupport",
                                                               .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "AttuneEvaluationTests", dependencies: ["AttuneEvaluation", "AttuneEventLog", "AttuneModel", "AttuneTokenizer",
+                                                                  "AttuneTraining", "AttuneTestSupport"]),
         .testTarget(name: "AttuneRegistryTests", dependencies: ["AttuneRegistry", "AttuneEventLog"]),
         .testTarget(name: "AttuneGatewayTests", dependencies: ["AttuneGateway", "AttuneEventLog", "AttuneRegistry", "AttuneTestSupport",
                                                                .product(name: "Logging", package: "swift-log"),

@@ -4,7 +4,7 @@ import Foundation
 /// A CloudEvents 1.0 `adapter.updated` event on `attune.adapter-events` (schema
 /// `adapter-event.v1`): what subscribers hear of a new version.
 public struct AdapterEvent: Codable, Sendable {
-    /// What the event says of the version (base model and metrics are only in the `attune.adapters` record).
+    /// What the event says of the version (the base model is only in the `attune.adapters` record).
     public struct Payload: Codable, Sendable {
         public var adapter: String
         /// The version number, as a string.
@@ -18,8 +18,10 @@ public struct AdapterEvent: Codable, Sendable {
         /// domain adapter, its domain id.
         public var domain: String?
         public var covers: OffsetCoverage?
+        /// The version's training and gate numbers (`train_loss`, `heldout_loss`, …), as in its release.
+        public var metrics: [String: Double]?
 
-        private enum CodingKeys: String, CodingKey { case adapter, version, sha256, parent, tenant, domain, covers }
+        private enum CodingKeys: String, CodingKey { case adapter, version, sha256, parent, tenant, domain, covers, metrics }
 
         public func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
@@ -30,6 +32,7 @@ public struct AdapterEvent: Codable, Sendable {
             try c.encodeIfPresent(tenant, forKey: .tenant)
             try c.encodeIfPresent(domain, forKey: .domain)
             try c.encodeIfPresent(covers, forKey: .covers)
+            if let metrics, !metrics.isEmpty { try c.encode(metrics, forKey: .metrics) }
         }
     }
 
@@ -52,7 +55,8 @@ public struct AdapterEvent: Codable, Sendable {
         let name = release.name
         data = Payload(adapter: release.adapter, version: "\(release.version)", sha256: release.sha256, parent: release.parent,
                        tenant: name?.kind == .tenant ? name?.id : nil,
-                       domain: name?.kind == .tenant ? release.domain : name?.id, covers: release.covers)
+                       domain: name?.kind == .tenant ? release.domain : name?.id, covers: release.covers,
+                       metrics: release.metrics)
     }
 
     /// Decodes an event; nil if it is not a well-formed `adapter.updated` CloudEvent.
@@ -67,7 +71,7 @@ public struct AdapterEvent: Codable, Sendable {
         // A domain adapter's event names its own domain id; only a tenant's names the version it stands on.
         AdapterRelease(adapter: data.adapter, version: Int(data.version) ?? 0, sha256: data.sha256, parent: data.parent,
                        domain: AdapterName(parsing: data.adapter)?.kind == .tenant ? data.domain : nil,
-                       baseModel: "", baseModelSHA256: "", covers: data.covers ?? [:], metrics: [:])
+                       baseModel: "", baseModelSHA256: "", covers: data.covers ?? [:], metrics: data.metrics ?? [:])
     }
 
     public func encoded() throws -> [UInt8] { Array(try JSONEncoder.sorted.encode(self)) }

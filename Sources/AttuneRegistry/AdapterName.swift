@@ -32,6 +32,11 @@ public struct AdapterName: Hashable, Sendable, Comparable, CustomStringConvertib
 
     public var description: String { "\(kind.rawValue)/\(id)" }
 
+    /// A side lineage (`tenant/acme~replay-2026-12-03`): versions built beside a live adapter,
+    /// served and evaluated like any other but never trained on by the workers. Live adapters'
+    /// ids hold no `~`.
+    public var isSideLineage: Bool { id.contains("~") }
+
     public static func < (a: AdapterName, b: AdapterName) -> Bool { (a.kind, a.id) < (b.kind, b.id) }
 }
 

@@ -24,6 +24,8 @@ public struct AdapterVersion: Sendable {
     public var location: StoredLocation?
     /// Whether its `adapter.updated` event has been seen.
     public var announced: Bool
+    /// When it was published: the timestamp of its record on `attune.adapters` (else of its event).
+    public var publishedAt: TimestampMs?
 }
 
 /// A record's place on a topic.
@@ -153,7 +155,8 @@ public actor AdapterRegistry {
             return nil
         }
         let announced = known?.announced ?? false
-        versions[name, default: [:]][release.version] = AdapterVersion(release: release, location: location, announced: announced)
+        versions[name, default: [:]][release.version] = AdapterVersion(release: release, location: location, announced: announced,
+                                                                         publishedAt: r.timestamp)
         return announced && known?.location == nil ? AdapterReference(name, version: release.version) : nil
     }
 
@@ -174,7 +177,8 @@ public actor AdapterRegistry {
             versions[name]![version] = known
             return becameLive ? AdapterReference(name, version: version) : nil
         }
-        versions[name, default: [:]][version] = AdapterVersion(release: event.release, location: nil, announced: true)
+        versions[name, default: [:]][version] = AdapterVersion(release: event.release, location: nil, announced: true,
+                                                                  publishedAt: r.timestamp)
         return nil
     }
 

@@ -74,10 +74,7 @@ public final class TrainWorker: @unchecked Sendable {
         self.logger = logger
         decoder = InputDecoder(builder: ExampleBuilder(tokenizer: tokenizer), corporaTopic: configuration.corporaTopic,
                                interactionsTopic: configuration.interactionsTopic)
-        candidates = CandidateTrainer(base: base, config: TrainerConfig(
-            steps: 1, batchSize: configuration.batchSize,
-            optimizer: AdamWConfig(learningRate: configuration.learningRate), schedule: .constant, warmupSteps: 0, seed: configuration.seed),
-            seed: configuration.seed)
+        candidates = CandidateTrainer(base: base, config: configuration.trainerConfig, seed: configuration.seed)
         lineage = Lineage(kept: configuration.releasesKept)
         ownership = PartitionOwnership(corporaTopic: configuration.corporaTopic, interactionsTopic: configuration.interactionsTopic)
     }
@@ -158,7 +155,8 @@ public final class TrainWorker: @unchecked Sendable {
             let idleNow = ContinuousClock.now - quietSince >= idle
             let caughtUp = records.isEmpty
             var worked = false
-            if let name = pending.next(window, now: .now, flush: idleNow, caughtUp: caughtUp, waitingForDomain: waitsForDomain) {
+            if let name = pending.next(window, now: .now, flush: idleNow, caughtUp: caughtUp, waitingForDomain: waitsForDomain,
+                                       domainPending: domainBatchQueued) {
                 try await trainAndPublish(name, producer: producer)
                 worked = true
             } else {
@@ -178,6 +176,12 @@ public final class TrainWorker: @unchecked Sendable {
     /// Whether a new tenant's batch should wait for a domain adapter to stand on.
     private func waitsForDomain(_ name: AdapterName) -> Bool {
         name.kind == .tenant && states[name] == nil && !domainAvailable(forNewTenant: name.id)
+    }
+
+    /// Whether a queued batch will publish the domain a new tenant waits for (its pinned one, else any).
+    private func domainBatchQueued(_ name: AdapterName) -> Bool {
+        if let pinned = configuration.tenantDomains[name.id] { return AdapterName.domain(pinned).map { pending[$0] != nil } ?? false }
+        return pending.batches.keys.contains { $0.kind == .domain }
     }
 
     /// Whether the worker has read the published state and its log has not failed under it (its `/readyz`).

@@ -91,6 +91,12 @@ public struct TrainWorkerConfiguration: Sendable {
     public var seed: UInt64 = 0
 
     /// How much each micro-batch trains.
+    /// The optimizer settings every candidate trains with (steps and rows are set per batch).
+    var trainerConfig: TrainerConfig {
+        TrainerConfig(steps: 1, batchSize: batchSize, optimizer: AdamWConfig(learningRate: learningRate), schedule: .constant,
+                      warmupSteps: 0, seed: seed)
+    }
+
     var budget: TrainingBudget {
         TrainingBudget(fixedSteps: stepsPerBatch, epochs: epochs, maxSteps: maxSteps, batchSize: batchSize, seqLen: seqLen)
     }

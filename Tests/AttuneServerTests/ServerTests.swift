@@ -196,6 +196,8 @@ private func publishedDeployment(_ transport: TestTransport = .embedded, name: S
         let byID = Dictionary(values.compactMap { v in (v["id"] as? String).map { ($0, v) } }, uniquingKeysWith: { a, _ in a })
         #expect(byID[id]?["tenant"] as? String == "acme" && byID[id]?["user"] as? String == "ann")
         #expect(byID[id]?["prompt"] as? String == "Question 9?" && byID[id]?["response"] as? String == text)
+        #expect(byID[id]?["served_by"] as? String == "tenant/acme@1" && byID[id + "#feedback"]?["served_by"] as? String == "tenant/acme@1",
+                "logged completions and their feedback name the version that served them (attune eval acceptance counts by it)")
         #expect(byID[streamedID]?["prompt"] as? String == "Hello there" && byID[streamedID]?["user"] as? String == "anonymous")
         #expect(byID[id + "#feedback"]?["feedback"] as? String == "down")
         #expect(byID[id + "#feedback"]?["correction"] as? String == "The answer is nine.")

@@ -6,23 +6,12 @@ import AttuneTestSupport
 import Testing
 @testable import AttuneWorker
 
-private let tiny = LlamaConfig(layers: 2, dim: 64, ffnDim: 96, heads: 4, kvHeads: 2, vocabSize: 80, contextLength: 128)
 private let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-/// A fresh folder holding a tiny random GGUF and an embedded log with the repository's topics,
-/// for tests that run `attune train-worker` processes.
+/// A tiny model and a log with the topics, for tests that run `attune train-worker` processes.
 private func processFixture(_ name: String) async throws -> (dir: URL, model: String, logDir: String, log: EmbeddedEventLog, catalog: TopicCatalog) {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-\(name)-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    let model = dir.appendingPathComponent("tiny.gguf").path
-    try RandomModel.write(tiny, to: model, vocabulary: testVocabulary)
-    let logDir = dir.appendingPathComponent("log").path
-    let log = EmbeddedEventLog(directory: logDir)
-    let catalog = try TopicCatalog(directory: repository.appendingPathComponent("topics").path)
-    let admin = try log.makeAdmin()
-    _ = try await catalog.apply(to: admin, dryRun: false)
-    await admin.close()
-    return (dir, model, logDir, log, catalog)
+    let f = try await TinyLogFixture(name)
+    return (f.dir, f.model, f.logDir, f.log, f.catalog)
 }
 
 /// Every version announced on the adapter-events topic (its history: `attune.adapters` is

@@ -49,6 +49,8 @@ import Testing
         let long = String(repeating: "x", count: 200)
         #expect(failure(Self.record("attune.corpora", #"{"domain":"\#(long)","doc_id":"a","text":"t","source":"s"}"#))
             .contains("not a valid adapter name"))
+        #expect(failure(Self.record("attune.interactions", #"{"tenant":"acme~replay-1","user":"u","time":"t","prompt":"p","response":"r"}"#))
+            .contains("reserved for side lineages"), "a record cannot train a replay's lineage")
     }
 
     // MARK: partition ownership
@@ -96,6 +98,10 @@ import Testing
         // A new tenant waits for a domain, up to the domain wait (unless the worker is idle).
         #expect(queue.next(window, now: t0, flush: false, waitingForDomain: { _ in true }) == nil)
         #expect(queue.next(window, now: t0 + .seconds(30), flush: false, waitingForDomain: { _ in true }) == "tenant/a")
+        #expect(queue.next(window, now: t0, flush: true, waitingForDomain: { _ in true }) == "tenant/a", "an idle worker does not wait")
+        #expect(queue.next(window, now: t0, flush: true, waitingForDomain: { _ in true }, domainPending: { _ in true }) == nil,
+                "…unless the domain it waits for is queued to train")
+        #expect(queue.next(window, now: t0 + .seconds(30), flush: true, waitingForDomain: { _ in true }, domainPending: { _ in true }) == "tenant/a")
 
         queue.rejected("tenant/a", reason: "loss rose", now: t0)
         #expect(queue.allRejected)

@@ -136,7 +136,8 @@ enum BuiltinTopics {
                 "parent": { "type": ["string", "null"] },
                 "tenant": { "type": "string" },
                 "domain": { "type": "string" },
-                "covers": { "type": "object", "description": "input offsets this version trained: topic[partition] -> inclusive [first, last] ranges" }
+                "covers": { "type": "object", "description": "input offsets this version trained: topic[partition] -> inclusive [first, last] ranges" },
+                "metrics": { "type": "object", "description": "the version's training and gate numbers (train_loss, heldout_loss, replay_loss, probe_loss, steps, trained_tokens, ...), as in its release" }
               }
             }
           }
@@ -238,7 +239,8 @@ enum BuiltinTopics {
             "prompt": { "type": "string", "minLength": 1, "maxLength": 65536 },
             "response": { "type": "string", "maxLength": 65536 },
             "feedback": { "type": ["string", "null"], "enum": ["up", "down", "none", null] },
-            "correction": { "type": ["string", "null"], "maxLength": 65536 }
+            "correction": { "type": ["string", "null"], "maxLength": 65536 },
+            "served_by": { "type": ["string", "null"], "minLength": 3, "maxLength": 300, "description": "name@version of the adapter that produced the response, when Attune served it" }
           }
         }
         """#,

@@ -114,7 +114,7 @@ public final class Gateway: Sendable {
 
     private func interaction(id: String, _ c: ServedCompletion, feedback: String?, correction: String?) -> [UInt8] {
         var object: [String: Any] = ["id": id, "tenant": c.tenant, "user": c.user, "time": ISO8601DateFormatter().string(from: c.time),
-                                     "prompt": c.prompt, "response": c.response]
+                                     "prompt": c.prompt, "response": c.response, "served_by": c.model]
         if let feedback { object["feedback"] = feedback }
         if let correction { object["correction"] = correction }
         return Array((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data())

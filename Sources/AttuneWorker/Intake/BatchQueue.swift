@@ -32,13 +32,14 @@ struct PendingBatch {
     /// Whether the batch should train now: it holds enough tokens, is old enough, or has
     /// lingered long enough while the worker is caught up (`flush`: the worker is idle); a
     /// rejected batch waits for new data or its retry time; a new tenant's batch waits for a
-    /// domain (`waitingForDomain`) up to the domain wait.
+    /// domain (`waitingForDomain`) up to the domain wait — on an idle worker too while a batch
+    /// that will publish that domain is queued (`domainPending`).
     func isReady(_ window: BatchWindow, now: ContinuousClock.Instant, flush: Bool, caughtUp: Bool = false,
-                 waitingForDomain: Bool) -> Bool {
+                 waitingForDomain: Bool, domainPending: Bool = false) -> Bool {
         guard !items.isEmpty else { return false }
         let age = (now - opened).seconds
         if let rejectedAt { return rejectedAt < items.count || age >= window.gateRetrySeconds }
-        if waitingForDomain && !flush && age < window.domainWaitSeconds { return false }
+        if waitingForDomain && (!flush || domainPending) && age < window.domainWaitSeconds { return false }
         return flush || tokens >= window.tokens || age >= window.seconds || (caughtUp && age >= window.lingerSeconds)
     }
 
@@ -78,9 +79,10 @@ struct BatchQueue {
     /// The adapter whose ready batch opened first (by name among equals), so no tenant
     /// waits behind others that keep receiving records.
     func next(_ window: BatchWindow, now: ContinuousClock.Instant, flush: Bool, caughtUp: Bool = false,
-              waitingForDomain: (AdapterName) -> Bool) -> AdapterName? {
+              waitingForDomain: (AdapterName) -> Bool, domainPending: (AdapterName) -> Bool = { _ in false }) -> AdapterName? {
         batches.filter { name, batch in
-            batch.isReady(window, now: now, flush: flush, caughtUp: caughtUp, waitingForDomain: waitingForDomain(name))
+            batch.isReady(window, now: now, flush: flush, caughtUp: caughtUp, waitingForDomain: waitingForDomain(name),
+                          domainPending: domainPending(name))
         }.min { a, b in a.value.opened != b.value.opened ? a.value.opened < b.value.opened : a.key < b.key }?.key
     }
 

@@ -3,32 +3,6 @@ import AttuneRegistry
 import AttuneTraining
 import Foundation
 
-/// An interaction on `attune.interactions` (schema `interaction.v1`): what a tenant's user
-/// asked, what the model answered, and what the user made of it.
-public struct Interaction: Codable, Sendable, Equatable {
-    public var id: String?
-    public var tenant: String
-    public var user: String
-    public var time: String
-    public var prompt: String
-    public var response: String
-    /// `accepted`, `rejected` or `edited`.
-    public var feedback: String?
-    /// The answer the user wanted instead.
-    public var correction: String?
-}
-
-/// A document (or one chunk of one) of a domain corpus on `attune.corpora` (schema `corpus-document.v1`).
-public struct CorpusDocument: Codable, Sendable, Equatable {
-    public var domain: String
-    public var doc_id: String
-    public var chunk: Int?
-    public var chunks: Int?
-    public var text: String
-    public var source: String
-    public var license: String?
-}
-
 /// A validated input record turned into a training example for one adapter.
 struct WorkItem {
     let adapter: AdapterName
@@ -53,6 +27,9 @@ struct InputDecoder {
         guard let value = r.value else { throw TrainingError.badData("record without a value") }
         func item(_ adapter: AdapterName?, _ example: TrainingExample) throws -> WorkItem {
             guard let adapter else { throw TrainingError.badData("\(r.topic): the tenant or domain is not a valid adapter name") }
+            guard !adapter.isSideLineage else {
+                throw TrainingError.badData("\(r.topic): \"~\" in \(adapter) is reserved for side lineages such as replays")
+            }
             return WorkItem(adapter: adapter, example: example, source: r.topicPartition, offset: r.offset, timestamp: r.timestamp,
                             key: r.key, value: r.value)
         }

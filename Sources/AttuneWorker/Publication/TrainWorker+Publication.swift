@@ -12,10 +12,7 @@ extension TrainWorker {
                  producer: any EventProducer) async throws {
         let c = configuration
         let started = ContinuousClock.now
-        let config = try PEFTAdapterFile.configJSON(state.lora, baseModel: c.baseModel)
-        let (_, weights) = try PEFTAdapterFile.encode(state.lora, baseModel: c.baseModel,
-                                                      metadata: ["adapter_config": String(decoding: config, as: UTF8.self)])
-        let bytes = Array(weights)
+        let bytes = try Self.publishedBytes(state.lora, baseModel: c.baseModel)
         let release = AdapterRelease(adapter: name.description, version: (state.release?.version ?? 0) + 1, sha256: AdapterRelease.digest(bytes),
                                      parent: state.release?.id, domain: state.domain?.release.id, baseModel: c.baseModel,
                                      baseModelSHA256: c.baseModelSHA256, covers: OffsetCoverage(positions: items.map { ($0.source, $0.offset) }),
@@ -33,6 +30,13 @@ extension TrainWorker {
         logger.info("published \(release.id) sha256 \(release.sha256.prefix(12)) covering \(items.count) records",
                     metadata: ["adapter": "\(name)", "version": "\(release.version)",
                                "partition": "\(Set(items.map(\.source.description)).sorted().joined(separator: ","))"])
+    }
+
+    /// A version's bytes on `attune.adapters`: the PEFT safetensors with its adapter config in the metadata.
+    static func publishedBytes(_ lora: LoRAAdapter, baseModel: String) throws -> [UInt8] {
+        let config = try PEFTAdapterFile.configJSON(lora, baseModel: baseModel)
+        let (_, weights) = try PEFTAdapterFile.encode(lora, baseModel: baseModel, metadata: ["adapter_config": String(decoding: config, as: UTF8.self)])
+        return Array(weights)
     }
 
     /// Where this worker's versions are written and announced.
@@ -121,7 +125,7 @@ extension TrainWorker {
         var domainVersions: [String: ReleaseFollower.Published] = [:]
         for p in news.published {
             let r = p.release
-            guard let name = r.name else { continue }
+            guard let name = r.name, !name.isSideLineage else { continue }
             lineage.remember(r)
             if name.kind == .domain { domainVersions[r.id] = p }
             if r.version > (newest[name]?.release.version ?? 0) { newest[name] = p }

@@ -22,6 +22,8 @@ struct TrainedCandidate {
     /// Tokens the optimizer steps computed on (rows per step × sequence length × steps).
     let tokens: Int
     let seconds: Double
+    /// Mean training loss over the steps (data loss, before regularization).
+    let loss: Double
 
     var tokensPerSecond: Double { Double(tokens) / max(1e-9, seconds) }
 }
@@ -68,11 +70,13 @@ struct CandidateTrainer {
             if let frozenRank = candidate.frozenRank { trainer.trainableMask = candidate.lora.trainableMask(frozenRank: frozenRank) }
             trainer.regularizer = candidate.regularizer
             let started = ContinuousClock.now
-            trainer.run()
+            var lossSum = 0.0
+            trainer.run { lossSum += $0.loss }
             let seconds = (ContinuousClock.now - started).seconds
             // A copy without the gradient buffer training allocated: only the weights are kept.
             let weights = AdapterWeights(lora: candidate.lora.copy(), blocks: candidate.blocks, regularizer: candidate.regularizer)
-            return TrainedCandidate(weights: weights, steps: steps, tokens: steps * rowsPerStep * data.seqLen, seconds: seconds)
+            return TrainedCandidate(weights: weights, steps: steps, tokens: steps * rowsPerStep * data.seqLen, seconds: seconds,
+                                    loss: lossSum / Double(max(steps, 1)))
         }
     }
 }

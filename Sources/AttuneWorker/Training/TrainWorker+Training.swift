@@ -63,6 +63,7 @@ extension TrainWorker {
         evaluation["examples"] = Double(examples.count)
         evaluation["steps"] = Double(trained.steps)
         evaluation["trained_tokens"] = Double(trained.tokens)
+        evaluation["train_loss"] = trained.loss
         evaluation["batch_tokens"] = Double(data.tokenCount)
         if trained.weights.blocks.count > state.weights.blocks.count { evaluation["grown"] = 1 }
         state.weights = trained.weights

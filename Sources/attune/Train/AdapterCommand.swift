@@ -8,7 +8,7 @@ import Foundation
 struct AdapterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "adapter", abstract: "List, pull, inspect, export (llama.cpp LoRA GGUF) and merge adapters; ask the workers to rebase a tenant.",
-        subcommands: [List.self, History.self, Pull.self, Rollback.self, Inspect.self, ExportGGUF.self, Merge.self, Rebase.self])
+        subcommands: [List.self, History.self, Pull.self, Rollback.self, Promote.self, Inspect.self, ExportGGUF.self, Merge.self, Rebase.self])
 
     struct Inspect: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print an adapter's configuration and tensor norms.")

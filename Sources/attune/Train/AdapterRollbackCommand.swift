@@ -39,20 +39,34 @@ extension AdapterCommand {
                 case .success(let found): (target, weights) = found
                 case .failure(let error): throw ValidationError("\(name)@\(to): \(error)")
                 }
-                var metrics = target.metrics
-                metrics["rollback_of"] = Double(current.version)
-                metrics["restored"] = Double(target.version)
-                let release = AdapterRelease(adapter: current.adapter, version: current.version + 1, sha256: target.sha256,
-                                             parent: current.id, domain: target.domain, baseModel: target.baseModel,
-                                             baseModelSHA256: target.baseModelSHA256, covers: [:], metrics: metrics, blocks: target.blocks)
-                let producer = try registryOptions.transport.makeLog().makeProducer()
-                try await ReleasePublisher(adaptersTopic: registryOptions.topicPrefix + "attune.adapters",
-                                           eventsTopic: registryOptions.topicPrefix + "attune.adapter-events",
-                                           source: "attune/adapter-rollback").publish(release, weights: weights, producer: producer)
-                try await producer.flush()
-                await producer.close()
+                let release = try await registryOptions.publishWeights(of: target, weights, after: current,
+                                                                       metrics: ["rollback_of": Double(current.version), "restored": Double(target.version)],
+                                                                       source: "attune/adapter-rollback")
                 emit("published \(release.id) = the weights of \(target.id) (sha256:\(target.sha256.prefix(12))), after \(current.id)")
             }
         }
+    }
+}
+
+extension RegistryOptions {
+    /// Publishes `target`'s weights (already verified) as the next version of `current`'s adapter:
+    /// same domain version, `current` as parent, no inputs covered, `target`'s metrics plus `metrics`.
+    func publishWeights(of target: AdapterRelease, _ weights: [UInt8], after current: AdapterRelease, metrics: [String: Double],
+                        source: String) async throws -> AdapterRelease {
+        let release = AdapterRelease(adapter: current.adapter, version: current.version + 1, sha256: target.sha256,
+                                     parent: current.id, domain: target.domain, baseModel: target.baseModel,
+                                     baseModelSHA256: target.baseModelSHA256, covers: [:],
+                                     metrics: target.metrics.merging(metrics) { $1 }, blocks: target.blocks)
+        let producer = try transport.makeLog().makeProducer()
+        do {
+            try await ReleasePublisher(adaptersTopic: topicPrefix + "attune.adapters", eventsTopic: topicPrefix + "attune.adapter-events",
+                                       source: source).publish(release, weights: weights, producer: producer)
+            try await producer.flush()
+        } catch {
+            await producer.close()
+            throw error
+        }
+        await producer.close()
+        return release
     }
 }

@@ -14,8 +14,8 @@ public struct AdapterEvent: Codable, Sendable {
         public var parent: String?
         /// For a tenant adapter: its tenant id.
         public var tenant: String?
-        /// For a tenant adapter, the domain version it stands on (`domain/<id>@<version>`); for a
-        /// domain adapter, its domain id.
+        /// For a tenant or meta adapter, the domain version it stands on (`domain/<id>@<version>`);
+        /// for a domain adapter, its domain id.
         public var domain: String?
         public var covers: OffsetCoverage?
         /// The version's training and gate numbers (`train_loss`, `heldout_loss`, …), as in its release.
@@ -55,7 +55,7 @@ public struct AdapterEvent: Codable, Sendable {
         let name = release.name
         data = Payload(adapter: release.adapter, version: "\(release.version)", sha256: release.sha256, parent: release.parent,
                        tenant: name?.kind == .tenant ? name?.id : nil,
-                       domain: name?.kind == .tenant ? release.domain : name?.id, covers: release.covers,
+                       domain: name?.standsOnDomain == true ? release.domain : name?.id, covers: release.covers,
                        metrics: release.metrics)
     }
 
@@ -68,9 +68,9 @@ public struct AdapterEvent: Codable, Sendable {
 
     /// What the event says of the version, as a release.
     public var release: AdapterRelease {
-        // A domain adapter's event names its own domain id; only a tenant's names the version it stands on.
+        // A domain adapter's event names its own domain id; a tenant's or meta adapter's names the version it stands on.
         AdapterRelease(adapter: data.adapter, version: Int(data.version) ?? 0, sha256: data.sha256, parent: data.parent,
-                       domain: AdapterName(parsing: data.adapter)?.kind == .tenant ? data.domain : nil,
+                       domain: AdapterName(parsing: data.adapter)?.standsOnDomain == true ? data.domain : nil,
                        baseModel: "", baseModelSHA256: "", covers: data.covers ?? [:], metrics: data.metrics ?? [:])
     }
 

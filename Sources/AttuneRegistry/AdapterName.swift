@@ -1,12 +1,13 @@
 /// What an adapter adapts: a domain (stage 1, on the base model) or a tenant (stage 2, on a
-/// domain adapter).
+/// domain adapter); a meta adapter (`meta/<domain>`) is the meta-learned starting point of a
+/// domain's new tenants, standing on that domain like a tenant.
 public enum AdapterKind: String, Sendable, CaseIterable, Codable, Comparable {
-    case domain, tenant
+    case domain, tenant, meta
 
     public static func < (a: AdapterKind, b: AdapterKind) -> Bool { a.rawValue < b.rawValue }
 }
 
-/// A typed adapter name, written `domain/<id>` or `tenant/<id>` on the topics and in the API.
+/// A typed adapter name, written `domain/<id>`, `tenant/<id>` or `meta/<domain id>` on the topics and in the API.
 /// The id is the domain or tenant key of the input records (1–128 characters, no control
 /// characters).
 public struct AdapterName: Hashable, Sendable, Comparable, CustomStringConvertible {
@@ -29,6 +30,10 @@ public struct AdapterName: Hashable, Sendable, Comparable, CustomStringConvertib
 
     public static func domain(_ id: String) -> AdapterName? { AdapterName(.domain, id) }
     public static func tenant(_ id: String) -> AdapterName? { AdapterName(.tenant, id) }
+    public static func meta(_ id: String) -> AdapterName? { AdapterName(.meta, id) }
+
+    /// Whether its versions stand on a domain version (tenants and meta adapters do).
+    public var standsOnDomain: Bool { kind != .domain }
 
     public var description: String { "\(kind.rawValue)/\(id)" }
 
@@ -36,6 +41,10 @@ public struct AdapterName: Hashable, Sendable, Comparable, CustomStringConvertib
     /// served and evaluated like any other but never trained on by the workers. Live adapters'
     /// ids hold no `~`.
     public var isSideLineage: Bool { id.contains("~") }
+
+    /// The id of the live adapter a side lineage stands beside (the id itself for a live
+    /// adapter): whoever may use `tenant/acme` may use `tenant/acme~replay-1`.
+    public var liveID: String { String(id.prefix { $0 != "~" }) }
 
     public static func < (a: AdapterName, b: AdapterName) -> Bool { (a.kind, a.id) < (b.kind, b.id) }
 }

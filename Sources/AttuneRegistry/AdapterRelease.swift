@@ -10,7 +10,7 @@ public struct AdapterRelease: Codable, Sendable, Equatable {
     public var sha256: String
     /// The previous version of this adapter, if any (`name@version`).
     public var parent: String?
-    /// For a tenant adapter: the domain adapter version it was trained on (`name@version`).
+    /// For a tenant or meta adapter: the domain adapter version it was trained on (`name@version`).
     public var domain: String?
     public var baseModel: String
     public var baseModelSHA256: String
@@ -23,10 +23,12 @@ public struct AdapterRelease: Codable, Sendable, Equatable {
     /// published, so that they are still known as trained once a compacted topic keeps only
     /// this version.
     public var carried: OffsetCoverage? = nil
+    /// For a tenant's first version: the meta adapter version it started from (`meta/<domain>@<version>`).
+    public var initialization: String? = nil
 
     public init(adapter: String, version: Int, sha256: String, parent: String?, domain: String?, baseModel: String,
                 baseModelSHA256: String, covers: OffsetCoverage, metrics: [String: Double], blocks: [Int]? = nil,
-                carried: OffsetCoverage? = nil) {
+                carried: OffsetCoverage? = nil, initialization: String? = nil) {
         self.adapter = adapter
         self.version = version
         self.sha256 = sha256
@@ -38,6 +40,7 @@ public struct AdapterRelease: Codable, Sendable, Equatable {
         self.metrics = metrics
         self.blocks = blocks
         self.carried = carried
+        self.initialization = initialization
     }
 
     /// `name@version`.
@@ -46,7 +49,7 @@ public struct AdapterRelease: Codable, Sendable, Equatable {
     /// The typed adapter name (nil for a name of no known kind).
     public var name: AdapterName? { AdapterName(parsing: adapter) }
 
-    /// The domain version a tenant adapter stands on, typed.
+    /// The domain version a tenant or meta adapter stands on, typed.
     public var domainReference: AdapterReference? { domain.flatMap(AdapterReference.init(parsing:)) }
 
     /// The adapter name and version of an id `domain/<name>@<version>` or `tenant/<name>@<version>`.

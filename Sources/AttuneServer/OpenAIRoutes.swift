@@ -23,7 +23,7 @@ struct OpenAIRoutes: Sendable {
 
     /// Refuses a caller that may not infer with `model` (base, a domain, or one of its tenants).
     private func check(_ principal: Principal, model: String) throws {
-        if let reference = AdapterReference(parsing: model), reference.name.kind == .tenant, !principal.actsFor(reference.name.id) {
+        if let reference = AdapterReference(parsing: model), !principal.mayUse(reference.name) {
             throw APIError(.forbidden, "this key may not use \(reference.name)", code: "tenant_forbidden")
         }
     }
@@ -91,7 +91,7 @@ struct OpenAIRoutes: Sendable {
         let created = server.createdSeconds
         var cards = [ModelCard(id: "base", created: created, parent: nil, root: "base", attune: nil)]
         let resident = Set(await server.cache.resident().map(\.id))
-        for name in await server.registry.names where name.kind == .domain || principal.actsFor(name.id) {
+        for name in await server.registry.names where principal.mayUse(name) {
             let current = await server.cache.currentVersion(name)
             let latest = await server.registry.latest(name)
             guard let release = current ?? latest else { continue }
@@ -132,7 +132,7 @@ struct OpenAIRoutes: Sendable {
         let gateway = server.gateway
         let record: @Sendable (String) async -> Void = { [user = body.user] text in
             guard let gateway, let name = served.name, name.kind == .tenant else { return }
-            gateway.completed(ServedCompletion(id: String(id), tenant: name.id, user: user ?? "anonymous", prompt: promptText,
+            gateway.completed(ServedCompletion(id: String(id), tenant: name.liveID, user: user ?? "anonymous", prompt: promptText,
                                                      response: text, model: served.id))
         }
         if body.stream == true {

@@ -213,7 +213,7 @@ public actor AdapterCache {
     private func fetchAndBuild(_ release: AdapterRelease) async throws -> ServedModel {
         metrics.cacheMisses.increment()
         var domain: ServedModel?
-        if release.name?.kind == .tenant, let reference = release.domainReference {
+        if release.name?.standsOnDomain == true, let reference = release.domainReference {
             do {
                 domain = try await load(try await registry.resolve(reference))
             } catch {

@@ -47,6 +47,9 @@ public final class TrainWorker: @unchecked Sendable {
     var states: [AdapterName: AdapterState] = [:]
     /// The latest published version of each domain, as a frozen snapshot tenants stand on.
     var domains: [AdapterName: DomainBase] = [:]
+    /// The latest meta-initialization of each domain (`meta/<domain>`), keyed by the domain's name:
+    /// where a new tenant of that domain starts.
+    var metaInitializations: [AdapterName: DomainBase] = [:]
     var pending = BatchQueue()
     var lineage: Lineage
     var ownership: PartitionOwnership
@@ -212,7 +215,7 @@ public final class TrainWorker: @unchecked Sendable {
     }
 
     /// Whether this worker holds the weights of `name`: every domain, and the tenants it owns.
-    func keepsWeights(_ name: AdapterName) -> Bool { name.kind == .domain || ownership.owns(name) }
+    func keepsWeights(_ name: AdapterName) -> Bool { name.kind != .tenant || ownership.owns(name) }
 
     /// Applies the partition changes a poll delivered: lost partitions drop their pending
     /// (uncommitted) records for the next owner; gained ones first bring the published state up

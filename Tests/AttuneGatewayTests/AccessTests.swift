@@ -48,6 +48,15 @@ struct AccessTests {
         #expect(all.actsFor("x") && !all.has(.ingest))
     }
 
+    @Test func keysUseTheirTenantsTheirSideLineagesAndDomainsButMetaAdaptersOnlyAsAdmins() {
+        let acme = Principal(keyID: "k", tenants: .only(["acme"]), roles: [.infer])
+        let admin = Principal(keyID: "a", tenants: .only([]), roles: [.admin])
+        func name(_ text: String) -> AdapterName { AdapterName(parsing: text)! }
+        #expect(acme.mayUse(name("tenant/acme")) && acme.mayUse(name("tenant/acme~replay-1")) && acme.mayUse(name("domain/legal")))
+        #expect(!acme.mayUse(name("tenant/bolt")) && !acme.mayUse(name("tenant/bolt~acme")) && !acme.mayUse(name("meta/legal")))
+        #expect(admin.mayUse(name("meta/legal")) && admin.mayUse(name("tenant/bolt")))
+    }
+
     @Test func theTokenBucketAllowsABurstThenRefillsAtTheRate() {
         var bucket = TokenBucket(perMinute: 60)
         let t0 = ContinuousClock.now

@@ -16,6 +16,9 @@ import Testing
         #expect(AdapterReference(parsing: "tenant/acme@0") == nil)
         #expect(AdapterReference(parsing: "tenant/acme@12")?.description == "tenant/acme@12")
         #expect(AdapterRelease.parseID("domain/law@4")?.name == "domain/law")
+        let side = AdapterReference(parsing: "tenant/acme~replay-2026-12-03@2")
+        #expect(side?.version == 2 && side?.name.isSideLineage == true && side?.name.liveID == "acme")
+        #expect(AdapterName.tenant("acme")?.isSideLineage == false && AdapterName.tenant("acme")?.liveID == "acme")
     }
 }
 

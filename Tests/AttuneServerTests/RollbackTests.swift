@@ -13,8 +13,10 @@ extension ServerTests {
             _ = try await up.post("/v1/corpora", [#"{"domain":"d1","doc_id":"d","text":"the cat sat on the mat","source":"test"}"#],
                                   headers: ["Idempotency-Key": "rollback-corpus"])
 
+            // One record per post: the worker may train two records posted together as one version
+            // or as two, and a record still pending at the rollback would train on into version 4.
             func interactions(_ batch: Int) -> [String] {
-                (0..<2).map { #"{"id":"r\#(batch)-\#($0)","tenant":"t1","user":"u","time":"2026-12-01T00:00:00Z","prompt":"the cat","response":"sat on the mat"}"# }
+                [#"{"id":"r\#(batch)","tenant":"t1","user":"u","time":"2026-12-01T00:00:00Z","prompt":"the cat","response":"sat on the mat"}"#]
             }
             func served() async throws -> [String: Any]? {
                 let models = try await up.get("/v1/models").json["data"] as? [[String: Any]] ?? []

@@ -81,37 +81,53 @@ private func positions(_ releases: [AdapterRelease]) -> [RecordPosition] {
 }
 
 /// A replay stopped after its first version resumes where it was: the second run trains only
-/// what the first did not cover and the lineage ends covering every selected record once.
-@Test func anInterruptedReplayResumesWithTheSameCoverage() async throws {
-    let (dir, model, _, log) = try await replayFixture("replay-resume")
-    defer { try? FileManager.default.removeItem(at: dir) }
+/// what the first did not cover and the lineage ends covering every selected record once. On
+/// the embedded log and on the Kafka-protocol broker (prefixed topics, no consumer group).
+@Test(arguments: TestTransport.selected)
+func anInterruptedReplayResumesWithTheSameCoverage(_ transport: TestTransport) async throws {
+    let log = try transport.makeLog()
+    let prefix = "rp\(UUID().uuidString.prefix(8).lowercased())."
+    let catalog = try TopicCatalog(directory: TinyLogFixture.repository.appendingPathComponent("topics").path, namePrefix: prefix)
+    let admin = try log.makeAdmin()
+    _ = try await catalog.apply(to: admin, dryRun: false, maxReplicationFactor: try await (admin as? KafkaAdmin)?.brokerCount())
+    await admin.close()
+    let producer = ValidatingProducer(try log.makeProducer(), catalog: catalog)
+    for i in 0..<8 {
+        let value = #"{"tenant":"acme","user":"u\#(i % 2)","time":"2026-12-01T00:00:0\#(i)Z","prompt":"question \#(i)?","response":"answer \#(i)."}"#
+        _ = try await producer.send(ProducerRecord(topic: prefix + "attune.interactions", key: "acme", value: value))
+    }
+    await producer.close()
     var config = TrainWorkerConfiguration(baseModel: "tiny.gguf", baseModelSHA256: String(repeating: "0", count: 64))
+    config.prefixTopics(prefix)
     config.seqLen = 48
     config.batchSize = 1
     config.maxSteps = 2
     config.lora = LoRAConfig(rank: 2, alpha: 4)
-    let base = try LlamaModel(path: model)
+    let base = try RandomModel.load(TinyLogFixture.config)
     let plan = ReplayPlan(source: AdapterName(parsing: "tenant/acme")!, target: AdapterName(parsing: "tenant/acme~replay-1")!)
-    func replayer() async throws -> (Replayer, AdapterRegistry) {
-        let registry = try await AdapterRegistry(log: log)
+    func registry() async throws -> AdapterRegistry {
+        let registry = try await AdapterRegistry(log: log, adaptersTopic: config.adaptersTopic, eventsTopic: config.eventsTopic)
         _ = try await registry.catchUp()
-        return (Replayer(configuration: config, log: log, base: base, tokenizer: try testTokenizer(), registry: registry), registry)
+        return registry
     }
-    let (first, r1) = try await replayer()
     final class Count: @unchecked Sendable { var versions = 0 }
     let count = Count()
-    let stopped = try await first.run(plan, stop: { count.versions >= 1 }) { line in
-        if line.contains("@") && line.contains("covered") { count.versions += 1 }
-    }
+    let r1 = try await registry()
+    let stopped = try await Replayer(configuration: config, log: log, base: base, tokenizer: try testTokenizer(), registry: r1)
+        .run(plan, stop: { count.versions >= 1 }) { line in
+            if line.contains("@") && line.contains("covered") { count.versions += 1 }
+        }
     await r1.close()
     #expect(stopped.published.count == 1 && stopped.covered.count < 8)
 
-    let (second, r2) = try await replayer()
-    let resumed = try await second.run(plan)
+    let r2 = try await registry()
+    let resumed = try await Replayer(configuration: config, log: log, base: base, tokenizer: try testTokenizer(), registry: r2).run(plan)
     await r2.close()
     #expect(resumed.resumed == stopped.covered.count && resumed.published.first?.version == 2)
     #expect(resumed.covered.count == 8)
-    let side = try await releases(log, "tenant/acme~replay-1")
+    let r3 = try await registry()
+    let side = await r3.history(plan.target).map(\.release)
+    await r3.close()
     let covered = positions(side)
     #expect(covered.count == 8 && Set(covered).count == 8, "every selected record covered exactly once")
     #expect(side.map(\.version) == Array(1...side.count) && side.last?.parent == "tenant/acme~replay-1@\(side.count - 1)")

@@ -66,6 +66,7 @@ public struct LineageReport: Sendable, Codable {
         switch name.kind {
         case .tenant: return (try? JSONDecoder().decode(Interaction.self, from: Data(value)))?.tenant == name.id
         case .domain: return (try? JSONDecoder().decode(CorpusDocument.self, from: Data(value)))?.domain == name.id
+        case .meta: return false
         }
     }
 }

@@ -49,7 +49,7 @@ public struct ModelSpec: Sendable, Equatable, CustomStringConvertible {
             case .published(let reference):
                 guard let registry else { throw EvaluationError("\(reference) needs the event log that holds it") }
                 var releases = [try await registry.resolve(reference)]
-                if releases[0].name?.kind == .tenant, let domain = releases[0].domainReference {
+                if releases[0].name?.standsOnDomain == true, let domain = releases[0].domainReference {
                     releases.insert(try await registry.resolve(domain), at: 0)
                 }
                 for release in releases {

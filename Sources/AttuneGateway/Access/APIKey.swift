@@ -1,3 +1,4 @@
+import AttuneRegistry
 import Crypto
 import Foundation
 
@@ -91,6 +92,16 @@ public struct Principal: Sendable, Equatable {
 
     /// Whether this caller may act for `tenant` (admins act for all).
     public func actsFor(_ tenant: String) -> Bool { isAdmin || tenants.contains(tenant) }
+
+    /// Whether this caller may use or follow `adapter`: every domain; its tenants (and their side
+    /// lineages); a meta adapter, learned from many tenants' data, only as an admin.
+    public func mayUse(_ adapter: AdapterName) -> Bool {
+        switch adapter.kind {
+        case .domain: true
+        case .tenant: actsFor(adapter.liveID)
+        case .meta: isAdmin
+        }
+    }
 }
 
 /// Secrets: `atk_` and 43 base64url characters (256 random bits).

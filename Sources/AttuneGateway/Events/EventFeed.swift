@@ -37,14 +37,14 @@ public struct EventFilter: Sendable {
 
     public func admits(_ release: AdapterRelease) -> Bool {
         guard let name = release.name else { return false }
-        if name.kind == .tenant && !principal.actsFor(name.id) { return false }
+        if !principal.mayUse(name) { return false }
         if adapters.isEmpty && tenants.isEmpty && domains.isEmpty { return true }
         if adapters.contains(name) { return true }
         switch name.kind {
         case .tenant:
             if tenants.contains(name.id) { return true }
             if let domain = release.domainReference?.name.id, domains.contains(domain) { return true }
-        case .domain:
+        case .domain, .meta:
             if domains.contains(name.id) { return true }
         }
         return false

@@ -340,8 +340,8 @@ public final class Gateway: Sendable {
         }
         for name in body.adapter ?? [] {
             guard let parsed = AdapterName(parsing: name) else { throw APIError.badRequest("adapter \(name): expected domain/<id> or tenant/<id>", code: "invalid_adapter") }
-            if parsed.kind == .tenant, !principal.actsFor(parsed.id) {
-                throw APIError(.forbidden, "this key may not follow tenant \(parsed.id)", code: "tenant_forbidden")
+            if !principal.mayUse(parsed) {
+                throw APIError(.forbidden, "this key may not follow \(parsed)", code: "tenant_forbidden")
             }
         }
         for tenant in body.tenant ?? [] where !principal.actsFor(tenant) {
@@ -374,8 +374,8 @@ public final class Gateway: Sendable {
             guard let name = AdapterName(parsing: value) else {
                 throw APIError.badRequest("adapter \(value): expected domain/<id> or tenant/<id>", code: "invalid_adapter")
             }
-            if name.kind == .tenant, !principal.actsFor(name.id) {
-                throw APIError(.forbidden, "this key may not follow tenant \(name.id)", code: "tenant_forbidden")
+            if !principal.mayUse(name) {
+                throw APIError(.forbidden, "this key may not follow \(name)", code: "tenant_forbidden")
             }
             filter.adapters.insert(name)
         }

@@ -17,7 +17,8 @@ extension TrainWorker {
                                      parent: state.release?.id, domain: state.domain?.release.id, baseModel: c.baseModel,
                                      baseModelSHA256: c.baseModelSHA256, covers: OffsetCoverage(positions: items.map { ($0.source, $0.offset) }),
                                      metrics: metrics, blocks: state.weights.blocks.count > 1 ? state.weights.blocks : nil,
-                                     carried: state.release.map { $0.uncommitted(ledger.committed) }.flatMap { $0.isEmpty ? nil : $0 })
+                                     carried: state.release.map { $0.uncommitted(ledger.committed) }.flatMap { $0.isEmpty ? nil : $0 },
+                                     initialization: state.release == nil ? state.initialization : nil)
         try await publisher.publish(release, weights: bytes, producer: producer)
         state.release = release
         lineage.remember(release)
@@ -126,6 +127,10 @@ extension TrainWorker {
         for p in news.published {
             let r = p.release
             guard let name = r.name, !name.isSideLineage else { continue }
+            if name.kind == .meta {
+                adoptMetaInitialization(p)
+                continue
+            }
             lineage.remember(r)
             if name.kind == .domain { domainVersions[r.id] = p }
             if r.version > (newest[name]?.release.version ?? 0) { newest[name] = p }
@@ -169,6 +174,17 @@ extension TrainWorker {
         tenantCache?.remove(name)
         states[name] = s
         pending.removeItems(of: [name]) { release.accountsFor($0.source, $0.offset) }
+    }
+
+    /// Keeps the newest meta-initialization of a domain for its new tenants.
+    private func adoptMetaInitialization(_ p: ReleaseFollower.Published) {
+        guard let domain = AdapterName.domain(p.release.name?.id ?? ""), let weights = p.weights,
+              p.release.version > (metaInitializations[domain]?.release.version ?? 0) else { return }
+        do {
+            metaInitializations[domain] = DomainBase(release: p.release, lora: try decodeLoRA(weights))
+        } catch {
+            logger.error("cannot use \(p.release.id): \(error)", metadata: ["adapter": "\(p.release.adapter)"])
+        }
     }
 
     /// Replay memory from a checkpoint; the EWC Fisher only from the checkpoint of the same version.

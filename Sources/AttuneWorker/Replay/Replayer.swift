@@ -91,7 +91,7 @@ public final class Replayer {
     public func run(_ plan: ReplayPlan, stop: @Sendable () -> Bool = { false },
                     progress: (String) -> Void = { _ in }) async throws -> ReplaySummary {
         let c = configuration
-        guard plan.target.kind == plan.source.kind, plan.target.isSideLineage, !plan.source.isSideLineage else {
+        guard plan.source.kind != .meta, plan.target.kind == plan.source.kind, plan.target.isSideLineage, !plan.source.isSideLineage else {
             throw TrainingError.invalid("a replay of \(plan.source) publishes a side lineage of the same kind, e.g. \(plan.source)~replay-1")
         }
         var summary = ReplaySummary()
@@ -195,6 +195,8 @@ public final class Replayer {
                     excluded += 1
                     continue
                 }
+            case .meta:
+                continue
             }
             kept.append(r)
         }

@@ -34,6 +34,8 @@ extension TrainWorker {
         var release: AdapterRelease?
         /// For a tenant: the domain version it is trained on top of.
         var domain: DomainBase?
+        /// For a new tenant started from its domain's meta-initialization: that version (`meta/<domain>@<v>`).
+        var initialization: String?
         /// The domain version a rebase onto was rejected by the gate (not retried).
         var rebaseRejected: String?
         /// Set when the domain version this tenant was trained on is no longer stored and it

@@ -252,8 +252,14 @@ extension TrainWorker {
         let c = configuration
         let domain = name.kind == .tenant ? try chooseDomain(name.id, examples: batch.items.map(\.example)) : nil
         let nameSeed = UInt64(UInt32(bitPattern: Murmur2.hash(Array(name.description.utf8))))
-        let lora = try LoRAAdapter(config: c.lora, model: base.config, seed: c.seed &+ nameSeed)
+        var lora = try LoRAAdapter(config: c.lora, model: base.config, seed: c.seed &+ nameSeed)
+        let meta = domain?.release.name.flatMap { metaInitializations[$0] }.flatMap { m -> DomainBase? in
+            let a = m.lora.config, b = c.lora
+            return a.rank == b.rank && a.alpha == b.alpha && a.useRSLoRA == b.useRSLoRA && Set(a.targets) == Set(b.targets) ? m : nil
+        }
+        if let meta { lora = meta.lora.copy() }
         let s = AdapterState(lora: lora, replay: ReplayBuffer(capacity: c.replayCapacity, seed: c.seed), domain: domain)
+        s.initialization = meta?.release.id
         states[name] = s
         return s
     }

@@ -60,10 +60,8 @@ struct EvalCommand: AsyncParsableCommand {
                         sets.append(try topicSet("domain/\(id)", records.filter { decode(CorpusDocument.self, $0)?.domain == id }, builder))
                     }
                 }
-                if !json {
-                    emit("model                         versions                       set                   examples  tokens     loss  perplexity  accuracy"
-                         + (generate ? "  answers  exact   F1     BLEU   chrF" : ""))
-                }
+                var table = TextTable(["model", "versions", "set", "examples", "tokens", "loss", "perplexity", "accuracy"]
+                                      + (generate ? ["answers", "exact", "F1", "BLEU", "chrF"] : []))
                 for spec in specs {
                     let (adapter, versions) = try await spec.load(for: model, registry: registry)
                     let evaluator = ModelEvaluator(model: model, tokenizer: tokenizer, adapter: adapter)
@@ -78,14 +76,17 @@ struct EvalCommand: AsyncParsableCommand {
                             emit(String(decoding: try JSONEncoder.sorted.encode(row), as: UTF8.self))
                             continue
                         }
-                        var line = String(format: "%-29@ %-30@ %-21@ %8d %7d %8.4f %11.3f %9.4f", spec.description, versions.isEmpty ? "-" : versions.joined(separator: "+"),
-                                          set.name, set.items.count, likelihood.tokens, likelihood.loss, likelihood.perplexity, likelihood.accuracy)
+                        var row = [spec.description, versions.isEmpty ? "-" : versions.joined(separator: "+"), set.name, "\(set.items.count)",
+                                   "\(likelihood.tokens)", String(format: "%.4f", likelihood.loss), String(format: "%.3f", likelihood.perplexity),
+                                   String(format: "%.4f", likelihood.accuracy)]
                         if let a = answers {
-                            line += String(format: " %8d %6.3f %6.3f %6.2f %6.2f", a.answers, a.exactMatch, a.tokenF1, a.bleu, a.chrF)
+                            row += ["\(a.answers)", String(format: "%.3f", a.exactMatch), String(format: "%.3f", a.tokenF1),
+                                    String(format: "%.2f", a.bleu), String(format: "%.2f", a.chrF)]
                         }
-                        emit(line)
+                        table.add(row)
                     }
                 }
+                if !json { table.lines.forEach(emit) }
                 await registry?.close()
             }
         }
@@ -175,7 +176,7 @@ struct EvalCommand: AsyncParsableCommand {
                 if tally.versions.isEmpty {
                     FileHandle.standardError.write(Data("attune: no rated interactions\(tenant.map { " of tenant \($0)" } ?? "")\n".utf8))
                 }
-                if !json { emit("version                          accepted  rejected  rate") }
+                var table = TextTable(["version", "accepted", "rejected", "rate"])
                 for version in tally.versions {
                     let count = tally.byVersion[version]!
                     if json {
@@ -183,10 +184,10 @@ struct EvalCommand: AsyncParsableCommand {
                         emit(String(decoding: try JSONEncoder.sorted.encode(Row(version: version, accepted: count.accepted,
                                                                                     rejected: count.rejected, rate: count.rate)), as: UTF8.self))
                     } else {
-                        emit(String(format: "%-32@ %8d %9d  %@", version, count.accepted, count.rejected,
-                                    count.rate.map { String(format: "%.3f", $0) } ?? "-"))
+                        table.add([version, "\(count.accepted)", "\(count.rejected)", count.rate.map { String(format: "%.3f", $0) } ?? "-"])
                     }
                 }
+                if !json { table.lines.forEach(emit) }
             }
         }
     }

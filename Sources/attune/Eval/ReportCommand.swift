@@ -19,6 +19,13 @@ struct ReportCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let folder = URL(fileURLWithPath: out)
+        do {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            guard FileManager.default.isWritableFile(atPath: folder.path) else { throw CocoaError(.fileWriteNoPermission) }
+        } catch {
+            throw ValidationError("cannot write the report to \(out): \((error as NSError).localizedDescription)")
+        }
         let (model, tokenizer) = try baseModel.load()
         try await reportingErrors {
             let registry = try await registryOptions.open()
@@ -35,8 +42,6 @@ struct ReportCommand: AsyncParsableCommand {
             if data.adapters.isEmpty {
                 FileHandle.standardError.write(Data("attune: no adapter is published yet; the report is empty\n".utf8))
             }
-            let folder = URL(fileURLWithPath: out)
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
             try encoder.encode(data).write(to: folder.appendingPathComponent("report.json"), options: .atomic)

@@ -33,7 +33,7 @@ struct ReplayCommand: AsyncParsableCommand {
     @Option(help: "An evaluation file (.jsonl) the replay and the live adapter are also compared on.") var heldOut: String?
 
     func validate() throws {
-        guard let source = AdapterName(parsing: name), !source.isSideLineage else {
+        guard let source = AdapterName(parsing: name), source.kind != .meta, !source.isSideLineage else {
             throw ValidationError("\(name): expected a live adapter, domain/<id> or tenant/<id> (without ~)")
         }
         if let target {
@@ -97,14 +97,16 @@ struct ReplayCommand: AsyncParsableCommand {
         var sets = [try EvaluationSet(name: "replayed", records: records, builder: builder)]
         if let heldOut { sets.append(try EvaluationSet(file: heldOut, builder: builder)) }
         let dense = try LlamaModel(path: modelPath, mode: .dense)
-        emit("model                                    set              examples      loss  accuracy")
+        var table = TextTable(["model", "set", "examples", "loss", "accuracy"])
         for name in names where await registry.latest(name) != nil {
             let (adapter, versions) = try await ModelSpec(parsing: name.description).load(for: dense, registry: registry)
             let evaluator = ModelEvaluator(model: dense, tokenizer: tokenizer, adapter: adapter)
             for set in sets {
                 let m = try evaluator.likelihood(set.items)
-                emit(String(format: "%-40@ %-16@ %8d %9.4f %9.4f", versions.last ?? name.description, set.name, set.items.count, m.loss, m.accuracy))
+                table.add([versions.last ?? name.description, set.name, "\(set.items.count)", String(format: "%.4f", m.loss),
+                           String(format: "%.4f", m.accuracy)])
             }
         }
+        table.lines.forEach(emit)
     }
 }

@@ -1,0 +1,133 @@
+import AttuneEventLog
+import AttuneModel
+import AttuneRegistry
+import AttuneTokenizer
+import AttuneTraining
+import Foundation
+
+/// Settings of first-order meta-learning (Reptile).
+public struct MetaLearningSettings: Sendable {
+    /// Outer iterations: one tenant's inner fine-tune each.
+    public var iterations = 48
+    /// Optimizer steps of each inner fine-tune (what a new tenant's first versions do).
+    public var innerSteps = 4
+    /// The outer step ε at the first iteration, annealed linearly to 0.
+    public var metaStep = 1.0
+    /// Most examples of one tenant in an inner fine-tune (a sample of its data, redrawn each time).
+    public var examplesPerTask = 8
+    /// Fewest tenants with data the domain needs.
+    public var minimumTenants = 2
+
+    public init() {}
+}
+
+/// Learns where a domain's new tenants start: first-order meta-learning (Reptile, Nichol,
+/// Achiam & Schulman 2018) over the tenants that stand on the domain. Each iteration fine-tunes
+/// a copy of the current initialization φ on one tenant's examples for a few steps (the same
+/// trainer, packing and learning rate as the workers, over the frozen base and domain adapter)
+/// and moves φ toward the result, φ ← φ + ε(θ − φ); φ is then a point from which a few steps on
+/// any of these tenants' data go far. It is published as the next version of `meta/<domain>`
+/// (standing on the domain version it was learned on); workers start new tenants of the domain
+/// from it and say so in their first release (`initialization`). Run again as tenants
+/// accumulate: each version continues from the previous one.
+public final class MetaInitializer {
+    public let configuration: TrainWorkerConfiguration
+    let log: any EventLog
+    let base: LlamaModel
+    let builder: ExampleBuilder
+    let registry: AdapterRegistry
+    let candidates: CandidateTrainer
+
+    public init(configuration: TrainWorkerConfiguration, log: any EventLog, base: LlamaModel, tokenizer: BPETokenizer, registry: AdapterRegistry) {
+        self.configuration = configuration
+        self.log = log
+        self.base = base
+        builder = ExampleBuilder(tokenizer: tokenizer)
+        self.registry = registry
+        candidates = CandidateTrainer(base: base, config: configuration.trainerConfig, seed: configuration.seed)
+    }
+
+    /// Learns from the domain's tenants (their records, read back by what their versions cover)
+    /// and publishes the next version of `meta/<domain id>`.
+    public func run(domain: AdapterName, settings: MetaLearningSettings = MetaLearningSettings(),
+                    progress: (String) -> Void = { _ in }) async throws -> AdapterRelease {
+        let c = configuration
+        guard domain.kind == .domain, !domain.isSideLineage, let name = AdapterName.meta(domain.id) else {
+            throw TrainingError.invalid("meta-initializations are learned for a domain, e.g. domain/legal")
+        }
+        guard let domainRelease = await registry.latest(domain) else { throw TrainingError.badData("\(domain) has no published version") }
+        let frozen = try PEFTAdapterFile.decode(published: Data(try await registry.weights(of: domainRelease)), model: base.config)
+        var tasks: [(tenant: AdapterName, examples: [TrainingExample])] = []
+        let decoder = InputDecoder(builder: builder, corporaTopic: c.corporaTopic, interactionsTopic: c.interactionsTopic)
+        for tenant in await registry.names where tenant.kind == .tenant && !tenant.isSideLineage {
+            guard await registry.latest(tenant)?.domainReference?.name == domain else { continue }
+            var coverage: OffsetCoverage = [:]
+            for v in await registry.history(tenant) {
+                for (tp, ranges) in v.release.covers { coverage[tp, default: []] += ranges }
+            }
+            let examples = try await TopicSlice(log: log).records(at: coverage).compactMap { r -> TrainingExample? in
+                guard let item = try? decoder.decode(r), item.adapter == tenant else { return nil }
+                return item.example
+            }
+            if !examples.isEmpty { tasks.append((tenant, examples)) }
+        }
+        guard tasks.count >= settings.minimumTenants else {
+            throw TrainingError.badData("meta-learning for \(domain) needs at least \(settings.minimumTenants) tenants with data on it; found \(tasks.count)")
+        }
+        let previous = await registry.latest(name)
+        let start: LoRAAdapter
+        if let previous {
+            start = try PEFTAdapterFile.decode(published: Data(try await registry.weights(of: previous)), model: base.config)
+        } else {
+            let nameSeed = UInt64(UInt32(bitPattern: Murmur2.hash(Array(name.description.utf8))))
+            start = try LoRAAdapter(config: c.lora, model: base.config, seed: c.seed &+ nameSeed)
+        }
+        progress("\(name): \(tasks.count) tenants of \(domainRelease.id), \(tasks.map(\.examples.count).reduce(0, +)) examples; "
+                 + (previous.map { "continuing from \($0.id)" } ?? "starting from a fresh adapter"))
+        let (learned, innerLoss) = try await learn(tasks.map(\.examples), from: start, frozen: frozen, settings: settings, progress: progress)
+        let bytes = try TrainWorker.publishedBytes(learned, baseModel: c.baseModel)
+        let release = AdapterRelease(
+            adapter: name.description, version: (previous?.version ?? 0) + 1, sha256: AdapterRelease.digest(bytes),
+            parent: previous?.id, domain: domainRelease.id, baseModel: c.baseModel, baseModelSHA256: c.baseModelSHA256, covers: [:],
+            metrics: ["tenants": Double(tasks.count), "examples": Double(tasks.map(\.examples.count).reduce(0, +)),
+                      "iterations": Double(settings.iterations), "inner_steps": Double(settings.innerSteps), "inner_loss": innerLoss])
+        let producer = try log.makeProducer()
+        do {
+            try await ReleasePublisher(adaptersTopic: c.adaptersTopic, eventsTopic: c.eventsTopic, source: c.source + "/meta-init")
+                .publish(release, weights: bytes, producer: producer)
+            try await producer.flush()
+        } catch {
+            await producer.close()
+            throw error
+        }
+        await producer.close()
+        return release
+    }
+
+    /// Reptile over `tasks` from `start`: returns φ and the mean training loss of the last
+    /// quarter of the inner fine-tunes.
+    func learn(_ tasks: [[TrainingExample]], from start: LoRAAdapter, frozen: LoRAAdapter?, settings: MetaLearningSettings,
+               progress: (String) -> Void = { _ in }) async throws -> (LoRAAdapter, Double) {
+        let c = configuration
+        let phi = start.copy()
+        var rng = SeededGenerator(seed: c.seed &+ 0x6d657461)
+        var order: [Int] = []
+        var lateLosses: [Double] = []
+        for i in 0..<settings.iterations {
+            if order.isEmpty { order = Array(tasks.indices).shuffled(using: &rng) }
+            let task = tasks[order.removeLast()]
+            let sample = task.count > settings.examplesPerTask ? Array(task.shuffled(using: &rng).prefix(settings.examplesPerTask)) : task
+            let data = PackedDataset.fitted(sample, maxSeqLen: c.seqLen)
+            let trained = try await candidates.train(AdapterWeights(lora: phi.copy(), blocks: [phi.config.rank], regularizer: nil), frozen: frozen,
+                                                     data: data, steps: settings.innerSteps, rowsPerStep: c.budget.rowsPerStep(data.rows.count))
+            let epsilon = Float(settings.metaStep * (1 - Double(i) / Double(settings.iterations)))
+            let p = phi.parameters.pointer, theta = trained.weights.lora.parameters.pointer
+            for k in 0..<phi.parameters.count { p[k] += epsilon * (theta[k] - p[k]) }
+            if i >= settings.iterations * 3 / 4 { lateLosses.append(trained.loss) }
+            if (i + 1) % max(1, settings.iterations / 8) == 0 {
+                progress(String(format: "iteration %d/%d: inner loss %.4f", i + 1, settings.iterations, trained.loss))
+            }
+        }
+        return (phi, lateLosses.isEmpty ? 0 : lateLosses.reduce(0, +) / Double(lateLosses.count))
+    }
+}

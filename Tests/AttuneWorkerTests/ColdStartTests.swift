@@ -1,0 +1,97 @@
+import AttuneEventLog
+import AttuneModel
+import AttuneRegistry
+import AttuneTestSupport
+import AttuneTraining
+import Foundation
+import Testing
+@testable import AttuneWorker
+
+/// Tenants of one domain whose answers share a form ("short answer: yes, <word>.") and differ
+/// in their word: what a meta-initialization can learn and a new tenant can start from.
+private func answers(_ word: String, _ count: Int, builder: ExampleBuilder) -> [TrainingExample] {
+    (0..<count).map { builder.interaction(prompt: "question \($0)?", response: "short answer: yes, \(word) \($0).")! }
+}
+
+/// Reptile over four tenants gives a starting point from which a fifth tenant's held-out loss
+/// is lower than from a fresh adapter, before training (k = 0) and after 5 steps on 3 of its
+/// examples: the meta-initialization adapts faster than zero (tiny model, deterministic).
+@Test func aMetaInitializationAdaptsFasterThanAFreshAdapter() async throws {
+    let base = try RandomModel.load(TinyLogFixture.config)
+    let builder = ExampleBuilder(tokenizer: try testTokenizer())
+    var config = TrainWorkerConfiguration(baseModel: "tiny.gguf", baseModelSHA256: String(repeating: "0", count: 64))
+    config.seqLen = 64
+    config.batchSize = 2
+    config.learningRate = 5e-3
+    config.lora = LoRAConfig(rank: 2, alpha: 4)
+    let fixture = try await TinyLogFixture("meta-learn")
+    defer { fixture.remove() }
+    let log = fixture.log
+    let registry = try await AdapterRegistry(log: log)
+    let initializer = MetaInitializer(configuration: config, log: log, base: base, tokenizer: try testTokenizer(), registry: registry)
+    var settings = MetaLearningSettings()
+    settings.iterations = 24
+    settings.innerSteps = 3
+    let fresh = try LoRAAdapter(config: config.lora, model: base.config, seed: 11)
+    let tasks = ["apple", "berry", "cider", "dates"].map { answers($0, 6, builder: builder) }
+    let (meta, innerLoss) = try await initializer.learn(tasks, from: fresh, frozen: nil, settings: settings)
+    #expect(innerLoss.isFinite && innerLoss > 0)
+
+    let newcomer = answers("eagle", 6, builder: builder)
+    let (train, heldOut) = (Array(newcomer.prefix(3)), PackedDataset.fitted(Array(newcomer.suffix(3)), maxSeqLen: config.seqLen))
+    func heldOutLoss(from start: LoRAAdapter, steps: Int) async throws -> Double {
+        var weights = AdapterWeights(lora: start.copy(), blocks: [2], regularizer: nil)
+        if steps > 0 {
+            let data = PackedDataset.fitted(train, maxSeqLen: config.seqLen)
+            weights = try await initializer.candidates.train(weights, frozen: nil, data: data, steps: steps, rowsPerStep: 2).weights
+        }
+        return Trainer.evaluate(try initializer.candidates.model(weights, frozen: nil), heldOut).loss
+    }
+    for k in [0, 5] {
+        let fromMeta = try await heldOutLoss(from: meta, steps: k), fromFresh = try await heldOutLoss(from: fresh, steps: k)
+        #expect(fromMeta < fromFresh - 0.05, "k = \(k): held-out loss \(fromMeta) from the meta-initialization vs \(fromFresh) from a fresh adapter")
+    }
+    await registry.close()
+}
+
+/// `attune meta-init` learns meta/law from the tenants standing on domain/law and publishes it;
+/// a worker then starts a new tenant of law from it (its first release names it), while
+/// existing tenants continue their own lineage; a domain without enough tenants is a clear error.
+@Test func aNewTenantStartsFromItsDomainsMetaInitialization() async throws {
+    let f = try await TinyLogFixture("coldstart")
+    defer { f.remove() }
+    func produce(_ topic: String, _ key: String, _ values: [String]) async throws {
+        let producer = ValidatingProducer(try f.log.makeProducer(), catalog: f.catalog)
+        for v in values { _ = try await producer.send(ProducerRecord(topic: topic, key: key, value: v)) }
+        await producer.close()
+    }
+    func interactions(_ tenant: String) -> [String] {
+        (0..<3).map { #"{"tenant":"\#(tenant)","user":"u","time":"2026-12-01T00:00:0\#($0)Z","prompt":"question \#($0)?","response":"short answer: yes, \#(tenant) \#($0)."}"# }
+    }
+    try await produce("attune.corpora", "law", (0..<3).map { #"{"domain":"law","doc_id":"d\#($0)","text":"A law text number \#($0).","source":"test"}"# })
+    try await produce("attune.interactions", "t1", interactions("t1"))
+    try await produce("attune.interactions", "t2", interactions("t2"))
+    let settings = ["--seq-len", "48", "--batch-size", "2", "--rank", "2"]
+    let worker = ["train-worker", "--model", f.model, "--log-dir", f.logDir, "--idle", "1", "--steps", "1", "--gate-tolerance", "100"] + settings
+    #expect(try runAttune(worker, in: f.dir).status == 0)
+
+    let tooFew = try runAttune(["meta-init", "--domain", "law", "--min-tenants", "3", "--model", f.model, "--log-dir", f.logDir] + settings, in: f.dir)
+    #expect(tooFew.status != 0 && tooFew.err.contains("needs at least 3 tenants"), "\(tooFew.err)")
+    let meta = try runAttune(["meta-init", "--domain", "law", "--iterations", "4", "--inner-steps", "1", "--model", f.model,
+                              "--log-dir", f.logDir] + settings, in: f.dir)
+    #expect(meta.status == 0 && meta.out.contains("published meta/law@1 on domain/law@"), "\(meta.out)\(meta.err)")
+
+    try await produce("attune.interactions", "t3", interactions("t3"))
+    try await produce("attune.interactions", "t1", [#"{"tenant":"t1","user":"u","time":"2026-12-01T00:01:00Z","prompt":"again?","response":"short answer: yes."}"#])
+    #expect(try runAttune(worker, in: f.dir).status == 0)
+    let registry = try await AdapterRegistry(log: f.log)
+    _ = try await registry.catchUp()
+    let t3 = await registry.history(AdapterName.tenant("t3")!).map(\.release)
+    let t1 = await registry.history(AdapterName.tenant("t1")!).map(\.release)
+    let published = await registry.latest(AdapterName.meta("law")!)
+    await registry.close()
+    #expect(published?.domain?.hasPrefix("domain/law@") == true && published?.metrics["tenants"] == 2)
+    #expect(t3.first?.initialization == "meta/law@1", "the new tenant started from the meta-initialization")
+    #expect(t3.first?.domain?.hasPrefix("domain/law@") == true)
+    #expect(t1.count >= 2 && t1.allSatisfy { $0.initialization == nil }, "existing tenants keep their lineage")
+}

@@ -14,7 +14,8 @@ struct Attune: AsyncParsableCommand {
         """,
         subcommands: [
             UpCommand.self, ModelCommand.self, GenerateCommand.self, ScoreCommand.self, ServeCommand.self, LogprobsCommand.self,
-            FinetuneCommand.self, ReplayCommand.self, MetaInitCommand.self, EvalCommand.self, ReportCommand.self, AdapterCommand.self, TrainWorkerCommand.self, GatewayCommand.self, KeysCommand.self,
+            FinetuneCommand.self, ReplayCommand.self, MetaInitCommand.self, EvalCommand.self, ReportCommand.self, AdapterCommand.self,
+            TrainWorkerCommand.self, GatewayCommand.self, KeysCommand.self,
             EventsCommand.self, TopicsCommand.self, ProduceCommand.self, ConsumeCommand.self, ConfigCommand.self, BenchCommand.self,
         ]
     )

@@ -24,34 +24,25 @@ private func answers(_ word: String, _ count: Int, builder: ExampleBuilder) -> [
     config.batchSize = 2
     config.learningRate = 5e-3
     config.lora = LoRAConfig(rank: 2, alpha: 4)
-    let fixture = try await TinyLogFixture("meta-learn")
-    defer { fixture.remove() }
-    let log = fixture.log
-    let registry = try await AdapterRegistry(log: log)
-    let initializer = MetaInitializer(configuration: config, log: log, base: base, tokenizer: try testTokenizer(), registry: registry)
+    let reptile = Reptile(configuration: config, base: base)
     var settings = MetaLearningSettings()
     settings.iterations = 24
     settings.innerSteps = 3
     let fresh = try LoRAAdapter(config: config.lora, model: base.config, seed: 11)
     let tasks = ["apple", "berry", "cider", "dates"].map { answers($0, 6, builder: builder) }
-    let (meta, innerLoss) = try await initializer.learn(tasks, from: fresh, frozen: nil, settings: settings)
+    let (meta, innerLoss) = try await reptile.learn(tasks, from: fresh, frozen: nil, settings: settings)
     #expect(innerLoss.isFinite && innerLoss > 0)
 
     let newcomer = answers("eagle", 6, builder: builder)
-    let (train, heldOut) = (Array(newcomer.prefix(3)), PackedDataset.fitted(Array(newcomer.suffix(3)), maxSeqLen: config.seqLen))
+    let (train, heldOut) = (Array(newcomer.prefix(3)), Array(newcomer.suffix(3)))
     func heldOutLoss(from start: LoRAAdapter, steps: Int) async throws -> Double {
-        var weights = AdapterWeights(lora: start.copy(), blocks: [2], regularizer: nil)
-        if steps > 0 {
-            let data = PackedDataset.fitted(train, maxSeqLen: config.seqLen)
-            weights = try await initializer.candidates.train(weights, frozen: nil, data: data, steps: steps, rowsPerStep: 2).weights
-        }
-        return Trainer.evaluate(try initializer.candidates.model(weights, frozen: nil), heldOut).loss
+        let adapted = steps > 0 ? try await reptile.adapt(start, frozen: nil, on: train, steps: steps).adapter : start
+        return try reptile.evaluate(adapted, frozen: nil, on: heldOut).loss
     }
     for k in [0, 5] {
         let fromMeta = try await heldOutLoss(from: meta, steps: k), fromFresh = try await heldOutLoss(from: fresh, steps: k)
         #expect(fromMeta < fromFresh - 0.05, "k = \(k): held-out loss \(fromMeta) from the meta-initialization vs \(fromFresh) from a fresh adapter")
     }
-    await registry.close()
 }
 
 /// `attune meta-init` learns meta/law from the tenants standing on domain/law and publishes it;

@@ -21,22 +21,19 @@ public struct MetaLearningSettings: Sendable {
     public init() {}
 }
 
-/// Learns where a domain's new tenants start: first-order meta-learning (Reptile, Nichol,
-/// Achiam & Schulman 2018) over the tenants that stand on the domain. Each iteration fine-tunes
-/// a copy of the current initialization φ on one tenant's examples for a few steps (the same
-/// trainer, packing and learning rate as the workers, over the frozen base and domain adapter)
-/// and moves φ toward the result, φ ← φ + ε(θ − φ); φ is then a point from which a few steps on
-/// any of these tenants' data go far. It is published as the next version of `meta/<domain>`
-/// (standing on the domain version it was learned on); workers start new tenants of the domain
-/// from it and say so in their first release (`initialization`). Run again as tenants
-/// accumulate: each version continues from the previous one.
+/// Learns where a domain's new tenants start: `Reptile` over the tenants that stand on the
+/// domain (their records, read back by what their versions cover). The result is published as
+/// the next version of `meta/<domain>` (standing on the domain version it was learned on);
+/// workers start new tenants of the domain from it and say so in their first release
+/// (`initialization`). Run again as tenants accumulate: each version continues from the
+/// previous one.
 public final class MetaInitializer {
     public let configuration: TrainWorkerConfiguration
     let log: any EventLog
     let base: LlamaModel
     let builder: ExampleBuilder
     let registry: AdapterRegistry
-    let candidates: CandidateTrainer
+    let reptile: Reptile
 
     public init(configuration: TrainWorkerConfiguration, log: any EventLog, base: LlamaModel, tokenizer: BPETokenizer, registry: AdapterRegistry) {
         self.configuration = configuration
@@ -44,7 +41,7 @@ public final class MetaInitializer {
         self.base = base
         builder = ExampleBuilder(tokenizer: tokenizer)
         self.registry = registry
-        candidates = CandidateTrainer(base: base, config: configuration.trainerConfig, seed: configuration.seed)
+        reptile = Reptile(configuration: configuration, base: base)
     }
 
     /// Learns from the domain's tenants (their records, read back by what their versions cover)
@@ -84,7 +81,7 @@ public final class MetaInitializer {
         }
         progress("\(name): \(tasks.count) tenants of \(domainRelease.id), \(tasks.map(\.examples.count).reduce(0, +)) examples; "
                  + (previous.map { "continuing from \($0.id)" } ?? "starting from a fresh adapter"))
-        let (learned, innerLoss) = try await learn(tasks.map(\.examples), from: start, frozen: frozen, settings: settings, progress: progress)
+        let (learned, innerLoss) = try await reptile.learn(tasks.map(\.examples), from: start, frozen: frozen, settings: settings, progress: progress)
         let bytes = try TrainWorker.publishedBytes(learned, baseModel: c.baseModel)
         let release = AdapterRelease(
             adapter: name.description, version: (previous?.version ?? 0) + 1, sha256: AdapterRelease.digest(bytes),
@@ -102,32 +99,5 @@ public final class MetaInitializer {
         }
         await producer.close()
         return release
-    }
-
-    /// Reptile over `tasks` from `start`: returns φ and the mean training loss of the last
-    /// quarter of the inner fine-tunes.
-    func learn(_ tasks: [[TrainingExample]], from start: LoRAAdapter, frozen: LoRAAdapter?, settings: MetaLearningSettings,
-               progress: (String) -> Void = { _ in }) async throws -> (LoRAAdapter, Double) {
-        let c = configuration
-        let phi = start.copy()
-        var rng = SeededGenerator(seed: c.seed &+ 0x6d657461)
-        var order: [Int] = []
-        var lateLosses: [Double] = []
-        for i in 0..<settings.iterations {
-            if order.isEmpty { order = Array(tasks.indices).shuffled(using: &rng) }
-            let task = tasks[order.removeLast()]
-            let sample = task.count > settings.examplesPerTask ? Array(task.shuffled(using: &rng).prefix(settings.examplesPerTask)) : task
-            let data = PackedDataset.fitted(sample, maxSeqLen: c.seqLen)
-            let trained = try await candidates.train(AdapterWeights(lora: phi.copy(), blocks: [phi.config.rank], regularizer: nil), frozen: frozen,
-                                                     data: data, steps: settings.innerSteps, rowsPerStep: c.budget.rowsPerStep(data.rows.count))
-            let epsilon = Float(settings.metaStep * (1 - Double(i) / Double(settings.iterations)))
-            let p = phi.parameters.pointer, theta = trained.weights.lora.parameters.pointer
-            for k in 0..<phi.parameters.count { p[k] += epsilon * (theta[k] - p[k]) }
-            if i >= settings.iterations * 3 / 4 { lateLosses.append(trained.loss) }
-            if (i + 1) % max(1, settings.iterations / 8) == 0 {
-                progress(String(format: "iteration %d/%d: inner loss %.4f", i + 1, settings.iterations, trained.loss))
-            }
-        }
-        return (phi, lateLosses.isEmpty ? 0 : lateLosses.reduce(0, +) / Double(lateLosses.count))
     }
 }

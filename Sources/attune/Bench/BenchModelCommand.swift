@@ -72,6 +72,6 @@ enum PeakMemory {
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks (see ops/bench for side-by-side runs).",
-        subcommands: [BenchModelCommand.self, BenchTrainCommand.self, BenchServeCommand.self, BenchForgettingCommand.self, BenchPersonalizationCommand.self,
-                      BenchWorkersCommand.self])
+        subcommands: [BenchModelCommand.self, BenchTrainCommand.self, BenchServeCommand.self, BenchForgettingCommand.self,
+                      BenchPersonalizationCommand.self, BenchColdStartCommand.self, BenchWorkersCommand.self])
 }

@@ -48,23 +48,35 @@ private func answers(_ word: String, _ count: Int, builder: ExampleBuilder) -> [
 /// `attune meta-init` learns meta/law from the tenants standing on domain/law and publishes it;
 /// a worker then starts a new tenant of law from it (its first release names it), while
 /// existing tenants continue their own lineage; a domain without enough tenants is a clear error.
+private let settings = ["--seq-len", "48", "--batch-size", "2", "--rank", "2"]
+
+private func produce(_ f: TinyLogFixture, _ topic: String, _ key: String, _ values: [String]) async throws {
+    let producer = ValidatingProducer(try f.log.makeProducer(), catalog: f.catalog)
+    for v in values { _ = try await producer.send(ProducerRecord(topic: topic, key: key, value: v)) }
+    await producer.close()
+}
+
+private func interactions(_ tenant: String) -> [String] {
+    (0..<3).map { #"{"tenant":"\#(tenant)","user":"u","time":"2026-12-01T00:00:0\#($0)Z","prompt":"question \#($0)?","response":"short answer: yes, \#(tenant) \#($0)."}"# }
+}
+
+private func trainWorker(_ f: TinyLogFixture) -> [String] {
+    ["train-worker", "--model", f.model, "--log-dir", f.logDir, "--idle", "1", "--steps", "1", "--gate-tolerance", "100"] + settings
+}
+
+/// domain/law and its tenants t1 and t2, trained by a worker run.
+private func lawWithTwoTenants(_ f: TinyLogFixture) async throws {
+    try await produce(f, "attune.corpora", "law", (0..<3).map { #"{"domain":"law","doc_id":"d\#($0)","text":"A law text number \#($0).","source":"test"}"# })
+    try await produce(f, "attune.interactions", "t1", interactions("t1"))
+    try await produce(f, "attune.interactions", "t2", interactions("t2"))
+    #expect(try runAttune(trainWorker(f), in: f.dir).status == 0)
+}
+
 @Test func aNewTenantStartsFromItsDomainsMetaInitialization() async throws {
     let f = try await TinyLogFixture("coldstart")
     defer { f.remove() }
-    func produce(_ topic: String, _ key: String, _ values: [String]) async throws {
-        let producer = ValidatingProducer(try f.log.makeProducer(), catalog: f.catalog)
-        for v in values { _ = try await producer.send(ProducerRecord(topic: topic, key: key, value: v)) }
-        await producer.close()
-    }
-    func interactions(_ tenant: String) -> [String] {
-        (0..<3).map { #"{"tenant":"\#(tenant)","user":"u","time":"2026-12-01T00:00:0\#($0)Z","prompt":"question \#($0)?","response":"short answer: yes, \#(tenant) \#($0)."}"# }
-    }
-    try await produce("attune.corpora", "law", (0..<3).map { #"{"domain":"law","doc_id":"d\#($0)","text":"A law text number \#($0).","source":"test"}"# })
-    try await produce("attune.interactions", "t1", interactions("t1"))
-    try await produce("attune.interactions", "t2", interactions("t2"))
-    let settings = ["--seq-len", "48", "--batch-size", "2", "--rank", "2"]
-    let worker = ["train-worker", "--model", f.model, "--log-dir", f.logDir, "--idle", "1", "--steps", "1", "--gate-tolerance", "100"] + settings
-    #expect(try runAttune(worker, in: f.dir).status == 0)
+    try await lawWithTwoTenants(f)
+    let worker = trainWorker(f)
 
     let tooFew = try runAttune(["meta-init", "--domain", "law", "--min-tenants", "3", "--model", f.model, "--log-dir", f.logDir] + settings, in: f.dir)
     #expect(tooFew.status != 0 && tooFew.err.contains("needs at least 3 tenants"), "\(tooFew.err)")
@@ -72,8 +84,8 @@ private func answers(_ word: String, _ count: Int, builder: ExampleBuilder) -> [
                               "--log-dir", f.logDir] + settings, in: f.dir)
     #expect(meta.status == 0 && meta.out.contains("published meta/law@1 on domain/law@"), "\(meta.out)\(meta.err)")
 
-    try await produce("attune.interactions", "t3", interactions("t3"))
-    try await produce("attune.interactions", "t1", [#"{"tenant":"t1","user":"u","time":"2026-12-01T00:01:00Z","prompt":"again?","response":"short answer: yes."}"#])
+    try await produce(f, "attune.interactions", "t3", interactions("t3"))
+    try await produce(f, "attune.interactions", "t1", [#"{"tenant":"t1","user":"u","time":"2026-12-01T00:01:00Z","prompt":"again?","response":"short answer: yes."}"#])
     #expect(try runAttune(worker, in: f.dir).status == 0)
     let registry = try await AdapterRegistry(log: f.log)
     _ = try await registry.catchUp()
@@ -85,4 +97,49 @@ private func answers(_ word: String, _ count: Int, builder: ExampleBuilder) -> [
     #expect(t3.first?.initialization == "meta/law@1", "the new tenant started from the meta-initialization")
     #expect(t3.first?.domain?.hasPrefix("domain/law@") == true)
     #expect(t1.count >= 2 && t1.allSatisfy { $0.initialization == nil }, "existing tenants keep their lineage")
+}
+
+/// `attune meta-init --follow` keeps meta/law current: it publishes the first version once two
+/// tenants stand on law, the next one when a third arrives (learned from three, continuing from
+/// the first), and stops cleanly on SIGTERM.
+@Test func aFollowingMetaInitRefreshesAsTenantsAccumulate() async throws {
+    let f = try await TinyLogFixture("meta-follow")
+    defer { f.remove() }
+    try await lawWithTwoTenants(f)
+    let errors = f.dir.appendingPathComponent("meta-init.err")
+    #expect(FileManager.default.createFile(atPath: errors.path, contents: nil))
+    let follower = Process()
+    follower.executableURL = URL(fileURLWithPath: try attuneExecutable())
+    follower.arguments = ["meta-init", "--domain", "law", "--follow", "--refresh-after", "1", "--iterations", "2", "--inner-steps", "1",
+                          "--model", f.model, "--log-dir", f.logDir] + settings
+    follower.currentDirectoryURL = f.dir
+    follower.standardOutput = FileHandle.nullDevice
+    follower.standardError = try FileHandle(forWritingTo: errors)
+    try follower.run()
+    defer { if follower.isRunning { follower.terminate() } }
+
+    let registry = try await AdapterRegistry(log: f.log)
+    _ = try await registry.catchUp()
+    let meta = AdapterName.meta("law")!
+    func waitForMeta(_ version: Int) async throws -> AdapterRelease? {
+        try await waitUntil(.seconds(180), interval: .milliseconds(200)) {
+            _ = try await registry.poll(timeout: .milliseconds(100))
+            return await (registry.latest(meta)?.version ?? 0) >= version
+        }
+        return await registry.latest(meta)
+    }
+    let first = try await waitForMeta(1)
+    #expect(first?.version == 1 && first?.metrics["tenants"] == 2)
+
+    try await produce(f, "attune.interactions", "t3", interactions("t3"))
+    #expect(try runAttune(trainWorker(f), in: f.dir).status == 0)
+    let second = try await waitForMeta(2)
+    await registry.close()
+    #expect(second?.version == 2 && second?.metrics["tenants"] == 3 && second?.parent == "meta/law@1", "\(String(describing: second))")
+
+    follower.terminate()
+    follower.waitUntilExit()
+    let log = (try? String(contentsOf: errors, encoding: .utf8)) ?? ""
+    #expect(follower.terminationStatus == 0, "\(log)")
+    #expect(log.contains("published meta/law@2") && !log.contains("meta/law@3"), "\(log)")
 }

@@ -4,6 +4,10 @@ import AttuneRegistry
 import AttuneTokenizer
 import AttuneWorker
 import Foundation
+import Logging
+import Prometheus
+import ServiceLifecycle
+import Synchronization
 
 /// `attune meta-init --domain X`: learn where the domain's new tenants start.
 struct MetaInitCommand: AsyncParsableCommand {
@@ -14,8 +18,10 @@ struct MetaInitCommand: AsyncParsableCommand {
         Each iteration fine-tunes a copy of the current starting point on one tenant's data for --inner-steps and \
         moves it toward the result. The version is published as meta/<domain>@N, standing on the domain's latest \
         version; training workers start every new tenant of the domain from it (its first release names it in \
-        `initialization`). Run again as tenants accumulate: each version continues from the previous one. Only \
-        admin keys may use or follow meta adapters (they are learned from many tenants' data).
+        `initialization`). Run again as tenants accumulate, or keep it running with --follow: it then learns the next \
+        version whenever --refresh-after more tenants stand on the domain (SIGTERM/SIGINT stop it once a version in \
+        progress is published). Each version continues from the previous one. Only admin keys may use or follow meta \
+        adapters (they are learned from many tenants' data).
         """)
     @OptionGroup var registryOptions: RegistryOptions
     @OptionGroup var worker: WorkerOptions
@@ -26,6 +32,11 @@ struct MetaInitCommand: AsyncParsableCommand {
     @Option(help: "Outer step size at the first iteration, annealed linearly to 0.") var metaStep = 1.0
     @Option(help: "Most examples of one tenant per inner fine-tune.") var examplesPerTask = 8
     @Option(help: "Fewest tenants with data the domain needs.") var minTenants = 2
+    @Flag(help: "Keep running: follow the registry and learn the next version as tenants accumulate.") var follow = false
+    @Option(help: "With --follow: learn the next version once this many more tenants stand on the domain.") var refreshAfter = 2
+    @Option(help: "With --follow: serve /metrics, /healthz and /readyz on this port (0 picks a free one; default: none).")
+    var metricsPort: Int?
+    @Option(help: "Address for --metrics-port.") var metricsHost = "127.0.0.1"
 
     func validate() throws {
         guard AdapterName.domain(domainID) != nil, !domainID.contains("~") else { throw ValidationError("--domain \(domain): not a domain id") }
@@ -33,6 +44,9 @@ struct MetaInitCommand: AsyncParsableCommand {
             throw ValidationError("--iterations, --inner-steps, --examples-per-task and --min-tenants must be at least 1")
         }
         guard metaStep > 0, metaStep <= 1 else { throw ValidationError("--meta-step must be in (0, 1]") }
+        guard refreshAfter >= 1 else { throw ValidationError("--refresh-after must be at least 1") }
+        guard metricsPort.map({ (0...65535).contains($0) }) ?? true else { throw ValidationError("--metrics-port must be in 0...65535") }
+        guard follow || metricsPort == nil else { throw ValidationError("--metrics-port needs --follow") }
     }
 
     private var domainID: String { domain.hasPrefix("domain/") ? String(domain.dropFirst(7)) : domain }
@@ -51,16 +65,60 @@ struct MetaInitCommand: AsyncParsableCommand {
         settings.minimumTenants = minTenants
         try await reportingErrors {
             let registry = try await registryOptions.open()
+            let log = try registryOptions.transport.makeLog()
+            let domain = AdapterName.domain(domainID)!
             do {
-                let release = try await MetaInitializer(configuration: c, log: try registryOptions.transport.makeLog(), base: base,
-                                                        tokenizer: tokenizer, registry: registry)
-                    .run(domain: AdapterName.domain(domainID)!, settings: settings) { emit($0) }
-                emit("published \(release.id) on \(release.domain ?? "-") (sha256:\(release.sha256.prefix(12)))")
+                if follow {
+                    try await keepCurrent(domain, settings: settings) {
+                        MetaInitializer(configuration: c, log: log, base: base, tokenizer: tokenizer, registry: registry)
+                    }
+                } else {
+                    let release = try await MetaInitializer(configuration: c, log: log, base: base, tokenizer: tokenizer, registry: registry)
+                        .run(domain: domain, settings: settings) { emit($0) }
+                    emit("published \(release.id) on \(release.domain ?? "-") (sha256:\(release.sha256.prefix(12)))")
+                }
             } catch {
                 await registry.close()
                 throw error
             }
             await registry.close()
+        }
+    }
+
+    /// `--follow`: a service that keeps `domain`'s meta-initialization current until SIGTERM or SIGINT.
+    private func keepCurrent(_ domain: AdapterName, settings: MetaLearningSettings,
+                             initializer: @escaping @Sendable () -> MetaInitializer) async throws {
+        LineLogHandler.bootstrap(format: .text, level: .info)
+        let logger = Logger(label: "attune.meta-init")
+        let prometheus = PrometheusCollectorRegistry()
+        let refreshAfter = refreshAfter
+        let refresher: @Sendable () -> MetaRefresher = {
+            MetaRefresher(initializer: initializer(), domain: domain, settings: settings, refreshAfter: refreshAfter,
+                          metrics: PrometheusMetricsFactory(registry: prometheus), logger: logger)
+        }
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let metricsPort {
+            services.append(.init(service: MetricsEndpoint(host: metricsHost, port: metricsPort, registry: prometheus,
+                                                           ready: { true }, logger: logger)))
+        }
+        services.append(.init(service: MetaRefreshService(refresher: refresher), successTerminationBehavior: .gracefullyShutdownGroup))
+        logger.info("following the registry for \(domain): a new version every \(refreshAfter) more tenants")
+        try await ServiceGroup(configuration: ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint],
+                                                                        logger: logger)).run()
+    }
+}
+
+/// Runs a `MetaRefresher` (made in the service's own task) until the service group shuts down gracefully.
+private struct MetaRefreshService: Service {
+    let refresher: @Sendable () -> MetaRefresher
+
+    func run() async throws {
+        let stop = StopRequest()
+        let refresher = refresher()
+        try await withGracefulShutdownHandler {
+            try await refresher.run { stop.requested.load(ordering: .acquiring) }
+        } onGracefulShutdown: {
+            stop.requested.store(true, ordering: .releasing)
         }
     }
 }

@@ -2,7 +2,8 @@ import AttuneEventLog
 
 /// Writes adapter versions: the weights with their release headers to `attune.adapters`, then
 /// the `adapter.updated` CloudEvent to `attune.adapter-events` (in that order, so a subscriber
-/// never hears of a version it cannot fetch). Used by the training workers and by rollbacks.
+/// never hears of a version it cannot fetch). Used by the training workers, rollbacks, promotions,
+/// replays and meta-initializations.
 public struct ReleasePublisher: Sendable {
     public let adaptersTopic: String
     public let eventsTopic: String
@@ -32,5 +33,19 @@ public struct ReleasePublisher: Sendable {
     public func publish(_ release: AdapterRelease, weights: [UInt8], producer: any EventProducer) async throws {
         try await store(release, weights: weights, producer: producer)
         try await announce(release, producer: producer)
+    }
+
+    /// Stores and announces with a producer of its own, flushed and closed before it returns
+    /// (for one-off publishers: rollbacks, replays, meta-initializations).
+    public func publish(_ release: AdapterRelease, weights: [UInt8], on log: any EventLog) async throws {
+        let producer = try log.makeProducer()
+        do {
+            try await publish(release, weights: weights, producer: producer)
+            try await producer.flush()
+        } catch {
+            await producer.close()
+            throw error
+        }
+        await producer.close()
     }
 }

@@ -23,7 +23,8 @@ extension ServerTests {
 
         @Test func theFleetFilesAreWellFormedAndAgree() throws {
             let services = try #require(try yaml("docker-compose.yml")["services"] as? [String: Any])
-            for name in ["kafka-1", "kafka-2", "kafka-3", "topics", "keys", "train-worker", "inference", "gateway", "api", "prometheus", "grafana"] {
+            for name in ["kafka-1", "kafka-2", "kafka-3", "topics", "keys", "train-worker", "meta-init", "inference", "gateway", "api", "prometheus",
+                         "grafana"] {
                 #expect(services[name] != nil, "compose has no \(name) service")
             }
             func command(_ service: String) -> [String] { ((services[service] as? [String: Any])?["command"] as? [String]) ?? [] }
@@ -39,6 +40,7 @@ extension ServerTests {
                 ports[(sd["names"] as? [String])?.first ?? ""] = sd["port"] as? Int
             }
             #expect(ports["train-worker"] == port(after: "--metrics-port", in: "train-worker"))
+            #expect(ports["meta-init"] == port(after: "--metrics-port", in: "meta-init"))
             #expect(ports["inference"] == port(after: "--port", in: "inference"))
             #expect(ports["gateway"] == port(after: "--port", in: "gateway"))
 
@@ -78,7 +80,7 @@ extension ServerTests {
         @Test func everyFleetCommandLineParses() throws {
             let services = try #require(try yaml("docker-compose.yml")["services"] as? [String: Any])
             let composeEnvironment = ["ATTUNE_TRANSPORT": "kafka", "ATTUNE_BOOTSTRAP": "kafka-1:9092", "ATTUNE_LOG_FORMAT": "json"]
-            for name in ["topics", "train-worker", "inference", "gateway"] {
+            for name in ["topics", "train-worker", "meta-init", "inference", "gateway"] {
                 let command = try #require((services[name] as? [String: Any])?["command"] as? [String], "\(name) has no command")
                 let run = try runAttune(["config", "print"] + command, environment: composeEnvironment)
                 #expect(run.status == 0, "compose \(name): attune \(command.joined(separator: " ")): \(run.err)")
@@ -105,7 +107,7 @@ extension ServerTests {
                     }
                 }
             }
-            #expect(checked == 4, "topics job, train-worker, inference and gateway")
+            #expect(checked == 5, "topics job, train-worker, meta-init, inference and gateway")
         }
 
         /// Runs `attune up` on a tiny model, sends corpus documents, interactions, a record the

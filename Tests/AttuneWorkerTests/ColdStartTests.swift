@@ -99,9 +99,9 @@ private func lawWithTwoTenants(_ f: TinyLogFixture) async throws {
     #expect(t1.count >= 2 && t1.allSatisfy { $0.initialization == nil }, "existing tenants keep their lineage")
 }
 
-/// `attune meta-init --follow` keeps meta/law current: it publishes the first version once two
-/// tenants stand on law, the next one when a third arrives (learned from three, continuing from
-/// the first), and stops cleanly on SIGTERM.
+/// `attune meta-init --follow` (every domain) keeps meta/law current: it publishes the first
+/// version once two tenants stand on law, the next one when a third arrives (learned from three,
+/// continuing from the first), and stops cleanly on SIGTERM.
 @Test func aFollowingMetaInitRefreshesAsTenantsAccumulate() async throws {
     let f = try await TinyLogFixture("meta-follow")
     defer { f.remove() }
@@ -110,7 +110,7 @@ private func lawWithTwoTenants(_ f: TinyLogFixture) async throws {
     #expect(FileManager.default.createFile(atPath: errors.path, contents: nil))
     let follower = Process()
     follower.executableURL = URL(fileURLWithPath: try attuneExecutable())
-    follower.arguments = ["meta-init", "--domain", "law", "--follow", "--refresh-after", "1", "--iterations", "2", "--inner-steps", "1",
+    follower.arguments = ["meta-init", "--follow", "--refresh-after", "1", "--iterations", "2", "--inner-steps", "1",
                           "--model", f.model, "--log-dir", f.logDir] + settings
     follower.currentDirectoryURL = f.dir
     follower.standardOutput = FileHandle.nullDevice
@@ -135,7 +135,7 @@ private func lawWithTwoTenants(_ f: TinyLogFixture) async throws {
     #expect(try runAttune(trainWorker(f), in: f.dir).status == 0)
     let second = try await waitForMeta(2)
     await registry.close()
-    #expect(second?.version == 2 && second?.metrics["tenants"] == 3 && second?.parent == "meta/law@1", "\(String(describing: second))")
+    #expect(second?.version == 2 && second?.metrics["tenants"] == 3 && second?.metrics["standing_tenants"] == 3 && second?.parent == "meta/law@1", "\(String(describing: second))")
 
     follower.terminate()
     follower.waitUntilExit()

@@ -12,22 +12,16 @@ source "$(dirname "$0")/common.sh"
 EPOCHS="${1:-4}"
 WORK=.attune/coldstart
 mkdir -p "$WORK"
-python3 - "$WORK" <<'PY'
-import json, random, re, sys
+PYTHONPATH=ops/bench python3 - "$WORK" <<'PY'
+import json, random, sys
+from licenses import paragraphs, sentences, write_domain
 work = sys.argv[1]
-def paragraphs(name):
-    for p in re.split(r"\n\s*\n", open("/usr/share/common-licenses/" + name).read()):
-        if len(p.strip()) > 200:
-            yield " ".join(p.split())
-with open(f"{work}/domain.jsonl", "w") as out:
-    for name in ["Apache-2.0", "MPL-2.0", "GPL-3"]:
-        for p in paragraphs(name):
-            out.write(json.dumps({"text": p}) + "\n")
+write_domain(f"{work}/domain.jsonl")
 # Questions: what follows a paragraph's first sentence, in licenses the domain corpus does not hold.
 questions = []
 for name in ["GPL-2", "LGPL-2.1", "MPL-1.1", "Artistic", "GFDL-1.3", "LGPL-3", "GPL-1", "CC0-1.0", "GFDL-1.2"]:
     for p in paragraphs(name):
-        first, *rest = re.split(r"(?<=[a-z)\"][.;])\s+(?=[A-Z(\"0-9])", p)
+        first, rest = sentences(p)
         if rest:
             questions.append((name, first, rest[:2]))
 random.Random(7).shuffle(questions)

@@ -8,14 +8,11 @@ cd "$(dirname "$0")/../.."
 STEPS="${1:-20}"; REG="${2:-l2sp}"; STRENGTH="${3:-0.1}"; REPLAY="${4:-0.5}"
 WORK=.attune/forgetting
 mkdir -p "$WORK"
-python3 - "$WORK" <<'PY'
-import glob, json, re, sys
+PYTHONPATH=ops/bench python3 - "$WORK" <<'PY'
+import glob, json, sys
+from licenses import write_domain
 work = sys.argv[1]
-with open(f"{work}/phase1.jsonl", "w") as out:
-    for name in ["Apache-2.0", "MPL-2.0", "GPL-3"]:
-        for p in re.split(r"\n\s*\n", open("/usr/share/common-licenses/" + name).read()):
-            if len(p.strip()) > 200:
-                out.write(json.dumps({"text": " ".join(p.split())}) + "\n")
+write_domain(f"{work}/phase1.jsonl")
 with open(f"{work}/phase2.jsonl", "w") as out:
     for path in sorted(glob.glob("Sources/Attune*/**/*.swift", recursive=True)):
         text = open(path).read()

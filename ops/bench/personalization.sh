@@ -10,23 +10,17 @@ cd "$(dirname "$0")/../.."
 STEPS="${1:-25}"
 WORK=.attune/personalization
 mkdir -p "$WORK"
-python3 - "$WORK" <<'PY'
-import json, re, sys
+PYTHONPATH=ops/bench python3 - "$WORK" <<'PY'
+import json, sys
+from licenses import paragraphs, sentences, write_domain
 work = sys.argv[1]
-def paragraphs(name):
-    for p in re.split(r"\n\s*\n", open("/usr/share/common-licenses/" + name).read()):
-        if len(p.strip()) > 200:
-            yield " ".join(p.split())
-with open(f"{work}/domain.jsonl", "w") as out:
-    for name in ["Apache-2.0", "MPL-2.0", "GPL-3"]:
-        for p in paragraphs(name):
-            out.write(json.dumps({"text": p}) + "\n")
+write_domain(f"{work}/domain.jsonl")
 # The tenant quotes what follows a sentence, one numbered sentence a line, under a fixed header
 # and sign-off: a form the license text itself never has.
 with open(f"{work}/tenant.jsonl", "w") as out:
     for name in ["GPL-2", "LGPL-2.1", "MPL-1.1"]:
         for p in paragraphs(name):
-            first, *rest = re.split(r"(?<=[a-z)\"][.;])\s+(?=[A-Z(\"0-9])", p)
+            first, rest = sentences(p)
             if rest:
                 lines = "\n".join(f"{i}. {s}" for i, s in enumerate(rest[:3], 1))
                 out.write(json.dumps({"prompt": f'In the {name} license, what follows "{first}"?',

@@ -45,8 +45,10 @@ public final class MetaInitializer {
     }
 
     /// Learns from the domain's tenants (their records, read back by what their versions cover)
-    /// and publishes the next version of `meta/<domain id>`.
-    public func run(domain: AdapterName, settings: MetaLearningSettings = MetaLearningSettings(),
+    /// and publishes the next version of `meta/<domain id>`. Its metrics record how many tenants
+    /// stood on the domain (`standing_tenants`) and how many of them had data (`tenants`). Once
+    /// `stop` says so (checked between iterations), nothing is published and `CancellationError` is thrown.
+    public func run(domain: AdapterName, settings: MetaLearningSettings = MetaLearningSettings(), stop: () -> Bool = { false },
                     progress: (String) -> Void = { _ in }) async throws -> AdapterRelease {
         let c = configuration
         guard domain.kind == .domain, !domain.isSideLineage, let name = AdapterName.meta(domain.id) else {
@@ -55,9 +57,11 @@ public final class MetaInitializer {
         guard let domainRelease = await registry.latest(domain) else { throw TrainingError.badData("\(domain) has no published version") }
         let frozen = try PEFTAdapterFile.decode(published: Data(try await registry.weights(of: domainRelease)), model: base.config)
         var tasks: [(tenant: AdapterName, examples: [TrainingExample])] = []
+        var standing = 0
         let decoder = InputDecoder(builder: builder, corporaTopic: c.corporaTopic, interactionsTopic: c.interactionsTopic)
         for tenant in await registry.names where tenant.kind == .tenant && !tenant.isSideLineage {
             guard await registry.latest(tenant)?.domainReference?.name == domain else { continue }
+            standing += 1
             var coverage: OffsetCoverage = [:]
             for v in await registry.history(tenant) {
                 for (tp, ranges) in v.release.covers { coverage[tp, default: []] += ranges }
@@ -81,23 +85,16 @@ public final class MetaInitializer {
         }
         progress("\(name): \(tasks.count) tenants of \(domainRelease.id), \(tasks.map(\.examples.count).reduce(0, +)) examples; "
                  + (previous.map { "continuing from \($0.id)" } ?? "starting from a fresh adapter"))
-        let (learned, innerLoss) = try await reptile.learn(tasks.map(\.examples), from: start, frozen: frozen, settings: settings, progress: progress)
+        let (learned, innerLoss) = try await reptile.learn(tasks.map(\.examples), from: start, frozen: frozen, settings: settings,
+                                                           stop: stop, progress: progress)
         let bytes = try TrainWorker.publishedBytes(learned, baseModel: c.baseModel)
         let release = AdapterRelease(
-            adapter: name.description, version: (previous?.version ?? 0) + 1, sha256: AdapterRelease.digest(bytes),
+            adapter: name.description, version: (await registry.history(name).last?.release.version ?? 0) + 1, sha256: AdapterRelease.digest(bytes),
             parent: previous?.id, domain: domainRelease.id, baseModel: c.baseModel, baseModelSHA256: c.baseModelSHA256, covers: [:],
-            metrics: ["tenants": Double(tasks.count), "examples": Double(tasks.map(\.examples.count).reduce(0, +)),
+            metrics: ["tenants": Double(tasks.count), "standing_tenants": Double(standing), "examples": Double(tasks.map(\.examples.count).reduce(0, +)),
                       "iterations": Double(settings.iterations), "inner_steps": Double(settings.innerSteps), "inner_loss": innerLoss])
-        let producer = try log.makeProducer()
-        do {
-            try await ReleasePublisher(adaptersTopic: c.adaptersTopic, eventsTopic: c.eventsTopic, source: c.source + "/meta-init")
-                .publish(release, weights: bytes, producer: producer)
-            try await producer.flush()
-        } catch {
-            await producer.close()
-            throw error
-        }
-        await producer.close()
+        try await ReleasePublisher(adaptersTopic: c.adaptersTopic, eventsTopic: c.eventsTopic, source: c.source + "/meta-init")
+            .publish(release, weights: bytes, on: log)
         return release
     }
 }

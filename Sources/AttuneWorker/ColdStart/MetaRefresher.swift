@@ -3,78 +3,119 @@ import AttuneRegistry
 import Logging
 import Metrics
 
-/// Keeps `meta/<domain>` current as tenants accumulate: follows the registry and learns the
-/// next version whenever at least `refreshAfter` more tenants stand on the domain than the
-/// latest version was learned from (the first once `minimumTenants` do).
+/// Keeps meta-initializations current as tenants accumulate: follows the registry and learns
+/// the next version of `meta/<domain>` whenever at least `refreshAfter` more tenants stand on
+/// the domain than its latest version was learned from (the first once `minimumTenants` do),
+/// for the given domains or, without any, for every domain the registry holds.
 public final class MetaRefresher {
     let initializer: MetaInitializer
-    let domain: AdapterName
+    let domains: [AdapterName]?
     let settings: MetaLearningSettings
     let refreshAfter: Int
     let logger: Logger
-    let published: Counter
-    let failures: Counter
-    let tenants: Gauge
-    let learning: Timer
+    let factory: any MetricsFactory
+    private var domainMetrics: [AdapterName: DomainMetrics] = [:]
 
-    public init(initializer: MetaInitializer, domain: AdapterName, settings: MetaLearningSettings, refreshAfter: Int,
+    public init(initializer: MetaInitializer, domains: [AdapterName]? = nil, settings: MetaLearningSettings, refreshAfter: Int,
                 metrics: any MetricsFactory, logger: Logger) {
         self.initializer = initializer
-        self.domain = domain
+        self.domains = domains
         self.settings = settings
         self.refreshAfter = max(1, refreshAfter)
         self.logger = logger
-        let dimensions = [("domain", domain.id)]
-        published = Counter(label: "attune_meta_versions_published_total", dimensions: dimensions, factory: metrics)
-        failures = Counter(label: "attune_meta_failures_total", dimensions: dimensions, factory: metrics)
-        tenants = Gauge(label: "attune_meta_domain_tenants", dimensions: dimensions, factory: metrics)
-        learning = Timer(label: "attune_meta_learn_seconds", dimensions: dimensions, factory: metrics)
+        factory = metrics
     }
 
-    /// Tenants (live lineages) whose latest version stands on the domain.
-    func tenantCount() async -> Int {
+    /// Live tenants per domain they stand on (their latest version's domain), for the followed domains.
+    func tenantCounts() async -> [AdapterName: Int] {
         let registry = initializer.registry
-        var count = 0
-        for name in await registry.names where name.kind == .tenant && !name.isSideLineage {
-            if await registry.latest(name)?.domainReference?.name == domain { count += 1 }
+        let names = await registry.names
+        var counts: [AdapterName: Int] = [:]
+        for domain in domains ?? names.filter({ $0.kind == .domain && !$0.isSideLineage }) { counts[domain] = 0 }
+        for name in names where name.kind == .tenant && !name.isSideLineage {
+            guard let domain = await registry.latest(name)?.domainReference?.name, let count = counts[domain] else { continue }
+            counts[domain] = count + 1
         }
-        return count
+        return counts
     }
 
-    /// Whether a version is due when `count` tenants stand on the domain.
-    func isDue(tenants count: Int) async -> Bool {
+    /// Whether `domain`'s next version is due when `count` tenants stand on it.
+    func isDue(_ domain: AdapterName, tenants count: Int) async -> Bool {
         guard count >= settings.minimumTenants, let name = AdapterName.meta(domain.id) else { return false }
         guard let latest = await initializer.registry.latest(name) else { return true }
-        return count >= Int(latest.metrics["tenants"] ?? 0) + refreshAfter
+        return count >= Int(latest.metrics["standing_tenants"] ?? latest.metrics["tenants"] ?? 0) + refreshAfter
     }
 
-    /// Follows the registry until `stop` says so (checked between polls; a version being
-    /// learned is finished first). A version that cannot be learned (too few tenants with
-    /// data, a weight that does not verify) is logged and tried again when the count changes;
-    /// an event-log failure ends the run.
-    public func run(stop: @Sendable () -> Bool) async throws {
-        var failedAt: Int?
+    /// Follows the registry until `stop` says so. Tenants are counted again whenever a version
+    /// becomes live or this refresher published one. `stop` is also checked between the iterations of a version being learned,
+    /// which is then abandoned unpublished (the next start learns it again). A version that
+    /// cannot be learned (too few tenants with data, weights that do not verify) is logged and
+    /// tried again when its domain's tenant count changes; an event-log failure ends the run.
+    public func run(stop: @escaping @Sendable () -> Bool) async throws {
+        var failedAt: [AdapterName: Int] = [:]
+        var changed = true
         while !stop() {
-            let count = await tenantCount()
-            tenants.record(count)
-            if count != failedAt, await isDue(tenants: count) {
-                let started = ContinuousClock.now
-                do {
-                    let release = try await initializer.run(domain: domain, settings: settings) { logger.info("\($0)") }
-                    learning.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
-                    published.increment()
-                    failedAt = nil
-                    logger.notice("published \(release.id) on \(release.domain ?? "-") from \(count) tenants",
-                                  metadata: ["adapter": "\(release.adapter)", "version": "\(release.version)"])
-                } catch let error as EventLogError {
-                    throw error
-                } catch {
-                    failures.increment()
-                    failedAt = count
-                    logger.error("cannot learn the next meta-initialization of \(domain): \(error)")
+            var published = false
+            if changed {
+                for (domain, count) in await tenantCounts().sorted(by: { $0.key < $1.key }) {
+                    let m = metrics(of: domain)
+                    m.tenants.record(count)
+                    guard failedAt[domain] != count, await isDue(domain, tenants: count), !stop() else { continue }
+                    let started = ContinuousClock.now
+                    do {
+                        let release = try await initializer.run(domain: domain, settings: settings, stop: stop) { logger.info("\($0)") }
+                        m.learning.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+                        m.published.increment()
+                        failedAt[domain] = nil
+                        published = true
+                        logger.notice("published \(release.id) on \(release.domain ?? "-") from \(count) tenants",
+                                      metadata: ["adapter": "\(release.adapter)", "version": "\(release.version)"])
+                        try await awaitLive(release, stop: stop)
+                    } catch is CancellationError {
+                        logger.notice("stopped while learning the next meta-initialization of \(domain); nothing published")
+                        return
+                    } catch let error as EventLogError {
+                        throw error
+                    } catch {
+                        m.failures.increment()
+                        failedAt[domain] = count
+                        logger.error("cannot learn the next meta-initialization of \(domain): \(error)")
+                    }
                 }
+            }
+            changed = try await !initializer.registry.poll(timeout: .seconds(1)).isEmpty || published
+        }
+    }
+
+    /// Waits until the registry holds `release` live, so the next due check counts from it.
+    private func awaitLive(_ release: AdapterRelease, stop: () -> Bool) async throws {
+        guard let name = release.name else { return }
+        let deadline = ContinuousClock.now + .seconds(120)
+        while await (initializer.registry.latest(name)?.version ?? 0) < release.version {
+            guard !stop(), ContinuousClock.now < deadline else {
+                logger.warning("\(release.id) is not live in the registry yet; counting again from the registry's view")
+                return
             }
             _ = try await initializer.registry.poll(timeout: .seconds(1))
         }
+    }
+
+    /// The metrics of one domain's meta-initialization.
+    private struct DomainMetrics {
+        let published: Counter
+        let failures: Counter
+        let tenants: Gauge
+        let learning: Timer
+    }
+
+    private func metrics(of domain: AdapterName) -> DomainMetrics {
+        if let m = domainMetrics[domain] { return m }
+        let d = [("domain", domain.id)]
+        let m = DomainMetrics(published: Counter(label: "attune_meta_versions_published_total", dimensions: d, factory: factory),
+                              failures: Counter(label: "attune_meta_failures_total", dimensions: d, factory: factory),
+                              tenants: Gauge(label: "attune_meta_domain_tenants", dimensions: d, factory: factory),
+                              learning: Timer(label: "attune_meta_learn_seconds", dimensions: d, factory: factory))
+        domainMetrics[domain] = m
+        return m
     }
 }

@@ -17,14 +17,18 @@ public struct Reptile {
     }
 
     /// φ learned from `start` over `tasks`, and the mean training loss of the last quarter of
-    /// the inner fine-tunes.
+    /// the inner fine-tunes. `stop` is checked between iterations: once it says so, learning is
+    /// abandoned with `CancellationError`.
     public func learn(_ tasks: [[TrainingExample]], from start: LoRAAdapter, frozen: LoRAAdapter?, settings: MetaLearningSettings,
-                      progress: (String) -> Void = { _ in }) async throws -> (LoRAAdapter, Double) {
+                      stop: () -> Bool = { false }, progress: (String) -> Void = { _ in }) async throws -> (LoRAAdapter, Double) {
+        guard tasks.contains(where: { !$0.isEmpty }) else { throw TrainingError.badData("meta-learning needs at least one task with examples") }
+        let tasks = tasks.filter { !$0.isEmpty }
         let phi = start.copy()
         var rng = SeededGenerator(seed: configuration.seed &+ 0x6d657461)
         var order: [Int] = []
         var lateLosses: [Double] = []
         for i in 0..<settings.iterations {
+            if stop() { throw CancellationError() }
             if order.isEmpty { order = Array(tasks.indices).shuffled(using: &rng) }
             let task = tasks[order.removeLast()]
             let sample = task.count > settings.examplesPerTask ? Array(task.shuffled(using: &rng).prefix(settings.examplesPerTask)) : task

@@ -151,16 +151,8 @@ public final class Replayer {
                 covers: OffsetCoverage(positions: batch.map { ($0.0.topicPartition, $0.0.offset) }),
                 metrics: ["examples": Double(fresh.count), "steps": Double(trained.steps), "trained_tokens": Double(trained.tokens),
                           "batch_tokens": Double(data.tokenCount), "train_loss": trained.loss])
-            let producer = try log.makeProducer()
-            do {
-                try await ReleasePublisher(adaptersTopic: c.adaptersTopic, eventsTopic: c.eventsTopic, source: c.source + "/replay")
-                    .publish(next, weights: bytes, producer: producer)
-                try await producer.flush()
-            } catch {
-                await producer.close()
-                throw error
-            }
-            await producer.close()
+            try await ReleasePublisher(adaptersTopic: c.adaptersTopic, eventsTopic: c.eventsTopic, source: c.source + "/replay")
+                .publish(next, weights: bytes, on: log)
             for e in fresh { replay.offer(e) }
             release = next
             summary.published.append(next)

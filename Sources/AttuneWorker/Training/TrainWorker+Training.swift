@@ -255,7 +255,12 @@ extension TrainWorker {
         var lora = try LoRAAdapter(config: c.lora, model: base.config, seed: c.seed &+ nameSeed)
         let meta = domain?.release.name.flatMap { metaInitializations[$0] }.flatMap { m -> DomainBase? in
             let a = m.lora.config, b = c.lora
-            return a.rank == b.rank && a.alpha == b.alpha && a.useRSLoRA == b.useRSLoRA && Set(a.targets) == Set(b.targets) ? m : nil
+            guard a.rank == b.rank && a.alpha == b.alpha && a.useRSLoRA == b.useRSLoRA && Set(a.targets) == Set(b.targets) else {
+                logger.warning("\(name) starts from a fresh adapter: \(m.release.id) has another LoRA shape (rank \(a.rank), alpha \(a.alpha))",
+                               metadata: ["adapter": "\(name)"])
+                return nil
+            }
+            return m
         }
         if let meta { lora = meta.lora.copy() }
         let s = AdapterState(lora: lora, replay: ReplayBuffer(capacity: c.replayCapacity, seed: c.seed), domain: domain)

@@ -9,6 +9,21 @@ struct ServiceOptions: ParsableArguments {
     var topicPrefix = ""
     @Option(name: .customLong("topics-dir"), help: "Directory of topic definitions and schemas (default: the contracts built into attune).")
     var topicsDirectory: String?
+    @OptionGroup var logging: LoggingOptions
+
+    /// Sends swift-log output to standard error (or `destination`) in the chosen format and level.
+    func bootstrapLogging(to destination: FileHandle = .standardError) {
+        logging.bootstrap(to: destination)
+    }
+
+    /// The topic contracts (built in, or `--topics-dir`, which must exist).
+    func catalog() throws -> TopicCatalog {
+        try TopicCatalog.load(directory: topicsDirectory, namePrefix: topicPrefix)
+    }
+}
+
+/// How a long-running command logs: level and line format.
+struct LoggingOptions: ParsableArguments {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
     @Option(help: "Log lines as text or json.") var logFormat: LogFormat = .text
 
@@ -17,12 +32,7 @@ struct ServiceOptions: ParsableArguments {
     }
 
     /// Sends swift-log output to standard error (or `destination`) in the chosen format and level.
-    func bootstrapLogging(to destination: FileHandle = .standardError) {
+    func bootstrap(to destination: FileHandle = .standardError) {
         LineLogHandler.bootstrap(format: logFormat, level: Logger.Level(rawValue: logLevel) ?? .info, destination: destination)
-    }
-
-    /// The topic contracts (built in, or `--topics-dir`, which must exist).
-    func catalog() throws -> TopicCatalog {
-        try TopicCatalog.load(directory: topicsDirectory, namePrefix: topicPrefix)
     }
 }

@@ -57,16 +57,8 @@ extension RegistryOptions {
                                      parent: current.id, domain: target.domain, baseModel: target.baseModel,
                                      baseModelSHA256: target.baseModelSHA256, covers: [:],
                                      metrics: target.metrics.merging(metrics) { $1 }, blocks: target.blocks)
-        let producer = try transport.makeLog().makeProducer()
-        do {
-            try await ReleasePublisher(adaptersTopic: topicPrefix + "attune.adapters", eventsTopic: topicPrefix + "attune.adapter-events",
-                                       source: source).publish(release, weights: weights, producer: producer)
-            try await producer.flush()
-        } catch {
-            await producer.close()
-            throw error
-        }
-        await producer.close()
+        try await ReleasePublisher(adaptersTopic: topicPrefix + "attune.adapters", eventsTopic: topicPrefix + "attune.adapter-events",
+                                   source: source).publish(release, weights: weights, on: try transport.makeLog())
         return release
     }
 }

@@ -18,15 +18,17 @@ struct MetaInitCommand: AsyncParsableCommand {
         Each iteration fine-tunes a copy of the current starting point on one tenant's data for --inner-steps and \
         moves it toward the result. The version is published as meta/<domain>@N, standing on the domain's latest \
         version; training workers start every new tenant of the domain from it (its first release names it in \
-        `initialization`). Run again as tenants accumulate, or keep it running with --follow: it then learns the next \
-        version whenever --refresh-after more tenants stand on the domain (SIGTERM/SIGINT stop it once a version in \
-        progress is published). Each version continues from the previous one. Only admin keys may use or follow meta \
-        adapters (they are learned from many tenants' data).
+        `initialization`). Run again as tenants accumulate, or keep it running with --follow (without --domain: for \
+        every domain): it then learns the next version whenever --refresh-after more tenants stand on a domain. \
+        SIGTERM/SIGINT stop it between two iterations; a version in progress is dropped unpublished and learned \
+        again at the next start. Each version continues from the previous one. Only admin keys may use or follow \
+        meta adapters (they are learned from many tenants' data).
         """)
     @OptionGroup var registryOptions: RegistryOptions
     @OptionGroup var worker: WorkerOptions
+    @OptionGroup var logging: LoggingOptions
     @Option(help: "GGUF base model (default: $ATTUNE_MODEL, else the fetched base model).") var model: String?
-    @Option(help: "The domain, e.g. legal (or domain/legal).") var domain: String
+    @Option(help: "The domain, e.g. legal (or domain/legal); with --follow, default: every domain.") var domain: String?
     @Option(help: "Outer iterations (one tenant's inner fine-tune each).") var iterations = 48
     @Option(help: "Optimizer steps of each inner fine-tune.") var innerSteps = 4
     @Option(help: "Outer step size at the first iteration, annealed linearly to 0.") var metaStep = 1.0
@@ -39,7 +41,11 @@ struct MetaInitCommand: AsyncParsableCommand {
     @Option(help: "Address for --metrics-port.") var metricsHost = "127.0.0.1"
 
     func validate() throws {
-        guard AdapterName.domain(domainID) != nil, !domainID.contains("~") else { throw ValidationError("--domain \(domain): not a domain id") }
+        if let domain {
+            guard AdapterName.domain(domainID) != nil, !domainID.contains("~") else { throw ValidationError("--domain \(domain): not a domain id") }
+        } else if !follow {
+            throw ValidationError("--domain is required (or --follow, to keep every domain's meta-initialization current)")
+        }
         guard iterations >= 1, innerSteps >= 1, examplesPerTask >= 1, minTenants >= 1 else {
             throw ValidationError("--iterations, --inner-steps, --examples-per-task and --min-tenants must be at least 1")
         }
@@ -49,7 +55,7 @@ struct MetaInitCommand: AsyncParsableCommand {
         guard follow || metricsPort == nil else { throw ValidationError("--metrics-port needs --follow") }
     }
 
-    private var domainID: String { domain.hasPrefix("domain/") ? String(domain.dropFirst(7)) : domain }
+    private var domainID: String { domain.map { $0.hasPrefix("domain/") ? String($0.dropFirst(7)) : $0 } ?? "" }
 
     func run() async throws {
         let path = try BaseModelStore().resolve(model)
@@ -66,15 +72,15 @@ struct MetaInitCommand: AsyncParsableCommand {
         try await reportingErrors {
             let registry = try await registryOptions.open()
             let log = try registryOptions.transport.makeLog()
-            let domain = AdapterName.domain(domainID)!
+            let domain = AdapterName.domain(domainID)
             do {
                 if follow {
-                    try await keepCurrent(domain, settings: settings) {
+                    try await keepCurrent(domain.map { [$0] }, settings: settings) {
                         MetaInitializer(configuration: c, log: log, base: base, tokenizer: tokenizer, registry: registry)
                     }
                 } else {
                     let release = try await MetaInitializer(configuration: c, log: log, base: base, tokenizer: tokenizer, registry: registry)
-                        .run(domain: domain, settings: settings) { emit($0) }
+                        .run(domain: domain!, settings: settings, progress: { emit($0) })
                     emit("published \(release.id) on \(release.domain ?? "-") (sha256:\(release.sha256.prefix(12)))")
                 }
             } catch {
@@ -85,15 +91,16 @@ struct MetaInitCommand: AsyncParsableCommand {
         }
     }
 
-    /// `--follow`: a service that keeps `domain`'s meta-initialization current until SIGTERM or SIGINT.
-    private func keepCurrent(_ domain: AdapterName, settings: MetaLearningSettings,
+    /// `--follow`: a service that keeps the meta-initializations of `domains` (nil: every
+    /// domain) current until SIGTERM or SIGINT.
+    private func keepCurrent(_ domains: [AdapterName]?, settings: MetaLearningSettings,
                              initializer: @escaping @Sendable () -> MetaInitializer) async throws {
-        LineLogHandler.bootstrap(format: .text, level: .info)
+        logging.bootstrap()
         let logger = Logger(label: "attune.meta-init")
         let prometheus = PrometheusCollectorRegistry()
         let refreshAfter = refreshAfter
         let refresher: @Sendable () -> MetaRefresher = {
-            MetaRefresher(initializer: initializer(), domain: domain, settings: settings, refreshAfter: refreshAfter,
+            MetaRefresher(initializer: initializer(), domains: domains, settings: settings, refreshAfter: refreshAfter,
                           metrics: PrometheusMetricsFactory(registry: prometheus), logger: logger)
         }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
@@ -102,7 +109,8 @@ struct MetaInitCommand: AsyncParsableCommand {
                                                            ready: { true }, logger: logger)))
         }
         services.append(.init(service: MetaRefreshService(refresher: refresher), successTerminationBehavior: .gracefullyShutdownGroup))
-        logger.info("following the registry for \(domain): a new version every \(refreshAfter) more tenants")
+        let followed = domains.map { $0.map(\.description).joined(separator: ", ") } ?? "every domain"
+        logger.info("following the registry for \(followed): a new meta-initialization every \(refreshAfter) more tenants")
         try await ServiceGroup(configuration: ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint],
                                                                         logger: logger)).run()
     }

@@ -54,6 +54,8 @@ public actor AdapterRegistry {
     private var versions: [AdapterName: [Int: AdapterVersion]] = [:]
     /// Stored and announced versions not yet returned as live (a tenant waits for its domain version).
     private var waiting: [AdapterReference] = []
+    /// Every version read from `attune.adapters`, in the order it was read (announced or not).
+    private var storedOrder: [AdapterReference] = []
     private let report: @Sendable (String) -> Void
 
     /// Opens both topics (they must exist: `attune topics apply`) and positions at their start.
@@ -157,6 +159,7 @@ public actor AdapterRegistry {
         let announced = known?.announced ?? false
         versions[name, default: [:]][release.version] = AdapterVersion(release: release, location: location, announced: announced,
                                                                          publishedAt: r.timestamp)
+        storedOrder.append(AdapterReference(name, version: release.version))
         return announced && known?.location == nil ? AdapterReference(name, version: release.version) : nil
     }
 
@@ -180,6 +183,15 @@ public actor AdapterRegistry {
         versions[name, default: [:]][version] = AdapterVersion(release: event.release, location: nil, announced: true,
                                                                   publishedAt: r.timestamp)
         return nil
+    }
+
+    /// The versions read from `attune.adapters` since `position` (0: all of them), announced or
+    /// not, in the order they were read, and the position to ask from next time. For a training
+    /// worker, which must also see a version whose publisher died before announcing it.
+    public func stored(from position: Int) -> (releases: [AdapterRelease], next: Int) {
+        let start = min(max(0, position), storedOrder.count)
+        let releases = storedOrder[start...].compactMap { ref in ref.version.flatMap { versions[ref.name]?[$0]?.release } }
+        return (releases, storedOrder.count)
     }
 
     /// Every adapter name known.

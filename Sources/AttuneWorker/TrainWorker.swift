@@ -59,7 +59,7 @@ public final class TrainWorker: @unchecked Sendable {
     /// The newest rebase request of each tenant adapter.
     var rebaseRequests: [AdapterName: RebaseCommand] = [:]
     private var deadLetters: (any EventProducer)?
-    var follower: ReleaseFollower?
+    var follower: PublicationFollower?
     /// Where tenants evicted under `tenantMemory` wait (set while running with a budget).
     var tenantCache: TenantStateCache?
 
@@ -89,8 +89,7 @@ public final class TrainWorker: @unchecked Sendable {
     /// It trains one batch (or rebase) between polls, so the group hears from it regularly.
     public func run(idle: Duration = .seconds(2), stop: @Sendable () -> Bool = { false }) async throws {
         let c = configuration
-        let follower = try await ReleaseFollower(log: log, adapters: c.adaptersTopic, checkpoints: c.checkpointsTopic,
-                                                 control: c.controlTopic, logger: logger)
+        let follower = try await PublicationFollower(log: log, configuration: c, logger: logger)
         self.follower = follower
         if c.tenantMemory != nil {
             let directory = c.tenantCacheDirectory.map { URL(fileURLWithPath: $0) }
@@ -208,10 +207,10 @@ public final class TrainWorker: @unchecked Sendable {
         metrics.replayItems.record(states.values.reduce(0) { $0 + ($1.memory?.replay.items.count ?? 0) })
     }
 
-    /// Reads what the followed topics gained (weights only of domains and owned tenants) and absorbs it.
+    /// Reads what the followed topics gained and absorbs it.
     func catchUp() async throws {
         guard let follower else { return }
-        absorb(try await follower.catchUp(keepingWeightsOf: { AdapterName(parsing: $0).map(keepsWeights) ?? false }))
+        try await absorb(try await follower.catchUp())
     }
 
     /// Whether this worker holds the weights of `name`: every domain, and the tenants it owns.

@@ -59,6 +59,8 @@ import Testing
         #expect(await registry.latest(law)?.version == 1)
         #expect(await registry.history(law).map(\.announced) == [true, false])
         #expect(try await registry.weights(of: v1) == w1)
+        let stored = await registry.stored(from: 0)
+        #expect(stored.releases.map(\.id) == ["domain/law@1", "domain/law@2"] && stored.next == 2, "stored, announced or not, in order")
 
         try await announce(v2)
         var became: [AdapterRelease] = []
@@ -75,6 +77,7 @@ import Testing
         try await store(v3, [7, 7, 8])
         try await announce(v3)
         _ = try await registry.catchUp()
+        #expect(await registry.stored(from: stored.next).releases.map(\.id) == ["domain/law@3"], "only what was stored since")
         do {
             _ = try await registry.weights(of: v3)
             Issue.record("corrupt bytes must not be returned")

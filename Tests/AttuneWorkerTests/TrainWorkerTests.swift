@@ -424,8 +424,7 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
     #expect(other.releases["domain/law"]?.last?.version == 2)
 
     let c = slow.configuration
-    slow.follower = try await ReleaseFollower(log: log, adapters: c.adaptersTopic, checkpoints: c.checkpointsTopic,
-                                              control: c.controlTopic, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+    slow.follower = try await PublicationFollower(log: log, configuration: c, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
     #expect(try await slow.stillCurrent("domain/law", held) == false)
     #expect(slow.stats.superseded == 1 && slow.states["domain/law"]?.release?.version == 2)
     await slow.follower?.close()

@@ -1,7 +1,6 @@
 import AttuneEventLog
 import AttuneRegistry
 import Foundation
-import Logging
 
 /// An operator's request, on `attune.control`, to move a tenant adapter onto a domain version
 /// (or a newer version of that domain). Requests are idempotent: a tenant already on that
@@ -29,16 +28,20 @@ public struct RebaseCommand: Codable, Sendable, Equatable {
     /// domain) on the adapters topic and sends the request to the control topic.
     public static func request(tenant: String, domain: String?, log: any EventLog, catalog: TopicCatalog,
                                configuration c: TrainWorkerConfiguration) async throws -> RebaseCommand {
-        let follower = try await ReleaseFollower(log: log, adapters: c.adaptersTopic, checkpoints: c.checkpointsTopic,
-                                                 control: c.controlTopic, logger: Logger(label: "attune.rebase", factory: { _ in SwiftLogNoOpLogHandler() }))
-        let news = try await follower.catchUp(keepingWeightsOf: { _ in false })
-        await follower.close()
         guard let tenantName = AdapterName.tenant(tenant) else { throw EventLogError(.invalidArgument, "\(tenant) is not a valid tenant id") }
+        let registry = try await AdapterRegistry(log: log, adaptersTopic: c.adaptersTopic, eventsTopic: c.eventsTopic)
         var latest: [AdapterName: AdapterRelease] = [:]
-        for p in news.published {
-            guard let name = p.release.name, p.release.version > (latest[name]?.version ?? 0) else { continue }
-            latest[name] = p.release
+        do {
+            try await registry.catchUp()
+            for release in await registry.stored(from: 0).releases {
+                guard let name = release.name, release.version > (latest[name]?.version ?? 0) else { continue }
+                latest[name] = release
+            }
+        } catch {
+            await registry.close()
+            throw error
         }
+        await registry.close()
         guard let current = latest[tenantName] else {
             throw EventLogError(.invalidArgument, "tenant \(tenant) has no published adapter on \(c.adaptersTopic)")
         }

@@ -114,7 +114,7 @@ extension TrainWorker {
     /// Takes in what the followed topics gained: every release joins the known lineage, and a
     /// domain or owned tenant adapter whose latest version is newer than this worker's copy
     /// (another worker published it) is replaced by that version with its checkpointed state.
-    func absorb(_ news: ReleaseFollower.News) {
+    func absorb(_ news: PublicationFollower.News) async throws {
         for command in news.commands {
             if let name = AdapterName(parsing: command.adapter) { rebaseRequests[name] = command }
         }
@@ -122,22 +122,28 @@ extension TrainWorker {
             guard let name = AdapterName(parsing: cp.adapter), keepsWeights(name), cp.version >= (checkpoints[name]?.version ?? 0) else { continue }
             checkpoints[name] = cp
         }
-        var newest: [AdapterName: ReleaseFollower.Published] = [:]
-        var domainVersions: [String: ReleaseFollower.Published] = [:]
-        for p in news.published {
-            let r = p.release
+        var newest: [AdapterName: AdapterRelease] = [:]
+        var domainVersions: [String: AdapterRelease] = [:]
+        var newestMeta: [AdapterName: AdapterRelease] = [:]
+        for r in news.published {
             guard let name = r.name, !name.isSideLineage else { continue }
             if name.kind == .meta {
-                adoptMetaInitialization(p)
+                if r.version > (newestMeta[name]?.version ?? 0) { newestMeta[name] = r }
                 continue
             }
             lineage.remember(r)
-            if name.kind == .domain { domainVersions[r.id] = p }
-            if r.version > (newest[name]?.release.version ?? 0) { newest[name] = p }
+            if name.kind == .domain { domainVersions[r.id] = r }
+            if r.version > (newest[name]?.version ?? 0) { newest[name] = r }
         }
-        for (name, p) in newest.sorted(by: { $0.key < $1.key })
-        where p.release.version > (states[name]?.release?.version ?? 0) && keepsWeights(name) {
-            do { try adopt(p, domainVersions: domainVersions) } catch { logger.error("cannot take over \(p.release.id): \(error)", metadata: ["adapter": "\(p.release.adapter)"]) }
+        for r in newestMeta.values { try await adoptMetaInitialization(r) }
+        for (name, r) in newest.sorted(by: { $0.key < $1.key }) where r.version > (states[name]?.release?.version ?? 0) && keepsWeights(name) {
+            do {
+                try await adopt(r, domainVersions: domainVersions)
+            } catch let error as EventLogError {
+                throw error
+            } catch {
+                logger.error("cannot take over \(r.id): \(error)", metadata: ["adapter": "\(r.adapter)"])
+            }
         }
         for cp in news.checkpoints {
             // An evicted state was saved after its version's own checkpoint: it already holds it.
@@ -146,18 +152,20 @@ extension TrainWorker {
         }
     }
 
-    private func adopt(_ p: ReleaseFollower.Published, domainVersions: [String: ReleaseFollower.Published]) throws {
-        let release = p.release
-        guard let name = release.name, let weights = p.weights else { return }
+    /// Takes `release` over, its weights fetched from the registry and verified, standing on the
+    /// domain version it names (else, if that is no longer stored, on the current one until rebased).
+    private func adopt(_ release: AdapterRelease, domainVersions: [String: AdapterRelease]) async throws {
+        guard let name = release.name, let follower else { return }
+        let weights = try await follower.weights(of: release)
         var domain: DomainBase?
         var substitute = false
         if let id = release.domain, let domainName = release.domainReference?.name {
             if let current = domains[domainName], current.release.id == id {
                 domain = current
-            } else if let stored = domainVersions[id], let weights = stored.weights {
-                domain = DomainBase(release: stored.release, lora: try decodeLoRA(weights))
             } else if let held = states.values.compactMap(\.domain).first(where: { $0.release.id == id }) {
                 domain = held
+            } else if let stored = domainVersions[id] ?? domainVersion(id), let bytes = try? await follower.weights(of: stored) {
+                domain = DomainBase(release: stored, lora: try decodeLoRA(bytes))
             } else if let current = domains[domainName] {
                 domain = current
                 substitute = true
@@ -176,14 +184,22 @@ extension TrainWorker {
         pending.removeItems(of: [name]) { release.accountsFor($0.source, $0.offset) }
     }
 
+    /// A domain version this worker knows from its lineage, by id (`domain/x@v`).
+    private func domainVersion(_ id: String) -> AdapterRelease? {
+        guard let reference = AdapterReference(parsing: id) else { return nil }
+        return lineage.releases[reference.name]?.first { $0.version == reference.version }
+    }
+
     /// Keeps the newest meta-initialization of a domain for its new tenants.
-    private func adoptMetaInitialization(_ p: ReleaseFollower.Published) {
-        guard let domain = AdapterName.domain(p.release.name?.id ?? ""), let weights = p.weights,
-              p.release.version > (metaInitializations[domain]?.release.version ?? 0) else { return }
+    private func adoptMetaInitialization(_ release: AdapterRelease) async throws {
+        guard let domain = AdapterName.domain(release.name?.id ?? ""), let follower,
+              release.version > (metaInitializations[domain]?.release.version ?? 0) else { return }
         do {
-            metaInitializations[domain] = DomainBase(release: p.release, lora: try decodeLoRA(weights))
+            metaInitializations[domain] = DomainBase(release: release, lora: try decodeLoRA(try await follower.weights(of: release)))
+        } catch let error as EventLogError {
+            throw error
         } catch {
-            logger.error("cannot use \(p.release.id): \(error)", metadata: ["adapter": "\(p.release.adapter)"])
+            logger.error("cannot use \(release.id): \(error)", metadata: ["adapter": "\(release.adapter)"])
         }
     }
 

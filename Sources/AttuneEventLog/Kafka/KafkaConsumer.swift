@@ -4,10 +4,17 @@ import Synchronization
 
 /// State the librdkafka callbacks reach through the client's opaque pointer. The consumer
 /// keeps it alive until after `rd_kafka_destroy`, so callbacks never see freed memory.
-private final class KafkaConsumerState: @unchecked Sendable {
-    private let lock = NSLock()
-    private var pending: [(rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>)] = []
-    private var closing = false
+private final class KafkaConsumerState: Sendable {
+    /// A rebalance kept for the polling task: librdkafka's event and our own copy of its list.
+    struct Rebalance: @unchecked Sendable {
+        let event: rd_kafka_resp_err_t
+        let list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>
+    }
+    private struct Rebalances {
+        var pending: [Rebalance] = []
+        var closing = false
+    }
+    private let rebalances = Mutex(Rebalances())
     let deferRebalances: Bool
     let errorHandler: (@Sendable (EventLogError) -> Void)?
 
@@ -18,23 +25,23 @@ private final class KafkaConsumerState: @unchecked Sendable {
 
     /// Keeps a copy of a rebalance for the polling task; false if it must be applied now.
     func postpone(_ err: rd_kafka_resp_err_t, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> Bool {
-        lock.withLock {
-            guard deferRebalances, !closing, let copy = rd_kafka_topic_partition_list_copy(list) else { return false }
-            pending.append((err, copy))
+        rebalances.withLock { r in
+            guard deferRebalances, !r.closing, let copy = rd_kafka_topic_partition_list_copy(list) else { return false }
+            r.pending.append(Rebalance(event: err, list: copy))
             return true
         }
     }
 
-    var hasPending: Bool { lock.withLock { !pending.isEmpty } }
+    var hasPending: Bool { rebalances.withLock { !$0.pending.isEmpty } }
 
-    func takePending() -> [(rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>)] {
-        lock.withLock {
-            defer { pending = [] }
-            return pending
+    func takePending() -> [Rebalance] {
+        rebalances.withLock { r in
+            defer { r.pending = [] }
+            return r.pending
         }
     }
 
-    func startClosing() { lock.withLock { closing = true } }
+    func startClosing() { rebalances.withLock { $0.closing = true } }
 }
 
 /// Applies a rebalance to librdkafka's assignment (eager or cooperative protocol).
@@ -139,7 +146,7 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
             rd_kafka_queue_destroy(consumerQueue)
             rd_kafka_destroy(rk)
         }
-        for (_, list) in state.takePending() { rd_kafka_topic_partition_list_destroy(list) }
+        for pending in state.takePending() { rd_kafka_topic_partition_list_destroy(pending.list) }
     }
 
     private var handle: KafkaHandle { KafkaHandle(rk) }
@@ -248,7 +255,8 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
     /// Hands deferred rebalances to the handler: revoked before librdkafka drops the
     /// partitions, assigned after it took them.
     private func deliverRebalances() async throws {
-        for (err, list) in state.takePending() {
+        for pending in state.takePending() {
+            let (err, list) = (pending.event, pending.list)
             let partitions = KafkaPartitionList.partitions(list)
             lock.withLock { seekOffsets = [:] }
             if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {

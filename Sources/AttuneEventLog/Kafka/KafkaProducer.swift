@@ -1,5 +1,6 @@
 import CRdKafka
 import Foundation
+import Synchronization
 
 /// Where a delivery report lands: its batch and the record's index in it.
 private struct DeliverySlot {
@@ -76,7 +77,7 @@ public final class KafkaProducer: EventProducer, @unchecked Sendable {
     private var closed = false
     private let poller: Thread
     private let stopped = DispatchSemaphore(value: 0)
-    private let running: ManagedAtomicFlag
+    private let running: PollerSwitch
 
     public init(_ kafka: KafkaConfiguration, producer: ProducerConfiguration) throws {
         var properties = [
@@ -91,12 +92,12 @@ public final class KafkaProducer: EventProducer, @unchecked Sendable {
         let conf = try makeKafkaConf(properties)
         rd_kafka_conf_set_dr_msg_cb(conf, deliveryReport)
         rk = try makeKafkaHandle(RD_KAFKA_PRODUCER, conf)
-        let running = ManagedAtomicFlag(true)
+        let running = PollerSwitch()
         self.running = running
         let handle = KafkaHandle(rk)
         let stopped = self.stopped
         poller = Thread {
-            while running.value { rd_kafka_poll(handle.pointer, 100) }
+            while running.on.load(ordering: .acquiring) { rd_kafka_poll(handle.pointer, 100) }
             stopped.signal()
         }
         poller.name = "attune-kafka-producer"
@@ -223,7 +224,7 @@ public final class KafkaProducer: EventProducer, @unchecked Sendable {
             rd_kafka_purge(rk, 0x1 | 0x2)
             rd_kafka_flush(rk, 1000)
         }
-        running.value = false
+        running.on.store(false, ordering: .releasing)
         stopped.wait()
         rd_kafka_destroy(rk)
     }
@@ -264,13 +265,7 @@ private func withHeaderValues<R>(_ headers: [EventHeader], _ body: ([UnsafeRawBu
     return body(buffers)
 }
 
-/// A Boolean shared between threads.
-final class ManagedAtomicFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: Bool
-    init(_ value: Bool) { stored = value }
-    var value: Bool {
-        get { lock.withLock { stored } }
-        set { lock.withLock { stored = newValue } }
-    }
+/// Whether the delivery-report poller keeps running, shared with its thread.
+private final class PollerSwitch: Sendable {
+    let on = Atomic(true)
 }

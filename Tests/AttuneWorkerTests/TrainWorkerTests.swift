@@ -352,7 +352,9 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
     let base = try RandomModel.load(tiny)
     let first = TrainWorker(configuration: config, log: log, base: base, tokenizer: try testTokenizer(), catalog: catalog)
     nonisolated(unsafe) var secondWave = false
-    try await first.run(idle: .seconds(60)) {
+    // An idle worker flushes b's batch onto the bare base: the idle window must outlast the
+    // first version's training on a loaded machine, so the run ends by the condition alone.
+    try await first.run(idle: .seconds(900)) {
         let versions = first.releases[.tenant(a)!]?.count ?? 0
         if versions == 1 && !secondWave {
             secondWave = true

@@ -87,7 +87,21 @@ final class PublicationFollower {
     }
 
     /// The weights of a version, fetched from `attune.adapters` and checked against its sha256.
-    func weights(of release: AdapterRelease) async throws -> [UInt8] { try await registry.weights(of: release) }
+    /// Bytes that do not match are a `RegistryError`; weights that cannot be read (the log did
+    /// not answer) are an `EventLogError`, so the worker restarts instead of training on a stale copy.
+    func weights(of release: AdapterRelease) async throws -> [UInt8] {
+        do {
+            return try await registry.weights(of: release)
+        } catch let error as RegistryError where error.kind == .notStored {
+            throw EventLogError(.timeout, error.message)
+        }
+    }
+
+    /// Whether the version's weights are still on `attune.adapters` (not compacted away).
+    func isStored(_ release: AdapterRelease) async -> Bool {
+        guard let name = release.name else { return false }
+        return await registry.history(name).contains { $0.release.version == release.version && $0.location != nil }
+    }
 
     /// The next catch-up returns every stored version and checkpoint again (not the commands),
     /// for a worker that gained adapters it did not take over before.

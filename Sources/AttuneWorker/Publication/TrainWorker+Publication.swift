@@ -164,8 +164,8 @@ extension TrainWorker {
                 domain = current
             } else if let held = states.values.compactMap(\.domain).first(where: { $0.release.id == id }) {
                 domain = held
-            } else if let stored = domainVersions[id] ?? domainVersion(id), let bytes = try? await follower.weights(of: stored) {
-                domain = DomainBase(release: stored, lora: try decodeLoRA(bytes))
+            } else if let stored = domainVersions[id] ?? domainVersion(id), await follower.isStored(stored) {
+                domain = DomainBase(release: stored, lora: try decodeLoRA(try await follower.weights(of: stored)))
             } else if let current = domains[domainName] {
                 domain = current
                 substitute = true

@@ -6,18 +6,19 @@
 # "-native-blas" rows run with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset (OpenBLAS then uses
 # this CPU's AVX-512 kernels, as PyTorch's own BLAS does); ops/bench/model.sh checks that
 # the model still computes the reference perplexity with them.
-#   ops/bench/train.sh [ROUNDS]      (needs: ops/peft/install.sh)
+#   ops/bench/train.sh [ROUNDS]      (needs: ops/peft/install.sh; ATTUNE_BIN runs another attune binary)
 python3 -c "import torch, peft, transformers" 2>/dev/null || { echo "PyTorch peer missing: ops/peft/install.sh" >&2; exit 1; }
 source "$(dirname "$0")/common.sh"
 ROUNDS="${1:-3}"
+A="${ATTUNE_BIN:-.build/release/attune}"
 out=$(mktemp)
 for r in $(seq "$ROUNDS"); do
-  .build/release/attune bench train --model "$MODEL" --method qlora --steps 3 >>"$out"
+  "$A" bench train --model "$MODEL" --method qlora --steps 3 >>"$out"
   (cd ops/peft && python3 train_bench.py --model "$MODEL" --steps 3 --threads 2) >>"$out"
-  .build/release/attune bench train --model "$MODEL" --method lora --steps 3 >>"$out"
-  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .build/release/attune bench train --model "$MODEL" --method qlora --steps 3 \
+  "$A" bench train --model "$MODEL" --method lora --steps 3 >>"$out"
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$A" bench train --model "$MODEL" --method qlora --steps 3 \
     | sed 's/"engine":"attune-qlora"/"engine":"attune-qlora-native-blas"/' >>"$out"
-  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .build/release/attune bench train --model "$MODEL" --method lora --steps 3 \
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$A" bench train --model "$MODEL" --method lora --steps 3 \
     | sed 's/"engine":"attune-lora"/"engine":"attune-lora-native-blas"/' >>"$out"
 done
 python3 - "$out" <<'PY'

@@ -15,6 +15,8 @@ public final class MetaRefresher {
     let logger: Logger
     let factory: any MetricsFactory
     private var domainMetrics: [AdapterName: DomainMetrics] = [:]
+    /// The tenant count at which a domain's last attempt failed; tried again once it changes.
+    private var failedAt: [AdapterName: Int] = [:]
 
     public init(initializer: MetaInitializer, domains: [AdapterName]? = nil, settings: MetaLearningSettings, refreshAfter: Int,
                 metrics: any MetricsFactory, logger: Logger) {
@@ -47,43 +49,54 @@ public final class MetaRefresher {
     }
 
     /// Follows the registry until `stop` says so. Tenants are counted again whenever a version
-    /// becomes live or this refresher published one. `stop` is also checked between the iterations of a version being learned,
-    /// which is then abandoned unpublished (the next start learns it again). A version that
+    /// becomes live or this refresher published one. `stop` is also checked between the
+    /// iterations of a version being learned, which is then abandoned unpublished (the next
+    /// start learns it again). A version that
     /// cannot be learned (too few tenants with data, weights that do not verify) is logged and
     /// tried again when its domain's tenant count changes; an event-log failure ends the run.
     public func run(stop: @escaping @Sendable () -> Bool) async throws {
-        var failedAt: [AdapterName: Int] = [:]
         var changed = true
         while !stop() {
             var published = false
             if changed {
-                for (domain, count) in await tenantCounts().sorted(by: { $0.key < $1.key }) {
-                    let m = metrics(of: domain)
-                    m.tenants.record(count)
-                    guard failedAt[domain] != count, await isDue(domain, tenants: count), !stop() else { continue }
-                    let started = ContinuousClock.now
-                    do {
-                        let release = try await initializer.run(domain: domain, settings: settings, stop: stop) { logger.info("\($0)") }
-                        m.learning.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
-                        m.published.increment()
-                        failedAt[domain] = nil
-                        published = true
-                        logger.notice("published \(release.id) on \(release.domain ?? "-") from \(count) tenants",
-                                      metadata: ["adapter": "\(release.adapter)", "version": "\(release.version)"])
-                        try await awaitLive(release, stop: stop)
-                    } catch is CancellationError {
-                        logger.notice("stopped while learning the next meta-initialization of \(domain); nothing published")
-                        return
-                    } catch let error as EventLogError {
-                        throw error
-                    } catch {
-                        m.failures.increment()
-                        failedAt[domain] = count
-                        logger.error("cannot learn the next meta-initialization of \(domain): \(error)")
+                do {
+                    for (domain, count) in await tenantCounts().sorted(by: { $0.key < $1.key }) {
+                        published = try await refresh(domain, tenants: count, stop: stop) || published
                     }
+                } catch is CancellationError {
+                    logger.notice("stopped while learning a meta-initialization; nothing published")
+                    return
                 }
             }
             changed = try await !initializer.registry.poll(timeout: .seconds(1)).isEmpty || published
+        }
+    }
+
+    /// Learns and publishes `domain`'s next version if it is due with `count` tenants and did
+    /// not already fail at that count; returns whether it published one.
+    private func refresh(_ domain: AdapterName, tenants count: Int, stop: @escaping @Sendable () -> Bool) async throws -> Bool {
+        let m = metrics(of: domain)
+        m.tenants.record(count)
+        guard failedAt[domain] != count, await isDue(domain, tenants: count), !stop() else { return false }
+        let started = ContinuousClock.now
+        do {
+            let release = try await initializer.run(domain: domain, settings: settings, stop: stop) { logger.info("\($0)") }
+            m.learning.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+            m.published.increment()
+            failedAt[domain] = nil
+            logger.notice("published \(release.id) on \(release.domain ?? "-") from \(count) tenants",
+                          metadata: ["adapter": "\(release.adapter)", "version": "\(release.version)"])
+            try await awaitLive(release, stop: stop)
+            return true
+        } catch let error as CancellationError {
+            throw error
+        } catch let error as EventLogError {
+            throw error
+        } catch {
+            m.failures.increment()
+            failedAt[domain] = count
+            logger.error("cannot learn the next meta-initialization of \(domain): \(error)")
+            return false
         }
     }
 

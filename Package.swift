@@ -34,7 +34,10 @@ let package = Package(
                        providers: [.apt(["libsqlite3-dev"])]),
 
         // Model core: kernels → file formats → tokenizer → llama forward/generation.
-        .target(name: "AttuneTensor", dependencies: ["CBLAS"], swiftSettings: kernelFlags),
+        // Integer dot-product kernels in C: per-function target attributes let one binary pick
+        // AVX-512 VNNI or AVX2 at run time, which Swift code cannot express.
+        .target(name: "CAttuneKernels", cSettings: [.unsafeFlags(["-O3"], .when(configuration: .release))]),
+        .target(name: "AttuneTensor", dependencies: ["CBLAS", "CAttuneKernels"], swiftSettings: kernelFlags),
         // File formats (GGUF, safetensors) parse untrusted bytes: built with bounds and overflow checks.
         .target(name: "AttuneGGUF", dependencies: ["AttuneTensor"]),
         .target(name: "AttuneTokenizer", dependencies: ["AttuneGGUF"]),
@@ -108,7 +111,7 @@ let package = Package(
         // Shared by the test targets: the shared-broker trait, condition waits.
         .target(name: "AttuneTestSupport", dependencies: ["AttuneEventLog", "AttuneTokenizer", "AttuneModel"], path: "Tests/AttuneTestSupport"),
 
-        .testTarget(name: "AttuneTensorTests", dependencies: ["AttuneTensor"], exclude: ["Golden"]),
+        .testTarget(name: "AttuneTensorTests", dependencies: ["AttuneTensor", "CAttuneKernels"], exclude: ["Golden"]),
         .testTarget(name: "AttuneGGUFTests", dependencies: ["AttuneGGUF"]),
         .testTarget(name: "AttuneTokenizerTests", dependencies: ["AttuneTokenizer", "AttuneModel"], exclude: ["Golden"]),
         .testTarget(name: "AttuneModelTests", dependencies: ["AttuneModel"], exclude: ["Golden"]),

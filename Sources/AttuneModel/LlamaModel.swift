@@ -114,7 +114,16 @@ public final class LlamaModel: @unchecked Sendable {
         let buf = Workspace(tokens: total, dim: D, kvDim: kvDim, ffnDim: F)
         defer { buf.free() }
 
+        // A sequence's one-token step (decode) multiplies 8-bit activations with the 4/8-bit
+        // weights; longer steps (prefill) use sgemm. Either way a row's arithmetic does not
+        // depend on the other sequences in the batch.
+        var decodeRows: [Range<Int>] = []
         var row = 0
+        for seq in tokens {
+            if seq.count == 1 { decodeRows.append(row..<(row + 1)) }
+            row += seq.count
+        }
+        row = 0
         var tokenPositions = [Int](repeating: 0, count: total)
         for (seq, cache) in zip(tokens, caches) {
             for (i, t) in seq.enumerated() {
@@ -126,7 +135,8 @@ public final class LlamaModel: @unchecked Sendable {
 
         for (l, layer) in layers.enumerated() {
             Ops.rmsNorm(buf.x, weight: layer.attnNorm, out: buf.xn, rows: total, n: D, eps: c.normEps)
-            WeightMatrix.matmul([layer.wq, layer.wk, layer.wv], buf.xn, m: total, [buf.q, buf.k, buf.v], scratch: scratch)
+            WeightMatrix.matmul([layer.wq, layer.wk, layer.wv], buf.xn, m: total, [buf.q, buf.k, buf.v], scratch: scratch,
+                                integerRows: decodeRows)
             if let adapter {
                 adapter.addDelta(layer: l, target: .q, x: buf.xn, m: total, y: buf.q)
                 adapter.addDelta(layer: l, target: .k, x: buf.xn, m: total, y: buf.k)
@@ -145,7 +155,7 @@ public final class LlamaModel: @unchecked Sendable {
                                   config: c, out: buf.att + start * D)
                 start += n
             }
-            layer.wo.matmul(buf.att, m: total, buf.proj, scratch: scratch)
+            layer.wo.matmul(buf.att, m: total, buf.proj, scratch: scratch, integerRows: decodeRows)
             if let adapter {
                 adapter.addDelta(layer: l, target: .o, x: buf.att, m: total, y: buf.proj)
                 adapter.adaptSublayer(layer: l, afterAttention: true, h: buf.proj, m: total)
@@ -153,13 +163,14 @@ public final class LlamaModel: @unchecked Sendable {
             Ops.add(buf.x, buf.proj, count: total * D)
 
             Ops.rmsNorm(buf.x, weight: layer.ffnNorm, out: buf.xn, rows: total, n: D, eps: c.normEps)
-            WeightMatrix.matmul([layer.gate, layer.up], buf.xn, m: total, [buf.gate, buf.up], scratch: scratch)
+            WeightMatrix.matmul([layer.gate, layer.up], buf.xn, m: total, [buf.gate, buf.up], scratch: scratch,
+                                integerRows: decodeRows)
             if let adapter {
                 adapter.addDelta(layer: l, target: .gate, x: buf.xn, m: total, y: buf.gate)
                 adapter.addDelta(layer: l, target: .up, x: buf.xn, m: total, y: buf.up)
             }
             Ops.swiglu(gate: buf.gate, up: buf.up, count: total * F)
-            layer.down.matmul(buf.gate, m: total, buf.proj, scratch: scratch)
+            layer.down.matmul(buf.gate, m: total, buf.proj, scratch: scratch, integerRows: decodeRows)
             if let adapter {
                 adapter.addDelta(layer: l, target: .down, x: buf.gate, m: total, y: buf.proj)
                 adapter.adaptSublayer(layer: l, afterAttention: false, h: buf.proj, m: total)
@@ -169,6 +180,7 @@ public final class LlamaModel: @unchecked Sendable {
         for (seq, cache) in zip(tokens, caches) { cache.count += seq.count }
 
         var selected: [Int] = []
+        let headIntegerRows: [Range<Int>]
         switch selection {
         case .last:
             var end = 0
@@ -176,7 +188,10 @@ public final class LlamaModel: @unchecked Sendable {
                 end += seq.count
                 selected.append(end - 1)
             }
-        case .all: selected = Array(0..<total)
+            headIntegerRows = [0..<tokens.count]
+        case .all:
+            selected = Array(0..<total)
+            headIntegerRows = decodeRows
         case .none: return []
         }
         let rows = selected.count
@@ -186,7 +201,7 @@ public final class LlamaModel: @unchecked Sendable {
             Ops.rmsNorm(buf.x + r * D, weight: outputNorm, out: hidden + i * D, rows: 1, n: D, eps: c.normEps)
         }
         return [Float](unsafeUninitializedCapacity: rows * c.vocabSize) { out, count in
-            output.matmul(hidden, m: rows, out.baseAddress!, scratch: scratch)
+            output.matmul(hidden, m: rows, out.baseAddress!, scratch: scratch, integerRows: headIntegerRows)
             count = rows * c.vocabSize
         }
     }

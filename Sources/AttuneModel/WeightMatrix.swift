@@ -3,10 +3,12 @@ import AttuneTensor
 
 /// How the frozen base weights are held in memory.
 public enum WeightMode: String, Sendable, CaseIterable {
-    /// Weights stay in their 4/8-bit file format (memory-mapped); batched work dequantizes
-    /// one matrix at a time into a scratch buffer.
+    /// Weights stay in their 4/8-bit file format (memory-mapped). Decode steps multiply them
+    /// with activations quantized to 8 bits (integer kernels, as llama.cpp); prefill and
+    /// training dequantize one matrix at a time into a scratch buffer for sgemm.
     case quantized
-    /// Every matrix is also kept as fp32 for the fastest batched work (≈ 4 bytes/parameter).
+    /// Every matrix is also kept as fp32 (≈ 4 bytes/parameter) and every product runs in fp32
+    /// with sgemm: the fastest batched work, and the same arithmetic for decode and prefill.
     case dense
 }
 
@@ -55,26 +57,42 @@ public final class WeightMatrix: @unchecked Sendable {
         }
     }
 
-    /// y = W·x for one input vector, reading the stored (quantized) weights directly.
-    package func matvec(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
-        MatVec.multiply(format, weights: raw, rows: rows, cols: cols, x: x, y: y)
-    }
-
-    /// y_i = W_i·x for several matrices sharing the input, in one fan-out.
-    static func matvec(_ matrices: [WeightMatrix], _ x: UnsafePointer<Float>, _ ys: [UnsafeMutablePointer<Float>]) {
-        MatVec.multiply(zip(matrices, ys).map { m, y in
-            MatVec.Product(format: m.format, weights: m.raw, rows: m.rows, cols: m.cols, y: y)
-        }, x: x)
-    }
-
-    /// Y_i = X·W_iᵀ for several matrices sharing the input (fused when the batch is one token).
+    /// Y_i = X·W_iᵀ for several matrices sharing the input X (m rows × cols). The rows in
+    /// `integerRows` (sorted, disjoint: decode positions) use the 8-bit-activation kernels on
+    /// the stored 4/8-bit weights, in one fan-out for all matrices; the other rows use sgemm on
+    /// the fp32 copy or on chunks dequantized into `scratch`. Matrices with an fp32 copy (dense
+    /// mode) multiply every row in fp32.
     package static func matmul(_ matrices: [WeightMatrix], _ x: UnsafePointer<Float>, m: Int,
-                       _ ys: [UnsafeMutablePointer<Float>], scratch: ScratchBuffer) {
-        if m == 1 {
-            matvec(matrices, x, ys)
-        } else {
-            for (w, y) in zip(matrices, ys) { w.matmul(x, m: m, y, scratch: scratch) }
+                               _ ys: [UnsafeMutablePointer<Float>], scratch: ScratchBuffer, integerRows: [Range<Int>] = []) {
+        let integer = matrices[0].dense == nil ? integerRows : []
+        let nInteger = integer.reduce(0) { $0 + $1.count }
+        if nInteger == 0 {
+            for (w, y) in zip(matrices, ys) { w.sgemm(x, m: m, y, scratch: scratch) }
+            return
         }
+        if nInteger == m {
+            integerProducts(matrices, x, m: m, ys)
+            return
+        }
+        let cols = matrices[0].cols
+        let fp32Rows = complement(integer, in: m)
+        let xi = gather(x, cols, integer), xf = gather(x, cols, fp32Rows)
+        defer { xi.deallocate(); xf.deallocate() }
+        let yi = matrices.map { UnsafeMutablePointer<Float>.allocate(capacity: nInteger * $0.rows) }
+        let yf = matrices.map { UnsafeMutablePointer<Float>.allocate(capacity: (m - nInteger) * $0.rows) }
+        defer { (yi + yf).forEach { $0.deallocate() } }
+        integerProducts(matrices, xi, m: nInteger, yi)
+        for (k, w) in matrices.enumerated() {
+            w.sgemm(xf, m: m - nInteger, yf[k], scratch: scratch)
+            scatter(yi[k], w.rows, integer, into: ys[k])
+            scatter(yf[k], w.rows, fp32Rows, into: ys[k])
+        }
+    }
+
+    /// Y[m, rows] = X[m, cols] · Wᵀ, as the fused `matmul` for one matrix.
+    package func matmul(_ x: UnsafePointer<Float>, m: Int, _ y: UnsafeMutablePointer<Float>, scratch: ScratchBuffer,
+                        integerRows: [Range<Int>] = []) {
+        WeightMatrix.matmul([self], x, m: m, [y], scratch: scratch, integerRows: integerRows)
     }
 
     /// One row dequantized (embedding lookup).
@@ -82,15 +100,45 @@ public final class WeightMatrix: @unchecked Sendable {
         Dequantize.row(format, raw + r * rowBytes, into, count: cols)
     }
 
-    /// Y[m, rows] = X[m, cols] · Wᵀ. Batches of one or two rows run the quantized matrix-vector
-    /// kernel; larger ones call sgemm on the fp32 copy or on chunks dequantized into `scratch`.
-    package func matmul(_ x: UnsafePointer<Float>, m: Int, _ y: UnsafeMutablePointer<Float>, scratch: ScratchBuffer) {
-        if m <= 2 {
-            for t in 0..<m { matvec(x + t * cols, y + t * rows) }
-            return
-        }
+    private static func integerProducts(_ matrices: [WeightMatrix], _ x: UnsafePointer<Float>, m: Int,
+                                        _ ys: [UnsafeMutablePointer<Float>]) {
+        MatVec.multiply(zip(matrices, ys).map { w, y in
+            MatVec.Product(format: w.format, weights: w.raw, rows: w.rows, cols: w.cols, y: y)
+        }, x: x, m: m)
+    }
+
+    private func sgemm(_ x: UnsafePointer<Float>, m: Int, _ y: UnsafeMutablePointer<Float>, scratch: ScratchBuffer) {
+        guard m > 0 else { return }
         forEachFP32Chunk(scratch) { r0, n, w in
             Blas.linear(x: x, m: m, inFeatures: cols, weight: w, outFeatures: n, y: y + r0, ldy: rows)
+        }
+    }
+
+    private static func complement(_ ranges: [Range<Int>], in m: Int) -> [Range<Int>] {
+        var out: [Range<Int>] = [], next = 0
+        for r in ranges {
+            if r.lowerBound > next { out.append(next..<r.lowerBound) }
+            next = r.upperBound
+        }
+        if next < m { out.append(next..<m) }
+        return out
+    }
+
+    private static func gather(_ x: UnsafePointer<Float>, _ cols: Int, _ ranges: [Range<Int>]) -> UnsafeMutablePointer<Float> {
+        let out = UnsafeMutablePointer<Float>.allocate(capacity: max(1, ranges.reduce(0) { $0 + $1.count } * cols))
+        var at = 0
+        for r in ranges {
+            (out + at * cols).update(from: x + r.lowerBound * cols, count: r.count * cols)
+            at += r.count
+        }
+        return out
+    }
+
+    private static func scatter(_ y: UnsafePointer<Float>, _ width: Int, _ ranges: [Range<Int>], into: UnsafeMutablePointer<Float>) {
+        var at = 0
+        for r in ranges {
+            (into + r.lowerBound * width).update(from: y + at * width, count: r.count * width)
+            at += r.count
         }
     }
 

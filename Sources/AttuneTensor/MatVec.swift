@@ -1,9 +1,13 @@
+import CAttuneKernels
+
 /// y = W·x for a row-major weight matrix W (rows × cols) kept in its storage format.
 ///
-/// Decode is memory-bound: these kernels read the 4/8-bit blocks directly and dequantize in
-/// registers, so a token streams ≈ 98 MB instead of 540 MB of fp32 weights.
+/// Decode is memory-bound: these kernels read the 4/8-bit blocks directly (integer dot
+/// products against the 8-bit quantized input, in `CAttuneKernels`), so a token streams
+/// ≈ 98 MB instead of 540 MB of fp32 weights.
 public enum MatVec {
-    /// One matrix of a fused product: W (rows × cols, in `format`) and its output vector.
+    /// One matrix of a fused product: W (rows × cols, in `format`) and its output, m rows of
+    /// `rows` values (row i at y + i·rows).
     public struct Product {
         public let format: QuantFormat
         public let weights: UnsafeRawPointer
@@ -26,44 +30,49 @@ public enum MatVec {
         multiply([Product(format: format, weights: weights, rows: rows, cols: cols, y: y)], x: x)
     }
 
-    /// Several products of the same input vector (q/k/v, gate/up) in one fan-out: the rows of
-    /// all matrices are split evenly across the workers, so they synchronize once.
-    public static func multiply(_ products: [Product], x: UnsafePointer<Float>) {
+    /// Several products of the same m input rows (q/k/v, gate/up) in one fan-out: the output
+    /// features of all matrices are split evenly across the workers, so they synchronize once,
+    /// and each weight row is read once for all m inputs. 4/8-bit matrices multiply the input
+    /// quantized to 8 bits per 32-element block (as llama.cpp does for Q4 × Q8; error bound in
+    /// `QuantizedRows`); an output is computed the same way whatever m is.
+    public static func multiply(_ products: [Product], x: UnsafePointer<Float>, m: Int = 1, isa: KernelISA = .active) {
         let cols = products[0].cols
         precondition(products.allSatisfy { $0.cols == cols }, "fused products share the input")
-        let blockSums = UnsafeMutablePointer<Float>.allocate(capacity: cols / 32 + 1)
-        defer { blockSums.deallocate() }
-        for b in 0..<cols / 32 {
-            var s = SIMD8<Float>()
-            for g in 0..<4 { s += UnsafeRawPointer(x + 32 * b + 8 * g).loadUnaligned(as: SIMD8<Float>.self) }
-            blockSums[b] = s.sum()
-        }
-        let sums = UnsafePointer(blockSums)
+        let xq = products.contains { $0.format == .q4_1 || $0.format == .q8_0 }
+            ? QuantizedRows(x, rows: m, cols: cols, isa: isa) : nil
         let total = products.reduce(0) { $0 + $1.rows }
         Parallel.chunks(total, granule: 4, minPerChunk: 64) { range in
             var first = 0
             for p in products {
                 let lo = max(range.lowerBound - first, 0), hi = min(range.upperBound - first, p.rows)
-                if lo < hi { rowsOf(p, lo..<hi, x, sums) }
+                if lo < hi { rowsOf(p, lo..<hi, x, m, xq, isa) }
                 first += p.rows
             }
         }
     }
 
     @inline(__always)
-    static func rowsOf(_ p: Product, _ range: Range<Int>, _ x: UnsafePointer<Float>, _ sums: UnsafePointer<Float>) {
+    static func rowsOf(_ p: Product, _ range: Range<Int>, _ x: UnsafePointer<Float>, _ m: Int, _ xq: QuantizedRows?, _ isa: KernelISA) {
         let rowBytes = p.format.byteCount(elements: p.cols)!
-        let blocks = p.cols / 32
-        let y = p.y
+        let blocks = p.cols / 32, lo = range.lowerBound, hi = range.upperBound
+        let y = p.y, cols = p.cols
         switch p.format {
         case .q4_1:
-            for r in range { y[r] = dotQ4_1(p.weights + r * rowBytes, x, sums, blocks: blocks) }
+            attune_matmul_q4_1_q8(isa.c, p.weights, blocks, lo, hi, m, xq!.q, xq!.scales, xq!.sums, y, p.rows)
         case .q8_0:
-            for r in range { y[r] = dotQ8_0(p.weights + r * rowBytes, x, blocks: blocks) }
+            attune_matmul_q8_0_q8(isa.c, p.weights, blocks, lo, hi, m, xq!.q, xq!.scales, y, p.rows)
         case .f32:
-            for r in range { y[r] = dot((p.weights + r * rowBytes).assumingMemoryBound(to: Float.self), x, p.cols) }
+            for r in range {
+                let w = (p.weights + r * rowBytes).assumingMemoryBound(to: Float.self)
+                for i in 0..<m { y[i * p.rows + r] = dot(w, x + i * cols, cols) }
+            }
         default:
-            for r in range { y[r] = dotGeneric(p.format, p.weights + r * rowBytes, x, p.cols) }
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: cols) { tmp in
+                for r in range {
+                    Dequantize.row(p.format, p.weights + r * rowBytes, tmp.baseAddress!, count: cols)
+                    for i in 0..<m { y[i * p.rows + r] = dot(tmp.baseAddress!, x + i * cols, cols) }
+                }
+            }
         }
     }
 
@@ -88,53 +97,5 @@ public enum MatVec {
             i += 1
         }
         return s
-    }
-
-    @inline(__always)
-    static func dotQ4_1(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ sums: UnsafePointer<Float>, blocks: Int) -> Float {
-        var acc = SIMD8<Float>()
-        var mAcc: Float = 0
-        let rx = UnsafeRawPointer(x)
-        for b in 0..<blocks {
-            let blk = row + 20 * b
-            let d = halfToFloat(blk.loadUnaligned(as: UInt16.self))
-            let m = halfToFloat(blk.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
-            let (l0, h0) = nibbles(blk.loadUnaligned(fromByteOffset: 4, as: SIMD8<UInt8>.self))
-            let (l1, h1) = nibbles(blk.loadUnaligned(fromByteOffset: 12, as: SIMD8<UInt8>.self))
-            let xb = rx + 128 * b
-            var t = l0 * xb.loadUnaligned(as: SIMD8<Float>.self)
-            t.addProduct(l1, xb.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self))
-            t.addProduct(h0, xb.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self))
-            t.addProduct(h1, xb.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self))
-            acc.addProduct(t, SIMD8<Float>(repeating: d))
-            mAcc += m * sums[b]
-        }
-        return acc.sum() + mAcc
-    }
-
-    @inline(__always)
-    static func dotQ8_0(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, blocks: Int) -> Float {
-        var acc = SIMD8<Float>()
-        let rx = UnsafeRawPointer(x)
-        for b in 0..<blocks {
-            let blk = row + 34 * b
-            let d = halfToFloat(blk.loadUnaligned(as: UInt16.self))
-            let xb = rx + 128 * b
-            var t = SIMD8<Float>()
-            for g in 0..<4 {
-                let q = SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: blk.loadUnaligned(fromByteOffset: 2 + 8 * g, as: SIMD8<Int8>.self)))
-                t.addProduct(q, xb.loadUnaligned(fromByteOffset: 32 * g, as: SIMD8<Float>.self))
-            }
-            acc.addProduct(t, SIMD8<Float>(repeating: d))
-        }
-        return acc.sum()
-    }
-
-    /// Fallback for formats without a dedicated kernel: dequantize the row, then dot.
-    static func dotGeneric(_ format: QuantFormat, _ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ cols: Int) -> Float {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: cols) { tmp in
-            Dequantize.row(format, row, tmp.baseAddress!, count: cols)
-            return dot(tmp.baseAddress!, x, cols)
-        }
     }
 }

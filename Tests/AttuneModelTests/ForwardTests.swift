@@ -5,10 +5,15 @@ import Testing
 
 private let V = TinyModel.config.vocabSize
 
-/// Decoding token by token with the KV cache gives the logits of recomputing the whole prefix
-/// (tolerance 1e-4 absolute; the two paths use different kernels: sgemm vs SIMD matvec).
-@Test func kvCacheDecodeEqualsFullRecompute() throws {
-    let model = try TinyModel.load()
+/// Decoding token by token with the KV cache gives the logits of recomputing the whole prefix.
+/// Dense weights: both paths run fp32 arithmetic (tolerance 1e-4 absolute). Quantized weights:
+/// decode multiplies 8-bit activations, so the logits move, on this random model (whose errors
+/// compound through layers without the structure of a trained one), by at most 5% of their
+/// largest magnitude, and the most likely token stays the same. The real model's decode
+/// perplexity is checked against the reference in `smolLM2MatchesNumpyReference`.
+@Test(arguments: [WeightMode.dense, .quantized])
+func kvCacheDecodeEqualsFullRecompute(mode: WeightMode) throws {
+    let model = try TinyModel.load(mode: mode)
     let tokens: [Int32] = [3, 17, 42, 5, 77, 0, 9, 31, 64, 2, 11, 50]
     let full = try model.forward(tokens: [tokens], caches: [model.makeCache()], logits: .all)
     let cache = model.makeCache(capacity: 2)
@@ -17,10 +22,20 @@ private let V = TinyModel.config.vocabSize
     for t in tokens[4...] { incremental += try model.forward(tokens: [[t]], caches: [cache], logits: .last) }
     #expect(cache.count == tokens.count)
     #expect(full.count == tokens.count * V && incremental.count == full.count)
-    #expect(maxAbsDiff(full[...], incremental[...]) < 1e-4)
+    if mode == .dense {
+        #expect(maxAbsDiff(full[...], incremental[...]) < 1e-4)
+    } else {
+        let scale = full.map(abs).max()!
+        #expect(maxAbsDiff(full[...], incremental[...]) <= 0.05 * scale, "scale \(scale)")
+        for p in 4..<tokens.count {
+            let a = full[(p * V)..<((p + 1) * V)], b = incremental[(p * V)..<((p + 1) * V)]
+            #expect(a.firstIndex(of: a.max()!)! - p * V == b.firstIndex(of: b.max()!)! - p * V, "position \(p)")
+        }
+    }
 }
 
-/// A batch of sequences of different lengths, some continuing a cache, equals running each alone.
+/// A batch of sequences of different lengths, some continuing a cache, equals running each alone
+/// (one-token steps run the integer kernel and longer ones sgemm, in a batch as alone).
 @Test func batchedPrefillEqualsOneByOne() throws {
     let model = try TinyModel.load()
     let seqs: [[Int32]] = [[1, 2, 3, 4, 5, 6, 7], [9], [40, 41, 42], [70, 3, 3, 3, 3, 12, 13, 14, 15, 16, 20]]

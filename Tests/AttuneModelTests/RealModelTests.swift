@@ -19,7 +19,10 @@ private let goldenDir = URL(fileURLWithPath: #filePath).deletingLastPathComponen
 
 /// Parity with an independent numpy float64 forward over the same GGUF
 /// (ops/reference/llama_reference.py): log-softmax at every prompt position within 1e-3,
-/// the same greedy continuation (" Paris…"), and the same perplexities within 0.5%.
+/// the same greedy continuation (" Paris…"), and the same perplexities within 0.5%. Scored
+/// token by token through the decode path, the perplexities stay within 0.5% in dense mode and
+/// within 2% in quantized mode, whose decode multiplies 8-bit activations (measured: 1.2% and
+/// 0.6% above the reference; llama.cpp's Q4 × Q8 decode makes the same trade).
 @Test(arguments: [WeightMode.quantized, .dense])
 func smolLM2MatchesNumpyReference(mode: WeightMode) throws {
     guard let path = try BaseModelStore.forChecks() else { return }
@@ -51,6 +54,23 @@ func smolLM2MatchesNumpyReference(mode: WeightMode) throws {
     let shuffled = try scorer.score(tokenizer.encode(ref.shuffled)).perplexity
     #expect(abs(ppl / ref.text_perplexity - 1) < 0.005, "perplexity \(ppl) vs \(ref.text_perplexity)")
     #expect(abs(shuffled / ref.shuffled_perplexity - 1) < 0.005, "shuffled \(shuffled) vs \(ref.shuffled_perplexity)")
+
+    for (text, reference) in [(ref.text, ref.text_perplexity), (ref.shuffled, ref.shuffled_perplexity)] {
+        let decoded = try decodePerplexity(model, tokenizer.encode(text))
+        #expect(abs(decoded / reference - 1) < (mode == .dense ? 0.005 : 0.02), "\(mode) decode perplexity \(decoded) vs \(reference)")
+    }
+}
+
+/// Perplexity of `ids` computed one token at a time through the KV cache (the decode path).
+private func decodePerplexity(_ model: LlamaModel, _ ids: [Int32]) throws -> Double {
+    let cache = model.makeCache(capacity: ids.count)
+    var nll = 0.0
+    for i in 0..<(ids.count - 1) {
+        let row = try model.forward(tokens: [[ids[i]]], caches: [cache], logits: .last).map(Double.init)
+        let top = row.max()!
+        nll += top + log(row.reduce(0) { $0 + exp($1 - top) }) - row[Int(ids[i + 1])]
+    }
+    return exp(nll / Double(ids.count - 1))
 }
 
 import AttuneTensor

@@ -80,13 +80,16 @@ func quantizeRoundTripWithinFormatError(format: QuantFormat) {
     }
 }
 
-/// The decode kernels compute the same product as dequantize-then-dot in double precision
-/// (relative tolerance 1e-4 of Σ|w·x|).
-@Test(arguments: [QuantFormat.q4_1, .q8_0, .f32, .q4_0, .f16])
-func matVecMatchesDequantizedProduct(format: QuantFormat) {
-    let rows = 97, cols = 256
+/// Input vectors for the decode kernels: blocks of different magnitudes, one block all zero.
+private func kernelInput(_ cols: Int) -> [Float] {
+    var x = randomFloats(cols, seed: 2)
+    for i in 0..<cols { x[i] *= Float(1 + (i / 32) % 5) }
+    for i in 32..<64 { x[i] = 0 }
+    return x
+}
+
+private func quantizedRows(_ format: QuantFormat, rows: Int, cols: Int) -> [UInt8] {
     let w = randomFloats(rows * cols, seed: 1)
-    let x = randomFloats(cols, seed: 2)
     let rowBytes = format.byteCount(elements: cols)!
     var q = [UInt8](repeating: 0, count: rows * rowBytes)
     w.withUnsafeBufferPointer { src in
@@ -94,24 +97,86 @@ func matVecMatchesDequantizedProduct(format: QuantFormat) {
             for r in 0..<rows { Quantize.row(format, src.baseAddress! + r * cols, dst.baseAddress! + r * rowBytes, count: cols) }
         }
     }
-    var y = [Float](repeating: 0, count: rows)
-    var deq = [Float](repeating: 0, count: cols)
-    q.withUnsafeBytes { raw in
-        x.withUnsafeBufferPointer { xp in
-            y.withUnsafeMutableBufferPointer {
-                MatVec.multiply(format, weights: raw.baseAddress!, rows: rows, cols: cols, x: xp.baseAddress!, y: $0.baseAddress!)
+    return q
+}
+
+/// Every kernel path this CPU can run computes the product dequantize-then-dot computes in
+/// double precision, within the error of quantizing x to 8 bits (for the 4/8-bit formats:
+/// Σ_b scale_b/2 · Σ_{i∈b} |w_i|, see `QuantizedRows`) plus 1e-5 of Σ|w·x| for fp32 rounding.
+/// The 4/8-bit paths must also match the exact product of the quantized operands within 1e-5
+/// of its magnitude.
+@Test(arguments: [QuantFormat.q4_1, .q8_0, .f32, .q4_0, .f16])
+func matVecMatchesDequantizedProduct(format: QuantFormat) {
+    let rows = 97, cols = 256
+    let x = kernelInput(cols)
+    let rowBytes = format.byteCount(elements: cols)!
+    let q = quantizedRows(format, rows: rows, cols: cols)
+    let integer = format == .q4_1 || format == .q8_0
+    for isa in KernelISA.runnable {
+        var y = [Float](repeating: .nan, count: rows)
+        var deq = [Float](repeating: 0, count: cols)
+        q.withUnsafeBytes { raw in
+            x.withUnsafeBufferPointer { xp in
+                y.withUnsafeMutableBufferPointer { yp in
+                    MatVec.multiply([MatVec.Product(format: format, weights: raw.baseAddress!, rows: rows, cols: cols,
+                                                    y: yp.baseAddress!)], x: xp.baseAddress!, isa: isa)
+                }
+                let xq = QuantizedRows(xp.baseAddress!, rows: 1, cols: cols, isa: isa)
+                for r in 0..<rows {
+                    deq.withUnsafeMutableBufferPointer { Dequantize.row(format, raw.baseAddress! + r * rowBytes, $0.baseAddress!, count: cols) }
+                    var exact = 0.0, magnitude = 0.0, bound = 0.0, onQuantized = 0.0, quantizedMagnitude = 0.0
+                    for c in 0..<cols {
+                        exact += Double(deq[c]) * Double(x[c])
+                        magnitude += abs(Double(deq[c]) * Double(x[c]))
+                        let xHat = Double(xq.scales[c / 32]) * Double(xq.q[c])
+                        // Q4_1's offset m multiplies the exact block sum of x, not the quantized one.
+                        let m = format == .q4_1
+                            ? Double(halfToFloat((raw.baseAddress! + r * rowBytes + 20 * (c / 32) + 2).loadUnaligned(as: UInt16.self))) : 0
+                        onQuantized += (Double(deq[c]) - m) * xHat + m * Double(x[c])
+                        quantizedMagnitude += abs(Double(deq[c]) * xHat)
+                        if integer { bound += Double(xq.scales[c / 32]) / 2 * abs(Double(deq[c])) }
+                    }
+                    #expect(abs(Double(y[r]) - exact) <= bound + 1e-5 * magnitude + 1e-6,
+                            "\(format.name) \(isa) row \(r): \(y[r]) vs \(exact), bound \(bound)")
+                    if integer {
+                        #expect(abs(Double(y[r]) - onQuantized) <= 1e-5 * quantizedMagnitude + 1e-6,
+                                "\(format.name) \(isa) row \(r): \(y[r]) vs integer product \(onQuantized)")
+                    }
+                }
             }
-        }
-        for r in 0..<rows {
-            deq.withUnsafeMutableBufferPointer { Dequantize.row(format, raw.baseAddress! + r * rowBytes, $0.baseAddress!, count: cols) }
-            var exact = 0.0, magnitude = 0.0
-            for c in 0..<cols {
-                exact += Double(deq[c]) * Double(x[c])
-                magnitude += abs(Double(deq[c]) * Double(x[c]))
-            }
-            #expect(abs(Double(y[r]) - exact) <= 1e-4 * magnitude + 1e-6, "row \(r): \(y[r]) vs \(exact)")
         }
     }
+}
+
+/// Quantizing the input to 8 bits is the same on every path (bytes and scales exactly, block
+/// sums within fp32 rounding), each element within half a step of its value.
+@Test func activationQuantizationAgreesAcrossPaths() {
+    let cols = 1536
+    let x = kernelInput(cols)
+    x.withUnsafeBufferPointer { xp in
+        let reference = QuantizedRows(xp.baseAddress!, rows: 1, cols: cols, isa: .scalar)
+        for c in 0..<cols {
+            let step = reference.scales[c / 32]
+            #expect(abs(Float(reference.q[c]) * step - x[c]) <= step / 2 * 1.0001, "element \(c)")
+        }
+        for isa in KernelISA.runnable where isa != .scalar {
+            let other = QuantizedRows(xp.baseAddress!, rows: 1, cols: cols, isa: isa)
+            for c in 0..<cols { #expect(other.q[c] == reference.q[c], "\(isa) element \(c)") }
+            for b in 0..<cols / 32 {
+                #expect(other.scales[b] == reference.scales[b], "\(isa) block \(b)")
+                #expect(abs(other.sums[b] - reference.sums[b]) <= 1e-5 * 32 * 5, "\(isa) block \(b) sum")
+            }
+        }
+    }
+}
+
+/// The kernels are chosen from the CPU's features: a machine with AVX-512 VNNI must not fall
+/// back to AVX2, and every machine this runs on has AVX2 (DESIGN.md).
+@Test func kernelLevelFollowsTheCPU() throws {
+    let flags = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        .split(separator: "\n").first { $0.hasPrefix("flags") }.map { Set($0.split(separator: " ").map(String.init)) } ?? []
+    let vnni = ["avx512f", "avx512bw", "avx512vl", "avx512_vnni"].allSatisfy(flags.contains)
+    #expect(KernelISA.detected == (vnni ? .avx512vnni : .avx2))
 }
 
 @Test func byteCountRejectsPartialBlocks() {
@@ -119,4 +184,32 @@ func matVecMatchesDequantizedProduct(format: QuantFormat) {
     #expect(QuantFormat.q4_1.byteCount(elements: 33) == nil)
     #expect(QuantFormat.q6_K.byteCount(elements: 512) == 420)
     #expect(QuantFormat.f32.byteCount(elements: Int.max / 2) == nil)
+}
+
+/// Multiplying several input rows at once gives, bit for bit, what each row gives alone: a
+/// sequence decodes to the same logits whatever batch it shares a step with.
+@Test(arguments: [QuantFormat.q4_1, .q8_0])
+func integerProductIsTheSameInAnyBatch(format: QuantFormat) {
+    let rows = 70, cols = 128, m = 5
+    let q = quantizedRows(format, rows: rows, cols: cols)
+    let x = (0..<m).flatMap { i in randomFloats(cols, seed: 10 + UInt64(i), scale: Float(i + 1)) }
+    for isa in KernelISA.runnable {
+        var batched = [Float](repeating: .nan, count: m * rows)
+        q.withUnsafeBytes { raw in
+            x.withUnsafeBufferPointer { xp in
+                batched.withUnsafeMutableBufferPointer { yp in
+                    MatVec.multiply([MatVec.Product(format: format, weights: raw.baseAddress!, rows: rows, cols: cols,
+                                                    y: yp.baseAddress!)], x: xp.baseAddress!, m: m, isa: isa)
+                }
+                for i in 0..<m {
+                    var alone = [Float](repeating: .nan, count: rows)
+                    alone.withUnsafeMutableBufferPointer { yp in
+                        MatVec.multiply([MatVec.Product(format: format, weights: raw.baseAddress!, rows: rows, cols: cols,
+                                                        y: yp.baseAddress!)], x: xp.baseAddress! + i * cols, m: 1, isa: isa)
+                    }
+                    #expect(Array(batched[(i * rows)..<((i + 1) * rows)]) == alone, "\(format.name) \(isa) row \(i)")
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,27 @@
+// Run-time CPU feature detection for the kernel dispatch.
+#include "attune_kernels.h"
+
+#include <cpuid.h>
+
+static uint64_t xcr0(void) {
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+attune_isa attune_cpu_isa(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return ATTUNE_ISA_SCALAR;
+    const int osxsave = (c >> 27) & 1, fma = (c >> 12) & 1, f16c = (c >> 29) & 1, avx = (c >> 28) & 1;
+    if (!(osxsave && avx && fma && f16c)) return ATTUNE_ISA_SCALAR;
+    const uint64_t xcr = xcr0();
+    if ((xcr & 0x6) != 0x6) return ATTUNE_ISA_SCALAR;  // XMM and YMM state saved by the OS
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return ATTUNE_ISA_SCALAR;
+    const int avx2 = (b >> 5) & 1;
+    if (!avx2) return ATTUNE_ISA_SCALAR;
+    const int avx512f = (b >> 16) & 1, avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1;
+    const int vnni = (c >> 11) & 1;
+    const int zmmState = (xcr & 0xE0) == 0xE0;  // opmask, upper ZMM0-15, ZMM16-31
+    if (avx512f && avx512bw && avx512vl && vnni && zmmState) return ATTUNE_ISA_AVX512_VNNI;
+    return ATTUNE_ISA_AVX2;
+}

@@ -1,0 +1,35 @@
+#ifndef ATTUNE_KERNELS_H
+#define ATTUNE_KERNELS_H
+
+#include <stdint.h>
+
+/// Instruction-set levels of the integer dot-product kernels, chosen at run time.
+typedef enum {
+    /// Portable C: the reference the SIMD paths are tested against.
+    ATTUNE_ISA_SCALAR = 0,
+    /// AVX2 + FMA + F16C: vpmaddubsw / vpmaddwd.
+    ATTUNE_ISA_AVX2 = 1,
+    /// AVX-512 VL + VNNI: vpdpbusd, four byte products per lane in one instruction.
+    ATTUNE_ISA_AVX512_VNNI = 2,
+} attune_isa;
+
+/// The best level this CPU and operating system support (CPUID and XGETBV).
+attune_isa attune_cpu_isa(void);
+
+/// Quantizes `n` floats (a multiple of 32; several rows may be quantized at once) to blocks of 32 signed bytes with one fp32 scale
+/// per block: scale = max|x| / 127, q = round(x / scale). `sums[b]` receives the exact fp32
+/// sum of block b (the Q4_1 offset term uses it).
+void attune_quantize_q8(attune_isa isa, const float *x, long n, int8_t *q, float *scales, float *sums);
+
+/// Y[i][r] = W[r] · X[i] for weight rows r in [r0, r1) of a Q4_1 matrix (`blocks` blocks of
+/// 20 bytes per row) and m activation rows quantized by attune_quantize_q8 (row i at
+/// xq + i·32·blocks, its scales and sums at i·blocks); Y[i][r] is stored at y[i·ldy + r].
+/// Each element is computed the same way whatever m is.
+void attune_matmul_q4_1_q8(attune_isa isa, const void *w, long blocks, long r0, long r1, long m,
+                           const int8_t *xq, const float *xscales, const float *xsums, float *y, long ldy);
+
+/// As attune_matmul_q4_1_q8 for a Q8_0 matrix (`blocks` blocks of 34 bytes per row).
+void attune_matmul_q8_0_q8(attune_isa isa, const void *w, long blocks, long r0, long r1, long m,
+                           const int8_t *xq, const float *xscales, float *y, long ldy);
+
+#endif

@@ -1,0 +1,257 @@
+// Integer dot products of 4/8-bit weight rows with 8-bit activations (decode's matrix products):
+// each activation row is quantized once per matrix, each 32-element block then costs one
+// byte-product instruction sequence and one fp32 multiply-add of the two scales.
+// Every output element is computed by the same instructions in the same order whatever the
+// number of activation rows: a sequence decodes to the same logits alone or in a batch.
+#include "attune_kernels.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+enum { QK = 32, Q4_1_BYTES = 20, Q8_0_BYTES = 34 };
+
+static inline uint16_t load_u16(const uint8_t *p) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+static float half_to_float(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1F, mant = h & 0x3FF, bits;
+    if (exp == 0x1F) {
+        bits = sign | 0x7F800000 | (mant << 13);
+    } else if (exp != 0) {
+        bits = sign | ((exp + 112) << 23) | (mant << 13);
+    } else if (mant == 0) {
+        bits = sign;
+    } else {
+        exp = 113;
+        while (!(mant & 0x400)) { mant <<= 1; exp--; }
+        bits = sign | (exp << 23) | ((mant & 0x3FF) << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+// MARK: - Portable reference
+
+static void quantize_scalar(const float *x, long n, int8_t *q, float *scales, float *sums) {
+    for (long b = 0; b < n / QK; b++) {
+        const float *xb = x + QK * b;
+        float amax = 0, sum = 0;
+        for (int i = 0; i < QK; i++) { amax = fmaxf(amax, fabsf(xb[i])); sum += xb[i]; }
+        const float inv = amax > 0 ? 127.0f / amax : 0.0f;
+        for (int i = 0; i < QK; i++) q[QK * b + i] = (int8_t)nearbyintf(xb[i] * inv);
+        scales[b] = amax / 127.0f;
+        sums[b] = sum;
+    }
+}
+
+static void matmul_q4_1_scalar(const uint8_t *w, long blocks, long r0, long r1, long m,
+                               const int8_t *xq0, const float *xs0, const float *xsum0, float *y, long ldy) {
+    for (long r = r0; r < r1; r++) {
+        const uint8_t *row = w + r * blocks * Q4_1_BYTES;
+        for (long i = 0; i < m; i++) {
+            const int8_t *xq = xq0 + i * QK * blocks;
+            const float *xs = xs0 + i * blocks;
+            const float *xsum = xsum0 + i * blocks;
+            float acc = 0;
+            for (long b = 0; b < blocks; b++) {
+                const uint8_t *blk = row + b * Q4_1_BYTES;
+                const int8_t *x = xq + QK * b;
+                int32_t dot = 0;
+                for (int j = 0; j < 16; j++) dot += (blk[4 + j] & 0xF) * x[j] + (blk[4 + j] >> 4) * x[j + 16];
+                acc += half_to_float(load_u16(blk)) * xs[b] * (float)dot + half_to_float(load_u16(blk + 2)) * xsum[b];
+            }
+            y[i * ldy + r] = acc;
+        }
+    }
+}
+
+static void matmul_q8_0_scalar(const uint8_t *w, long blocks, long r0, long r1, long m,
+                               const int8_t *xq0, const float *xs0, float *y, long ldy) {
+    for (long r = r0; r < r1; r++) {
+        const uint8_t *row = w + r * blocks * Q8_0_BYTES;
+        for (long i = 0; i < m; i++) {
+            const int8_t *xq = xq0 + i * QK * blocks;
+            const float *xs = xs0 + i * blocks;
+            float acc = 0;
+            for (long b = 0; b < blocks; b++) {
+                const uint8_t *blk = row + b * Q8_0_BYTES;
+                const int8_t *q = (const int8_t *)(blk + 2), *x = xq + QK * b;
+                int32_t dot = 0;
+                for (int j = 0; j < QK; j++) dot += q[j] * x[j];
+                acc += half_to_float(load_u16(blk)) * xs[b] * (float)dot;
+            }
+            y[i * ldy + r] = acc;
+        }
+    }
+}
+
+// MARK: - AVX2
+
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+#define VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+
+AVX2 static inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AVX2 static inline float half_avx2(const uint8_t *p) { return _cvtsh_ss(load_u16(p)); }
+
+AVX2 static void quantize_avx2(const float *x, long n, int8_t *q, float *scales, float *sums) {
+    const __m256 signMask = _mm256_set1_ps(-0.0f);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (long b = 0; b < n / QK; b++) {
+        const float *xb = x + QK * b;
+        __m256 v[4], amax = _mm256_setzero_ps(), sum = _mm256_setzero_ps();
+        for (int g = 0; g < 4; g++) {
+            v[g] = _mm256_loadu_ps(xb + 8 * g);
+            amax = _mm256_max_ps(amax, _mm256_andnot_ps(signMask, v[g]));
+            sum = _mm256_add_ps(sum, v[g]);
+        }
+        __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+        m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_max_ss(m, _mm_movehdup_ps(m));
+        const float a = _mm_cvtss_f32(m);
+        const __m256 inv = _mm256_set1_ps(a > 0 ? 127.0f / a : 0.0f);
+        __m256i i[4];
+        for (int g = 0; g < 4; g++)
+            i[g] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[g], inv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        // packs works within 128-bit lanes; the permutation restores element order.
+        const __m256i p16a = _mm256_packs_epi32(i[0], i[1]), p16b = _mm256_packs_epi32(i[2], i[3]);
+        const __m256i p8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p16a, p16b), order);
+        _mm256_storeu_si256((__m256i *)(q + QK * b), p8);
+        scales[b] = a / 127.0f;
+        sums[b] = hsum256(sum);
+    }
+}
+
+/// The 32 nibbles of a Q4_1/Q4_0 block as bytes in element order (low nibbles are elements
+/// 0–15, high nibbles 16–31).
+AVX2 static inline __m256i unpack_nibbles(const uint8_t *p) {
+    const __m128i packed = _mm_loadu_si128((const __m128i *)p), mask = _mm_set1_epi8(0x0F);
+    const __m128i lo = _mm_and_si128(packed, mask), hi = _mm_and_si128(_mm_srli_epi16(packed, 4), mask);
+    return _mm256_set_m128i(hi, lo);
+}
+
+AVX2 static void matmul_q4_1_avx2(const uint8_t *w, long blocks, long r0, long r1, long m,
+                                  const int8_t *xq0, const float *xs0, const float *xsum0, float *y, long ldy) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (long r = r0; r < r1; r++) {
+        const uint8_t *row = w + r * blocks * Q4_1_BYTES;
+        for (long i = 0; i < m; i++) {
+            const int8_t *xq = xq0 + i * QK * blocks;
+            const float *xs = xs0 + i * blocks;
+            const float *xsum = xsum0 + i * blocks;
+            __m256 acc = _mm256_setzero_ps();
+            float offset = 0;
+            for (long b = 0; b < blocks; b++) {
+                const uint8_t *blk = row + b * Q4_1_BYTES;
+                const __m256i x = _mm256_loadu_si256((const __m256i *)(xq + QK * b));
+                const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(unpack_nibbles(blk + 4), x), ones);
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(half_avx2(blk) * xs[b]), acc);
+                offset += half_avx2(blk + 2) * xsum[b];
+            }
+            y[i * ldy + r] = hsum256(acc) + offset;
+        }
+    }
+}
+
+AVX2 static void matmul_q8_0_avx2(const uint8_t *w, long blocks, long r0, long r1, long m,
+                                  const int8_t *xq0, const float *xs0, float *y, long ldy) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (long r = r0; r < r1; r++) {
+        const uint8_t *row = w + r * blocks * Q8_0_BYTES;
+        for (long i = 0; i < m; i++) {
+            const int8_t *xq = xq0 + i * QK * blocks;
+            const float *xs = xs0 + i * blocks;
+            __m256 acc = _mm256_setzero_ps();
+            for (long b = 0; b < blocks; b++) {
+                const uint8_t *blk = row + b * Q8_0_BYTES;
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 2));
+                const __m256i x = _mm256_loadu_si256((const __m256i *)(xq + QK * b));
+                // maddubs multiplies unsigned by signed bytes: |q| · (x with q's sign).
+                const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q));
+                const __m256i dot = _mm256_madd_epi16(p, ones);
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(half_avx2(blk) * xs[b]), acc);
+            }
+            y[i * ldy + r] = hsum256(acc);
+        }
+    }
+}
+
+// MARK: - AVX-512 VNNI (256-bit vectors: one block per instruction, no frequency penalty)
+
+VNNI static void matmul_q4_1_vnni(const uint8_t *w, long blocks, long r0, long r1, long m,
+                                  const int8_t *xq0, const float *xs0, const float *xsum0, float *y, long ldy) {
+    for (long r = r0; r < r1; r++) {
+        const uint8_t *row = w + r * blocks * Q4_1_BYTES;
+        for (long i = 0; i < m; i++) {
+            const int8_t *xq = xq0 + i * QK * blocks;
+            const float *xs = xs0 + i * blocks;
+            const float *xsum = xsum0 + i * blocks;
+            __m256 acc = _mm256_setzero_ps();
+            float offset = 0;
+            for (long b = 0; b < blocks; b++) {
+                const uint8_t *blk = row + b * Q4_1_BYTES;
+                const __m256i x = _mm256_loadu_si256((const __m256i *)(xq + QK * b));
+                const __m256i dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), unpack_nibbles(blk + 4), x);
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(half_avx2(blk) * xs[b]), acc);
+                offset += half_avx2(blk + 2) * xsum[b];
+            }
+            y[i * ldy + r] = hsum256(acc) + offset;
+        }
+    }
+}
+
+VNNI static void matmul_q8_0_vnni(const uint8_t *w, long blocks, long r0, long r1, long m,
+                                  const int8_t *xq0, const float *xs0, float *y, long ldy) {
+    for (long r = r0; r < r1; r++) {
+        const uint8_t *row = w + r * blocks * Q8_0_BYTES;
+        for (long i = 0; i < m; i++) {
+            const int8_t *xq = xq0 + i * QK * blocks;
+            const float *xs = xs0 + i * blocks;
+            __m256 acc = _mm256_setzero_ps();
+            for (long b = 0; b < blocks; b++) {
+                const uint8_t *blk = row + b * Q8_0_BYTES;
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 2));
+                const __m256i x = _mm256_loadu_si256((const __m256i *)(xq + QK * b));
+                const __m256i dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(q), _mm256_sign_epi8(x, q));
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(half_avx2(blk) * xs[b]), acc);
+            }
+            y[i * ldy + r] = hsum256(acc);
+        }
+    }
+}
+
+// MARK: - Dispatch
+
+void attune_quantize_q8(attune_isa isa, const float *x, long n, int8_t *q, float *scales, float *sums) {
+    if (isa >= ATTUNE_ISA_AVX2) quantize_avx2(x, n, q, scales, sums);
+    else quantize_scalar(x, n, q, scales, sums);
+}
+
+void attune_matmul_q4_1_q8(attune_isa isa, const void *w, long blocks, long r0, long r1, long m,
+                           const int8_t *xq, const float *xscales, const float *xsums, float *y, long ldy) {
+    switch (isa) {
+    case ATTUNE_ISA_AVX512_VNNI: matmul_q4_1_vnni(w, blocks, r0, r1, m, xq, xscales, xsums, y, ldy); break;
+    case ATTUNE_ISA_AVX2: matmul_q4_1_avx2(w, blocks, r0, r1, m, xq, xscales, xsums, y, ldy); break;
+    default: matmul_q4_1_scalar(w, blocks, r0, r1, m, xq, xscales, xsums, y, ldy); break;
+    }
+}
+
+void attune_matmul_q8_0_q8(attune_isa isa, const void *w, long blocks, long r0, long r1, long m,
+                           const int8_t *xq, const float *xscales, float *y, long ldy) {
+    switch (isa) {
+    case ATTUNE_ISA_AVX512_VNNI: matmul_q8_0_vnni(w, blocks, r0, r1, m, xq, xscales, y, ldy); break;
+    case ATTUNE_ISA_AVX2: matmul_q8_0_avx2(w, blocks, r0, r1, m, xq, xscales, y, ldy); break;
+    default: matmul_q8_0_scalar(w, blocks, r0, r1, m, xq, xscales, y, ldy); break;
+    }
+}

@@ -85,6 +85,12 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
+    /// Weight bytes one decode step reads: every matrix once, in the form it multiplies from
+    /// (the stored 4/8-bit blocks in quantized mode, the fp32 copies in dense mode).
+    public var streamedBytesPerToken: Int {
+        (layers.flatMap(\.matrices) + [output]).reduce(0) { $0 + ($1.dense == nil ? $1.rows * $1.rowBytes : $1.rows * $1.cols * 4) }
+    }
+
     /// Bytes held beyond the memory-mapped file (fp32 copies, scratch).
     public var residentWeightBytes: Int {
         layers.reduce(0) { $0 + $1.matrices.reduce(0) { $0 + $1.residentBytes } } + output.residentBytes + scratch.capacity * 4

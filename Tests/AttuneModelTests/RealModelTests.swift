@@ -20,9 +20,10 @@ private let goldenDir = URL(fileURLWithPath: #filePath).deletingLastPathComponen
 /// Parity with an independent numpy float64 forward over the same GGUF
 /// (ops/reference/llama_reference.py): log-softmax at every prompt position within 1e-3,
 /// the same greedy continuation (" Paris…"), and the same perplexities within 0.5%. Scored
-/// token by token through the decode path, the perplexities stay within 0.5% in dense mode and
-/// within 2% in quantized mode, whose decode multiplies 8-bit activations (measured: 1.2% and
-/// 0.6% above the reference; llama.cpp's Q4 × Q8 decode makes the same trade).
+/// token by token through the decode path, 256 tokens of real text keep their one-prefill
+/// perplexity within 0.1% in dense mode and within 2% in quantized mode, whose decode
+/// multiplies 8-bit activations (measured 1.3% higher on the AVX2 and VNNI paths, 1.7% on the
+/// scalar one, whose fp32 sums run in another order; llama.cpp's Q4 × Q8 makes the same trade).
 @Test(arguments: [WeightMode.quantized, .dense])
 func smolLM2MatchesNumpyReference(mode: WeightMode) throws {
     guard let path = try BaseModelStore.forChecks() else { return }
@@ -55,10 +56,13 @@ func smolLM2MatchesNumpyReference(mode: WeightMode) throws {
     #expect(abs(ppl / ref.text_perplexity - 1) < 0.005, "perplexity \(ppl) vs \(ref.text_perplexity)")
     #expect(abs(shuffled / ref.shuffled_perplexity - 1) < 0.005, "shuffled \(shuffled) vs \(ref.shuffled_perplexity)")
 
-    for (text, reference) in [(ref.text, ref.text_perplexity), (ref.shuffled, ref.shuffled_perplexity)] {
-        let decoded = try decodePerplexity(model, tokenizer.encode(text))
-        #expect(abs(decoded / reference - 1) < (mode == .dense ? 0.005 : 0.02), "\(mode) decode perplexity \(decoded) vs \(reference)")
-    }
+    // The decode path against one prefill over a longer real text (the first 256 tokens of the
+    // Apache license): on the 20-token reference texts 8-bit activations swing the perplexity
+    // by a few percent either way.
+    let license = try String(contentsOfFile: "/usr/share/common-licenses/Apache-2.0", encoding: .utf8)
+    let ids = Array(tokenizer.encode(license).prefix(256))
+    let prefilled = try scorer.score(ids).perplexity, decoded = try decodePerplexity(model, ids)
+    #expect(abs(decoded / prefilled - 1) < (mode == .dense ? 1e-3 : 0.02), "\(mode) decode perplexity \(decoded) vs \(prefilled)")
 }
 
 /// Perplexity of `ids` computed one token at a time through the KV cache (the decode path).

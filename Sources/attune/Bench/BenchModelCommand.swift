@@ -1,9 +1,13 @@
 import ArgumentParser
 import AttuneModel
+import AttuneTensor
 import Foundation
 
 /// `attune bench model`: prefill and decode throughput and peak memory of the base model,
-/// as one JSON line (ops/bench/model.sh runs it side by side with llama.cpp).
+/// as one JSON line (ops/bench/model.sh runs it side by side with llama.cpp), with the
+/// machine's limits measured in the same run: memory read bandwidth (decode streams every
+/// weight once per token, so weight bytes × tokens/s ÷ bandwidth is decode's share of its
+/// bound) and the kernel level the CPU selected.
 struct BenchModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model", abstract: "Measure prefill/decode tokens per second and peak RSS.")
@@ -38,10 +42,15 @@ struct BenchModelCommand: ParsableCommand {
             prefill.append(Double(promptTokens) / (t1 - t0).seconds)
             decode.append(Double(newTokens) / (t2 - t1).seconds)
         }
+        let peak = PeakMemory.megabytes()
+        let read = MemoryBandwidth.readGBs(), triad = MemoryBandwidth.triadGBs()
+        let bytesPerToken = Double(model.streamedBytesPerToken)
         let result: [String: Any] = [
             "engine": "attune-\((modelOptions.weights ?? .quantized).rawValue)",
             "prefill_tok_s": prefill.max()!, "decode_tok_s": decode.max()!,
-            "peak_rss_mb": PeakMemory.megabytes(),
+            "kernels": KernelISA.active.description, "read_gb_s": read, "triad_gb_s": triad,
+            "weight_mb_per_token": bytesPerToken / 1e6, "decode_share_of_bound": decode.max()! * bytesPerToken / 1e9 / read,
+            "peak_rss_mb": peak,
             "prompt_tokens": promptTokens, "new_tokens": newTokens,
         ]
         let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])

@@ -7,8 +7,8 @@ public enum WeightMode: String, Sendable, CaseIterable {
     /// with activations quantized to 8 bits (integer kernels, as llama.cpp); prefill and
     /// training dequantize one matrix at a time into a scratch buffer for sgemm.
     case quantized
-    /// Every matrix is also kept as fp32 (≈ 4 bytes/parameter) and every product runs in fp32
-    /// with sgemm: the fastest batched work, and the same arithmetic for decode and prefill.
+    /// Every matrix is also kept as fp32 (≈ 4 bytes/parameter) and every product runs in fp32:
+    /// sgemm for the fastest batched work, one-token steps as fp32 dot products.
     case dense
 }
 
@@ -58,13 +58,13 @@ public final class WeightMatrix: @unchecked Sendable {
     }
 
     /// Y_i = X·W_iᵀ for several matrices sharing the input X (m rows × cols). The rows in
-    /// `integerRows` (sorted, disjoint: decode positions) use the 8-bit-activation kernels on
-    /// the stored 4/8-bit weights, in one fan-out for all matrices; the other rows use sgemm on
-    /// the fp32 copy or on chunks dequantized into `scratch`. Matrices with an fp32 copy (dense
-    /// mode) multiply every row in fp32.
+    /// `integerRows` (sorted, disjoint: decode positions) read the weights directly, in one
+    /// fan-out for all matrices: the stored 4/8-bit blocks against 8-bit activations, or the
+    /// fp32 copy (dense mode) in fp32. The other rows use sgemm on the fp32 copy or on chunks
+    /// dequantized into `scratch`.
     package static func matmul(_ matrices: [WeightMatrix], _ x: UnsafePointer<Float>, m: Int,
                                _ ys: [UnsafeMutablePointer<Float>], scratch: ScratchBuffer, integerRows: [Range<Int>] = []) {
-        let integer = matrices[0].dense == nil ? integerRows : []
+        let integer = integerRows
         let nInteger = integer.reduce(0) { $0 + $1.count }
         if nInteger == 0 {
             for (w, y) in zip(matrices, ys) { w.sgemm(x, m: m, y, scratch: scratch) }
@@ -103,7 +103,8 @@ public final class WeightMatrix: @unchecked Sendable {
     private static func integerProducts(_ matrices: [WeightMatrix], _ x: UnsafePointer<Float>, m: Int,
                                         _ ys: [UnsafeMutablePointer<Float>]) {
         MatVec.multiply(zip(matrices, ys).map { w, y in
-            MatVec.Product(format: w.format, weights: w.raw, rows: w.rows, cols: w.cols, y: y)
+            if let dense = w.dense { return MatVec.Product(format: .f32, weights: dense, rows: w.rows, cols: w.cols, y: y) }
+            return MatVec.Product(format: w.format, weights: w.raw, rows: w.rows, cols: w.cols, y: y)
         }, x: x, m: m)
     }
 

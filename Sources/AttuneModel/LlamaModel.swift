@@ -85,10 +85,9 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
-    /// Weight bytes one decode step reads: every matrix once, in the form it multiplies from
-    /// (the stored 4/8-bit blocks in quantized mode, the fp32 copies in dense mode).
+    /// Weight bytes one decode step reads: every matrix once, in its stored format.
     public var streamedBytesPerToken: Int {
-        (layers.flatMap(\.matrices) + [output]).reduce(0) { $0 + ($1.dense == nil ? $1.rows * $1.rowBytes : $1.rows * $1.cols * 4) }
+        (layers.flatMap(\.matrices) + [output]).reduce(0) { $0 + $1.rows * $1.rowBytes }
     }
 
     /// Bytes held beyond the memory-mapped file (fp32 copies, scratch).
@@ -120,9 +119,9 @@ public final class LlamaModel: @unchecked Sendable {
         let buf = Workspace(tokens: total, dim: D, kvDim: kvDim, ffnDim: F)
         defer { buf.free() }
 
-        // A sequence's one-token step (decode) multiplies 8-bit activations with the 4/8-bit
-        // weights; longer steps (prefill) use sgemm. Either way a row's arithmetic does not
-        // depend on the other sequences in the batch.
+        // A sequence's one-token step (decode) reads the stored 4/8-bit weights directly;
+        // longer steps (prefill) use sgemm. Either way a row's arithmetic does not depend on
+        // the other sequences in the batch.
         var decodeRows: [Range<Int>] = []
         var row = 0
         for seq in tokens {
@@ -142,7 +141,7 @@ public final class LlamaModel: @unchecked Sendable {
         for (l, layer) in layers.enumerated() {
             Ops.rmsNorm(buf.x, weight: layer.attnNorm, out: buf.xn, rows: total, n: D, eps: c.normEps)
             WeightMatrix.matmul([layer.wq, layer.wk, layer.wv], buf.xn, m: total, [buf.q, buf.k, buf.v], scratch: scratch,
-                                integerRows: decodeRows)
+                                decodeRows: decodeRows)
             if let adapter {
                 adapter.addDelta(layer: l, target: .q, x: buf.xn, m: total, y: buf.q)
                 adapter.addDelta(layer: l, target: .k, x: buf.xn, m: total, y: buf.k)
@@ -161,7 +160,7 @@ public final class LlamaModel: @unchecked Sendable {
                                   config: c, out: buf.att + start * D)
                 start += n
             }
-            layer.wo.matmul(buf.att, m: total, buf.proj, scratch: scratch, integerRows: decodeRows)
+            layer.wo.matmul(buf.att, m: total, buf.proj, scratch: scratch, decodeRows: decodeRows)
             if let adapter {
                 adapter.addDelta(layer: l, target: .o, x: buf.att, m: total, y: buf.proj)
                 adapter.adaptSublayer(layer: l, afterAttention: true, h: buf.proj, m: total)
@@ -170,13 +169,13 @@ public final class LlamaModel: @unchecked Sendable {
 
             Ops.rmsNorm(buf.x, weight: layer.ffnNorm, out: buf.xn, rows: total, n: D, eps: c.normEps)
             WeightMatrix.matmul([layer.gate, layer.up], buf.xn, m: total, [buf.gate, buf.up], scratch: scratch,
-                                integerRows: decodeRows)
+                                decodeRows: decodeRows)
             if let adapter {
                 adapter.addDelta(layer: l, target: .gate, x: buf.xn, m: total, y: buf.gate)
                 adapter.addDelta(layer: l, target: .up, x: buf.xn, m: total, y: buf.up)
             }
             Ops.swiglu(gate: buf.gate, up: buf.up, count: total * F)
-            layer.down.matmul(buf.gate, m: total, buf.proj, scratch: scratch, integerRows: decodeRows)
+            layer.down.matmul(buf.gate, m: total, buf.proj, scratch: scratch, decodeRows: decodeRows)
             if let adapter {
                 adapter.addDelta(layer: l, target: .down, x: buf.gate, m: total, y: buf.proj)
                 adapter.adaptSublayer(layer: l, afterAttention: false, h: buf.proj, m: total)
@@ -186,7 +185,7 @@ public final class LlamaModel: @unchecked Sendable {
         for (seq, cache) in zip(tokens, caches) { cache.count += seq.count }
 
         var selected: [Int] = []
-        let headIntegerRows: [Range<Int>]
+        let headDecodeRows: [Range<Int>]
         switch selection {
         case .last:
             var end = 0
@@ -194,10 +193,10 @@ public final class LlamaModel: @unchecked Sendable {
                 end += seq.count
                 selected.append(end - 1)
             }
-            headIntegerRows = [0..<tokens.count]
+            headDecodeRows = [0..<tokens.count]
         case .all:
             selected = Array(0..<total)
-            headIntegerRows = decodeRows
+            headDecodeRows = decodeRows
         case .none: return []
         }
         let rows = selected.count
@@ -207,7 +206,7 @@ public final class LlamaModel: @unchecked Sendable {
             Ops.rmsNorm(buf.x + r * D, weight: outputNorm, out: hidden + i * D, rows: 1, n: D, eps: c.normEps)
         }
         return [Float](unsafeUninitializedCapacity: rows * c.vocabSize) { out, count in
-            output.matmul(hidden, m: rows, out.baseAddress!, scratch: scratch, integerRows: headIntegerRows)
+            output.matmul(hidden, m: rows, out.baseAddress!, scratch: scratch, decodeRows: headDecodeRows)
             count = rows * c.vocabSize
         }
     }

@@ -7,8 +7,9 @@ public enum WeightMode: String, Sendable, CaseIterable {
     /// with activations quantized to 8 bits (integer kernels, as llama.cpp); prefill and
     /// training dequantize one matrix at a time into a scratch buffer for sgemm.
     case quantized
-    /// Every matrix is also kept as fp32 (≈ 4 bytes/parameter) and every product runs in fp32:
-    /// sgemm for the fastest batched work, one-token steps as fp32 dot products.
+    /// Every matrix is also kept as fp32 (≈ 4 bytes/parameter) for the fastest batched work
+    /// (sgemm), and every product runs in fp32: decode widens the stored blocks in registers,
+    /// so decode and prefill differ only by rounding.
     case dense
 }
 
@@ -58,14 +59,13 @@ public final class WeightMatrix: @unchecked Sendable {
     }
 
     /// Y_i = X·W_iᵀ for several matrices sharing the input X (m rows × cols). The rows in
-    /// `integerRows` (sorted, disjoint: decode positions) read the weights directly, in one
-    /// fan-out for all matrices: the stored 4/8-bit blocks against 8-bit activations, or the
-    /// fp32 copy (dense mode) in fp32. The other rows use sgemm on the fp32 copy or on chunks
-    /// dequantized into `scratch`.
+    /// `decodeRows` (sorted, disjoint: decode positions) read the stored 4/8-bit blocks
+    /// directly, in one fan-out for all matrices: against 8-bit activations in quantized mode,
+    /// widened to fp32 in registers in dense mode. The other rows use sgemm on the fp32 copy or
+    /// on chunks dequantized into `scratch`.
     package static func matmul(_ matrices: [WeightMatrix], _ x: UnsafePointer<Float>, m: Int,
-                               _ ys: [UnsafeMutablePointer<Float>], scratch: ScratchBuffer, integerRows: [Range<Int>] = []) {
-        let integer = integerRows
-        let nInteger = integer.reduce(0) { $0 + $1.count }
+                               _ ys: [UnsafeMutablePointer<Float>], scratch: ScratchBuffer, decodeRows: [Range<Int>] = []) {
+        let nInteger = decodeRows.reduce(0) { $0 + $1.count }
         if nInteger == 0 {
             for (w, y) in zip(matrices, ys) { w.sgemm(x, m: m, y, scratch: scratch) }
             return
@@ -75,8 +75,8 @@ public final class WeightMatrix: @unchecked Sendable {
             return
         }
         let cols = matrices[0].cols
-        let fp32Rows = complement(integer, in: m)
-        let xi = gather(x, cols, integer), xf = gather(x, cols, fp32Rows)
+        let fp32Rows = complement(decodeRows, in: m)
+        let xi = gather(x, cols, decodeRows), xf = gather(x, cols, fp32Rows)
         defer { xi.deallocate(); xf.deallocate() }
         let yi = matrices.map { UnsafeMutablePointer<Float>.allocate(capacity: nInteger * $0.rows) }
         let yf = matrices.map { UnsafeMutablePointer<Float>.allocate(capacity: (m - nInteger) * $0.rows) }
@@ -84,15 +84,15 @@ public final class WeightMatrix: @unchecked Sendable {
         integerProducts(matrices, xi, m: nInteger, yi)
         for (k, w) in matrices.enumerated() {
             w.sgemm(xf, m: m - nInteger, yf[k], scratch: scratch)
-            scatter(yi[k], w.rows, integer, into: ys[k])
+            scatter(yi[k], w.rows, decodeRows, into: ys[k])
             scatter(yf[k], w.rows, fp32Rows, into: ys[k])
         }
     }
 
     /// Y[m, rows] = X[m, cols] · Wᵀ, as the fused `matmul` for one matrix.
     package func matmul(_ x: UnsafePointer<Float>, m: Int, _ y: UnsafeMutablePointer<Float>, scratch: ScratchBuffer,
-                        integerRows: [Range<Int>] = []) {
-        WeightMatrix.matmul([self], x, m: m, [y], scratch: scratch, integerRows: integerRows)
+                        decodeRows: [Range<Int>] = []) {
+        WeightMatrix.matmul([self], x, m: m, [y], scratch: scratch, decodeRows: decodeRows)
     }
 
     /// One row dequantized (embedding lookup).
@@ -103,9 +103,8 @@ public final class WeightMatrix: @unchecked Sendable {
     private static func integerProducts(_ matrices: [WeightMatrix], _ x: UnsafePointer<Float>, m: Int,
                                         _ ys: [UnsafeMutablePointer<Float>]) {
         MatVec.multiply(zip(matrices, ys).map { w, y in
-            if let dense = w.dense { return MatVec.Product(format: .f32, weights: dense, rows: w.rows, cols: w.cols, y: y) }
-            return MatVec.Product(format: w.format, weights: w.raw, rows: w.rows, cols: w.cols, y: y)
-        }, x: x, m: m)
+            MatVec.Product(format: w.format, weights: w.raw, rows: w.rows, cols: w.cols, y: y)
+        }, x: x, m: m, activations: matrices[0].dense == nil ? .int8 : .fp32)
     }
 
     private func sgemm(_ x: UnsafePointer<Float>, m: Int, _ y: UnsafeMutablePointer<Float>, scratch: ScratchBuffer) {

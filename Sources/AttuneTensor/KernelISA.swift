@@ -69,3 +69,15 @@ public final class QuantizedRows {
         sums.deallocate()
     }
 }
+
+/// The fp32 sum of every 32-element block of a vector (the Q4_1 offset term's factor).
+final class BlockSums {
+    let pointer: UnsafeMutablePointer<Float>
+
+    init(_ x: UnsafePointer<Float>, count: Int, isa: KernelISA) {
+        pointer = .allocate(capacity: count / 32)
+        attune_block_sums(isa.c, x, count, pointer)
+    }
+
+    deinit { pointer.deallocate() }
+}

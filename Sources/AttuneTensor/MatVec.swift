@@ -30,37 +30,56 @@ public enum MatVec {
         multiply([Product(format: format, weights: weights, rows: rows, cols: cols, y: y)], x: x)
     }
 
+    /// How the 4/8-bit kernels take their input.
+    public enum Activations: Sendable {
+        /// Quantized to 8 bits per 32-element block, integer dot products (as llama.cpp's
+        /// Q4 × Q8; error bound in `QuantizedRows`).
+        case int8
+        /// Kept in fp32; the weight blocks are widened to fp32 in registers.
+        case fp32
+    }
+
     /// Several products of the same m input rows (q/k/v, gate/up) in one fan-out: the output
     /// features of all matrices are split evenly across the workers, so they synchronize once,
-    /// and each weight row is read once for all m inputs. 4/8-bit matrices multiply the input
-    /// quantized to 8 bits per 32-element block (as llama.cpp does for Q4 × Q8; error bound in
-    /// `QuantizedRows`); an output is computed the same way whatever m is.
-    public static func multiply(_ products: [Product], x: UnsafePointer<Float>, m: Int = 1, isa: KernelISA = .active) {
+    /// and each weight row is read once for all m inputs. An output is computed the same way
+    /// whatever m is.
+    public static func multiply(_ products: [Product], x: UnsafePointer<Float>, m: Int = 1,
+                                activations: Activations = .int8, isa: KernelISA = .active) {
         let cols = products[0].cols
         precondition(products.allSatisfy { $0.cols == cols }, "fused products share the input")
-        let xq = products.contains { $0.format == .q4_1 || $0.format == .q8_0 }
-            ? QuantizedRows(x, rows: m, cols: cols, isa: isa) : nil
+        let blockFormats = products.contains { $0.format == .q4_1 || $0.format == .q8_0 }
+        let xq = blockFormats && activations == .int8 ? QuantizedRows(x, rows: m, cols: cols, isa: isa) : nil
+        let sums = blockFormats && activations == .fp32 ? BlockSums(x, count: m * cols, isa: isa) : nil
         let total = products.reduce(0) { $0 + $1.rows }
         Parallel.chunks(total, granule: 4, minPerChunk: 64) { range in
             var first = 0
             for p in products {
                 let lo = max(range.lowerBound - first, 0), hi = min(range.upperBound - first, p.rows)
-                if lo < hi { rowsOf(p, lo..<hi, x, m, xq, isa) }
+                if lo < hi { rowsOf(p, lo..<hi, x, m, xq, sums, isa) }
                 first += p.rows
             }
         }
     }
 
     @inline(__always)
-    static func rowsOf(_ p: Product, _ range: Range<Int>, _ x: UnsafePointer<Float>, _ m: Int, _ xq: QuantizedRows?, _ isa: KernelISA) {
+    static func rowsOf(_ p: Product, _ range: Range<Int>, _ x: UnsafePointer<Float>, _ m: Int, _ xq: QuantizedRows?,
+                       _ sums: BlockSums?, _ isa: KernelISA) {
         let rowBytes = p.format.byteCount(elements: p.cols)!
         let blocks = p.cols / 32, lo = range.lowerBound, hi = range.upperBound
         let y = p.y, cols = p.cols
         switch p.format {
         case .q4_1:
-            attune_matmul_q4_1_q8(isa.c, p.weights, blocks, lo, hi, m, xq!.q, xq!.scales, xq!.sums, y, p.rows)
+            if let xq {
+                attune_matmul_q4_1_q8(isa.c, p.weights, blocks, lo, hi, m, xq.q, xq.scales, xq.sums, y, p.rows)
+            } else {
+                attune_matmul_q4_1_f32(isa.c, p.weights, blocks, lo, hi, m, x, sums!.pointer, y, p.rows)
+            }
         case .q8_0:
-            attune_matmul_q8_0_q8(isa.c, p.weights, blocks, lo, hi, m, xq!.q, xq!.scales, y, p.rows)
+            if let xq {
+                attune_matmul_q8_0_q8(isa.c, p.weights, blocks, lo, hi, m, xq.q, xq.scales, y, p.rows)
+            } else {
+                attune_matmul_q8_0_f32(isa.c, p.weights, blocks, lo, hi, m, x, y, p.rows)
+            }
         case .f32:
             for r in range {
                 let w = (p.weights + r * rowBytes).assumingMemoryBound(to: Float.self)

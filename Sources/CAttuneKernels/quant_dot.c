@@ -221,6 +221,111 @@ VNNI static void matmul_q8_0_vnni(const uint8_t *w, long blocks, long r0, long r
     Q8_0_ROWS(q8_0_dot_vnni)
 }
 
+// MARK: - fp32 activations (dense mode: the 4/8-bit blocks widened to fp32 in registers)
+
+static void matmul_q4_1_f32_scalar(const uint8_t *w, long blocks, long r0, long r1, long m,
+                                   const float *x0, const float *xsum0, float *y, long ldy) {
+    for (long r = r0; r < r1; r++) {
+        const uint8_t *row = w + r * blocks * Q4_1_BYTES;
+        for (long i = 0; i < m; i++) {
+            const float *x = x0 + i * QK * blocks, *xsum = xsum0 + i * blocks;
+            float acc = 0;
+            for (long b = 0; b < blocks; b++) {
+                const uint8_t *blk = row + b * Q4_1_BYTES;
+                const float *xb = x + QK * b;
+                float dot = 0;
+                for (int j = 0; j < 16; j++) dot += (float)(blk[4 + j] & 0xF) * xb[j] + (float)(blk[4 + j] >> 4) * xb[j + 16];
+                acc += half_to_float(load_u16(blk)) * dot + half_to_float(load_u16(blk + 2)) * xsum[b];
+            }
+            y[i * ldy + r] = acc;
+        }
+    }
+}
+
+static void matmul_q8_0_f32_scalar(const uint8_t *w, long blocks, long r0, long r1, long m,
+                                   const float *x0, float *y, long ldy) {
+    for (long r = r0; r < r1; r++) {
+        const uint8_t *row = w + r * blocks * Q8_0_BYTES;
+        for (long i = 0; i < m; i++) {
+            const float *x = x0 + i * QK * blocks;
+            float acc = 0;
+            for (long b = 0; b < blocks; b++) {
+                const uint8_t *blk = row + b * Q8_0_BYTES;
+                const int8_t *q = (const int8_t *)(blk + 2);
+                float dot = 0;
+                for (int j = 0; j < QK; j++) dot += (float)q[j] * x[QK * b + j];
+                acc += half_to_float(load_u16(blk)) * dot;
+            }
+            y[i * ldy + r] = acc;
+        }
+    }
+}
+
+/// Σ_j q_j · x_j over one block, q given as 32 bytes (signed or not per WIDEN) in element order.
+#define F32_BLOCK_DOT(WIDEN, bytes, xb)                                                                  \
+    ({                                                                                                  \
+        const __m128i lo = _mm256_castsi256_si128(bytes), hi = _mm256_extracti128_si256(bytes, 1);      \
+        __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(WIDEN(lo)), _mm256_loadu_ps(xb));                   \
+        t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(WIDEN(_mm_srli_si128(lo, 8))), _mm256_loadu_ps(xb + 8), t); \
+        t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(WIDEN(hi)), _mm256_loadu_ps(xb + 16), t);                \
+        _mm256_fmadd_ps(_mm256_cvtepi32_ps(WIDEN(_mm_srli_si128(hi, 8))), _mm256_loadu_ps(xb + 24), t); \
+    })
+
+AVX2 static void matmul_q4_1_f32_avx2(const uint8_t *w, long blocks, long r0, long r1, long m,
+                                      const float *x0, const float *xsum0, float *y, long ldy) {
+    for (long r = r0; r < r1; r++) {
+        const uint8_t *row = w + r * blocks * Q4_1_BYTES;
+        for (long i = 0; i < m; i++) {
+            const float *x = x0 + i * QK * blocks, *xsum = xsum0 + i * blocks;
+            __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+            float offset[2] = {0, 0};
+            for (long b = 0; b < blocks; b++) {
+                const uint8_t *blk = row + b * Q4_1_BYTES;
+                const __m256i q = unpack_nibbles(blk + 4);
+                const __m256 t = F32_BLOCK_DOT(_mm256_cvtepu8_epi32, q, x + QK * b);
+                acc[b & 1] = _mm256_fmadd_ps(t, _mm256_set1_ps(half_avx2(blk)), acc[b & 1]);
+                offset[b & 1] += half_avx2(blk + 2) * xsum[b];
+            }
+            y[i * ldy + r] = hsum256(_mm256_add_ps(acc[0], acc[1])) + (offset[0] + offset[1]);
+        }
+    }
+}
+
+AVX2 static void matmul_q8_0_f32_avx2(const uint8_t *w, long blocks, long r0, long r1, long m,
+                                      const float *x0, float *y, long ldy) {
+    for (long r = r0; r < r1; r++) {
+        const uint8_t *row = w + r * blocks * Q8_0_BYTES;
+        for (long i = 0; i < m; i++) {
+            const float *x = x0 + i * QK * blocks;
+            __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+            for (long b = 0; b < blocks; b++) {
+                const uint8_t *blk = row + b * Q8_0_BYTES;
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 2));
+                const __m256 t = F32_BLOCK_DOT(_mm256_cvtepi8_epi32, q, x + QK * b);
+                acc[b & 1] = _mm256_fmadd_ps(t, _mm256_set1_ps(half_avx2(blk)), acc[b & 1]);
+            }
+            y[i * ldy + r] = hsum256(_mm256_add_ps(acc[0], acc[1]));
+        }
+    }
+}
+
+AVX2 static void block_sums_avx2(const float *x, long n, float *sums) {
+    for (long b = 0; b < n / QK; b++) {
+        const float *xb = x + QK * b;
+        const __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(xb), _mm256_loadu_ps(xb + 8)),
+                                       _mm256_add_ps(_mm256_loadu_ps(xb + 16), _mm256_loadu_ps(xb + 24)));
+        sums[b] = hsum256(s);
+    }
+}
+
+static void block_sums_scalar(const float *x, long n, float *sums) {
+    for (long b = 0; b < n / QK; b++) {
+        float s = 0;
+        for (int j = 0; j < QK; j++) s += x[QK * b + j];
+        sums[b] = s;
+    }
+}
+
 // MARK: - Dispatch
 
 void attune_quantize_q8(attune_isa isa, const float *x, long n, int8_t *q, float *scales, float *sums) {
@@ -244,4 +349,21 @@ void attune_matmul_q8_0_q8(attune_isa isa, const void *w, long blocks, long r0, 
     case ATTUNE_ISA_AVX2: matmul_q8_0_avx2(w, blocks, r0, r1, m, xq, xscales, y, ldy); break;
     default: matmul_q8_0_scalar(w, blocks, r0, r1, m, xq, xscales, y, ldy); break;
     }
+}
+
+void attune_block_sums(attune_isa isa, const float *x, long n, float *sums) {
+    if (isa >= ATTUNE_ISA_AVX2) block_sums_avx2(x, n, sums);
+    else block_sums_scalar(x, n, sums);
+}
+
+void attune_matmul_q4_1_f32(attune_isa isa, const void *w, long blocks, long r0, long r1, long m,
+                            const float *x, const float *xsums, float *y, long ldy) {
+    if (isa >= ATTUNE_ISA_AVX2) matmul_q4_1_f32_avx2(w, blocks, r0, r1, m, x, xsums, y, ldy);
+    else matmul_q4_1_f32_scalar(w, blocks, r0, r1, m, x, xsums, y, ldy);
+}
+
+void attune_matmul_q8_0_f32(attune_isa isa, const void *w, long blocks, long r0, long r1, long m,
+                            const float *x, float *y, long ldy) {
+    if (isa >= ATTUNE_ISA_AVX2) matmul_q8_0_f32_avx2(w, blocks, r0, r1, m, x, y, ldy);
+    else matmul_q8_0_f32_scalar(w, blocks, r0, r1, m, x, y, ldy);
 }

@@ -101,17 +101,17 @@ private func quantizedRows(_ format: QuantFormat, rows: Int, cols: Int) -> [UInt
 }
 
 /// Every kernel path this CPU can run computes the product dequantize-then-dot computes in
-/// double precision, within the error of quantizing x to 8 bits (for the 4/8-bit formats:
-/// Σ_b scale_b/2 · Σ_{i∈b} |w_i|, see `QuantizedRows`) plus 1e-5 of Σ|w·x| for fp32 rounding.
-/// The 4/8-bit paths must also match the exact product of the quantized operands within 1e-5
-/// of its magnitude.
-@Test(arguments: [QuantFormat.q4_1, .q8_0, .f32, .q4_0, .f16])
-func matVecMatchesDequantizedProduct(format: QuantFormat) {
+/// double precision, within 1e-5 of Σ|w·x| for fp32 rounding plus, with 8-bit activations, the
+/// error of quantizing x (for the 4/8-bit formats: Σ_b scale_b/2 · Σ_{i∈b} |w_i|, see
+/// `QuantizedRows`). The 8-bit paths must also match the exact product of the quantized
+/// operands within 1e-5 of its magnitude.
+@Test(arguments: [QuantFormat.q4_1, .q8_0, .f32, .q4_0, .f16], [MatVec.Activations.int8, .fp32])
+func matVecMatchesDequantizedProduct(format: QuantFormat, activations: MatVec.Activations) {
     let rows = 97, cols = 256
     let x = kernelInput(cols)
     let rowBytes = format.byteCount(elements: cols)!
     let q = quantizedRows(format, rows: rows, cols: cols)
-    let integer = format == .q4_1 || format == .q8_0
+    let integer = (format == .q4_1 || format == .q8_0) && activations == .int8
     for isa in KernelISA.runnable {
         var y = [Float](repeating: .nan, count: rows)
         var deq = [Float](repeating: 0, count: cols)
@@ -119,7 +119,7 @@ func matVecMatchesDequantizedProduct(format: QuantFormat) {
             x.withUnsafeBufferPointer { xp in
                 y.withUnsafeMutableBufferPointer { yp in
                     MatVec.multiply([MatVec.Product(format: format, weights: raw.baseAddress!, rows: rows, cols: cols,
-                                                    y: yp.baseAddress!)], x: xp.baseAddress!, isa: isa)
+                                                    y: yp.baseAddress!)], x: xp.baseAddress!, activations: activations, isa: isa)
                 }
                 let xq = QuantizedRows(xp.baseAddress!, rows: 1, cols: cols, isa: isa)
                 for r in 0..<rows {
@@ -188,8 +188,8 @@ func matVecMatchesDequantizedProduct(format: QuantFormat) {
 
 /// Multiplying several input rows at once gives, bit for bit, what each row gives alone: a
 /// sequence decodes to the same logits whatever batch it shares a step with.
-@Test(arguments: [QuantFormat.q4_1, .q8_0])
-func integerProductIsTheSameInAnyBatch(format: QuantFormat) {
+@Test(arguments: [QuantFormat.q4_1, .q8_0], [MatVec.Activations.int8, .fp32])
+func decodeProductIsTheSameInAnyBatch(format: QuantFormat, activations: MatVec.Activations) {
     let rows = 70, cols = 128, m = 5
     let q = quantizedRows(format, rows: rows, cols: cols)
     let x = (0..<m).flatMap { i in randomFloats(cols, seed: 10 + UInt64(i), scale: Float(i + 1)) }
@@ -199,13 +199,15 @@ func integerProductIsTheSameInAnyBatch(format: QuantFormat) {
             x.withUnsafeBufferPointer { xp in
                 batched.withUnsafeMutableBufferPointer { yp in
                     MatVec.multiply([MatVec.Product(format: format, weights: raw.baseAddress!, rows: rows, cols: cols,
-                                                    y: yp.baseAddress!)], x: xp.baseAddress!, m: m, isa: isa)
+                                                    y: yp.baseAddress!)], x: xp.baseAddress!, m: m,
+                                        activations: activations, isa: isa)
                 }
                 for i in 0..<m {
                     var alone = [Float](repeating: .nan, count: rows)
                     alone.withUnsafeMutableBufferPointer { yp in
                         MatVec.multiply([MatVec.Product(format: format, weights: raw.baseAddress!, rows: rows, cols: cols,
-                                                        y: yp.baseAddress!)], x: xp.baseAddress! + i * cols, m: 1, isa: isa)
+                                                        y: yp.baseAddress!)], x: xp.baseAddress! + i * cols, m: 1,
+                                            activations: activations, isa: isa)
                     }
                     #expect(Array(batched[(i * rows)..<((i + 1) * rows)]) == alone, "\(format.name) \(isa) row \(i)")
                 }

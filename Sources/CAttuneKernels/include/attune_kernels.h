@@ -32,4 +32,16 @@ void attune_matmul_q4_1_q8(attune_isa isa, const void *w, long blocks, long r0, 
 void attune_matmul_q8_0_q8(attune_isa isa, const void *w, long blocks, long r0, long r1, long m,
                            const int8_t *xq, const float *xscales, float *y, long ldy);
 
+/// Sums of each 32-element block of x (n a multiple of 32): the Q4_1 offset term's factor.
+void attune_block_sums(attune_isa isa, const float *x, long n, float *sums);
+
+/// As attune_matmul_q4_1_q8 with fp32 activations (m rows of 32·blocks floats at x, their
+/// block sums at xsums): the blocks are widened to fp32 in registers, no activation rounding.
+void attune_matmul_q4_1_f32(attune_isa isa, const void *w, long blocks, long r0, long r1, long m,
+                            const float *x, const float *xsums, float *y, long ldy);
+
+/// As attune_matmul_q8_0_q8 with fp32 activations.
+void attune_matmul_q8_0_f32(attune_isa isa, const void *w, long blocks, long r0, long r1, long m,
+                            const float *x, float *y, long ldy);
+
 #endif

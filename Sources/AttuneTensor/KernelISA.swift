@@ -12,11 +12,14 @@ public enum KernelISA: Int, Sendable, CaseIterable, Comparable, CustomStringConv
     public static let detected = KernelISA(rawValue: Int(attune_cpu_isa().rawValue)) ?? .scalar
 
     /// The level in use: `detected`, or lower when `ATTUNE_ISA` (scalar, avx2, avx512vnni)
-    /// asks for it, e.g. to measure the AVX2 path on an AVX-512 machine.
+    /// asks for it, e.g. to measure the AVX2 path on an AVX-512 machine. An unknown name is
+    /// reported on stderr and ignored.
     public static let active: KernelISA = {
         guard let name = ProcessInfo.processInfo.environment["ATTUNE_ISA"], !name.isEmpty else { return detected }
         guard let wanted = allCases.first(where: { $0.description == name.lowercased() }) else {
-            fatalError("ATTUNE_ISA=\(name): expected one of \(allCases.map(\.description).joined(separator: ", "))")
+            let known = allCases.map(\.description).joined(separator: ", ")
+            FileHandle.standardError.write(Data("attune: ATTUNE_ISA=\(name) is not one of \(known); using \(detected)\n".utf8))
+            return detected
         }
         return min(wanted, detected)
     }()

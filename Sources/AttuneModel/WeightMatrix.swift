@@ -96,10 +96,11 @@ public final class WeightMatrix: @unchecked Sendable {
         }
     }
 
-    /// Decode rows beyond which dense mode multiplies with sgemm on the fp32 copy: the direct
-    /// fp32 kernel widens every block once per row. `attune bench serve` on SmolLM2, 2 cores:
-    /// 8 streams 93 tok/s direct vs 79 with sgemm; 16 streams 91 vs 146.
-    static let denseDirectLimit = 8
+    /// Decode rows beyond which dense mode multiplies with sgemm on the fp32 copy. `attune bench
+    /// serve` on SmolLM2, 2 cores, tok/s direct vs sgemm: 4 streams 172 vs 46, 8 streams 168 vs
+    /// 79; 16 streams about even (151 vs 177 in runs where one stream ran at 78 and 97); 32
+    /// streams 194 vs 249 likewise.
+    static let denseDirectLimit = 16
 
     /// Y[m, rows] = X[m, cols] · Wᵀ, as the fused `matmul` for one matrix.
     package func matmul(_ x: UnsafePointer<Float>, m: Int, _ y: UnsafeMutablePointer<Float>, scratch: ScratchBuffer,

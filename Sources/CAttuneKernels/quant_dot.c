@@ -141,84 +141,87 @@ AVX2 static inline __m256i unpack_nibbles(const uint8_t *p) {
     return _mm256_set_m128i(hi, lo);
 }
 
-// Each row sums even and odd blocks in two accumulators: two independent chains of
+// Each output sums even and odd blocks in two accumulators: two independent chains of
 // multiply-adds instead of one (the chain's latency, not memory, bounded the one-chain loop).
+// Activation rows go in tiles of up to TILE, so a weight block is unpacked once per tile; the
+// per-row code is the same for every tile size, so each output is the same for any m.
 
-AVX2 static inline __m256i q4_1_dot_avx2(const uint8_t *blk, const int8_t *x) {
-    const __m256i p = _mm256_maddubs_epi16(unpack_nibbles(blk + 4), _mm256_loadu_si256((const __m256i *)x));
+enum { TILE = 4 };
+
+AVX2 static inline __m256i q4_1_prep(const uint8_t *blk) { return unpack_nibbles(blk + 4); }
+AVX2 static inline __m256i q8_0_prep(const uint8_t *blk) { return _mm256_loadu_si256((const __m256i *)(blk + 2)); }
+
+AVX2 static inline __m256i q4_1_dot_avx2(__m256i w, const int8_t *x) {
+    const __m256i p = _mm256_maddubs_epi16(w, _mm256_loadu_si256((const __m256i *)x));
     return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
-AVX2 static inline __m256i q8_0_dot_avx2(const uint8_t *blk, const int8_t *x) {
-    const __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 2)), v = _mm256_loadu_si256((const __m256i *)x);
+AVX2 static inline __m256i q8_0_dot_avx2(__m256i q, const int8_t *x) {
     // maddubs multiplies unsigned by signed bytes: |q| · (x with q's sign).
+    const __m256i v = _mm256_loadu_si256((const __m256i *)x);
     const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(v, q));
     return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
-VNNI static inline __m256i q4_1_dot_vnni(const uint8_t *blk, const int8_t *x) {
-    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), unpack_nibbles(blk + 4), _mm256_loadu_si256((const __m256i *)x));
+VNNI static inline __m256i q4_1_dot_vnni(__m256i w, const int8_t *x) {
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, _mm256_loadu_si256((const __m256i *)x));
 }
 
-VNNI static inline __m256i q8_0_dot_vnni(const uint8_t *blk, const int8_t *x) {
-    const __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 2)), v = _mm256_loadu_si256((const __m256i *)x);
+VNNI static inline __m256i q8_0_dot_vnni(__m256i q, const int8_t *x) {
+    const __m256i v = _mm256_loadu_si256((const __m256i *)x);
     return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(q), _mm256_sign_epi8(v, q));
 }
 
-#define Q4_1_ROWS(DOT)                                                                                  \
-    for (long r = r0; r < r1; r++) {                                                                    \
-        const uint8_t *row = w + r * blocks * Q4_1_BYTES;                                              \
-        for (long i = 0; i < m; i++) {                                                                  \
-            const int8_t *xq = xq0 + i * QK * blocks;                                                   \
-            const float *xs = xs0 + i * blocks, *xsum = xsum0 + i * blocks;                             \
-            __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};                                 \
-            float offset[2] = {0, 0};                                                                   \
-            for (long b = 0; b < blocks; b++) {                                                         \
-                const uint8_t *blk = row + b * Q4_1_BYTES;                                              \
-                const __m256i dot = DOT(blk, xq + QK * b);                                              \
-                acc[b & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(half_avx2(blk) * xs[b]), acc[b & 1]); \
-                offset[b & 1] += half_avx2(blk + 2) * xsum[b];                                          \
-            }                                                                                           \
-            y[i * ldy + r] = hsum256(_mm256_add_ps(acc[0], acc[1])) + (offset[0] + offset[1]);          \
-        }                                                                                               \
-    }
-
-#define Q8_0_ROWS(DOT)                                                                                  \
-    for (long r = r0; r < r1; r++) {                                                                    \
-        const uint8_t *row = w + r * blocks * Q8_0_BYTES;                                              \
-        for (long i = 0; i < m; i++) {                                                                  \
-            const int8_t *xq = xq0 + i * QK * blocks;                                                   \
-            const float *xs = xs0 + i * blocks;                                                         \
-            __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};                                 \
-            for (long b = 0; b < blocks; b++) {                                                         \
-                const uint8_t *blk = row + b * Q8_0_BYTES;                                              \
-                const __m256i dot = DOT(blk, xq + QK * b);                                              \
-                acc[b & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(half_avx2(blk) * xs[b]), acc[b & 1]); \
-            }                                                                                           \
-            y[i * ldy + r] = hsum256(_mm256_add_ps(acc[0], acc[1]));                                    \
-        }                                                                                               \
+/// Rows [r0, r1) × m activation rows for 8-bit activations; OFFSET is 1 for Q4_1's m·Σx term.
+#define INT8_ROWS(BYTES, PREP, DOT, OFFSET)                                                            \
+    for (long r = r0; r < r1; r++) {                                                                   \
+        const uint8_t *row = w + r * blocks * (BYTES);                                                \
+        for (long i = 0; i < m; i += TILE) {                                                           \
+            const int t = m - i < TILE ? (int)(m - i) : TILE;                                          \
+            __m256 acc[TILE][2];                                                                       \
+            float offset[TILE][2];                                                                     \
+            for (int k = 0; k < TILE; k++) {                                                           \
+                acc[k][0] = acc[k][1] = _mm256_setzero_ps();                                           \
+                offset[k][0] = offset[k][1] = 0;                                                       \
+            }                                                                                          \
+            for (long b = 0; b < blocks; b++) {                                                        \
+                const uint8_t *blk = row + b * (BYTES);                                                \
+                const __m256i wv = PREP(blk);                                                          \
+                const float d = half_avx2(blk), dm = (OFFSET) ? half_avx2(blk + 2) : 0;                \
+                for (int k = 0; k < t; k++) {                                                          \
+                    const long x = (i + k) * blocks + b;                                               \
+                    const __m256i dot = DOT(wv, xq0 + QK * x);                                         \
+                    acc[k][b & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(d * xs0[x]), acc[k][b & 1]); \
+                    if (OFFSET) offset[k][b & 1] += dm * xsum0[x];                                     \
+                }                                                                                      \
+            }                                                                                          \
+            for (int k = 0; k < t; k++)                                                                \
+                y[(i + k) * ldy + r] = hsum256(_mm256_add_ps(acc[k][0], acc[k][1])) + (offset[k][0] + offset[k][1]); \
+        }                                                                                              \
     }
 
 AVX2 static void matmul_q4_1_avx2(const uint8_t *w, long blocks, long r0, long r1, long m,
                                   const int8_t *xq0, const float *xs0, const float *xsum0, float *y, long ldy) {
-    Q4_1_ROWS(q4_1_dot_avx2)
+    INT8_ROWS(Q4_1_BYTES, q4_1_prep, q4_1_dot_avx2, 1)
 }
 
 AVX2 static void matmul_q8_0_avx2(const uint8_t *w, long blocks, long r0, long r1, long m,
                                   const int8_t *xq0, const float *xs0, float *y, long ldy) {
-    Q8_0_ROWS(q8_0_dot_avx2)
+    const float *xsum0 = NULL;
+    INT8_ROWS(Q8_0_BYTES, q8_0_prep, q8_0_dot_avx2, 0)
 }
 
 // MARK: - AVX-512 VNNI (256-bit vectors: vpdpbusd replaces the two-instruction AVX2 sequence)
 
 VNNI static void matmul_q4_1_vnni(const uint8_t *w, long blocks, long r0, long r1, long m,
                                   const int8_t *xq0, const float *xs0, const float *xsum0, float *y, long ldy) {
-    Q4_1_ROWS(q4_1_dot_vnni)
+    INT8_ROWS(Q4_1_BYTES, q4_1_prep, q4_1_dot_vnni, 1)
 }
 
 VNNI static void matmul_q8_0_vnni(const uint8_t *w, long blocks, long r0, long r1, long m,
                                   const int8_t *xq0, const float *xs0, float *y, long ldy) {
-    Q8_0_ROWS(q8_0_dot_vnni)
+    const float *xsum0 = NULL;
+    INT8_ROWS(Q8_0_BYTES, q8_0_prep, q8_0_dot_vnni, 0)
 }
 
 // MARK: - fp32 activations (dense mode: the 4/8-bit blocks widened to fp32 in registers)
@@ -261,52 +264,59 @@ static void matmul_q8_0_f32_scalar(const uint8_t *w, long blocks, long r0, long 
     }
 }
 
-/// Σ_j q_j · x_j over one block, q given as 32 bytes (signed or not per WIDEN) in element order.
-#define F32_BLOCK_DOT(WIDEN, bytes, xb)                                                                  \
-    ({                                                                                                  \
-        const __m128i lo = _mm256_castsi256_si128(bytes), hi = _mm256_extracti128_si256(bytes, 1);      \
-        __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(WIDEN(lo)), _mm256_loadu_ps(xb));                   \
-        t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(WIDEN(_mm_srli_si128(lo, 8))), _mm256_loadu_ps(xb + 8), t); \
-        t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(WIDEN(hi)), _mm256_loadu_ps(xb + 16), t);                \
-        _mm256_fmadd_ps(_mm256_cvtepi32_ps(WIDEN(_mm_srli_si128(hi, 8))), _mm256_loadu_ps(xb + 24), t); \
-    })
+/// The 32 weights of a block as four vectors of 8 floats in element order (WIDEN: zero- or
+/// sign-extension of bytes to 32 bits).
+#define WIDEN_BLOCK(WIDEN, bytes, out)                                                                 \
+    do {                                                                                               \
+        const __m128i lo = _mm256_castsi256_si128(bytes), hi = _mm256_extracti128_si256(bytes, 1);     \
+        out[0] = _mm256_cvtepi32_ps(WIDEN(lo));                                                        \
+        out[1] = _mm256_cvtepi32_ps(WIDEN(_mm_srli_si128(lo, 8)));                                     \
+        out[2] = _mm256_cvtepi32_ps(WIDEN(hi));                                                        \
+        out[3] = _mm256_cvtepi32_ps(WIDEN(_mm_srli_si128(hi, 8)));                                     \
+    } while (0)
+
+/// Rows [r0, r1) × m fp32 activation rows; OFFSET is 1 for Q4_1's m·Σx term.
+#define F32_ROWS(BYTES, PREP, WIDEN, OFFSET)                                                           \
+    for (long r = r0; r < r1; r++) {                                                                   \
+        const uint8_t *row = w + r * blocks * (BYTES);                                                \
+        for (long i = 0; i < m; i += TILE) {                                                           \
+            const int t = m - i < TILE ? (int)(m - i) : TILE;                                          \
+            __m256 acc[TILE][2];                                                                       \
+            float offset[TILE][2];                                                                     \
+            for (int k = 0; k < TILE; k++) {                                                           \
+                acc[k][0] = acc[k][1] = _mm256_setzero_ps();                                           \
+                offset[k][0] = offset[k][1] = 0;                                                       \
+            }                                                                                          \
+            for (long b = 0; b < blocks; b++) {                                                        \
+                const uint8_t *blk = row + b * (BYTES);                                                \
+                __m256 wf[4];                                                                          \
+                WIDEN_BLOCK(WIDEN, PREP(blk), wf);                                                     \
+                const __m256 d = _mm256_set1_ps(half_avx2(blk));                                       \
+                const float dm = (OFFSET) ? half_avx2(blk + 2) : 0;                                    \
+                for (int k = 0; k < t; k++) {                                                          \
+                    const float *xb = x0 + (i + k) * QK * blocks + QK * b;                             \
+                    __m256 s = _mm256_mul_ps(wf[0], _mm256_loadu_ps(xb));                              \
+                    s = _mm256_fmadd_ps(wf[1], _mm256_loadu_ps(xb + 8), s);                            \
+                    s = _mm256_fmadd_ps(wf[2], _mm256_loadu_ps(xb + 16), s);                           \
+                    s = _mm256_fmadd_ps(wf[3], _mm256_loadu_ps(xb + 24), s);                           \
+                    acc[k][b & 1] = _mm256_fmadd_ps(s, d, acc[k][b & 1]);                              \
+                    if (OFFSET) offset[k][b & 1] += dm * xsum0[(i + k) * blocks + b];                  \
+                }                                                                                      \
+            }                                                                                          \
+            for (int k = 0; k < t; k++)                                                                \
+                y[(i + k) * ldy + r] = hsum256(_mm256_add_ps(acc[k][0], acc[k][1])) + (offset[k][0] + offset[k][1]); \
+        }                                                                                              \
+    }
 
 AVX2 static void matmul_q4_1_f32_avx2(const uint8_t *w, long blocks, long r0, long r1, long m,
                                       const float *x0, const float *xsum0, float *y, long ldy) {
-    for (long r = r0; r < r1; r++) {
-        const uint8_t *row = w + r * blocks * Q4_1_BYTES;
-        for (long i = 0; i < m; i++) {
-            const float *x = x0 + i * QK * blocks, *xsum = xsum0 + i * blocks;
-            __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-            float offset[2] = {0, 0};
-            for (long b = 0; b < blocks; b++) {
-                const uint8_t *blk = row + b * Q4_1_BYTES;
-                const __m256i q = unpack_nibbles(blk + 4);
-                const __m256 t = F32_BLOCK_DOT(_mm256_cvtepu8_epi32, q, x + QK * b);
-                acc[b & 1] = _mm256_fmadd_ps(t, _mm256_set1_ps(half_avx2(blk)), acc[b & 1]);
-                offset[b & 1] += half_avx2(blk + 2) * xsum[b];
-            }
-            y[i * ldy + r] = hsum256(_mm256_add_ps(acc[0], acc[1])) + (offset[0] + offset[1]);
-        }
-    }
+    F32_ROWS(Q4_1_BYTES, q4_1_prep, _mm256_cvtepu8_epi32, 1)
 }
 
 AVX2 static void matmul_q8_0_f32_avx2(const uint8_t *w, long blocks, long r0, long r1, long m,
                                       const float *x0, float *y, long ldy) {
-    for (long r = r0; r < r1; r++) {
-        const uint8_t *row = w + r * blocks * Q8_0_BYTES;
-        for (long i = 0; i < m; i++) {
-            const float *x = x0 + i * QK * blocks;
-            __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-            for (long b = 0; b < blocks; b++) {
-                const uint8_t *blk = row + b * Q8_0_BYTES;
-                const __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 2));
-                const __m256 t = F32_BLOCK_DOT(_mm256_cvtepi8_epi32, q, x + QK * b);
-                acc[b & 1] = _mm256_fmadd_ps(t, _mm256_set1_ps(half_avx2(blk)), acc[b & 1]);
-            }
-            y[i * ldy + r] = hsum256(_mm256_add_ps(acc[0], acc[1]));
-        }
-    }
+    const float *xsum0 = NULL;
+    F32_ROWS(Q8_0_BYTES, q8_0_prep, _mm256_cvtepi8_epi32, 0)
 }
 
 AVX2 static void block_sums_avx2(const float *x, long n, float *sums) {

@@ -151,29 +151,32 @@ enum { TILE = 4 };
 AVX2 static inline __m256i q4_1_prep(const uint8_t *blk) { return unpack_nibbles(blk + 4); }
 AVX2 static inline __m256i q8_0_prep(const uint8_t *blk) { return _mm256_loadu_si256((const __m256i *)(blk + 2)); }
 
-AVX2 static inline __m256i q4_1_dot_avx2(__m256i w, const int8_t *x) {
+AVX2 static inline __m256 q4_1_dot_avx2(__m256i w, const int8_t *x) {
     const __m256i p = _mm256_maddubs_epi16(w, _mm256_loadu_si256((const __m256i *)x));
-    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
 }
 
-AVX2 static inline __m256i q8_0_dot_avx2(__m256i q, const int8_t *x) {
+AVX2 static inline __m256 q8_0_dot_avx2(__m256i q, const int8_t *x) {
     // maddubs multiplies unsigned by signed bytes: |q| · (x with q's sign).
     const __m256i v = _mm256_loadu_si256((const __m256i *)x);
     const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(v, q));
-    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
 }
 
-VNNI static inline __m256i q4_1_dot_vnni(__m256i w, const int8_t *x) {
-    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, _mm256_loadu_si256((const __m256i *)x));
+VNNI static inline __m256 q4_1_dot_vnni(__m256i w, const int8_t *x) {
+    return _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w, _mm256_loadu_si256((const __m256i *)x)));
 }
 
 VNNI static inline __m256i q8_0_dot_vnni(__m256i q, const int8_t *x) {
     const __m256i v = _mm256_loadu_si256((const __m256i *)x);
-    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(q), _mm256_sign_epi8(v, q));
+    return _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(q), _mm256_sign_epi8(v, q)));
 }
 
-/// Rows [r0, r1) × m activation rows for 8-bit activations; OFFSET is 1 for Q4_1's m·Σx term.
-#define INT8_ROWS(BYTES, PREP, DOT, OFFSET)                                                            \
+/// Rows [r0, r1) × m activation rows, in tiles of TILE rows. PREP(blk) turns a weight block
+/// into what every row of the tile multiplies; TERM(prepared, row) is one activation row-block's
+/// product with it, starting at XBASE + 32·x for x = activation row × blocks + block, and
+/// SCALE(d, x) its scale. OFFSET is 1 for Q4_1's m·Σx term.
+#define TILED_ROWS(BYTES, OFFSET, PREP, TERM, XBASE, SCALE)                                            \
     for (long r = r0; r < r1; r++) {                                                                   \
         const uint8_t *row = w + r * blocks * (BYTES);                                                \
         for (long i = 0; i < m; i += TILE) {                                                           \
@@ -186,12 +189,11 @@ VNNI static inline __m256i q8_0_dot_vnni(__m256i q, const int8_t *x) {
             }                                                                                          \
             for (long b = 0; b < blocks; b++) {                                                        \
                 const uint8_t *blk = row + b * (BYTES);                                                \
-                const __m256i wv = PREP(blk);                                                          \
+                const __typeof__(PREP(blk)) prepared = PREP(blk);                                      \
                 const float d = half_avx2(blk), dm = (OFFSET) ? half_avx2(blk + 2) : 0;                \
                 for (int k = 0; k < t; k++) {                                                          \
                     const long x = (i + k) * blocks + b;                                               \
-                    const __m256i dot = DOT(wv, xq0 + QK * x);                                         \
-                    acc[k][b & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(d * xs0[x]), acc[k][b & 1]); \
+                    acc[k][b & 1] = _mm256_fmadd_ps(TERM(prepared, XBASE + QK * x), SCALE(d, x), acc[k][b & 1]); \
                     if (OFFSET) offset[k][b & 1] += dm * xsum0[x];                                     \
                 }                                                                                      \
             }                                                                                          \
@@ -200,28 +202,33 @@ VNNI static inline __m256i q8_0_dot_vnni(__m256i q, const int8_t *x) {
         }                                                                                              \
     }
 
+/// 8-bit activations: the weight scale times the activation row-block's scale.
+#define INT8_SCALE(d, x) _mm256_set1_ps((d) * xs0[x])
+/// fp32 activations: the weight scale alone.
+#define F32_SCALE(d, x) _mm256_set1_ps(d)
+
 AVX2 static void matmul_q4_1_avx2(const uint8_t *w, long blocks, long r0, long r1, long m,
                                   const int8_t *xq0, const float *xs0, const float *xsum0, float *y, long ldy) {
-    INT8_ROWS(Q4_1_BYTES, q4_1_prep, q4_1_dot_avx2, 1)
+    TILED_ROWS(Q4_1_BYTES, 1, q4_1_prep, q4_1_dot_avx2, xq0, INT8_SCALE)
 }
 
 AVX2 static void matmul_q8_0_avx2(const uint8_t *w, long blocks, long r0, long r1, long m,
                                   const int8_t *xq0, const float *xs0, float *y, long ldy) {
     const float *xsum0 = NULL;
-    INT8_ROWS(Q8_0_BYTES, q8_0_prep, q8_0_dot_avx2, 0)
+    TILED_ROWS(Q8_0_BYTES, 0, q8_0_prep, q8_0_dot_avx2, xq0, INT8_SCALE)
 }
 
 // MARK: - AVX-512 VNNI (256-bit vectors: vpdpbusd replaces the two-instruction AVX2 sequence)
 
 VNNI static void matmul_q4_1_vnni(const uint8_t *w, long blocks, long r0, long r1, long m,
                                   const int8_t *xq0, const float *xs0, const float *xsum0, float *y, long ldy) {
-    INT8_ROWS(Q4_1_BYTES, q4_1_prep, q4_1_dot_vnni, 1)
+    TILED_ROWS(Q4_1_BYTES, 1, q4_1_prep, q4_1_dot_vnni, xq0, INT8_SCALE)
 }
 
 VNNI static void matmul_q8_0_vnni(const uint8_t *w, long blocks, long r0, long r1, long m,
                                   const int8_t *xq0, const float *xs0, float *y, long ldy) {
     const float *xsum0 = NULL;
-    INT8_ROWS(Q8_0_BYTES, q8_0_prep, q8_0_dot_vnni, 0)
+    TILED_ROWS(Q8_0_BYTES, 0, q8_0_prep, q8_0_dot_vnni, xq0, INT8_SCALE)
 }
 
 // MARK: - fp32 activations (dense mode: the 4/8-bit blocks widened to fp32 in registers)
@@ -264,59 +271,36 @@ static void matmul_q8_0_f32_scalar(const uint8_t *w, long blocks, long r0, long 
     }
 }
 
-/// The 32 weights of a block as four vectors of 8 floats in element order (WIDEN: zero- or
-/// sign-extension of bytes to 32 bits).
-#define WIDEN_BLOCK(WIDEN, bytes, out)                                                                 \
-    do {                                                                                               \
-        const __m128i lo = _mm256_castsi256_si128(bytes), hi = _mm256_extracti128_si256(bytes, 1);     \
-        out[0] = _mm256_cvtepi32_ps(WIDEN(lo));                                                        \
-        out[1] = _mm256_cvtepi32_ps(WIDEN(_mm_srli_si128(lo, 8)));                                     \
-        out[2] = _mm256_cvtepi32_ps(WIDEN(hi));                                                        \
-        out[3] = _mm256_cvtepi32_ps(WIDEN(_mm_srli_si128(hi, 8)));                                     \
-    } while (0)
+/// The 32 weights of a block as four vectors of 8 floats in element order.
+typedef struct { __m256 v[4]; } widened_block;
 
-/// Rows [r0, r1) × m fp32 activation rows; OFFSET is 1 for Q4_1's m·Σx term.
-#define F32_ROWS(BYTES, PREP, WIDEN, OFFSET)                                                           \
-    for (long r = r0; r < r1; r++) {                                                                   \
-        const uint8_t *row = w + r * blocks * (BYTES);                                                \
-        for (long i = 0; i < m; i += TILE) {                                                           \
-            const int t = m - i < TILE ? (int)(m - i) : TILE;                                          \
-            __m256 acc[TILE][2];                                                                       \
-            float offset[TILE][2];                                                                     \
-            for (int k = 0; k < TILE; k++) {                                                           \
-                acc[k][0] = acc[k][1] = _mm256_setzero_ps();                                           \
-                offset[k][0] = offset[k][1] = 0;                                                       \
-            }                                                                                          \
-            for (long b = 0; b < blocks; b++) {                                                        \
-                const uint8_t *blk = row + b * (BYTES);                                                \
-                __m256 wf[4];                                                                          \
-                WIDEN_BLOCK(WIDEN, PREP(blk), wf);                                                     \
-                const __m256 d = _mm256_set1_ps(half_avx2(blk));                                       \
-                const float dm = (OFFSET) ? half_avx2(blk + 2) : 0;                                    \
-                for (int k = 0; k < t; k++) {                                                          \
-                    const float *xb = x0 + (i + k) * QK * blocks + QK * b;                             \
-                    __m256 s = _mm256_mul_ps(wf[0], _mm256_loadu_ps(xb));                              \
-                    s = _mm256_fmadd_ps(wf[1], _mm256_loadu_ps(xb + 8), s);                            \
-                    s = _mm256_fmadd_ps(wf[2], _mm256_loadu_ps(xb + 16), s);                           \
-                    s = _mm256_fmadd_ps(wf[3], _mm256_loadu_ps(xb + 24), s);                           \
-                    acc[k][b & 1] = _mm256_fmadd_ps(s, d, acc[k][b & 1]);                              \
-                    if (OFFSET) offset[k][b & 1] += dm * xsum0[(i + k) * blocks + b];                  \
-                }                                                                                      \
-            }                                                                                          \
-            for (int k = 0; k < t; k++)                                                                \
-                y[(i + k) * ldy + r] = hsum256(_mm256_add_ps(acc[k][0], acc[k][1])) + (offset[k][0] + offset[k][1]); \
-        }                                                                                              \
-    }
+#define WIDEN_BLOCK(WIDEN, bytes)                                                                      \
+    ({                                                                                                 \
+        const __m128i lo = _mm256_castsi256_si128(bytes), hi = _mm256_extracti128_si256(bytes, 1);     \
+        (widened_block){{_mm256_cvtepi32_ps(WIDEN(lo)), _mm256_cvtepi32_ps(WIDEN(_mm_srli_si128(lo, 8))), \
+                         _mm256_cvtepi32_ps(WIDEN(hi)), _mm256_cvtepi32_ps(WIDEN(_mm_srli_si128(hi, 8)))}}; \
+    })
+
+AVX2 static inline widened_block q4_1_widen(const uint8_t *blk) { return WIDEN_BLOCK(_mm256_cvtepu8_epi32, q4_1_prep(blk)); }
+AVX2 static inline widened_block q8_0_widen(const uint8_t *blk) { return WIDEN_BLOCK(_mm256_cvtepi8_epi32, q8_0_prep(blk)); }
+
+/// Σ_j w_j · x_j over one block, eight lanes wide.
+AVX2 static inline __m256 f32_dot(widened_block w, const float *xb) {
+    __m256 s = _mm256_mul_ps(w.v[0], _mm256_loadu_ps(xb));
+    s = _mm256_fmadd_ps(w.v[1], _mm256_loadu_ps(xb + 8), s);
+    s = _mm256_fmadd_ps(w.v[2], _mm256_loadu_ps(xb + 16), s);
+    return _mm256_fmadd_ps(w.v[3], _mm256_loadu_ps(xb + 24), s);
+}
 
 AVX2 static void matmul_q4_1_f32_avx2(const uint8_t *w, long blocks, long r0, long r1, long m,
                                       const float *x0, const float *xsum0, float *y, long ldy) {
-    F32_ROWS(Q4_1_BYTES, q4_1_prep, _mm256_cvtepu8_epi32, 1)
+    TILED_ROWS(Q4_1_BYTES, 1, q4_1_widen, f32_dot, x0, F32_SCALE)
 }
 
 AVX2 static void matmul_q8_0_f32_avx2(const uint8_t *w, long blocks, long r0, long r1, long m,
                                       const float *x0, float *y, long ldy) {
     const float *xsum0 = NULL;
-    F32_ROWS(Q8_0_BYTES, q8_0_prep, _mm256_cvtepi8_epi32, 0)
+    TILED_ROWS(Q8_0_BYTES, 0, q8_0_widen, f32_dot, x0, F32_SCALE)
 }
 
 AVX2 static void block_sums_avx2(const float *x, long n, float *sums) {

@@ -14,7 +14,11 @@ extension ServerTests {
             let broker = try RestartableBroker()
             try await broker.start()
             defer { broker.kill() }
-            let up = try RunningUp("outage", extra: ["--transport", "kafka", "--bootstrap", broker.bootstrap])
+            let errors = FileManager.default.temporaryDirectory.appendingPathComponent("attune-outage-\(UUID().uuidString).log")
+            _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
+            defer { try? FileManager.default.removeItem(at: errors) }
+            let up = try RunningUp("outage", extra: ["--transport", "kafka", "--bootstrap", broker.bootstrap],
+                                   errors: try FileHandle(forWritingTo: errors))
             func status(_ path: String) async -> Int { (try? await up.get(path).status) ?? 0 }
             #expect(await waitUntil(.seconds(120)) { await status("/readyz") == 200 })
 
@@ -63,7 +67,9 @@ extension ServerTests {
                 return second != nil
             })
             if let second { record(second, topic: "attune.interactions") { $0 < 2 ? "tenant/t1" : "tenant/t2" } }
-            try await waitUntil(.seconds(600), interval: .seconds(1)) { try await Self.uncovered(expected, port: up.port).isEmpty }
+            let missing = try await waitUntil(.seconds(600), interval: .seconds(1)) { try await Self.uncovered(expected, port: up.port).isEmpty }
+                ? [] : try await Self.uncovered(expected, port: up.port)
+            #expect(missing.isEmpty, "never trained: \(missing); what the fleet logged about their adapters:\n\(Self.lines(of: errors, about: missing))")
 
             let releases = try await Self.announced(port: up.port)
             for (adapter, positions) in expected {
@@ -101,6 +107,16 @@ extension ServerTests {
                 releases.append(Announced(adapter: adapter, version: version, covers: covers))
             }
             return releases
+        }
+
+        /// The fleet's log lines that name one of the adapters in `missing` ("tenant/t1 …"), or
+        /// report a warning or an error: what a failed run leaves to explain itself.
+        static func lines(of log: URL, about missing: [String]) -> String {
+            let adapters = Set(missing.compactMap { $0.split(separator: " ").first.map(String.init) })
+            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            return text.split(separator: "\n").filter { line in
+                adapters.contains { line.contains($0) } || line.contains(" error ") || line.contains(" warning ")
+            }.suffix(80).joined(separator: "\n")
         }
 
         static func uncovered(_ expected: [String: Set<String>], port: Int) async throws -> [String] {

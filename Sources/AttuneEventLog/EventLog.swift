@@ -176,13 +176,42 @@ public protocol EventProducer: AnyObject, Sendable {
     /// exactly which landed. The default suits transports whose batches are atomic (all land
     /// or none); Kafka reports each record's delivery.
     func sendEach(_ records: [ProducerRecord]) async -> [Result<RecordMetadata, EventLogError>]
+    /// Hands the records to the transport now, in order, and returns a receipt for their
+    /// acknowledgements, so a caller can keep several batches in flight (as kcat keeps
+    /// librdkafka's queue full) without reordering them. The default sends and waits.
+    func submit(_ records: [ProducerRecord]) async throws -> ProduceReceipt
     /// Waits until everything sent so far is acknowledged.
     func flush() async throws
     /// Flushes and releases the producer; later calls fail with `EventLogError.Kind.closed`.
     func close() async
 }
 
+/// Records handed to a producer whose acknowledgements may still be on their way.
+public struct ProduceReceipt: Sendable {
+    private let outcome: @Sendable () async -> [Result<RecordMetadata, EventLogError>]
+
+    /// A receipt whose outcomes `outcome` awaits.
+    public init(_ outcome: @escaping @Sendable () async -> [Result<RecordMetadata, EventLogError>]) {
+        self.outcome = outcome
+    }
+
+    /// A receipt for records already acknowledged.
+    public init(acknowledged metadata: [RecordMetadata]) {
+        outcome = { metadata.map { .success($0) } }
+    }
+
+    /// Each record's outcome, in input order, once all are known.
+    public func results() async -> [Result<RecordMetadata, EventLogError>] { await outcome() }
+
+    /// Where each record landed, in input order; throws the first record's failure.
+    public func metadata() async throws -> [RecordMetadata] { try await results().map { try $0.get() } }
+}
+
 extension EventProducer {
+    public func submit(_ records: [ProducerRecord]) async throws -> ProduceReceipt {
+        ProduceReceipt(acknowledged: try await send(records))
+    }
+
     public func sendEach(_ records: [ProducerRecord]) async -> [Result<RecordMetadata, EventLogError>] {
         do {
             return try await send(records).map { .success($0) }

@@ -76,13 +76,15 @@ func runClient(_ log: any EventLog, count: Int, size: Int, options: Options) asy
     let value = payload(size)
     let producer = try log.makeProducer()
     let produce = try await seconds {
-        var sent = 0
-        while sent < count {
-            let n = min(options.batch, count - sent)
-            _ = try await producer.send((0..<n).map { _ in ProducerRecord(topic: topic, value: value) })
-            sent += n
+        // As `attune produce` sends: up to four batches in flight, each acknowledged in full.
+        var submitted = 0, inFlight: [ProduceReceipt] = []
+        while submitted < count {
+            let n = min(options.batch, count - submitted)
+            inFlight.append(try await producer.submit((0..<n).map { _ in ProducerRecord(topic: topic, value: value) }))
+            submitted += n
+            if inFlight.count >= 4 { _ = try await inFlight.removeFirst().metadata() }
         }
-        try await producer.flush()
+        for receipt in inFlight { _ = try await receipt.metadata() }
     }
     await producer.close()
     try await Task.sleep(for: settle)

@@ -38,14 +38,20 @@ func runAttune(_ arguments: [String], stdin: String? = nil, in folder: String? =
         let base = currentTimestampMs() - 60_000
         let lines = (0..<6).map { "k\($0 % 2):v\($0)" }.joined(separator: "\n") + "\n"
         let produced = try runAttune(["produce"] + c + ["-t", topic, "-K", ":", "--header", "trace=abc",
-                                                        "--header", "raw:hex=00ff10", "--timestamp", String(base)], stdin: lines)
+                                                        "--header", "raw:hex=00ff10", "--timestamp", String(base), "--batch", "2"], stdin: lines)
         #expect(produced.status == 0, "\(produced.err)")
+        #expect(produced.err.contains("produced 6 records"), "\(produced.err)")
         _ = try runAttune(["produce"] + c + ["-t", topic, "-k", "k0", "--value", "late", "--timestamp", String(base + 9000)])
 
         let all = try runAttune(["consume"] + c + ["-t", topic, "--format", "json"])
         #expect(all.status == 0, "\(all.err)")
         let records = all.out.split(separator: "\n").compactMap { try? JSONValue.parse(Array($0.utf8)) }
         #expect(records.count == 7)
+        let k0 = records.compactMap { record -> String? in
+            guard case .object(let o) = record, o["key"] == .string("k0"), case .string(let value)? = o["value"] else { return nil }
+            return value
+        }
+        #expect(k0 == ["v0", "v2", "v4", "late"], "batches sent in flight keep their order")
         let first = records.first { if case .object(let o) = $0 { o["value"] == .string("v0") } else { false } }
         guard case .object(let object)? = first, case .array(let headers)? = object["headers"] else {
             Issue.record("v0 not consumed: \(all.out)")

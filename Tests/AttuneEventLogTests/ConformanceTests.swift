@@ -73,6 +73,36 @@ import Testing
         #expect(values == (transport == .kafka ? ["a", "c", "d"] : ["d"]))
     }
 
+    /// Batches submitted without waiting (several in flight) land in submission order: a key's
+    /// records keep their order across batches, each receipt names where its own records
+    /// landed, and a consumer reads them back in that order.
+    @Test(arguments: TestTransport.selected)
+    func submittedBatchesInFlightKeepTheirOrder(_ transport: TestTransport) async throws {
+        let log = try transport.makeLog()
+        let topic = try await makeTopic(log, partitions: 3)
+        let producer = try log.makeProducer()
+        let batches = (0..<6).map { b in (0..<200).map { i in ProducerRecord(topic: topic, key: "k\(i % 2)", value: "\(b)-\(i)") } }
+        var receipts: [ProduceReceipt] = []
+        for batch in batches { receipts.append(try await producer.submit(batch)) }
+        var landed: [RecordMetadata] = []
+        for receipt in receipts { landed += try await receipt.metadata() }
+        await producer.close()
+        #expect(landed.count == 1200)
+        for key in ["k0", "k1"] {
+            let mine = zip(batches.joined(), landed).filter { $0.0.key == Array(key.utf8) }.map(\.1)
+            #expect(Set(mine.map(\.partition)).count == 1, "\(key) stays in one partition")
+            #expect(mine.map(\.offset) == mine.map(\.offset).sorted() && Set(mine.map(\.offset)).count == mine.count, "\(key) in submission order")
+        }
+        let consumer = try log.makeConsumer(ConsumerConfiguration())
+        try await consumer.assign((0..<3).map { TopicPartition(topic, $0) })
+        let consumed = try await collect(consumer, count: 1200)
+        await consumer.close()
+        for key in ["k0", "k1"] {
+            let sent = batches.joined().filter { $0.key == Array(key.utf8) }.map(\.value)
+            #expect(consumed.filter { $0.key == Array(key.utf8) }.map(\.value) == sent)
+        }
+    }
+
     @Test(.enabled(if: TestTransport.bootstrap != nil || TestTransport.kafkaRequired))
     func keyLandsInTheSamePartitionOnBothTransports() async throws {
         let keys = (0..<50).map { "key-\($0)-\(UUID().uuidString.prefix(4))" }

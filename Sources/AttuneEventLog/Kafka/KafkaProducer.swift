@@ -8,26 +8,25 @@ private struct DeliverySlot {
     let index: Int
 }
 
-/// Results of one `send` call, completed by librdkafka's delivery reports. The batch keeps
-/// itself alive until every record is reported; each record's opaque pointer is its slot.
+/// Results of one batch of records, completed by librdkafka's delivery reports. The batch
+/// keeps itself alive until every record is reported; each record's opaque pointer is its slot.
 private final class DeliveryBatch: @unchecked Sendable {
     private let lock = NSLock()
     private var results: [Result<RecordMetadata, EventLogError>]
     private var remaining: Int
-    private var continuation: CheckedContinuation<[Result<RecordMetadata, EventLogError>], Never>?
+    private var waiters: [CheckedContinuation<[Result<RecordMetadata, EventLogError>], Never>] = []
     private var keepAlive: Unmanaged<DeliveryBatch>?
     /// Topic of each record, so delivery reports need not build the name again.
     let topics: [String]
     let slots: UnsafeMutablePointer<DeliverySlot>
 
-    init(topics: [String], continuation: CheckedContinuation<[Result<RecordMetadata, EventLogError>], Never>) {
+    init(topics: [String]) {
         results = Array(repeating: .failure(EventLogError(.kafka, "no delivery report")), count: topics.count)
         remaining = topics.count
         self.topics = topics
-        self.continuation = continuation
         slots = .allocate(capacity: topics.count)
-        let me = Unmanaged.passRetained(self)
-        keepAlive = me
+        let me = Unmanaged.passUnretained(self)
+        if !topics.isEmpty { keepAlive = me.retain() }
         for i in topics.indices { (slots + i).initialize(to: DeliverySlot(batch: me, index: i)) }
     }
 
@@ -40,16 +39,31 @@ private final class DeliveryBatch: @unchecked Sendable {
         lock.lock()
         results[index] = result
         remaining -= 1
-        guard remaining == 0, let continuation else {
+        guard remaining == 0 else {
             lock.unlock()
             return
         }
-        self.continuation = nil
-        let finished = results, me = keepAlive
+        let finished = results, waiting = waiters, me = keepAlive
+        waiters = []
         keepAlive = nil
         lock.unlock()
-        continuation.resume(returning: finished)
+        for waiter in waiting { waiter.resume(returning: finished) }
         me?.release()
+    }
+
+    /// Every record's outcome, once the last delivery report arrived.
+    func outcome() async -> [Result<RecordMetadata, EventLogError>] {
+        await withCheckedContinuation { continuation in
+            lock.lock()
+            guard remaining > 0 else {
+                let finished = results
+                lock.unlock()
+                continuation.resume(returning: finished)
+                return
+            }
+            waiters.append(continuation)
+            lock.unlock()
+        }
     }
 }
 
@@ -121,21 +135,30 @@ public final class KafkaProducer: EventProducer, @unchecked Sendable {
 
     /// Each record's own delivery report: a failed record does not hide where the others landed.
     public func sendEach(_ records: [ProducerRecord]) async -> [Result<RecordMetadata, EventLogError>] {
-        if records.isEmpty { return [] }
-        return await withCheckedContinuation { continuation in
-            let batch = DeliveryBatch(topics: records.map(\.topic), continuation: continuation)
-            lock.lock()
-            defer { lock.unlock() }
-            guard !closed else {
-                for i in records.indices { batch.complete(i, .failure(EventLogError(.closed, "producer is closed"))) }
-                return
-            }
-            for (index, record) in records.enumerated() {
-                if let error = enqueue(record, opaque: UnsafeMutableRawPointer(batch.slots + index)) {
-                    batch.complete(index, .failure(error))
-                }
+        await enqueue(records).outcome()
+    }
+
+    /// Enqueues the records before it returns; the receipt awaits their delivery reports.
+    public func submit(_ records: [ProducerRecord]) async throws -> ProduceReceipt {
+        let batch = enqueue(records)
+        return ProduceReceipt { await batch.outcome() }
+    }
+
+    /// Hands the records to librdkafka in order; a record it refuses is completed with its error.
+    private func enqueue(_ records: [ProducerRecord]) -> DeliveryBatch {
+        let batch = DeliveryBatch(topics: records.map(\.topic))
+        lock.lock()
+        defer { lock.unlock() }
+        guard !closed else {
+            for i in records.indices { batch.complete(i, .failure(EventLogError(.closed, "producer is closed"))) }
+            return batch
+        }
+        for (index, record) in records.enumerated() {
+            if let error = enqueue(record, opaque: UnsafeMutableRawPointer(batch.slots + index)) {
+                batch.complete(index, .failure(error))
             }
         }
+        return batch
     }
 
     /// Hands one record to librdkafka, retrying while its queue is full.

@@ -45,6 +45,16 @@ public final class ValidatingProducer: EventProducer, @unchecked Sendable {
     /// Sends the valid records; an invalid one fails the whole call (`reject`) or goes to the
     /// DLQ in its place (`dlq`, whose metadata then names `attune.dlq`).
     public func send(_ records: [ProducerRecord]) async throws -> [RecordMetadata] {
+        try await inner.send(try prepared(records))
+    }
+
+    /// As `send`: validated (or dead-lettered) before any is handed to the inner producer.
+    public func submit(_ records: [ProducerRecord]) async throws -> ProduceReceipt {
+        try await inner.submit(try prepared(records))
+    }
+
+    /// The records as they are sent; an invalid one throws (`reject`) or is replaced by its DLQ record.
+    private func prepared(_ records: [ProducerRecord]) throws -> [ProducerRecord] {
         var prepared: [ProducerRecord] = []
         prepared.reserveCapacity(records.count)
         for record in records {
@@ -55,7 +65,7 @@ public final class ValidatingProducer: EventProducer, @unchecked Sendable {
                                                   headers: record.headers, reason: error.message))
             }
         }
-        return try await inner.send(prepared)
+        return prepared
     }
 
     /// As `send`, with each record's own outcome: one that fails its schema (`reject`) fails

@@ -60,19 +60,23 @@ struct ProduceCommand: AsyncParsableCommand {
                     try await report(producer.send(record(key: key, value: Array(data))))
                     sent = 1
                 } else {
-                    var batch: [ProducerRecord] = []
+                    // Up to four batches in flight: the next is enqueued while the earlier ones are acknowledged.
+                    var batch: [ProducerRecord] = [], inFlight: [ProduceReceipt] = []
+                    func submit() async throws {
+                        inFlight.append(try await producer.submit(batch))
+                        batch.removeAll(keepingCapacity: true)
+                        if inFlight.count >= 4 { sent += try await inFlight.removeFirst().metadata().count }
+                    }
                     while let line = readLine(strippingNewline: true) {
                         if let delimiter = keyDelimiter, let range = line.range(of: delimiter) {
                             batch.append(record(key: String(line[..<range.lowerBound]), value: Array(line[range.upperBound...].utf8)))
                         } else {
                             batch.append(record(key: key, value: Array(line.utf8)))
                         }
-                        if batch.count >= batchSize {
-                            sent += try await producer.send(batch).count
-                            batch.removeAll(keepingCapacity: true)
-                        }
+                        if batch.count >= batchSize { try await submit() }
                     }
-                    sent += try await producer.send(batch).count
+                    try await submit()
+                    for receipt in inFlight { sent += try await receipt.metadata().count }
                     FileHandle.standardError.write(Data("produced \(sent) records to \(topic)\n".utf8))
                 }
             } catch {

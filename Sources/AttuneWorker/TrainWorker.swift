@@ -50,6 +50,8 @@ public final class TrainWorker: @unchecked Sendable {
     /// The latest meta-initialization of each domain (`meta/<domain>`), keyed by the domain's name:
     /// where a new tenant of that domain starts.
     var metaInitializations: [AdapterName: DomainBase] = [:]
+    /// What a new tenant's parent scores on the gate's sets, per domain version.
+    var freshTenantLosses = FreshTenantLosses()
     var pending = BatchQueue()
     var lineage: Lineage
     var ownership: PartitionOwnership

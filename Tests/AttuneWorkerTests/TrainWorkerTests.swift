@@ -470,6 +470,36 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
     #expect(versions[0].metrics["trained_tokens"] == versions[0].metrics["batch_tokens"])
 }
 
+/// New tenants of one domain version share what their parent scores on the gate's sets: a
+/// fresh adapter (B = 0) adds exactly nothing to its domain, so the losses the first new tenant
+/// measured serve the next ones, and they are what the domain version scores alone.
+@Test func newTenantsOfADomainVersionShareTheirParentsGateLosses() async throws {
+    let (log, catalog, dir) = try await embeddedLog("fresh-parents")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let producer = ValidatingProducer(try log.makeProducer(), catalog: catalog)
+    for i in 0..<5 { _ = try await producer.send(ProducerRecord(topic: "attune.corpora", key: "law", value: corpus("law", i))) }
+    let tenants = ["acme", "bolt", "core"]
+    for t in tenants { _ = try await producer.send(ProducerRecord(topic: "attune.interactions", key: t, value: interaction(t, 1))) }
+    await producer.close()
+    var config = smallConfiguration()
+    config.tenantDomains = Dictionary(uniqueKeysWithValues: tenants.map { ($0, "law") })
+    let base = try RandomModel.load(tiny)
+    let worker = TrainWorker(configuration: config, log: log, base: base, tokenizer: try testTokenizer(), catalog: catalog)
+    try await worker.run(idle: .seconds(3))
+    let firsts = try tenants.map { try #require(worker.releases[AdapterName.tenant($0)!]?.first, "\($0) published") }
+    #expect(Set(firsts.map(\.domain)) == ["domain/law@1"])
+    let parentLosses = firsts.map { $0.metrics["probe_loss_parent"] }
+    let shared = try #require(parentLosses[0])
+    #expect(parentLosses.allSatisfy { $0 == shared }, "\(parentLosses)")
+
+    let state = try #require(worker.states[AdapterName.tenant("acme")!])
+    let domain = try #require(worker.domains[AdapterName.domain("law")!])
+    let probe = worker.fitted(worker.capped(worker.domainProbe(state), tokens: config.gateSetTokens))
+    let zero = try LoRAAdapter(config: config.lora, model: base.config, zeroed: ())
+    let alone = Trainer.evaluate(try TrainableLlama(base: base, lora: zero, frozen: domain.lora), probe).loss
+    #expect(alone == shared, "the domain version alone scores what a fresh tenant's parent scored")
+}
+
 /// A burst of documents larger than one batch may hold is split over several versions, and
 /// every document is trained on: each version's steps make at least one pass over its rows.
 @Test func aBurstOfDocumentsIsTrainedOnEntirely() async throws {

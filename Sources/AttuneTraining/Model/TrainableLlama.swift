@@ -38,8 +38,10 @@ public final class TrainableLlama: @unchecked Sendable {
     /// Seed of this step's dropout masks; a mask is a function of (step seed, layer, target),
     /// so recomputation in backward redraws exactly the same mask.
     private var stepSeed: UInt64 = 0
-    /// Tapes and gradient buffers for the last batch shape, reused across steps.
-    private var buffers: (batch: Int, seqLen: Int, tapes: [LayerTape], workspace: BackwardWorkspace, x: [FloatBuffer])?
+    /// Tapes, backward workspace and residual stream for the last batch shape, reused across
+    /// steps. A forward-only pass (an evaluation) keeps one tape for every layer and no
+    /// workspace: a per-layer tape is only read back by the backward pass.
+    private var buffers: (batch: Int, seqLen: Int, tapes: [LayerTape], workspace: BackwardWorkspace?, x: [FloatBuffer])?
 
     /// A trainable LoRA adapter over the base (and `frozen`, if given).
     public convenience init(base: LlamaModel, lora: LoRAAdapter, frozen: LoRAAdapter? = nil, recompute: Bool = false, seed: UInt64 = 0) throws {
@@ -86,11 +88,11 @@ public final class TrainableLlama: @unchecked Sendable {
         let c = base.config
         let n = batch.batch * batch.seqLen
         let D = c.dim
-        let (tapes, workspace, states) = reusableBuffers(batch)
+        let (tapes, workspace, states) = reusableBuffers(batch, backward: backward)
         stepSeed = rng.next()
         for (i, t) in batch.tokens.enumerated() { base.embedding.row(Int(t), into: states[0].pointer + i * D) }
         for l in 0..<c.layers {
-            let tape = tapes[recompute ? 0 : l]
+            let tape = tapes[tapes.count == 1 ? 0 : l]
             tape.xIn.pointer.update(from: states[l].pointer, count: n * D)
             layerForward(l, tape: tape, batch: batch, out: states[l + 1], dropout: training)
         }
@@ -99,7 +101,7 @@ public final class TrainableLlama: @unchecked Sendable {
         let norm = normalizer ?? Float(rows.count)
         let dx = backward ? FloatBuffer(n * D) : nil
         let loss = head(x: states[c.layers], rows: rows, targets: rows.map { batch.targets[$0] }, normalizer: norm, dx: dx)
-        guard let dx else { return (loss, rows.count) }
+        guard let dx, let workspace else { return (loss, rows.count) }
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
             let tape = tapes[recompute ? 0 : l]
             if recompute {
@@ -111,16 +113,20 @@ public final class TrainableLlama: @unchecked Sendable {
         return (loss, rows.count)
     }
 
-    /// The tapes (one per layer, or one shared when recomputing), backward workspace and the
-    /// residual stream between layers for this batch shape.
-    private func reusableBuffers(_ batch: TrainingBatch) -> ([LayerTape], BackwardWorkspace, [FloatBuffer]) {
-        if let b = buffers, b.batch == batch.batch, b.seqLen == batch.seqLen { return (b.tapes, b.workspace, b.x) }
-        buffers = nil
+    /// The tapes (one per layer, or one shared when recomputing or only going forward), the
+    /// backward workspace (when going backward) and the residual stream between layers for
+    /// this batch shape.
+    private func reusableBuffers(_ batch: TrainingBatch, backward: Bool) -> ([LayerTape], BackwardWorkspace?, [FloatBuffer]) {
         let c = base.config, n = batch.batch * batch.seqLen
-        let tapes = (0..<(recompute ? 1 : c.layers)).map { _ in
+        let tapeCount = recompute || !backward ? 1 : c.layers
+        if let b = buffers, b.batch == batch.batch, b.seqLen == batch.seqLen, b.tapes.count >= tapeCount, !backward || b.workspace != nil {
+            return (b.tapes, b.workspace, b.x)
+        }
+        buffers = nil
+        let tapes = (0..<tapeCount).map { _ in
             LayerTape(n: n, c: c, batch: batch.batch, seqLen: batch.seqLen, lora: lora?.config, bottleneck: bottleneck?.config)
         }
-        let workspace = BackwardWorkspace(n: n, c: c, batch: batch.batch, seqLen: batch.seqLen, bottleneck: bottleneck?.config.size ?? 0)
+        let workspace = backward ? BackwardWorkspace(n: n, c: c, batch: batch.batch, seqLen: batch.seqLen, bottleneck: bottleneck?.config.size ?? 0) : nil
         let states = (0...c.layers).map { _ in FloatBuffer(n * c.dim, zeroed: false) }
         buffers = (batch.batch, batch.seqLen, tapes, workspace, states)
         return (tapes, workspace, states)

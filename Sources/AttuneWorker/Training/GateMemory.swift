@@ -1,3 +1,4 @@
+import AttuneRegistry
 import AttuneTraining
 
 /// What the gate keeps of an adapter between its versions, so that a small batch does not pay
@@ -39,5 +40,25 @@ struct GateMemory: Codable, Equatable {
     mutating func published(version: Int, sets: [String: [TrainingExample]], losses: [String: Double]) {
         scored = Scored(version: version, sets: sets, losses: losses)
         versionsSinceDraw += 1
+    }
+}
+
+/// The losses of a new tenant's parent on the gate's sets, shared by every new tenant of a
+/// domain version: a fresh adapter (LoRA B = 0, no meta-initialization) adds exactly nothing
+/// to its domain, so its parent scores what the domain version alone scores. One entry per
+/// domain, for its latest version; a set counts only when its examples are the same.
+struct FreshTenantLosses {
+    private var byDomain: [String: (release: String, sets: [String: (examples: [TrainingExample], loss: Double)])] = [:]
+
+    /// The remembered losses of `release` (a domain version's id) on those of `sets` it scored.
+    func losses(of release: AdapterRelease, on sets: [String: [TrainingExample]]) -> [String: Double] {
+        guard let entry = byDomain[release.adapter], entry.release == release.id else { return [:] }
+        return entry.sets.filter { sets[$0.key] == $0.value.examples }.mapValues { $0.loss }
+    }
+
+    /// Remembers what `release` scored on `sets` (the names in `losses`).
+    mutating func remember(_ release: AdapterRelease, sets: [String: [TrainingExample]], losses: [String: Double]) {
+        if byDomain[release.adapter]?.release != release.id { byDomain[release.adapter] = (release.id, [:]) }
+        for (name, loss) in losses { if let examples = sets[name] { byDomain[release.adapter]!.sets[name] = (examples, loss) } }
     }
 }

@@ -28,9 +28,13 @@ extension TrainWorker {
                                    minimumRise: c.gateMinimumRise)
         let setsByName = Dictionary(uniqueKeysWithValues: sets.map { ($0.name, $0.examples) })
         var parentLosses = state.gate.parentLosses(version: state.release?.version, sets: setsByName)
+        let freshOn = state.release == nil && state.initialization == nil ? state.domain?.release : nil
+        if let freshOn { parentLosses.merge(freshTenantLosses.losses(of: freshOn, on: setsByName)) { a, _ in a } }
         let unscored = Set(gate.sets.map(\.name)).subtracting(parentLosses.keys)
         if !unscored.isEmpty {
-            parentLosses.merge(try await candidates.losses(state.weights, frozen: state.domain?.lora, gate: gate, only: unscored)) { a, _ in a }
+            let scored = try await candidates.losses(state.weights, frozen: state.domain?.lora, gate: gate, only: unscored)
+            parentLosses.merge(scored) { a, _ in a }
+            if let freshOn { freshTenantLosses.remember(freshOn, sets: setsByName, losses: scored) }
         }
         clock.lap("gate-parent")
         var weights = state.weights.copy()
@@ -230,6 +234,7 @@ extension TrainWorker {
     /// The pinned domain, else the published domain version with the lowest loss on `examples`.
     func chooseDomain(_ tenant: String, examples: [TrainingExample]) throws -> DomainBase? {
         if let pinned = configuration.tenantDomains[tenant] { return AdapterName.domain(pinned).flatMap { domains[$0] } }
+        if domains.count <= 1 { return domains.values.first }
         let probe = fitted(examples)
         let zero = try LoRAAdapter(config: configuration.lora, model: base.config, zeroed: ())
         var best: (domain: DomainBase, loss: Double)?

@@ -41,20 +41,47 @@ struct BenchWorkersCommand: AsyncParsableCommand {
         let own = Bundle.main.executablePath ?? CommandLine.arguments[0]
         if let peer, !FileManager.default.isExecutableFile(atPath: peer) { throw ValidationError("--peer \(peer) is not an executable") }
         let binaries = [("attune", own)] + (peer.map { [("peer", $0)] } ?? [])
-        var rows: [String] = []
+        var rows: [String] = [], phaseRows: [String] = []
         for count in counts {
             for (label, binary) in binaries {
                 let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-bench-workers-\(UUID().uuidString)")
                 defer { try? FileManager.default.removeItem(at: dir) }
-                rows.append(label.padding(toLength: 8, withPad: " ", startingAt: 0)
-                            + (try await measure(count, binary: binary, modelPath: modelPath, catalog: catalog, logDir: dir.path)))
+                let (row, phases) = try await measure(count, binary: binary, modelPath: modelPath, catalog: catalog, logDir: dir.path)
+                let name = label.padding(toLength: 8, withPad: " ", startingAt: 0)
+                rows.append(name + row)
+                phaseRows.append(name + String(format: "%7d  ", count) + Self.phaseNames.map { phase in
+                    phases[phase].map { String(format: "%14.2f", Self.median($0)) } ?? String(repeating: " ", count: 13) + "-"
+                }.joined(separator: " "))
             }
         }
         print("binary   workers  published/records  wall s  records/s  latency p50 s  p95 s  max s  versions  gate rejections  s/version  peak RSS MB")
         for r in rows { print(r) }
+        print("median seconds per version, by phase (from the workers' version log lines):")
+        print("binary   workers  " + Self.phaseNames.map { $0.padding(toLength: 14, withPad: " ", startingAt: 0) }.joined(separator: " "))
+        for r in phaseRows { print(r) }
     }
 
-    private func measure(_ count: Int, binary: String, modelPath: String, catalog: TopicCatalog, logDir: String) async throws -> String {
+    /// The phases a worker logs for each version, in order.
+    static let phaseNames = ["gate-parent", "train", "gate-candidate", "publish", "checkpoint"]
+
+    /// Each phase's seconds over the versions of a worker log ("…; gate-parent 0.31 s, train 0.52 s, …").
+    static func phaseSeconds(_ log: String) -> [String: [Double]] {
+        var phases: [String: [Double]] = [:]
+        for line in log.split(separator: "\n") where line.contains("; gate-parent ") {
+            for part in line.split(separator: ";").last!.split(separator: ",") {
+                let words = part.split(separator: " ")
+                if words.count >= 2, let seconds = Double(words[1]), phaseNames.contains(String(words[0])) {
+                    phases[String(words[0]), default: []].append(seconds)
+                }
+            }
+        }
+        return phases
+    }
+
+    static func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+
+    private func measure(_ count: Int, binary: String, modelPath: String, catalog: TopicCatalog,
+                         logDir: String) async throws -> (row: String, phases: [String: [Double]]) {
         let log = EmbeddedEventLog(directory: logDir)
         let admin = try log.makeAdmin()
         _ = try await catalog.apply(to: admin, dryRun: false)
@@ -87,12 +114,14 @@ struct BenchWorkersCommand: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(200))
         }
         var rejections = 0
+        var phases: [String: [Double]] = [:]
         for (i, p) in processes.enumerated() {
             let output = try String(contentsOfFile: logDir + "/worker\(i).out", encoding: .utf8)
             guard p.terminationStatus == 0 else {
                 throw ValidationError("worker \(i) exited with status \(p.terminationStatus):\n\(output.split(separator: "\n").suffix(5).joined(separator: "\n"))")
             }
             rejections += output.split(separator: "\n").filter { $0.contains(" gate: ") }.count
+            phases.merge(Self.phaseSeconds(output)) { $0 + $1 }
         }
 
         var publishedAt: [Int: TimestampMs] = [:]
@@ -112,9 +141,10 @@ struct BenchWorkersCommand: AsyncParsableCommand {
         let first = inputs.map(\.timestamp).min()!, last = publishedAt.values.max()!
         let wall = Double(last - first) / 1000
         func pct(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(p * Double(latencies.count)))] }
-        return String(format: "%7d %11d/%-7d %7.1f %10.2f %14.1f %6.1f %6.1f %9d %16d %10.2f %12.0f", count, publishedAt.count, inputs.count, wall,
+        let row = String(format: "%7d %11d/%-7d %7.1f %10.2f %14.1f %6.1f %6.1f %9d %16d %10.2f %12.0f", count, publishedAt.count, inputs.count, wall,
                       Double(publishedAt.count) / wall, pct(0.5), pct(0.95), latencies.last!, versions, rejections,
                       wall / Double(max(1, versions)), Double(peakKB) / 1024)
+        return (row, phases)
     }
 
     /// The peak resident set of a running process (VmHWM), in KiB.

@@ -1,4 +1,5 @@
 import AttuneModel
+import AttuneTensor
 
 /// The adapters of a mixed batch, level by level: each level is consecutive row ranges with
 /// one adapter each (level 0: the domain versions, level 1: the tenant versions stacked on
@@ -38,12 +39,22 @@ struct RowGroupedAdapter: LinearAdapter {
         self.levels = levels
     }
 
+    /// A level whose groups are single rows (decode: one tenant, one sequence) is split across
+    /// the cores: each row's terms are small SIMD products that no BLAS thread would share,
+    /// and the groups write disjoint rows. Each row's arithmetic is the same either way.
     func addDelta(layer: Int, target: LinearTarget, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>) {
         let (out, inFeatures) = target.shape(config)
         for groups in levels {
-            for g in groups {
-                g.adapter.addDelta(layer: layer, target: target, x: x + g.rows.lowerBound * inFeatures, m: g.rows.count,
-                                   y: y + g.rows.lowerBound * out)
+            func run(_ range: Range<Int>) {
+                for g in groups[range] {
+                    g.adapter.addDelta(layer: layer, target: target, x: x + g.rows.lowerBound * inFeatures, m: g.rows.count,
+                                       y: y + g.rows.lowerBound * out)
+                }
+            }
+            if groups.count > 1 && groups.allSatisfy({ $0.rows.count == 1 }) {
+                Parallel.chunks(groups.count, minPerChunk: 2, run)
+            } else {
+                run(groups.indices)
             }
         }
     }

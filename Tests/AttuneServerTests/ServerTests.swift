@@ -370,6 +370,37 @@ private func publishedDeployment(_ transport: TestTransport = .embedded, name: S
         for lease in leases { await fixture.cache.release(lease) }
     }
 
+    /// A decode step's tenant terms (one row per tenant version) are split across the cores:
+    /// every row gets exactly what its own adapter adds to it alone, bit for bit, on every
+    /// projection.
+    @Test func singleRowGroupsAcrossCoresAddWhatEachAdapterAddsAlone() throws {
+        var rng = SeededGenerator(seed: 11)
+        let adapters = try (0..<6).map { i -> LoRAAdapter in
+            let a = try LoRAAdapter(config: LoRAConfig(rank: 8, alpha: 16), model: tiny, seed: UInt64(i))
+            for j in 0..<a.parameters.count { a.parameters.pointer[j] = Float.random(in: -0.2...0.2, using: &rng) }
+            return a
+        }
+        let grouped = RowGroupedAdapter(config: tiny, stacks: adapters.enumerated().map { [(id: "tenant/t\($0.offset)@1", adapter: $0.element)] },
+                                        rows: adapters.indices.map { $0..<($0 + 1) })
+        #expect(grouped.levels.map(\.count) == [6])
+        for target in LinearTarget.allCases {
+            let (out, inFeatures) = target.shape(tiny)
+            let x = (0..<(6 * inFeatures)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let start = (0..<(6 * out)).map { _ in Float.random(in: -1...1, using: &rng) }
+            var together = start, alone = start
+            x.withUnsafeBufferPointer { x in
+                grouped.addDelta(layer: 1, target: target, x: x.baseAddress!, m: 6, y: &together)
+                alone.withUnsafeMutableBufferPointer { y in
+                    for (i, a) in adapters.enumerated() {
+                        a.addDelta(layer: 1, target: target, x: x.baseAddress! + i * inFeatures, m: 1, y: y.baseAddress! + i * out)
+                    }
+                }
+            }
+            #expect(together == alone, "\(target)")
+            #expect(together != start, "\(target): the adapters add something")
+        }
+    }
+
     /// A request admitted on a version finishes on it however many swaps happen meanwhile: its
     /// lease binds the loaded weights, so it produces exactly what a request pinned to that
     /// version produces, while requests admitted after the swap get the new version.

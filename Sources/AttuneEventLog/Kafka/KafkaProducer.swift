@@ -92,9 +92,6 @@ public final class KafkaProducer: EventProducer, @unchecked Sendable {
     private let poller: Thread
     private let stopped = DispatchSemaphore(value: 0)
     private let running: PollerSwitch
-    /// librdkafka's handle of each topic produced to, so a record names its topic without a
-    /// lookup by name (kept under `lock`, destroyed with the producer).
-    private var topicHandles: [String: OpaquePointer] = [:]
 
     public init(_ kafka: KafkaConfiguration, producer: ProducerConfiguration) throws {
         var properties = [
@@ -163,9 +160,8 @@ public final class KafkaProducer: EventProducer, @unchecked Sendable {
 
     /// Hands one record to librdkafka, retrying while its queue is full.
     private func enqueue(_ record: ProducerRecord, opaque: UnsafeMutableRawPointer) -> EventLogError? {
-        guard let topic = topicHandle(record.topic) else { return .kafka(rd_kafka_last_error(), "open topic \(record.topic)", handle: rk) }
         while true {
-            guard let error = produce(record, to: topic, opaque: opaque) else { return nil }
+            guard let error = produce(record, opaque: opaque) else { return nil }
             if rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__QUEUE_FULL {
                 rd_kafka_error_destroy(error)
                 rd_kafka_poll(rk, 10)
@@ -175,53 +171,47 @@ public final class KafkaProducer: EventProducer, @unchecked Sendable {
         }
     }
 
-    /// The topic's handle, made on first use. Called under `lock`.
-    private func topicHandle(_ name: String) -> OpaquePointer? {
-        if let handle = topicHandles[name] { return handle }
-        guard let handle = rd_kafka_topic_new(rk, name, nil) else { return nil }
-        topicHandles[name] = handle
-        return handle
-    }
-
-    private func produce(_ record: ProducerRecord, to topic: OpaquePointer, opaque: UnsafeMutableRawPointer) -> OpaquePointer? {
-        withOptionalBytes(record.key) { key in
-            withOptionalBytes(record.value) { value in
-                withHeaderNames(record.headers) { names in
-                    withHeaderValues(record.headers) { values in
-                        withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 7 + record.headers.count) { vus in
-                            var count = 0
-                            func add(_ type: rd_kafka_vtype_t, _ set: (inout rd_kafka_vu_t) -> Void) {
-                                var vu = rd_kafka_vu_t()
-                                vu.vtype = type
-                                set(&vu)
-                                vus.initializeElement(at: count, to: vu)
-                                count += 1
-                            }
-                            add(RD_KAFKA_VTYPE_RKT) { $0.u.rkt = topic }
-                            add(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = Int32(clamping: record.partition ?? -1) }
-                            add(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = RD_KAFKA_MSG_F_COPY }
-                            add(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = opaque }
-                            if let value {
-                                add(RD_KAFKA_VTYPE_VALUE) {
-                                    $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress ?? emptyBytes)
-                                    $0.u.mem.size = value.count
+    private func produce(_ record: ProducerRecord, opaque: UnsafeMutableRawPointer) -> OpaquePointer? {
+        record.topic.withCString { topic in
+            withOptionalBytes(record.key) { key in
+                withOptionalBytes(record.value) { value in
+                    withHeaderNames(record.headers) { names in
+                        withHeaderValues(record.headers) { values in
+                            withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 7 + record.headers.count) { vus in
+                                var count = 0
+                                func add(_ type: rd_kafka_vtype_t, _ set: (inout rd_kafka_vu_t) -> Void) {
+                                    var vu = rd_kafka_vu_t()
+                                    vu.vtype = type
+                                    set(&vu)
+                                    vus.initializeElement(at: count, to: vu)
+                                    count += 1
                                 }
-                            }
-                            if let key {
-                                add(RD_KAFKA_VTYPE_KEY) {
-                                    $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress ?? emptyBytes)
-                                    $0.u.mem.size = key.count
+                                add(RD_KAFKA_VTYPE_TOPIC) { $0.u.cstr = topic }
+                                add(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = Int32(clamping: record.partition ?? -1) }
+                                add(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = RD_KAFKA_MSG_F_COPY }
+                                add(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = opaque }
+                                if let value {
+                                    add(RD_KAFKA_VTYPE_VALUE) {
+                                        $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress ?? emptyBytes)
+                                        $0.u.mem.size = value.count
+                                    }
                                 }
-                            }
-                            if let timestamp = record.timestamp { add(RD_KAFKA_VTYPE_TIMESTAMP) { $0.u.i64 = timestamp } }
-                            for (i, header) in record.headers.enumerated() {
-                                add(RD_KAFKA_VTYPE_HEADER) {
-                                    $0.u.header.name = names[i]
-                                    $0.u.header.val = header.value == nil ? nil : UnsafeRawPointer(values[i].baseAddress ?? emptyBytes)
-                                    $0.u.header.size = values[i].count
+                                if let key {
+                                    add(RD_KAFKA_VTYPE_KEY) {
+                                        $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress ?? emptyBytes)
+                                        $0.u.mem.size = key.count
+                                    }
                                 }
+                                if let timestamp = record.timestamp { add(RD_KAFKA_VTYPE_TIMESTAMP) { $0.u.i64 = timestamp } }
+                                for (i, header) in record.headers.enumerated() {
+                                    add(RD_KAFKA_VTYPE_HEADER) {
+                                        $0.u.header.name = names[i]
+                                        $0.u.header.val = header.value == nil ? nil : UnsafeRawPointer(values[i].baseAddress ?? emptyBytes)
+                                        $0.u.header.size = values[i].count
+                                    }
+                                }
+                                return rd_kafka_produceva(rk, vus.baseAddress, count)
                             }
-                            return rd_kafka_produceva(rk, vus.baseAddress, count)
                         }
                     }
                 }
@@ -259,8 +249,6 @@ public final class KafkaProducer: EventProducer, @unchecked Sendable {
         }
         running.on.store(false, ordering: .releasing)
         stopped.wait()
-        topicHandles.values.forEach { rd_kafka_topic_destroy($0) }
-        topicHandles.removeAll()
         rd_kafka_destroy(rk)
     }
 }

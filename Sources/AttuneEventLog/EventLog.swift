@@ -207,6 +207,34 @@ public struct ProduceReceipt: Sendable {
     public func metadata() async throws -> [RecordMetadata] { try await results().map { try $0.get() } }
 }
 
+/// Batches submitted to a producer with up to `window` of them in flight: a submit waits
+/// only for the oldest batch once the window is full, so the transport's queue never runs dry
+/// between batches, and every record's acknowledgement is still awaited.
+public struct InFlightBatches {
+    private let producer: any EventProducer
+    private let window: Int
+    private var receipts: [ProduceReceipt] = []
+    /// Records acknowledged so far.
+    public private(set) var acknowledged = 0
+
+    public init(_ producer: any EventProducer, window: Int = 4) {
+        self.producer = producer
+        self.window = max(1, window)
+    }
+
+    /// Hands `records` over in order; throws the first failure of a batch it waited for.
+    public mutating func submit(_ records: [ProducerRecord]) async throws {
+        receipts.append(try await producer.submit(records))
+        if receipts.count >= window { acknowledged += try await receipts.removeFirst().metadata().count }
+    }
+
+    /// Waits for every batch still in flight; returns the records acknowledged in all.
+    public mutating func finish() async throws -> Int {
+        while !receipts.isEmpty { acknowledged += try await receipts.removeFirst().metadata().count }
+        return acknowledged
+    }
+}
+
 extension EventProducer {
     public func submit(_ records: [ProducerRecord]) async throws -> ProduceReceipt {
         ProduceReceipt(acknowledged: try await send(records))

@@ -77,14 +77,13 @@ func runClient(_ log: any EventLog, count: Int, size: Int, options: Options) asy
     let producer = try log.makeProducer()
     let produce = try await seconds {
         // As `attune produce` sends: up to four batches in flight, each acknowledged in full.
-        var submitted = 0, inFlight: [ProduceReceipt] = []
+        var submitted = 0, inFlight = InFlightBatches(producer)
         while submitted < count {
             let n = min(options.batch, count - submitted)
-            inFlight.append(try await producer.submit((0..<n).map { _ in ProducerRecord(topic: topic, value: value) }))
+            try await inFlight.submit((0..<n).map { _ in ProducerRecord(topic: topic, value: value) })
             submitted += n
-            if inFlight.count >= 4 { _ = try await inFlight.removeFirst().metadata() }
         }
-        for receipt in inFlight { _ = try await receipt.metadata() }
+        _ = try await inFlight.finish()
     }
     await producer.close()
     try await Task.sleep(for: settle)

@@ -60,12 +60,10 @@ struct ProduceCommand: AsyncParsableCommand {
                     try await report(producer.send(record(key: key, value: Array(data))))
                     sent = 1
                 } else {
-                    // Up to four batches in flight: the next is enqueued while the earlier ones are acknowledged.
-                    var batch: [ProducerRecord] = [], inFlight: [ProduceReceipt] = []
+                    var batch: [ProducerRecord] = [], inFlight = InFlightBatches(producer)
                     func submit() async throws {
-                        inFlight.append(try await producer.submit(batch))
+                        try await inFlight.submit(batch)
                         batch.removeAll(keepingCapacity: true)
-                        if inFlight.count >= 4 { sent += try await inFlight.removeFirst().metadata().count }
                     }
                     while let line = readLine(strippingNewline: true) {
                         if let delimiter = keyDelimiter, let range = line.range(of: delimiter) {
@@ -76,7 +74,7 @@ struct ProduceCommand: AsyncParsableCommand {
                         if batch.count >= batchSize { try await submit() }
                     }
                     try await submit()
-                    for receipt in inFlight { sent += try await receipt.metadata().count }
+                    sent = try await inFlight.finish()
                     FileHandle.standardError.write(Data("produced \(sent) records to \(topic)\n".utf8))
                 }
             } catch {

@@ -111,7 +111,7 @@ let package = Package(
         // Shared by the test targets: the shared-broker trait, condition waits.
         .target(name: "AttuneTestSupport", dependencies: ["AttuneEventLog", "AttuneTokenizer", "AttuneModel"], path: "Tests/AttuneTestSupport"),
 
-        .testTarget(name: "AttuneTensorTests", dependencies: ["AttuneTensor", "CAttuneKernels"], exclude: ["Golden"]),
+        .testTarget(name: "AttuneTensorTests", dependencies: ["AttuneTensor", "CAttuneKernels", "AttuneTestSupport"], exclude: ["Golden"]),
         .testTarget(name: "AttuneGGUFTests", dependencies: ["AttuneGGUF"]),
         .testTarget(name: "AttuneTokenizerTests", dependencies: ["AttuneTokenizer", "AttuneModel"], exclude: ["Golden"]),
         .testTarget(name: "AttuneModelTests", dependencies: ["AttuneModel"], exclude: ["Golden"]),

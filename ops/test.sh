@@ -8,4 +8,8 @@ cd "$(dirname "$0")/.."
 # Every target must declare the targets it imports (an undeclared import fails the build).
 checks=(--explicit-target-dependency-import-check error)
 swift build -c release -Xswiftc -enable-testing "${checks[@]}" --product attune
+# The test process loads OpenBLAS as attune does: with the kernels attune picks for this CPU
+# (OpenBLAS 0.3.21 falls back to SSE3 kernels on CPUs it does not know).
+OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-$("$(swift build -c release --show-bin-path)/attune" bench machine --blas-core)}"
+export OPENBLAS_CORETYPE
 swift test -c release -Xswiftc -enable-testing "${checks[@]}" "$@"

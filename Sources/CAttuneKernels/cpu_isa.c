@@ -2,6 +2,7 @@
 #include "attune_kernels.h"
 
 #include <cpuid.h>
+#include <stddef.h>
 
 static uint64_t xcr0(void) {
     uint32_t lo, hi;
@@ -24,4 +25,15 @@ attune_isa attune_cpu_isa(void) {
     const int zmmState = (xcr & 0xE0) == 0xE0;  // opmask, upper ZMM0-15, ZMM16-31
     if (avx512f && avx512bw && avx512vl && vnni && zmmState) return ATTUNE_ISA_AVX512_VNNI;
     return ATTUNE_ISA_AVX2;
+}
+
+const char *attune_openblas_core_for_cpu(void) {
+    unsigned a, b, c, d;
+    if (attune_cpu_isa() == ATTUNE_ISA_SCALAR) return NULL;  // no AVX2 + FMA with YMM state
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return NULL;
+    const int avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1, avx512cd = (b >> 28) & 1;
+    const int avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1;
+    const int zmmState = (xcr0() & 0xE0) == 0xE0;
+    if (avx512f && avx512dq && avx512cd && avx512bw && avx512vl && zmmState) return "SkylakeX";
+    return "Haswell";
 }

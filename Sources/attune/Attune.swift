@@ -1,4 +1,5 @@
 import ArgumentParser
+import AttuneTensor
 import Foundation
 
 /// The `attune` command line: model, training, serving and event-log tools.
@@ -22,6 +23,7 @@ struct Attune: AsyncParsableCommand {
 
     /// Parses the command line completed by the configuration layers, then runs the command.
     static func main() async {
+        BlasCore.selectForThisCPU()
         do {
             var arguments = Array(CommandLine.arguments.dropFirst())
             let options = CommandOptions()

@@ -19,7 +19,8 @@ private let goldenDir = URL(fileURLWithPath: #filePath).deletingLastPathComponen
 
 /// Parity with an independent numpy float64 forward over the same GGUF
 /// (ops/reference/llama_reference.py): log-softmax at every prompt position within 1e-3,
-/// the same greedy continuation (" Paris…"), and the same perplexities within 0.5%. Scored
+/// the same greedy continuation (" Paris…"; quantized decode may part from it only at a near-tie
+/// its own logit error explains), and the same perplexities within 0.5%. Scored
 /// token by token through the decode path, 256 tokens of real text keep their one-prefill
 /// perplexity within 0.1% in dense mode and within 2% in quantized mode, whose decode
 /// multiplies 8-bit activations (measured 1.3% higher on the AVX2 and VNNI paths, 1.7% on the
@@ -47,8 +48,24 @@ func smolLM2MatchesNumpyReference(mode: WeightMode) throws {
 
     let gen = try Generator(model: model, tokenizer: tokenizer)
         .generate(GenerationRequest(prompt: ref.prompt_ids, maxTokens: ref.greedy_ids.count, stopAtEOS: false))
-    #expect(gen.tokens == ref.greedy_ids)
     #expect(gen.text.hasPrefix(" Paris"))
+    try #require(gen.tokens.count == ref.greedy_ids.count)
+    if let i = gen.tokens.indices.first(where: { gen.tokens[$0] != ref.greedy_ids[$0] }) {
+        // Only quantized decode (8-bit activations) may part from the reference, and only at a
+        // near-tie: where the two tokens' fp32 logits are closer than twice the decode path's
+        // own largest logit error at that position.
+        #expect(mode == .quantized, "dense greedy tokens \(gen.tokens) vs \(ref.greedy_ids)")
+        let exact = try LlamaModel(path: path, mode: .dense)
+        let context = ref.prompt_ids + ref.greedy_ids[..<i]
+        let want = try exact.forward(tokens: [context], caches: [exact.makeCache()], logits: .last)
+        let cache = model.makeCache()
+        var got = try model.forward(tokens: [ref.prompt_ids], caches: [cache], logits: .last)
+        for token in ref.greedy_ids[..<i] { got = try model.forward(tokens: [[token]], caches: [cache], logits: .last) }
+        let error = maxAbsDiff(got[...], want[...])
+        let margin = want[Int(ref.greedy_ids[i])] - want[Int(gen.tokens[i])]
+        #expect(error < 1, "decode logits off by \(error)")
+        #expect(margin < 2 * error, "greedy token \(i): \(gen.tokens[i]) instead of \(ref.greedy_ids[i]), fp32 margin \(margin), decode error \(error)")
+    }
 
     let scorer = Scorer(model: model)
     let ppl = try scorer.score(tokenizer.encode(ref.text)).perplexity

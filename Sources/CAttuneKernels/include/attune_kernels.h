@@ -16,6 +16,10 @@ typedef enum {
 /// The best level this CPU and operating system support (CPUID and XGETBV).
 attune_isa attune_cpu_isa(void);
 
+/// The OpenBLAS kernel set this CPU's features allow: "SkylakeX" (AVX-512 F/CD/BW/DQ/VL with
+/// the OS saving ZMM state), "Haswell" (AVX2 + FMA), or NULL.
+const char *attune_openblas_core_for_cpu(void);
+
 /// Quantizes `n` floats (a multiple of 32; several rows may be quantized at once) to blocks of 32 signed bytes with one fp32 scale
 /// per block: scale = max|x| / 127, q = round(x / scale). `sums[b]` receives the exact fp32
 /// sum of block b (the Q4_1 offset term uses it).

@@ -82,5 +82,5 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks (see ops/bench for side-by-side runs).",
         subcommands: [BenchModelCommand.self, BenchTrainCommand.self, BenchServeCommand.self, BenchForgettingCommand.self,
-                      BenchPersonalizationCommand.self, BenchColdStartCommand.self, BenchWorkersCommand.self])
+                      BenchPersonalizationCommand.self, BenchColdStartCommand.self, BenchWorkersCommand.self, BenchMachineCommand.self])
 }

@@ -1,0 +1,48 @@
+import AttuneTestSupport
+import Foundation
+import Testing
+@testable import AttuneTensor
+
+@Suite struct BlasCoreTests {
+    @Test func onlyAnUnrecognizedCPUGetsItsKernelsReplaced() {
+        #expect(BlasCore.replacement(loaded: "Prescott", cpu: "SkylakeX", environment: [:]) == "SkylakeX")
+        #expect(BlasCore.replacement(loaded: "Prescott", cpu: "Haswell", environment: [:]) == "Haswell")
+        #expect(BlasCore.replacement(loaded: "Haswell", cpu: "SkylakeX", environment: [:]) == nil)
+        #expect(BlasCore.replacement(loaded: "Zen", cpu: "Haswell", environment: [:]) == nil)
+        #expect(BlasCore.replacement(loaded: "Prescott", cpu: nil, environment: [:]) == nil)
+        #expect(BlasCore.replacement(loaded: "Prescott", cpu: "SkylakeX", environment: ["OPENBLAS_CORETYPE": "Prescott"]) == nil)
+    }
+
+    @Test func theCPUsKernelSetFollowsItsVectorFeatures() {
+        switch KernelISA.detected {
+        case .scalar: #expect(BlasCore.forThisCPU == nil)
+        case .avx2, .avx512vnni: #expect(["Haswell", "SkylakeX"].contains(BlasCore.forThisCPU ?? "none"))
+        }
+    }
+
+    /// The attune program, started without a pin, runs AVX2/AVX-512 kernels wherever the CPU has
+    /// them (re-executed if OpenBLAS did not recognize the CPU), and keeps a pin it is given.
+    @Test func theProgramRunsTheVectorKernelsTheCPUAllowsAndKeepsAPin() throws {
+        func blasCore(pin: String?) throws -> String {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: try attuneExecutable())
+            p.arguments = ["bench", "machine", "--blas-core"]
+            var environment = ProcessInfo.processInfo.environment
+            environment["OPENBLAS_CORETYPE"] = pin
+            environment["ATTUNE_OPENBLAS_DETECTED"] = nil
+            p.environment = environment
+            let out = Pipe()
+            p.standardOutput = out
+            try p.run()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 0)
+            return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let unpinned = try blasCore(pin: nil)
+        if BlasCore.forThisCPU != nil {
+            #expect(BlasCore.vectorCores.contains(unpinned.lowercased()), "OpenBLAS runs \(unpinned) on a CPU with AVX2")
+        }
+        #expect(try blasCore(pin: "Prescott") == "Prescott")
+    }
+}

@@ -24,20 +24,10 @@ import Testing
     /// them (re-executed if OpenBLAS did not recognize the CPU), and keeps a pin it is given.
     @Test func theProgramRunsTheVectorKernelsTheCPUAllowsAndKeepsAPin() throws {
         func blasCore(pin: String?) throws -> String {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: try attuneExecutable())
-            p.arguments = ["bench", "machine", "--blas-core"]
-            var environment = ProcessInfo.processInfo.environment
-            environment["OPENBLAS_CORETYPE"] = pin
-            environment["ATTUNE_OPENBLAS_DETECTED"] = nil
-            p.environment = environment
-            let out = Pipe()
-            p.standardOutput = out
-            try p.run()
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            #expect(p.terminationStatus == 0)
-            return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let run = try runAttune(["bench", "machine", "--blas-core"], environment: pin.map { ["OPENBLAS_CORETYPE": $0] } ?? [:],
+                                    unset: pin == nil ? ["OPENBLAS_CORETYPE", "ATTUNE_OPENBLAS_DETECTED"] : ["ATTUNE_OPENBLAS_DETECTED"])
+            #expect(run.status == 0, "\(run.err)")
+            return run.out.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         let unpinned = try blasCore(pin: nil)
         if BlasCore.forThisCPU != nil {

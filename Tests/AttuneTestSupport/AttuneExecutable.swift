@@ -14,14 +14,17 @@ public func attuneExecutable() throws -> String {
 }
 
 /// Runs the `attune` executable with `arguments` (in `folder`, if given, with `environment`
-/// added to this process's) and returns its exit status, standard output and standard error.
-public func runAttune(_ arguments: [String], in folder: URL? = nil,
-                      environment: [String: String]) throws -> (status: Int32, out: String, err: String) {
+/// added to this process's and the variables in `unset` removed) and returns its exit status,
+/// standard output and standard error.
+public func runAttune(_ arguments: [String], in folder: URL? = nil, environment: [String: String],
+                      unset: [String] = []) throws -> (status: Int32, out: String, err: String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: try attuneExecutable())
     p.arguments = arguments
     if let folder { p.currentDirectoryURL = folder }
-    if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+    if !environment.isEmpty || !unset.isEmpty {
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }.filter { !unset.contains($0.key) }
+    }
     let out = Pipe(), err = Pipe()
     p.standardOutput = out
     p.standardError = err

@@ -60,19 +60,15 @@ public final class WeightMatrix: @unchecked Sendable {
 
     /// Y_i = X·W_iᵀ for several matrices sharing the input X (m rows × cols). The rows in
     /// `decodeRows` (sorted, disjoint: decode positions) read the stored 4/8-bit blocks
-    /// directly, in one fan-out for all matrices: against 8-bit activations in quantized mode,
-    /// widened to fp32 in registers in dense mode. The other rows use sgemm on the fp32 copy or
-    /// on chunks dequantized into `scratch`. In dense mode more than `denseDirectLimit` decode
-    /// rows also use sgemm, which is faster there; both paths compute in fp32, so a row's result
-    /// differs between them only by rounding.
+    /// directly, in one fan-out for all matrices: against 8-bit activations in quantized mode; in
+    /// dense mode widened to fp32 in registers, or by panels for more than `denseDirectLimit`
+    /// rows. The other rows use sgemm on the fp32 copy or on chunks dequantized into `scratch`.
+    /// In dense mode every path computes in fp32, so a row's result differs between them only by
+    /// rounding.
     package static func matmul(_ matrices: [WeightMatrix], _ x: UnsafePointer<Float>, m: Int,
                                _ ys: [UnsafeMutablePointer<Float>], scratch: ScratchBuffer, decodeRows: [Range<Int>] = []) {
-        var direct = decodeRows
-        var nDirect = direct.reduce(0) { $0 + $1.count }
-        if matrices[0].dense != nil && nDirect > denseDirectLimit {
-            direct = []
-            nDirect = 0
-        }
+        let direct = decodeRows
+        let nDirect = direct.reduce(0) { $0 + $1.count }
         if nDirect == 0 {
             for (w, y) in zip(matrices, ys) { w.sgemm(x, m: m, y, scratch: scratch) }
             return
@@ -96,11 +92,13 @@ public final class WeightMatrix: @unchecked Sendable {
         }
     }
 
-    /// Decode rows beyond which dense mode multiplies with sgemm on the fp32 copy. `attune bench
-    /// serve` on SmolLM2, 2 cores, tok/s direct vs sgemm: 4 streams 172 vs 46, 8 streams 168 vs
-    /// 79; 16 streams about even (151 vs 177 in runs where one stream ran at 78 and 97); 32
-    /// streams 194 vs 249 likewise.
-    static let denseDirectLimit = 16
+    /// Decode rows beyond which dense mode multiplies by panels (`MatVec.multiplyPanels`: each
+    /// group of four weight rows widened once, then multiplied with every row) instead of widening
+    /// each block in registers per row tile. `attune bench serve` on SmolLM2, 2 cores (Sapphire
+    /// Rapids), tok/s panels vs register widening: 2 streams 87 vs 93, 4 streams 138 vs 141,
+    /// 8 streams 198 vs 156, 16 streams 282 vs 127. Up to 2026-12-04 larger batches used sgemm on
+    /// the fp32 copy, which reads 540 MB per step: 32 streams 235 tok/s, with panels 292.
+    static let denseDirectLimit = 4
 
     /// Y[m, rows] = X[m, cols] · Wᵀ, as the fused `matmul` for one matrix.
     package func matmul(_ x: UnsafePointer<Float>, m: Int, _ y: UnsafeMutablePointer<Float>, scratch: ScratchBuffer,
@@ -115,9 +113,16 @@ public final class WeightMatrix: @unchecked Sendable {
 
     private static func directProducts(_ matrices: [WeightMatrix], _ x: UnsafePointer<Float>, m: Int,
                                         _ ys: [UnsafeMutablePointer<Float>]) {
-        MatVec.multiply(zip(matrices, ys).map { w, y in
+        let products = zip(matrices, ys).map { w, y in
             MatVec.Product(format: w.format, weights: w.raw, rows: w.rows, cols: w.cols, y: y)
-        }, x: x, m: m, activations: matrices[0].dense == nil ? .int8 : .fp32)
+        }
+        if matrices[0].dense == nil {
+            MatVec.multiply(products, x: x, m: m, activations: .int8)
+        } else if m > denseDirectLimit {
+            MatVec.multiplyPanels(products, x: x, m: m)
+        } else {
+            MatVec.multiply(products, x: x, m: m, activations: .fp32)
+        }
     }
 
     private func sgemm(_ x: UnsafePointer<Float>, m: Int, _ y: UnsafeMutablePointer<Float>, scratch: ScratchBuffer) {

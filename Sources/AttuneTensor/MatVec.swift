@@ -61,6 +61,35 @@ public enum MatVec {
         }
     }
 
+    /// Whether `multiplyPanels` has a kernel for the format.
+    public static func hasPanels(_ format: QuantFormat) -> Bool { format == .q4_1 || format == .q8_0 }
+
+    /// Several products of the same m fp32 input rows in one fan-out, by panels
+    /// (`attune_panel_gemm`): each group of four weight rows is widened to fp32 once and
+    /// multiplied with every input row from cache, so the stored blocks stream from memory once
+    /// per call and the work is bound by arithmetic, not by reading an fp32 copy. For many rows
+    /// (a large decode batch); formats without panels use the register-widening kernels.
+    public static func multiplyPanels(_ products: [Product], x: UnsafePointer<Float>, m: Int, isa: KernelISA = .active) {
+        let cols = products[0].cols
+        precondition(products.allSatisfy { $0.cols == cols }, "fused products share the input")
+        let total = products.reduce(0) { $0 + $1.rows }
+        Parallel.chunks(total, granule: 4, minPerChunk: 64) { range in
+            var first = 0
+            for p in products {
+                let lo = max(range.lowerBound - first, 0), hi = min(range.upperBound - first, p.rows)
+                if lo < hi {
+                    if hasPanels(p.format) {
+                        attune_panel_gemm(isa.c, p.format == .q4_1 ? ATTUNE_PANEL_Q4_1 : ATTUNE_PANEL_Q8_0, p.weights,
+                                          p.cols / 32, lo, hi, m, x, p.y, p.rows)
+                    } else {
+                        rowsOf(p, lo..<hi, x, m, nil, nil, isa)
+                    }
+                }
+                first += p.rows
+            }
+        }
+    }
+
     @inline(__always)
     static func rowsOf(_ p: Product, _ range: Range<Int>, _ x: UnsafePointer<Float>, _ m: Int, _ xq: QuantizedRows?,
                        _ sums: BlockSums?, _ isa: KernelISA) {

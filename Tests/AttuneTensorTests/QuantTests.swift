@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import CAttuneKernels
 @testable import AttuneTensor
 
 private struct GoldenCase: Decodable {
@@ -211,6 +212,83 @@ func decodeProductIsTheSameInAnyBatch(format: QuantFormat, activations: MatVec.A
                     }
                     #expect(Array(batched[(i * rows)..<((i + 1) * rows)]) == alone, "\(format.name) \(isa) row \(i)")
                 }
+            }
+        }
+    }
+}
+
+/// The panel products (many input rows, weights widened once per group of four rows) on every
+/// path this CPU can run: within 1e-5 of Σ|w·x| of dequantize-then-dot in double precision, on
+/// shapes with a partial group of rows, a row length that is not a multiple of the kernel's
+/// column block and a row count that is not a multiple of its tile.
+@Test(arguments: [QuantFormat.q4_1, .q8_0])
+func panelProductMatchesDequantizedProduct(format: QuantFormat) {
+    let rows = 97, cols = 1088, m = 13
+    let rowBytes = format.byteCount(elements: cols)!
+    let q = quantizedRows(format, rows: rows, cols: cols)
+    let x = (0..<m).flatMap { i in kernelInput(cols).map { $0 * Float(i + 1) } }
+    let deq = q.withUnsafeBytes { raw in
+        (0..<rows).flatMap { r in
+            [Float](unsafeUninitializedCapacity: cols) { buffer, count in
+                Dequantize.row(format, raw.baseAddress! + r * rowBytes, buffer.baseAddress!, count: cols)
+                count = cols
+            }
+        }
+    }
+    for isa in KernelISA.runnable {
+        var y = [Float](repeating: .nan, count: m * rows)
+        q.withUnsafeBytes { raw in
+            y.withUnsafeMutableBufferPointer { yp in
+                MatVec.multiplyPanels([MatVec.Product(format: format, weights: raw.baseAddress!, rows: rows, cols: cols,
+                                                      y: yp.baseAddress!)], x: x, m: m, isa: isa)
+            }
+        }
+        for i in 0..<m {
+            for r in 0..<rows {
+                var exact = 0.0, magnitude = 0.0
+                for c in 0..<cols {
+                    exact += Double(deq[r * cols + c]) * Double(x[i * cols + c])
+                    magnitude += abs(Double(deq[r * cols + c]) * Double(x[i * cols + c]))
+                }
+                #expect(abs(Double(y[i * rows + r]) - exact) <= 1e-5 * magnitude + 1e-6,
+                        "\(format.name) \(isa) input \(i) row \(r): \(y[i * rows + r]) vs \(exact)")
+            }
+        }
+    }
+}
+
+/// A panel product's element is the same bit for bit whatever the batch (m) and whichever
+/// range of weight rows a core was given: a sequence decodes to the same logits in any batch
+/// that takes this path.
+@Test(arguments: [QuantFormat.q4_1, .q8_0])
+func panelProductIsTheSameInAnyBatchAndRowRange(format: QuantFormat) {
+    let rows = 70, cols = 576, m = 9
+    let q = quantizedRows(format, rows: rows, cols: cols)
+    let x = (0..<m).flatMap { i in randomFloats(cols, seed: 20 + UInt64(i), scale: Float(i + 1)) }
+    let panelFormat = format == .q4_1 ? ATTUNE_PANEL_Q4_1 : ATTUNE_PANEL_Q8_0
+    for isa in KernelISA.runnable {
+        func product(rows range: Range<Int>, inputs: Range<Int>) -> [Float] {
+            var y = [Float](repeating: .nan, count: inputs.count * rows)
+            q.withUnsafeBytes { raw in
+                x.withUnsafeBufferPointer { xp in
+                    attune_panel_gemm(isa.c, panelFormat, raw.baseAddress!, cols / 32, range.lowerBound, range.upperBound,
+                                      inputs.count, xp.baseAddress! + inputs.lowerBound * cols, &y, rows)
+                }
+            }
+            return y
+        }
+        let all = product(rows: 0..<rows, inputs: 0..<m)
+        #expect(!all.contains { $0.isNaN }, "\(isa): every element written")
+        for i in 0..<m {
+            #expect(product(rows: 0..<rows, inputs: i..<(i + 1)) == Array(all[(i * rows)..<((i + 1) * rows)]),
+                    "\(format.name) \(isa) input \(i) alone")
+        }
+        for range in [3..<50, 5..<70, 0..<66] {
+            let part = product(rows: range, inputs: 2..<7)
+            for i in 0..<5 {
+                #expect(Array(part[(i * rows + range.lowerBound)..<(i * rows + range.upperBound)])
+                        == Array(all[((i + 2) * rows + range.lowerBound)..<((i + 2) * rows + range.upperBound)]),
+                        "\(format.name) \(isa) rows \(range) input \(i + 2)")
             }
         }
     }

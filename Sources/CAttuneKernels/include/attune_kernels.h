@@ -48,4 +48,18 @@ void attune_matmul_q4_1_f32(attune_isa isa, const void *w, long blocks, long r0,
 void attune_matmul_q8_0_f32(attune_isa isa, const void *w, long blocks, long r0, long r1, long m,
                             const float *x, float *y, long ldy);
 
+/// Weight formats of attune_panel_gemm.
+typedef enum {
+    ATTUNE_PANEL_Q4_1 = 0,
+    ATTUNE_PANEL_Q8_0 = 1,
+} attune_panel_format;
+
+/// Y[i][r] = W[r] · X[i] for weight rows r in [r0, r1) of a Q4_1 or Q8_0 matrix (`blocks`
+/// blocks per row) and m fp32 activation rows of 32·blocks floats at x; Y[i][r] is stored at
+/// y[i·ldy + r]. Groups of four weight rows are widened to fp32 once (the values the
+/// dequantizer gives) and multiplied with every activation row: for batches of many rows.
+/// Each element is computed the same way whatever m and r0 are.
+void attune_panel_gemm(attune_isa isa, attune_panel_format format, const void *w, long blocks, long r0, long r1,
+                       long m, const float *x, float *y, long ldy);
+
 #endif

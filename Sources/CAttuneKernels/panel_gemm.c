@@ -1,0 +1,238 @@
+// Batched products of 4/8-bit weight rows with many fp32 activation rows (a decode step of a
+// large batch): each group of four weight rows is widened once into a small fp32 panel that
+// stays in L1, then multiplied with every activation row in register tiles. The weights stream
+// from memory once per call in their stored size, and no fp32 copy of the matrix is read.
+// Every output element is the same sequence of operations whatever m is and wherever its row
+// falls in a tile: an accumulator per (activation row, weight row) over 16- or 8-float chunks in
+// order, then a fixed reduction tree of that accumulator alone.
+#include "attune_kernels.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+enum { QK = 32, Q4_1_BYTES = 20, Q8_0_BYTES = 34, NR = 4 };
+
+static inline uint16_t load_u16(const uint8_t *p) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+static float half_to_float(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1F, mant = h & 0x3FF, bits;
+    if (exp == 0x1F) {
+        bits = sign | 0x7F800000 | (mant << 13);
+    } else if (exp != 0) {
+        bits = sign | ((exp + 112) << 23) | (mant << 13);
+    } else if (mant == 0) {
+        bits = sign;
+    } else {
+        exp = 113;
+        while (!(mant & 0x400)) { mant <<= 1; exp--; }
+        bits = sign | (exp << 23) | ((mant & 0x3FF) << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/// One weight row as fp32, the values the dequantizer produces (Q4_1: q·d + m; Q8_0: q·d).
+static void widen_row_scalar(int format, const uint8_t *row, long blocks, float *out) {
+    for (long b = 0; b < blocks; b++) {
+        float *o = out + QK * b;
+        if (format == ATTUNE_PANEL_Q4_1) {
+            const uint8_t *blk = row + b * Q4_1_BYTES;
+            const float d = half_to_float(load_u16(blk)), m = half_to_float(load_u16(blk + 2));
+            for (int j = 0; j < 16; j++) {
+                o[j] = (float)(blk[4 + j] & 0xF) * d + m;
+                o[j + 16] = (float)(blk[4 + j] >> 4) * d + m;
+            }
+        } else {
+            const uint8_t *blk = row + b * Q8_0_BYTES;
+            const float d = half_to_float(load_u16(blk));
+            for (int j = 0; j < QK; j++) o[j] = (float)(int8_t)blk[2 + j] * d;
+        }
+    }
+}
+
+static void panel_gemm_scalar(int format, const uint8_t *w, long blocks, long r0, long r1, long m,
+                              const float *x, float *y, long ldy) {
+    const long cols = QK * blocks, rowBytes = blocks * (format == ATTUNE_PANEL_Q4_1 ? Q4_1_BYTES : Q8_0_BYTES);
+    float panel[cols];
+    for (long r = r0; r < r1; r++) {
+        widen_row_scalar(format, w + r * rowBytes, blocks, panel);
+        for (long i = 0; i < m; i++) {
+            const float *xi = x + i * cols;
+            float acc = 0;
+            for (long c = 0; c < cols; c++) acc += panel[c] * xi[c];
+            y[i * ldy + r] = acc;
+        }
+    }
+}
+
+// MARK: - AVX-512
+
+#define AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")))
+
+AVX512 static inline float half_avx512(const uint8_t *p) { return _cvtsh_ss(load_u16(p)); }
+
+AVX512 static void widen_row_avx512(int format, const uint8_t *row, long blocks, float *out) {
+    for (long b = 0; b < blocks; b++) {
+        if (format == ATTUNE_PANEL_Q4_1) {
+            const uint8_t *blk = row + b * Q4_1_BYTES;
+            const __m512 d = _mm512_set1_ps(half_avx512(blk)), m = _mm512_set1_ps(half_avx512(blk + 2));
+            const __m128i packed = _mm_loadu_si128((const __m128i *)(blk + 4)), mask = _mm_set1_epi8(0x0F);
+            const __m128i lo = _mm_and_si128(packed, mask), hi = _mm_and_si128(_mm_srli_epi16(packed, 4), mask);
+            _mm512_storeu_ps(out + QK * b, _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo)), d), m));
+            _mm512_storeu_ps(out + QK * b + 16, _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi)), d), m));
+        } else {
+            const uint8_t *blk = row + b * Q8_0_BYTES;
+            const __m512 d = _mm512_set1_ps(half_avx512(blk));
+            const __m128i q0 = _mm_loadu_si128((const __m128i *)(blk + 2)), q1 = _mm_loadu_si128((const __m128i *)(blk + 18));
+            _mm512_storeu_ps(out + QK * b, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0)), d));
+            _mm512_storeu_ps(out + QK * b + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1)), d));
+        }
+    }
+}
+
+/// The sums of four vectors, in order, by one fixed tree per vector.
+AVX512 static inline __m128 sum4_avx512(__m512 a, __m512 b, __m512 c, __m512 d) {
+    const __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+    const __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xEE));
+    const __m512 abcd = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xDD));
+    const __m512 pairs = _mm512_add_ps(abcd, _mm512_permute_ps(abcd, 0x4E));
+    const __m512 all = _mm512_add_ps(pairs, _mm512_permute_ps(pairs, 0xB1));
+    return _mm512_castps512_ps128(_mm512_maskz_compress_ps(0x1111, all));
+}
+
+/// MR activation rows × the four panel rows: 4·MR accumulators over the row in 16-float chunks.
+#define PANEL_TILE_AVX512(MR)                                                                          \
+    AVX512 static inline void tile_avx512_##MR(const float *panel, long kn, const float *x, long ldx, float *y, long ldy, \
+                                               int accumulate) {                                       \
+        __m512 acc[MR][NR];                                                                            \
+        for (int i = 0; i < MR; i++)                                                                   \
+            for (int r = 0; r < NR; r++) acc[i][r] = _mm512_setzero_ps();                              \
+        for (long c = 0; c < kn; c += 16) {                                                               \
+            __m512 wv[NR];                                                                             \
+            for (int r = 0; r < NR; r++) wv[r] = _mm512_loadu_ps(panel + r * kn + c);                  \
+            for (int i = 0; i < MR; i++) {                                                             \
+                const __m512 xv = _mm512_loadu_ps(x + i * ldx + c);                                     \
+                for (int r = 0; r < NR; r++) acc[i][r] = _mm512_fmadd_ps(wv[r], xv, acc[i][r]);        \
+            }                                                                                          \
+        }                                                                                              \
+        for (int i = 0; i < MR; i++) {                                                                 \
+            const __m128 s = sum4_avx512(acc[i][0], acc[i][1], acc[i][2], acc[i][3]);                  \
+            _mm_storeu_ps(y + i * ldy, accumulate ? _mm_add_ps(_mm_loadu_ps(y + i * ldy), s) : s);     \
+        }                                                                                              \
+    }
+PANEL_TILE_AVX512(1)
+PANEL_TILE_AVX512(2)
+PANEL_TILE_AVX512(3)
+PANEL_TILE_AVX512(4)
+PANEL_TILE_AVX512(5)
+PANEL_TILE_AVX512(6)
+
+typedef void (*widen_fn)(int format, const uint8_t *row, long blocks, float *out);
+typedef void (*tile_fn)(const float *panel, long kn, const float *x, long ldx, float *y, long ldy, int accumulate);
+
+/// The blocked loop shared by the SIMD paths: the input is taken KC columns at a time, so those
+/// columns of every activation row stay in L1 while each group of four weight rows is widened
+/// into the panel and multiplied with them in tiles of up to `mr` rows (`tiles[t - 1]` for t rows).
+/// A group with fewer than four rows (the end of [r0, r1)) is accumulated in `tail`.
+static void panel_gemm_blocked(int format, const uint8_t *w, long blocks, long r0, long r1, long m, const float *x,
+                               float *y, long ldy, widen_fn widen, const tile_fn *tiles, long mr) {
+    enum { KC = 512 };
+    const long cols = QK * blocks, rowBytes = blocks * (format == ATTUNE_PANEL_Q4_1 ? Q4_1_BYTES : Q8_0_BYTES);
+    float panel[NR * KC], tail[m * NR];
+    for (long kb = 0; kb < cols; kb += KC) {
+        const long kn = cols - kb < KC ? cols - kb : KC;
+        for (long r = r0; r < r1; r += NR) {
+            const long n = r1 - r < NR ? r1 - r : NR;
+            for (long k = 0; k < NR; k++) {
+                if (k < n) widen(format, w + (r + k) * rowBytes + (kb / QK) * (rowBytes / blocks), kn / QK, panel + k * kn);
+                else memset(panel + k * kn, 0, (size_t)kn * sizeof(float));
+            }
+            float *out = n == NR ? y + r : tail;
+            const long ld = n == NR ? ldy : NR;
+            for (long i = 0; i < m; i += mr) {
+                const long t = m - i < mr ? m - i : mr;
+                tiles[t - 1](panel, kn, x + i * cols + kb, cols, out + i * ld, ld, kb > 0);
+            }
+        }
+    }
+    if ((r1 - r0) % NR)
+        for (long i = 0; i < m; i++)
+            for (long j = r1 - (r1 - r0) % NR; j < r1; j++) y[i * ldy + j] = tail[i * NR + j - (r1 - (r1 - r0) % NR)];
+}
+
+static const tile_fn tiles_avx512[] = {tile_avx512_1, tile_avx512_2, tile_avx512_3, tile_avx512_4, tile_avx512_5, tile_avx512_6};
+
+// MARK: - AVX2
+
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+AVX2 static inline float half_avx2(const uint8_t *p) { return _cvtsh_ss(load_u16(p)); }
+
+AVX2 static void widen_row_avx2(int format, const uint8_t *row, long blocks, float *out) {
+    for (long b = 0; b < blocks; b++) {
+        if (format == ATTUNE_PANEL_Q4_1) {
+            const uint8_t *blk = row + b * Q4_1_BYTES;
+            const __m256 d = _mm256_set1_ps(half_avx2(blk)), m = _mm256_set1_ps(half_avx2(blk + 2));
+            const __m128i packed = _mm_loadu_si128((const __m128i *)(blk + 4)), mask = _mm_set1_epi8(0x0F);
+            const __m128i lo = _mm_and_si128(packed, mask), hi = _mm_and_si128(_mm_srli_epi16(packed, 4), mask);
+            const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+            for (int g = 0; g < 4; g++)
+                _mm256_storeu_ps(out + QK * b + 8 * g,
+                                 _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(parts[g])), d), m));
+        } else {
+            const uint8_t *blk = row + b * Q8_0_BYTES;
+            const __m256 d = _mm256_set1_ps(half_avx2(blk));
+            for (int g = 0; g < 4; g++) {
+                const __m128i q = _mm_loadl_epi64((const __m128i *)(blk + 2 + 8 * g));
+                _mm256_storeu_ps(out + QK * b + 8 * g, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d));
+            }
+        }
+    }
+}
+
+/// The sums of four vectors, in order, by one fixed tree per vector.
+AVX2 static inline __m128 sum4_avx2(__m256 a, __m256 b, __m256 c, __m256 d) {
+    const __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+/// MR activation rows × the four panel rows in 8-float chunks (16 ymm registers: MR ≤ 2 keeps
+/// accumulators, weights and the input in registers).
+#define PANEL_TILE_AVX2(MR)                                                                            \
+    AVX2 static inline void tile_avx2_##MR(const float *panel, long kn, const float *x, long ldx, float *y, long ldy, \
+                                           int accumulate) {                                           \
+        __m256 acc[MR][NR];                                                                            \
+        for (int i = 0; i < MR; i++)                                                                   \
+            for (int r = 0; r < NR; r++) acc[i][r] = _mm256_setzero_ps();                              \
+        for (long c = 0; c < kn; c += 8) {                                                                \
+            __m256 wv[NR];                                                                             \
+            for (int r = 0; r < NR; r++) wv[r] = _mm256_loadu_ps(panel + r * kn + c);                  \
+            for (int i = 0; i < MR; i++) {                                                             \
+                const __m256 xv = _mm256_loadu_ps(x + i * ldx + c);                                     \
+                for (int r = 0; r < NR; r++) acc[i][r] = _mm256_fmadd_ps(wv[r], xv, acc[i][r]);        \
+            }                                                                                          \
+        }                                                                                              \
+        for (int i = 0; i < MR; i++) {                                                                 \
+            const __m128 s = sum4_avx2(acc[i][0], acc[i][1], acc[i][2], acc[i][3]);                    \
+            _mm_storeu_ps(y + i * ldy, accumulate ? _mm_add_ps(_mm_loadu_ps(y + i * ldy), s) : s);     \
+        }                                                                                              \
+    }
+PANEL_TILE_AVX2(1)
+PANEL_TILE_AVX2(2)
+
+static const tile_fn tiles_avx2[] = {tile_avx2_1, tile_avx2_2};
+
+// MARK: - Dispatch
+
+void attune_panel_gemm(attune_isa isa, attune_panel_format format, const void *w, long blocks, long r0, long r1,
+                       long m, const float *x, float *y, long ldy) {
+    if (isa == ATTUNE_ISA_AVX512_VNNI) panel_gemm_blocked(format, w, blocks, r0, r1, m, x, y, ldy, widen_row_avx512, tiles_avx512, 6);
+    else if (isa == ATTUNE_ISA_AVX2) panel_gemm_blocked(format, w, blocks, r0, r1, m, x, y, ldy, widen_row_avx2, tiles_avx2, 2);
+    else panel_gemm_scalar(format, w, blocks, r0, r1, m, x, y, ldy);
+}

@@ -8,6 +8,7 @@
 #include "attune_kernels.h"
 
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { QK = 32, Q4_1_BYTES = 20, Q8_0_BYTES = 34, NR = 4 };
@@ -59,7 +60,7 @@ static void widen_row_scalar(int format, const uint8_t *row, long blocks, float 
 static void panel_gemm_scalar(int format, const uint8_t *w, long blocks, long r0, long r1, long m,
                               const float *x, float *y, long ldy) {
     const long cols = QK * blocks, rowBytes = blocks * (format == ATTUNE_PANEL_Q4_1 ? Q4_1_BYTES : Q8_0_BYTES);
-    float panel[cols];
+    float *panel = malloc((size_t)cols * sizeof(float));
     for (long r = r0; r < r1; r++) {
         widen_row_scalar(format, w + r * rowBytes, blocks, panel);
         for (long i = 0; i < m; i++) {
@@ -69,6 +70,7 @@ static void panel_gemm_scalar(int format, const uint8_t *w, long blocks, long r0
             y[i * ldy + r] = acc;
         }
     }
+    free(panel);
 }
 
 // MARK: - AVX-512
@@ -108,14 +110,14 @@ AVX512 static inline __m128 sum4_avx512(__m512 a, __m512 b, __m512 c, __m512 d) 
 
 /// MR activation rows × the four panel rows: 4·MR accumulators over the row in 16-float chunks.
 #define PANEL_TILE_AVX512(MR)                                                                          \
-    AVX512 static inline void tile_avx512_##MR(const float *panel, long kn, const float *x, long ldx, float *y, long ldy, \
+    AVX512 static inline void tile_avx512_##MR(const float *panel, long ldp, long kn, const float *x, long ldx, float *y, long ldy, \
                                                int accumulate) {                                       \
         __m512 acc[MR][NR];                                                                            \
         for (int i = 0; i < MR; i++)                                                                   \
             for (int r = 0; r < NR; r++) acc[i][r] = _mm512_setzero_ps();                              \
         for (long c = 0; c < kn; c += 16) {                                                               \
             __m512 wv[NR];                                                                             \
-            for (int r = 0; r < NR; r++) wv[r] = _mm512_loadu_ps(panel + r * kn + c);                  \
+            for (int r = 0; r < NR; r++) wv[r] = _mm512_loadu_ps(panel + r * ldp + c);                 \
             for (int i = 0; i < MR; i++) {                                                             \
                 const __m512 xv = _mm512_loadu_ps(x + i * ldx + c);                                     \
                 for (int r = 0; r < NR; r++) acc[i][r] = _mm512_fmadd_ps(wv[r], xv, acc[i][r]);        \
@@ -134,36 +136,39 @@ PANEL_TILE_AVX512(5)
 PANEL_TILE_AVX512(6)
 
 typedef void (*widen_fn)(int format, const uint8_t *row, long blocks, float *out);
-typedef void (*tile_fn)(const float *panel, long kn, const float *x, long ldx, float *y, long ldy, int accumulate);
+typedef void (*tile_fn)(const float *panel, long ldp, long kn, const float *x, long ldx, float *y, long ldy, int accumulate);
 
-/// The blocked loop shared by the SIMD paths: the input is taken KC columns at a time, so those
-/// columns of every activation row stay in L1 while each group of four weight rows is widened
-/// into the panel and multiplied with them in tiles of up to `mr` rows (`tiles[t - 1]` for t rows).
-/// A group with fewer than four rows (the end of [r0, r1)) is accumulated in `tail`.
+/// The loop shared by the SIMD paths: each group of four weight rows is widened whole into the
+/// panel (its bytes read once, in order), then multiplied KC columns at a time, so a tile's
+/// slices of the panel and of up to `mr` activation rows stay in L1 (`tiles[t - 1]` for t rows;
+/// the m rows are split into equal tiles). A group with fewer than four rows (the end of
+/// [r0, r1)) is accumulated in `tail`.
 static void panel_gemm_blocked(int format, const uint8_t *w, long blocks, long r0, long r1, long m, const float *x,
                                float *y, long ldy, widen_fn widen, const tile_fn *tiles, long mr) {
     enum { KC = 512 };
     const long cols = QK * blocks, rowBytes = blocks * (format == ATTUNE_PANEL_Q4_1 ? Q4_1_BYTES : Q8_0_BYTES);
-    float panel[NR * KC], tail[m * NR];
-    for (long kb = 0; kb < cols; kb += KC) {
-        const long kn = cols - kb < KC ? cols - kb : KC;
-        for (long r = r0; r < r1; r += NR) {
-            const long n = r1 - r < NR ? r1 - r : NR;
-            for (long k = 0; k < NR; k++) {
-                if (k < n) widen(format, w + (r + k) * rowBytes + (kb / QK) * (rowBytes / blocks), kn / QK, panel + k * kn);
-                else memset(panel + k * kn, 0, (size_t)kn * sizeof(float));
-            }
-            float *out = n == NR ? y + r : tail;
-            const long ld = n == NR ? ldy : NR;
-            for (long i = 0; i < m; i += mr) {
-                const long t = m - i < mr ? m - i : mr;
-                tiles[t - 1](panel, kn, x + i * cols + kb, cols, out + i * ld, ld, kb > 0);
+    const long ntiles = (m + mr - 1) / mr;
+    float *panel = malloc((size_t)(NR * cols + m * NR) * sizeof(float)), *tail = panel + NR * cols;
+    for (long r = r0; r < r1; r += NR) {
+        const long n = r1 - r < NR ? r1 - r : NR;
+        for (long k = 0; k < NR; k++) {
+            if (k < n) widen(format, w + (r + k) * rowBytes, blocks, panel + k * cols);
+            else memset(panel + k * cols, 0, (size_t)cols * sizeof(float));
+        }
+        float *out = n == NR ? y + r : tail;
+        const long ld = n == NR ? ldy : NR;
+        for (long kb = 0; kb < cols; kb += KC) {
+            const long kn = cols - kb < KC ? cols - kb : KC;
+            for (long j = 0; j < ntiles; j++) {
+                const long i = m * j / ntiles, t = m * (j + 1) / ntiles - i;
+                tiles[t - 1](panel + kb, cols, kn, x + i * cols + kb, cols, out + i * ld, ld, kb > 0);
             }
         }
+        if (n < NR)
+            for (long i = 0; i < m; i++)
+                for (long k = 0; k < n; k++) y[i * ldy + r + k] = tail[i * NR + k];
     }
-    if ((r1 - r0) % NR)
-        for (long i = 0; i < m; i++)
-            for (long j = r1 - (r1 - r0) % NR; j < r1; j++) y[i * ldy + j] = tail[i * NR + j - (r1 - (r1 - r0) % NR)];
+    free(panel);
 }
 
 static const tile_fn tiles_avx512[] = {tile_avx512_1, tile_avx512_2, tile_avx512_3, tile_avx512_4, tile_avx512_5, tile_avx512_6};
@@ -205,14 +210,14 @@ AVX2 static inline __m128 sum4_avx2(__m256 a, __m256 b, __m256 c, __m256 d) {
 /// MR activation rows × the four panel rows in 8-float chunks (16 ymm registers: MR ≤ 2 keeps
 /// accumulators, weights and the input in registers).
 #define PANEL_TILE_AVX2(MR)                                                                            \
-    AVX2 static inline void tile_avx2_##MR(const float *panel, long kn, const float *x, long ldx, float *y, long ldy, \
+    AVX2 static inline void tile_avx2_##MR(const float *panel, long ldp, long kn, const float *x, long ldx, float *y, long ldy, \
                                            int accumulate) {                                           \
         __m256 acc[MR][NR];                                                                            \
         for (int i = 0; i < MR; i++)                                                                   \
             for (int r = 0; r < NR; r++) acc[i][r] = _mm256_setzero_ps();                              \
         for (long c = 0; c < kn; c += 8) {                                                                \
             __m256 wv[NR];                                                                             \
-            for (int r = 0; r < NR; r++) wv[r] = _mm256_loadu_ps(panel + r * kn + c);                  \
+            for (int r = 0; r < NR; r++) wv[r] = _mm256_loadu_ps(panel + r * ldp + c);                 \
             for (int i = 0; i < MR; i++) {                                                             \
                 const __m256 xv = _mm256_loadu_ps(x + i * ldx + c);                                     \
                 for (int r = 0; r < NR; r++) acc[i][r] = _mm256_fmadd_ps(wv[r], xv, acc[i][r]);        \

@@ -29,7 +29,7 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable {
         case .unknownTensorType(let t, let code): return "tensor \(t) has unsupported type code \(code)"
         case .badTensorShape(let t, let reason): return "tensor \(t) has a bad shape: \(reason)"
         case .tensorOutOfRange(let t, let offset, let bytes, let size):
-            return "tensor \(t) (\(bytes) bytes at data offset \(offset)) runs past the data section (\(size) bytes)"
+            return "GGUF file truncated or corrupt: tensor \(t) (\(bytes) bytes at data offset \(offset)) runs past the data section (\(size) bytes)"
         case .misalignedTensor(let t, let offset, let a): return "tensor \(t) offset \(offset) is not aligned to \(a)"
         case .duplicate(let what, let name): return "duplicate \(what) \"\(name)\""
         case .badAlignment(let a): return "general.alignment \(a) is not a power of two between 1 and 65536"

@@ -166,7 +166,11 @@ public final class GGUFFile: @unchecked Sendable {
             guard depth < 4 else { throw GGUFError.absurdCount(what: "array nesting of \(key)", count: UInt64(depth)) }
             let elementType = try r.read(UInt32.self, "array type of \(key)")
             let n = try r.read(UInt64.self, "array length of \(key)")
-            guard n <= UInt64(r.count - r.offset) else { throw GGUFError.absurdCount(what: "array \(key) element", count: n) }
+            // Every element takes at least a byte: a longer array than the bytes left is a cut (or
+            // corrupt) file, reported as the truncation it looks like.
+            guard n <= UInt64(r.count - r.offset) else {
+                throw GGUFError.truncated(offset: r.offset, needed: Int(clamping: n), what: "array \(key) of \(n) elements")
+            }
             var items: [GGUFValue] = []
             items.reserveCapacity(Int(n))
             for _ in 0..<n { items.append(try readValue(&r, code: elementType, key: key, depth: depth + 1)) }

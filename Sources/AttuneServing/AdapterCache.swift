@@ -221,8 +221,8 @@ public actor AdapterCache {
             }
         }
         let bytes = try await registry.weights(of: release)
-        let lora = try PEFTAdapterFile.decode(published: Data(bytes), model: config)
-        return ServedModel(name: release.name, release: release, own: lora, bytes: lora.parameterCount * 4, domain: domain)
+        let lora = HalfPrecisionLoRA(try PEFTAdapterFile.decode(published: Data(bytes), model: config))
+        return ServedModel(name: release.name, release: release, own: lora, bytes: lora.byteCount, domain: domain)
     }
 
     private func tick() -> UInt64 {

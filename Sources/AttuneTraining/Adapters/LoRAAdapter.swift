@@ -55,7 +55,7 @@ public final class LoRAAdapter: LinearAdapter, @unchecked Sendable {
     }
 
     @inline(__always)
-    static func key(_ layer: Int, _ target: LinearTarget) -> Int {
+    public static func key(_ layer: Int, _ target: LinearTarget) -> Int {
         let ordinal: Int
         switch target {
         case .q: ordinal = 0

@@ -3,28 +3,10 @@
 // (rank × out), so the expand runs down contiguous output features. Each row is computed by the
 // same operations whatever m is: a row gets the same terms alone or in a batch.
 #include "attune_kernels.h"
+#include "blocks.h"
 
 #include <immintrin.h>
 #include <string.h>
-
-static float half_to_float(uint16_t h) {
-    const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1F, mant = h & 0x3FF, bits;
-    if (exp == 0x1F) {
-        bits = sign | 0x7F800000 | (mant << 13);
-    } else if (exp != 0) {
-        bits = sign | ((exp + 112) << 23) | (mant << 13);
-    } else if (mant == 0) {
-        bits = sign;
-    } else {
-        exp = 113;
-        while (!(mant & 0x400)) { mant <<= 1; exp--; }
-        bits = sign | (exp << 23) | ((mant & 0x3FF) << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
 
 static void lora_f16_scalar(const uint16_t *a, const uint16_t *bt, long rank, long in, long out, long m, float scale,
                             const float *x, float *y) {
@@ -43,15 +25,6 @@ static void lora_f16_scalar(const uint16_t *a, const uint16_t *bt, long rank, lo
             yi[o] += acc;
         }
     }
-}
-
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
-
-AVX2 static inline float hsum256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 AVX2 static inline __m256 load_half8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }

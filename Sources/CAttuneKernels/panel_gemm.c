@@ -6,37 +6,14 @@
 // falls in a tile: an accumulator per (activation row, weight row) over 16- or 8-float chunks in
 // order, then a fixed reduction tree of that accumulator alone.
 #include "attune_kernels.h"
+#include "blocks.h"
 
 #include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { QK = 32, Q4_1_BYTES = 20, Q8_0_BYTES = 34, NR = 4 };
-
-static inline uint16_t load_u16(const uint8_t *p) {
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return v;
-}
-
-static float half_to_float(uint16_t h) {
-    const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1F, mant = h & 0x3FF, bits;
-    if (exp == 0x1F) {
-        bits = sign | 0x7F800000 | (mant << 13);
-    } else if (exp != 0) {
-        bits = sign | ((exp + 112) << 23) | (mant << 13);
-    } else if (mant == 0) {
-        bits = sign;
-    } else {
-        exp = 113;
-        while (!(mant & 0x400)) { mant <<= 1; exp--; }
-        bits = sign | (exp << 23) | ((mant & 0x3FF) << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
+/// Weight rows per panel.
+enum { NR = 4 };
 
 /// One weight row as fp32, the values the dequantizer produces (Q4_1: q·d + m; Q8_0: q·d).
 static void widen_row_scalar(int format, const uint8_t *row, long blocks, float *out) {
@@ -174,8 +151,6 @@ static void panel_gemm_blocked(int format, const uint8_t *w, long blocks, long r
 static const tile_fn tiles_avx512[] = {tile_avx512_1, tile_avx512_2, tile_avx512_3, tile_avx512_4, tile_avx512_5, tile_avx512_6};
 
 // MARK: - AVX2
-
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
 
 AVX2 static inline float half_avx2(const uint8_t *p) { return _cvtsh_ss(load_u16(p)); }
 

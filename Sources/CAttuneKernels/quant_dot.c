@@ -4,37 +4,11 @@
 // Every output element is computed by the same instructions in the same order whatever the
 // number of activation rows: a sequence decodes to the same logits alone or in a batch.
 #include "attune_kernels.h"
+#include "blocks.h"
 
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
-
-enum { QK = 32, Q4_1_BYTES = 20, Q8_0_BYTES = 34 };
-
-static inline uint16_t load_u16(const uint8_t *p) {
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return v;
-}
-
-static float half_to_float(uint16_t h) {
-    const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1F, mant = h & 0x3FF, bits;
-    if (exp == 0x1F) {
-        bits = sign | 0x7F800000 | (mant << 13);
-    } else if (exp != 0) {
-        bits = sign | ((exp + 112) << 23) | (mant << 13);
-    } else if (mant == 0) {
-        bits = sign;
-    } else {
-        exp = 113;
-        while (!(mant & 0x400)) { mant <<= 1; exp--; }
-        bits = sign | (exp << 23) | ((mant & 0x3FF) << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
 
 // MARK: - Portable reference
 
@@ -93,15 +67,7 @@ static void matmul_q8_0_scalar(const uint8_t *w, long blocks, long r0, long r1, 
 
 // MARK: - AVX2
 
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
-
-AVX2 static inline float hsum256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 AVX2 static inline float half_avx2(const uint8_t *p) { return _cvtsh_ss(load_u16(p)); }
 

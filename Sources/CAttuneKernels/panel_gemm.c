@@ -85,26 +85,32 @@ AVX512 static inline __m128 sum4_avx512(__m512 a, __m512 b, __m512 c, __m512 d) 
     return _mm512_castps512_ps128(_mm512_maskz_compress_ps(0x1111, all));
 }
 
-/// MR activation rows × the four panel rows: 4·MR accumulators over the row in 16-float chunks.
-#define PANEL_TILE_AVX512(MR)                                                                          \
-    AVX512 static inline void tile_avx512_##MR(const float *panel, long ldp, long kn, const float *x, long ldx, float *y, long ldy, \
-                                               int accumulate) {                                       \
-        __m512 acc[MR][NR];                                                                            \
-        for (int i = 0; i < MR; i++)                                                                   \
-            for (int r = 0; r < NR; r++) acc[i][r] = _mm512_setzero_ps();                              \
-        for (long c = 0; c < kn; c += 16) {                                                               \
-            __m512 wv[NR];                                                                             \
-            for (int r = 0; r < NR; r++) wv[r] = _mm512_loadu_ps(panel + r * ldp + c);                 \
-            for (int i = 0; i < MR; i++) {                                                             \
-                const __m512 xv = _mm512_loadu_ps(x + i * ldx + c);                                     \
-                for (int r = 0; r < NR; r++) acc[i][r] = _mm512_fmadd_ps(wv[r], xv, acc[i][r]);        \
-            }                                                                                          \
-        }                                                                                              \
-        for (int i = 0; i < MR; i++) {                                                                 \
-            const __m128 s = sum4_avx512(acc[i][0], acc[i][1], acc[i][2], acc[i][3]);                  \
-            _mm_storeu_ps(y + i * ldy, accumulate ? _mm_add_ps(_mm_loadu_ps(y + i * ldy), s) : s);     \
-        }                                                                                              \
+/// A register tile: MR activation rows × the four panel rows, 4·MR accumulators of VEC (WIDTH
+/// floats) over the row, then SUM4's fixed tree per accumulator; ATTR, LOAD, ZERO and FMA give the
+/// instruction set. Written into `y` or, with `accumulate`, added to what it holds.
+#define PANEL_TILE(NAME, ATTR, VEC, WIDTH, LOAD, ZERO, FMA, SUM4, MR)                                 \
+    ATTR static inline void NAME##_##MR(const float *panel, long ldp, long kn, const float *x, long ldx, float *y, \
+                                        long ldy, int accumulate) {                                  \
+        VEC acc[MR][NR];                                                                             \
+        for (int i = 0; i < MR; i++)                                                                 \
+            for (int r = 0; r < NR; r++) acc[i][r] = ZERO();                                         \
+        for (long c = 0; c < kn; c += WIDTH) {                                                       \
+            VEC wv[NR];                                                                              \
+            for (int r = 0; r < NR; r++) wv[r] = LOAD(panel + r * ldp + c);                          \
+            for (int i = 0; i < MR; i++) {                                                           \
+                const VEC xv = LOAD(x + i * ldx + c);                                                \
+                for (int r = 0; r < NR; r++) acc[i][r] = FMA(wv[r], xv, acc[i][r]);                  \
+            }                                                                                        \
+        }                                                                                            \
+        for (int i = 0; i < MR; i++) {                                                               \
+            const __m128 s = SUM4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]);                       \
+            _mm_storeu_ps(y + i * ldy, accumulate ? _mm_add_ps(_mm_loadu_ps(y + i * ldy), s) : s);   \
+        }                                                                                            \
     }
+
+/// AVX-512: 6 rows × 4 in 16-float chunks (24 of the 32 zmm registers accumulate).
+#define PANEL_TILE_AVX512(MR) \
+    PANEL_TILE(tile_avx512, AVX512, __m512, 16, _mm512_loadu_ps, _mm512_setzero_ps, _mm512_fmadd_ps, sum4_avx512, MR)
 PANEL_TILE_AVX512(1)
 PANEL_TILE_AVX512(2)
 PANEL_TILE_AVX512(3)
@@ -182,27 +188,10 @@ AVX2 static inline __m128 sum4_avx2(__m256 a, __m256 b, __m256 c, __m256 d) {
     return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
 }
 
-/// MR activation rows × the four panel rows in 8-float chunks (16 ymm registers: MR ≤ 2 keeps
-/// accumulators, weights and the input in registers).
-#define PANEL_TILE_AVX2(MR)                                                                            \
-    AVX2 static inline void tile_avx2_##MR(const float *panel, long ldp, long kn, const float *x, long ldx, float *y, long ldy, \
-                                           int accumulate) {                                           \
-        __m256 acc[MR][NR];                                                                            \
-        for (int i = 0; i < MR; i++)                                                                   \
-            for (int r = 0; r < NR; r++) acc[i][r] = _mm256_setzero_ps();                              \
-        for (long c = 0; c < kn; c += 8) {                                                                \
-            __m256 wv[NR];                                                                             \
-            for (int r = 0; r < NR; r++) wv[r] = _mm256_loadu_ps(panel + r * ldp + c);                 \
-            for (int i = 0; i < MR; i++) {                                                             \
-                const __m256 xv = _mm256_loadu_ps(x + i * ldx + c);                                     \
-                for (int r = 0; r < NR; r++) acc[i][r] = _mm256_fmadd_ps(wv[r], xv, acc[i][r]);        \
-            }                                                                                          \
-        }                                                                                              \
-        for (int i = 0; i < MR; i++) {                                                                 \
-            const __m128 s = sum4_avx2(acc[i][0], acc[i][1], acc[i][2], acc[i][3]);                    \
-            _mm_storeu_ps(y + i * ldy, accumulate ? _mm_add_ps(_mm_loadu_ps(y + i * ldy), s) : s);     \
-        }                                                                                              \
-    }
+/// AVX2: up to 2 rows × 4 in 8-float chunks (16 ymm registers hold accumulators, weights and the
+/// input).
+#define PANEL_TILE_AVX2(MR) \
+    PANEL_TILE(tile_avx2, AVX2, __m256, 8, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_fmadd_ps, sum4_avx2, MR)
 PANEL_TILE_AVX2(1)
 PANEL_TILE_AVX2(2)
 

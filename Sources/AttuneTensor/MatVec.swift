@@ -64,23 +64,40 @@ public enum MatVec {
     /// Whether `multiplyPanels` has a kernel for the format.
     public static func hasPanels(_ format: QuantFormat) -> Bool { format == .q4_1 || format == .q8_0 }
 
-    /// Several products of the same m fp32 input rows in one fan-out, by panels
-    /// (`attune_panel_gemm`): each group of four weight rows is widened to fp32 once and
-    /// multiplied with every input row from cache, so the stored blocks stream from memory once
-    /// per call and the work is bound by arithmetic, not by reading an fp32 copy. For many rows
-    /// (a large decode batch); formats without panels use the register-widening kernels.
+    /// The batch from which `multiplyPanels` uses broadcast-form tiles on packed input rather than
+    /// dot-form tiles (`ops/bench` kernel timings of the model's three matrix shapes on Sapphire
+    /// Rapids: dot form ahead below 24 rows; with 8-float vectors, padding to 16 rows makes the
+    /// broadcast form lose below 32).
+    public static func panelBroadcastMin(_ isa: KernelISA) -> Int { isa == .avx2 ? 32 : 24 }
+
+    /// Several products of the same m fp32 input rows in one fan-out, by panels: each group of
+    /// weight rows is widened to fp32 once and multiplied with every input row from cache, so the
+    /// stored blocks stream from memory once per call and the work is bound by arithmetic, not by
+    /// reading an fp32 copy. From `panelBroadcastMin(isa)` rows the input is packed column-major
+    /// once and the tiles broadcast weights (`attune_panel_gemm`); below, the tiles run along
+    /// the rows (`attune_panel_gemm_rows`). For many rows (a large decode batch); formats without
+    /// panels use the register-widening kernels.
     public static func multiplyPanels(_ products: [Product], x: UnsafePointer<Float>, m: Int, isa: KernelISA = .active) {
         let cols = products[0].cols
         precondition(products.allSatisfy { $0.cols == cols }, "fused products share the input")
+        let lanes = Int(ATTUNE_PANEL_LANES)
+        let packed: UnsafeMutablePointer<Float>? = m >= panelBroadcastMin(isa)
+            ? .allocate(capacity: cols * ((m + lanes - 1) / lanes * lanes)) : nil
+        defer { packed?.deallocate() }
+        if let packed { attune_panel_pack(m, cols, x, packed) }
         let total = products.reduce(0) { $0 + $1.rows }
-        Parallel.chunks(total, granule: 4, minPerChunk: 64) { range in
+        Parallel.chunks(total, granule: 24, minPerChunk: 64) { range in
             var first = 0
             for p in products {
                 let lo = max(range.lowerBound - first, 0), hi = min(range.upperBound - first, p.rows)
                 if lo < hi {
                     if hasPanels(p.format) {
-                        attune_panel_gemm(isa.c, p.format == .q4_1 ? ATTUNE_PANEL_Q4_1 : ATTUNE_PANEL_Q8_0, p.weights,
-                                          p.cols / 32, lo, hi, m, x, p.y, p.rows)
+                        let format = p.format == .q4_1 ? ATTUNE_PANEL_Q4_1 : ATTUNE_PANEL_Q8_0
+                        if let packed {
+                            attune_panel_gemm(isa.c, format, p.weights, p.cols / 32, lo, hi, m, packed, p.y, p.rows)
+                        } else {
+                            attune_panel_gemm_rows(isa.c, format, p.weights, p.cols / 32, lo, hi, m, x, p.y, p.rows)
+                        }
                     } else {
                         rowsOf(p, lo..<hi, x, m, nil, nil, isa)
                     }

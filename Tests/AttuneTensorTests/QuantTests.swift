@@ -217,13 +217,14 @@ func decodeProductIsTheSameInAnyBatch(format: QuantFormat, activations: MatVec.A
     }
 }
 
-/// The panel products (many input rows, weights widened once per group of four rows) on every
+/// The panel products (many input rows, weights widened once per group of rows) on every
 /// path this CPU can run: within 1e-5 of Σ|w·x| of dequantize-then-dot in double precision, on
 /// shapes with a partial group of rows, a row length that is not a multiple of the kernel's
-/// column block and a row count that is not a multiple of its tile.
-@Test(arguments: [QuantFormat.q4_1, .q8_0])
-func panelProductMatchesDequantizedProduct(format: QuantFormat) {
-    let rows = 97, cols = 1088, m = 13
+/// column block and a row count that is not a multiple of its tile; batches that take both tile
+/// forms and every broadcast shape (1 to 4 vectors of 16 rows, more rows than one tile holds).
+@Test(arguments: [QuantFormat.q4_1, .q8_0], [6, 13, 29, 37, 45, 70])
+func panelProductMatchesDequantizedProduct(format: QuantFormat, m: Int) {
+    let rows = 97, cols = 1088
     let rowBytes = format.byteCount(elements: cols)!
     let q = quantizedRows(format, rows: rows, cols: cols)
     let x = (0..<m).flatMap { i in kernelInput(cols).map { $0 * Float(i + 1) } }
@@ -258,37 +259,46 @@ func panelProductMatchesDequantizedProduct(format: QuantFormat) {
 }
 
 /// A panel product's element is the same bit for bit whatever the batch (m) and whichever
-/// range of weight rows a core was given: a sequence decodes to the same logits in any batch
-/// that takes this path.
-@Test(arguments: [QuantFormat.q4_1, .q8_0])
-func panelProductIsTheSameInAnyBatchAndRowRange(format: QuantFormat) {
-    let rows = 70, cols = 576, m = 9
+/// range of weight rows a core was given, in either tile form: a sequence decodes to the same
+/// logits in any batch that takes this path.
+@Test(arguments: [QuantFormat.q4_1, .q8_0], [false, true])
+func panelProductIsTheSameInAnyBatchAndRowRange(format: QuantFormat, broadcast: Bool) {
+    let rows = 70, cols = 576, m = 40
     let q = quantizedRows(format, rows: rows, cols: cols)
     let x = (0..<m).flatMap { i in randomFloats(cols, seed: 20 + UInt64(i), scale: Float(i + 1)) }
     let panelFormat = format == .q4_1 ? ATTUNE_PANEL_Q4_1 : ATTUNE_PANEL_Q8_0
     for isa in KernelISA.runnable {
         func product(rows range: Range<Int>, inputs: Range<Int>) -> [Float] {
             var y = [Float](repeating: .nan, count: inputs.count * rows)
-            q.withUnsafeBytes { raw in
-                x.withUnsafeBufferPointer { xp in
-                    attune_panel_gemm(isa.c, panelFormat, raw.baseAddress!, cols / 32, range.lowerBound, range.upperBound,
-                                      inputs.count, xp.baseAddress! + inputs.lowerBound * cols, &y, rows)
+            let lanes = Int(ATTUNE_PANEL_LANES)
+            var packed = [Float](repeating: .nan, count: cols * ((inputs.count + lanes - 1) / lanes * lanes))
+            x.withUnsafeBufferPointer { xp in
+                let rowsAt = xp.baseAddress! + inputs.lowerBound * cols
+                q.withUnsafeBytes { raw in
+                    if broadcast {
+                        attune_panel_pack(inputs.count, cols, rowsAt, &packed)
+                        attune_panel_gemm(isa.c, panelFormat, raw.baseAddress!, cols / 32, range.lowerBound,
+                                          range.upperBound, inputs.count, packed, &y, rows)
+                    } else {
+                        attune_panel_gemm_rows(isa.c, panelFormat, raw.baseAddress!, cols / 32, range.lowerBound,
+                                               range.upperBound, inputs.count, rowsAt, &y, rows)
+                    }
                 }
             }
             return y
         }
         let all = product(rows: 0..<rows, inputs: 0..<m)
-        #expect(!all.contains { $0.isNaN }, "\(isa): every element written")
+        #expect(!all.contains { $0.isNaN }, "\(isa) broadcast \(broadcast): every element written")
         for i in 0..<m {
             #expect(product(rows: 0..<rows, inputs: i..<(i + 1)) == Array(all[(i * rows)..<((i + 1) * rows)]),
-                    "\(format.name) \(isa) input \(i) alone")
+                    "\(format.name) \(isa) broadcast \(broadcast) input \(i) alone")
         }
         for range in [3..<50, 5..<70, 0..<66] {
             let part = product(rows: range, inputs: 2..<7)
             for i in 0..<5 {
                 #expect(Array(part[(i * rows + range.lowerBound)..<(i * rows + range.upperBound)])
                         == Array(all[((i + 2) * rows + range.lowerBound)..<((i + 2) * rows + range.upperBound)]),
-                        "\(format.name) \(isa) rows \(range) input \(i + 2)")
+                        "\(format.name) \(isa) broadcast \(broadcast) rows \(range) input \(i + 2)")
             }
         }
     }

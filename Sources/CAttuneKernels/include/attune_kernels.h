@@ -56,11 +56,26 @@ typedef enum {
 
 /// Y[i][r] = W[r] · X[i] for weight rows r in [r0, r1) of a Q4_1 or Q8_0 matrix (`blocks`
 /// blocks per row) and m fp32 activation rows of 32·blocks floats at x; Y[i][r] is stored at
-/// y[i·ldy + r]. Groups of four weight rows are widened to fp32 once (the values the
-/// dequantizer gives) and multiplied with every activation row: for batches of many rows.
-/// Each element is computed the same way whatever m and r0 are.
+/// y[i·ldy + r]. Groups of four weight rows are widened to fp32 once (the values the dequantizer
+/// gives) and multiplied with every activation row in dot-form tiles: for batches of a few rows
+/// (fewer than ATTUNE_PANEL_LANES). Each element is computed the same way whatever m and r0 are.
+void attune_panel_gemm_rows(attune_isa isa, attune_panel_format format, const void *w, long blocks, long r0, long r1,
+                            long m, const float *x, float *y, long ldy);
+
+/// Activation rows per packed column vector of attune_panel_pack: m is padded to a multiple of it.
+#define ATTUNE_PANEL_LANES 16
+
+/// Packs m fp32 activation rows of `cols` floats at x column-major for attune_panel_gemm:
+/// xt[c·ld + i] = x[i·cols + c], zero for m ≤ i < ld, where ld is m rounded up to
+/// ATTUNE_PANEL_LANES (xt holds cols·ld floats).
+void attune_panel_pack(long m, long cols, const float *x, float *xt);
+
+/// As attune_panel_gemm_rows with the activation rows packed by attune_panel_pack at xt, in
+/// broadcast-form tiles (a vector holds one column of 16 rows): for batches of
+/// ATTUNE_PANEL_LANES rows or more. Each element is one fused multiply-add chain in column
+/// order, whatever m and r0 are.
 void attune_panel_gemm(attune_isa isa, attune_panel_format format, const void *w, long blocks, long r0, long r1,
-                       long m, const float *x, float *y, long ldy);
+                       long m, const float *xt, float *y, long ldy);
 
 /// y[i][o] += Σ_j Bᵀ[j][o] · (scale · Σ_k A[j][k] · x[i][k]) for m input rows (in floats each)
 /// and outputs (out floats each): one LoRA projection with A (rank × in) and B stored

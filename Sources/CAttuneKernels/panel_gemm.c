@@ -162,27 +162,29 @@ static void panel_gemm_dot(int format, const uint8_t *w, long blocks, long r0, l
     free(panel);
 }
 
-/// The broadcast form: each group of weight rows is widened whole into the panel, then multiplied
-/// 128 columns at a time (a tile's slices of the panel and of the packed input stay in L1) by
-/// tiles over the packed activation rows; the group's accumulators live in `acc` between column
-/// blocks and are written to y transposed at the end. Rows past r1 in the last group are zeros.
+/// The broadcast form, 128 columns at a time: each group's slice of weight rows is widened into an
+/// L1-sized panel (the group's bytes are read once, in order, over the column blocks) and
+/// multiplied by tiles over the packed activation rows; the group's accumulators live in `acc`
+/// between column blocks and are written to y transposed at the end. Rows past r1 in the last
+/// group are zeros.
 static void panel_gemm_broadcast(int format, const uint8_t *w, long blocks, long r0, long r1, long m, const float *xt,
                                  float *y, long ldy, const panel_path *path) {
     enum { KC = 128 };
     const long cols = QK * blocks, ld = packed_stride(m), g = path->group, rowBytes = row_bytes(format, blocks);
-    float *panel = malloc((size_t)(g * cols + g * ld) * sizeof(float)), *acc = panel + g * cols;
+    const long blockBytes = format == ATTUNE_PANEL_Q4_1 ? Q4_1_BYTES : Q8_0_BYTES;
+    float *panel = malloc((size_t)(g * KC + g * ld) * sizeof(float)), *acc = panel + g * KC;
     for (long r = r0; r < r1; r += g) {
         const long n = r1 - r < g ? r1 - r : g;
-        for (long k = 0; k < n; k++) path->widen(format, w + (r + k) * rowBytes, blocks, panel + k * cols);
-        if (n < g) memset(panel + n * cols, 0, (size_t)((g - n) * cols) * sizeof(float));
+        if (n < g) memset(panel + n * KC, 0, (size_t)((g - n) * KC) * sizeof(float));
         for (long kb = 0; kb < cols; kb += KC) {
             const long kn = cols - kb < KC ? cols - kb : KC;
+            for (long k = 0; k < n; k++)
+                path->widen(format, w + (r + k) * rowBytes + kb / QK * blockBytes, kn / QK, panel + k * KC);
             for (long i0 = 0; i0 < ld;) {
                 const long v = (ld - i0) / ATTUNE_PANEL_LANES < path->units ? (ld - i0) / ATTUNE_PANEL_LANES : path->units;
                 const long nr = path->rows[v - 1];
                 for (long rr = 0; rr < n; rr += nr)
-                    path->tiles[v - 1](panel + rr * cols + kb, cols, kn, xt + kb * ld + i0, ld, acc + rr * ld + i0, ld,
-                                       kb > 0);
+                    path->tiles[v - 1](panel + rr * KC, KC, kn, xt + kb * ld + i0, ld, acc + rr * ld + i0, ld, kb > 0);
                 i0 += v * ATTUNE_PANEL_LANES;
             }
         }

@@ -1,36 +1,51 @@
 import AttuneTensor
 import Foundation
 
-/// Causal grouped-query attention of `n` new positions over `past + n` cached keys/values.
+/// Causal grouped-query attention of new positions over their cached keys/values.
 enum Attention {
-    /// `q`: `[n, heads × headDim]` (RoPE applied); `keys`/`values`: `[past + n, kvHeads × headDim]`;
-    /// `out`: `[n, heads × headDim]`.
+    /// One new position of a sequence in a decode step: its query (`[heads × headDim]`, RoPE
+    /// applied) over its `past + 1` cached keys/values (`[past + 1, kvHeads × headDim]`), into
+    /// `out` (`[heads × headDim]`).
+    struct Decode {
+        let q: UnsafePointer<Float>
+        let past: Int
+        let keys: UnsafePointer<Float>
+        let values: UnsafePointer<Float>
+        let out: UnsafeMutablePointer<Float>
+    }
+
+    /// A decode step's attention for every sequence in one fan-out over (sequence, head) pairs.
+    /// Each head's arithmetic is the same whatever else is in the step.
+    static func decode(_ items: [Decode], config c: LlamaConfig) {
+        guard let longest = items.map({ $0.past + 1 }).max() else { return }
+        let hd = c.headDim, kvDim = c.kvHeads * hd, group = c.heads / c.kvHeads
+        let scale = 1 / Float(hd).squareRoot()
+        Parallel.pieces(items.count * c.heads, minPerPiece: 1) { units in
+            let s = UnsafeMutablePointer<Float>.allocate(capacity: longest)
+            defer { s.deallocate() }
+            for unit in units {
+                let item = items[unit / c.heads], h = unit % c.heads, kvh = h / group, L = item.past + 1
+                let qh = item.q + h * hd
+                for j in 0..<L { s[j] = MatVec.dot(qh, item.keys + j * kvDim + kvh * hd, hd) * scale }
+                Ops.softmax(s, L)
+                let o = item.out + h * hd
+                o.initialize(repeating: 0, count: hd)
+                for j in 0..<L {
+                    let p = s[j]
+                    let vj = item.values + j * kvDim + kvh * hd
+                    for d in 0..<hd { o[d] += p * vj[d] }
+                }
+            }
+        }
+    }
+
+    /// `n` new positions of one sequence (a prefill): `q`: `[n, heads × headDim]` (RoPE
+    /// applied); `keys`/`values`: `[past + n, kvHeads × headDim]`; `out`: `[n, heads × headDim]`.
     static func forward(q: UnsafePointer<Float>, n: Int, past: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
                         config c: LlamaConfig, out: UnsafeMutablePointer<Float>) {
         let D = c.dim, hd = c.headDim, kvDim = c.kvHeads * hd, group = c.heads / c.kvHeads
         let L = past + n
         let scale = 1 / Float(hd).squareRoot()
-        if n == 1 {
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: c.heads * L)
-            defer { scores.deallocate() }
-            Parallel.chunks(c.heads, minPerChunk: 1) { range in
-                for h in range {
-                    let kvh = h / group
-                    let qh = q + h * hd
-                    let s = scores + h * L
-                    for j in 0..<L { s[j] = MatVec.dot(qh, keys + j * kvDim + kvh * hd, hd) * scale }
-                    Ops.softmax(s, L)
-                    let o = out + h * hd
-                    o.initialize(repeating: 0, count: hd)
-                    for j in 0..<L {
-                        let p = s[j]
-                        let vj = values + j * kvDim + kvh * hd
-                        for d in 0..<hd { o[d] += p * vj[d] }
-                    }
-                }
-            }
-            return
-        }
         let all = UnsafeMutablePointer<Float>.allocate(capacity: c.heads * n * L)
         defer { all.deallocate() }
         Parallel.chunks(c.heads, minPerChunk: 1) { heads in

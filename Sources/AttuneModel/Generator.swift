@@ -77,7 +77,7 @@ public struct Generator: Sendable {
                 break
             }
             if produced.count >= request.maxTokens || cache.count >= cache.limit { break }
-            logits = try model.forward(tokens: [[next]], caches: [cache], logits: .last, adapter: adapter)
+            try model.forward(tokens: [[next]], caches: [cache], logits: .last, adapter: adapter, into: &logits)
         }
         let rest = output.finish(flush: reason == .length)
         if !rest.isEmpty { _ = onText(rest) }

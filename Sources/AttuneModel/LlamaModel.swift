@@ -43,8 +43,13 @@ public final class LlamaModel: @unchecked Sendable {
     package let rope: RopeTable
     package let scratch: ScratchBuffer
     private let lock = NSLock()
+    /// The activation buffers of steps of up to `Workspace.reusedTokens` rows (every decode
+    /// step of a batch), kept between calls: fresh buffers each step cost page faults.
+    private var reused: Workspace?
 
     /// Loads the model at `path`.
+    deinit { reused?.free() }
+
     public convenience init(path: String, mode: WeightMode = .quantized) throws {
         try self.init(file: try GGUFFile(path: path), mode: mode)
     }
@@ -105,6 +110,16 @@ public final class LlamaModel: @unchecked Sendable {
     /// selected positions, sequences in order.
     public func forward(tokens: [[Int32]], caches: [KVCache], logits selection: LogitPositions = .last,
                         adapter: (any LinearAdapter)? = nil) throws -> [Float] {
+        var logits: [Float] = []
+        try forward(tokens: tokens, caches: caches, logits: selection, adapter: adapter, into: &logits)
+        return logits
+    }
+
+    /// As `forward(tokens:caches:logits:adapter:)`, with the logits written into `logits`, whose
+    /// storage is reused when it is large enough: a decode loop that keeps one array does not
+    /// fault in megabytes of fresh pages every step.
+    public func forward(tokens: [[Int32]], caches: [KVCache], logits selection: LogitPositions = .last,
+                        adapter: (any LinearAdapter)? = nil, into logits: inout [Float]) throws {
         lock.lock()
         defer { lock.unlock() }
         precondition(tokens.count == caches.count, "one cache per sequence")
@@ -116,8 +131,14 @@ public final class LlamaModel: @unchecked Sendable {
             try cache.reserve(seq.count)
         }
         let D = c.dim, kvDim = c.kvHeads * c.headDim, F = c.ffnDim
-        let buf = Workspace(tokens: total, dim: D, kvDim: kvDim, ffnDim: F)
-        defer { buf.free() }
+        let buf: Workspace
+        if total <= Workspace.reusedTokens {
+            if reused == nil { reused = Workspace(tokens: Workspace.reusedTokens, dim: D, kvDim: kvDim, ffnDim: F) }
+            buf = reused!
+        } else {
+            buf = Workspace(tokens: total, dim: D, kvDim: kvDim, ffnDim: F)
+        }
+        defer { if total > Workspace.reusedTokens { buf.free() } }
 
         // A sequence's one-token step (decode) reads the stored 4/8-bit weights directly;
         // longer steps (prefill) use sgemm. Either way a row's arithmetic does not depend on
@@ -152,14 +173,21 @@ public final class LlamaModel: @unchecked Sendable {
                 Ops.rope(buf.k + t * kvDim, heads: c.kvHeads, headDim: c.headDim, pos: tokenPositions[t], table: rope)
             }
             var start = 0
+            var decoding: [Attention.Decode] = []
             for (seq, cache) in zip(tokens, caches) {
                 let n = seq.count
                 (cache.keys(l) + cache.count * kvDim).update(from: buf.k + start * kvDim, count: n * kvDim)
                 (cache.values(l) + cache.count * kvDim).update(from: buf.v + start * kvDim, count: n * kvDim)
-                Attention.forward(q: buf.q + start * D, n: n, past: cache.count, keys: cache.keys(l), values: cache.values(l),
-                                  config: c, out: buf.att + start * D)
+                if n == 1 {
+                    decoding.append(Attention.Decode(q: buf.q + start * D, past: cache.count, keys: cache.keys(l),
+                                                     values: cache.values(l), out: buf.att + start * D))
+                } else {
+                    Attention.forward(q: buf.q + start * D, n: n, past: cache.count, keys: cache.keys(l),
+                                      values: cache.values(l), config: c, out: buf.att + start * D)
+                }
                 start += n
             }
+            Attention.decode(decoding, config: c)
             layer.wo.matmul(buf.att, m: total, buf.proj, scratch: scratch, decodeRows: decodeRows)
             if let adapter {
                 adapter.addDelta(layer: l, target: .o, x: buf.att, m: total, y: buf.proj)
@@ -197,7 +225,9 @@ public final class LlamaModel: @unchecked Sendable {
         case .all:
             selected = Array(0..<total)
             headDecodeRows = decodeRows
-        case .none: return []
+        case .none:
+            logits.removeAll(keepingCapacity: true)
+            return
         }
         let rows = selected.count
         let hidden = UnsafeMutablePointer<Float>.allocate(capacity: rows * D)
@@ -205,9 +235,10 @@ public final class LlamaModel: @unchecked Sendable {
         for (i, r) in selected.enumerated() {
             Ops.rmsNorm(buf.x + r * D, weight: outputNorm, out: hidden + i * D, rows: 1, n: D, eps: c.normEps)
         }
-        return [Float](unsafeUninitializedCapacity: rows * c.vocabSize) { out, count in
+        logits.removeAll(keepingCapacity: true)
+        logits.append(contentsOf: repeatElement(0, count: rows * c.vocabSize))
+        logits.withUnsafeMutableBufferPointer { out in
             output.matmul(hidden, m: rows, out.baseAddress!, scratch: scratch, decodeRows: headDecodeRows)
-            count = rows * c.vocabSize
         }
     }
 }

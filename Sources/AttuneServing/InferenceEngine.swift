@@ -110,6 +110,8 @@ public final class InferenceEngine: @unchecked Sendable {
     private var runningCount = 0
     private var stopping = false
     private var thread: Thread?
+    /// The last step's logits (the loop thread's alone), kept so each step reuses the storage.
+    private var logits: [Float] = []
     private let stopped = NSCondition()
     private var finishedLoop = false
 
@@ -247,11 +249,11 @@ public final class InferenceEngine: @unchecked Sendable {
         }
         let stacks = live.map { $0.request.lease.model.layers }
         metrics.batchSize.record(live.count)
-        let logits: [Float]
         do {
-            logits = try model.forward(tokens: tokens, caches: live.map { $0.cache! }, logits: .last,
-                                       adapter: stacks.allSatisfy(\.isEmpty) ? nil
-                                           : RowGroupedAdapter(config: model.config, stacks: stacks, rows: rows))
+            try model.forward(tokens: tokens, caches: live.map { $0.cache! }, logits: .last,
+                              adapter: stacks.allSatisfy(\.isEmpty) ? nil
+                                  : RowGroupedAdapter(config: model.config, stacks: stacks, rows: rows),
+                              into: &logits)
         } catch {
             for s in live { fail(s, "\(error)") }
             return []

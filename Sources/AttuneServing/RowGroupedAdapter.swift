@@ -39,22 +39,33 @@ struct RowGroupedAdapter: LinearAdapter {
         self.levels = levels
     }
 
-    /// A level whose groups are single rows (decode: one tenant, one sequence) is split across
-    /// the cores: each row's terms are small SIMD products that no BLAS thread would share,
-    /// and the groups write disjoint rows. Each row's arithmetic is the same either way.
+    /// A level of half-precision LoRA groups is split across the cores by rows, whatever the
+    /// groups: the kernel computes each row alone, the same whatever rows share the call, and
+    /// the rows are disjoint. Other adapters split only a level of single-row groups (decode:
+    /// one tenant, one sequence), where each group is one row's small product either way.
     func addDelta(layer: Int, target: LinearTarget, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>) {
         let (out, inFeatures) = target.shape(config)
         for groups in levels {
-            func run(_ range: Range<Int>) {
-                for g in groups[range] {
-                    g.adapter.addDelta(layer: layer, target: target, x: x + g.rows.lowerBound * inFeatures, m: g.rows.count,
-                                       y: y + g.rows.lowerBound * out)
-                }
+            func add(_ g: Group, _ rows: Range<Int>) {
+                g.adapter.addDelta(layer: layer, target: target, x: x + rows.lowerBound * inFeatures, m: rows.count,
+                                   y: y + rows.lowerBound * out)
             }
-            if groups.count > 1 && groups.allSatisfy({ $0.rows.count == 1 }) {
-                Parallel.chunks(groups.count, minPerChunk: 2, run)
+            let rowCount = groups.reduce(0) { $0 + $1.rows.count }
+            if rowCount > 1 && groups.allSatisfy({ $0.adapter is HalfPrecisionLoRA }) {
+                Parallel.pieces(rowCount, minPerPiece: 2) { part in
+                    var first = 0
+                    for g in groups {
+                        let lo = max(part.lowerBound - first, 0), hi = min(part.upperBound - first, g.rows.count)
+                        if lo < hi { add(g, (g.rows.lowerBound + lo)..<(g.rows.lowerBound + hi)) }
+                        first += g.rows.count
+                    }
+                }
+            } else if groups.count > 1 && groups.allSatisfy({ $0.rows.count == 1 }) {
+                Parallel.pieces(groups.count, minPerPiece: 2) { range in
+                    for g in groups[range] { add(g, g.rows) }
+                }
             } else {
-                run(groups.indices)
+                for g in groups { add(g, g.rows) }
             }
         }
     }

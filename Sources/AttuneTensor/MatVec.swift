@@ -80,13 +80,13 @@ public enum MatVec {
     public static func multiplyPanels(_ products: [Product], x: UnsafePointer<Float>, m: Int, isa: KernelISA = .active) {
         let cols = products[0].cols
         precondition(products.allSatisfy { $0.cols == cols }, "fused products share the input")
-        let lanes = Int(ATTUNE_PANEL_LANES)
-        let packed: UnsafeMutablePointer<Float>? = m >= panelBroadcastMin(isa)
-            ? .allocate(capacity: cols * ((m + lanes - 1) / lanes * lanes)) : nil
-        defer { packed?.deallocate() }
-        if let packed { attune_panel_pack(m, cols, x, packed) }
+        var packed: UnsafePointer<Float>?
+        if m >= panelBroadcastMin(isa) {
+            guard let p = attune_panel_pack(m, cols, x) else { fatalError("out of memory packing \(m) × \(cols) floats") }
+            packed = p
+        }
         let total = products.reduce(0) { $0 + $1.rows }
-        Parallel.chunks(total, granule: 24, minPerChunk: 64) { range in
+        Parallel.pieces(total, granule: 24, minPerPiece: 64) { range in
             var first = 0
             for p in products {
                 let lo = max(range.lowerBound - first, 0), hi = min(range.upperBound - first, p.rows)

@@ -34,6 +34,41 @@ public enum Parallel {
     }
 }
 
+extension Parallel {
+    /// Runs `body` over `0..<count` in contiguous pieces (boundaries are multiples of
+    /// `granule`), about `perWorker` per worker, handed out one at a time to whichever thread is
+    /// free: a core that is interrupted or slower leaves the rest of its share to the others,
+    /// where `chunks` would make every core wait for it. For fan-outs whose pieces cost about the
+    /// same and are independent (a batched decode step's products, adapter terms, attention).
+    public static func pieces(_ count: Int, granule: Int = 1, minPerPiece: Int = 64, perWorker: Int = 4,
+                              _ body: (Range<Int>) -> Void) {
+        let n = min(workers, max(1, count / max(minPerPiece, 1)))
+        if n <= 1 {
+            body(0..<count)
+            return
+        }
+        let units = (count + granule - 1) / granule
+        let total = min(units, n * perWorker)
+        let next = PieceCounter()
+        withoutActuallyEscaping(body) { body in
+            WorkerPool.shared.run(n) { _ in
+                while true {
+                    let p = next.value.add(1, ordering: .relaxed).oldValue
+                    if p >= total { break }
+                    let lo = min(count, (units * p / total) * granule)
+                    let hi = min(count, (units * (p + 1) / total) * granule)
+                    if lo < hi { body(lo..<hi) }
+                }
+            }
+        }
+    }
+}
+
+/// The next piece of a `Parallel.pieces` fan-out.
+private final class PieceCounter: Sendable {
+    let value = Atomic<Int>(0)
+}
+
 /// Resident worker threads that execute one fan-out job at a time.
 final class WorkerPool: @unchecked Sendable {
     static let shared = WorkerPool(threads: Parallel.workers - 1)

@@ -21,14 +21,30 @@ enum { DOT_ROWS = 4 };
 
 static long packed_stride(long m) { return (m + ATTUNE_PANEL_LANES - 1) / ATTUNE_PANEL_LANES * ATTUNE_PANEL_LANES; }
 
-void attune_panel_pack(long m, long cols, const float *x, float *xt) {
+/// A buffer of at least `floats` floats owned by the calling thread (slot 0: packed input, 1: the
+/// panel), grown as needed and kept: a fresh buffer each call costs page faults.
+static float *thread_buffer(int slot, size_t floats) {
+    static _Thread_local float *buffers[2];
+    static _Thread_local size_t sizes[2];
+    if (sizes[slot] < floats) {
+        free(buffers[slot]);
+        buffers[slot] = malloc(floats * sizeof(float));
+        sizes[slot] = buffers[slot] ? floats : 0;
+    }
+    return buffers[slot];
+}
+
+const float *attune_panel_pack(long m, long cols, const float *x) {
     enum { CB = 64 };
     const long ld = packed_stride(m);
+    float *xt = thread_buffer(0, (size_t)(cols * ld));
+    if (!xt) return NULL;
     for (long cb = 0; cb < cols; cb += CB) {
         const long cn = cols - cb < CB ? cols - cb : CB;
         for (long i = 0; i < ld; i++)
             for (long c = cb; c < cb + cn; c++) xt[c * ld + i] = i < m ? x[i * cols + c] : 0;
     }
+    return xt;
 }
 
 static long row_bytes(int format, long blocks) { return blocks * (format == ATTUNE_PANEL_Q4_1 ? Q4_1_BYTES : Q8_0_BYTES); }
@@ -139,7 +155,7 @@ static void panel_gemm_dot(int format, const uint8_t *w, long blocks, long r0, l
     enum { KC = 512 };
     const long cols = QK * blocks, rowBytes = row_bytes(format, blocks), mr = path->dot_mr;
     const long ntiles = (m + mr - 1) / mr;
-    float *panel = malloc((size_t)(DOT_ROWS * cols + m * DOT_ROWS) * sizeof(float)), *tail = panel + DOT_ROWS * cols;
+    float *panel = thread_buffer(1, (size_t)(DOT_ROWS * cols + m * DOT_ROWS)), *tail = panel + DOT_ROWS * cols;
     for (long r = r0; r < r1; r += DOT_ROWS) {
         const long n = r1 - r < DOT_ROWS ? r1 - r : DOT_ROWS;
         for (long k = 0; k < DOT_ROWS; k++) {
@@ -159,7 +175,6 @@ static void panel_gemm_dot(int format, const uint8_t *w, long blocks, long r0, l
             for (long i = 0; i < m; i++)
                 for (long k = 0; k < n; k++) y[i * ldy + r + k] = tail[i * DOT_ROWS + k];
     }
-    free(panel);
 }
 
 /// The broadcast form, 128 columns at a time: each group's slice of weight rows is widened into an
@@ -172,7 +187,7 @@ static void panel_gemm_broadcast(int format, const uint8_t *w, long blocks, long
     enum { KC = 128 };
     const long cols = QK * blocks, ld = packed_stride(m), g = path->group, rowBytes = row_bytes(format, blocks);
     const long blockBytes = format == ATTUNE_PANEL_Q4_1 ? Q4_1_BYTES : Q8_0_BYTES;
-    float *panel = malloc((size_t)(g * KC + g * ld) * sizeof(float)), *acc = panel + g * KC;
+    float *panel = thread_buffer(1, (size_t)(g * KC + g * ld)), *acc = panel + g * KC;
     for (long r = r0; r < r1; r += g) {
         const long n = r1 - r < g ? r1 - r : g;
         if (n < g) memset(panel + n * KC, 0, (size_t)((g - n) * KC) * sizeof(float));
@@ -191,7 +206,6 @@ static void panel_gemm_broadcast(int format, const uint8_t *w, long blocks, long
         for (long i = 0; i < m; i++)
             for (long k = 0; k < n; k++) y[i * ldy + r + k] = acc[k * ld + i];
     }
-    free(panel);
 }
 
 // MARK: - AVX-512

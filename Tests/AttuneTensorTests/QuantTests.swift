@@ -270,13 +270,11 @@ func panelProductIsTheSameInAnyBatchAndRowRange(format: QuantFormat, broadcast: 
     for isa in KernelISA.runnable {
         func product(rows range: Range<Int>, inputs: Range<Int>) -> [Float] {
             var y = [Float](repeating: .nan, count: inputs.count * rows)
-            let lanes = Int(ATTUNE_PANEL_LANES)
-            var packed = [Float](repeating: .nan, count: cols * ((inputs.count + lanes - 1) / lanes * lanes))
             x.withUnsafeBufferPointer { xp in
                 let rowsAt = xp.baseAddress! + inputs.lowerBound * cols
                 q.withUnsafeBytes { raw in
                     if broadcast {
-                        attune_panel_pack(inputs.count, cols, rowsAt, &packed)
+                        let packed = attune_panel_pack(inputs.count, cols, rowsAt)!
                         attune_panel_gemm(isa.c, panelFormat, raw.baseAddress!, cols / 32, range.lowerBound,
                                           range.upperBound, inputs.count, packed, &y, rows)
                     } else {

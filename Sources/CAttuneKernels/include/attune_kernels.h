@@ -65,10 +65,11 @@ void attune_panel_gemm_rows(attune_isa isa, attune_panel_format format, const vo
 /// Activation rows per packed column vector of attune_panel_pack: m is padded to a multiple of it.
 #define ATTUNE_PANEL_LANES 16
 
-/// Packs m fp32 activation rows of `cols` floats at x column-major for attune_panel_gemm:
+/// Packs m fp32 activation rows of `cols` floats at x column-major for attune_panel_gemm into a
+/// buffer the calling thread owns, valid until its next call (NULL if it cannot be allocated):
 /// xt[c·ld + i] = x[i·cols + c], zero for m ≤ i < ld, where ld is m rounded up to
-/// ATTUNE_PANEL_LANES (xt holds cols·ld floats).
-void attune_panel_pack(long m, long cols, const float *x, float *xt);
+/// ATTUNE_PANEL_LANES.
+const float *attune_panel_pack(long m, long cols, const float *x);
 
 /// As attune_panel_gemm_rows with the activation rows packed by attune_panel_pack at xt, in
 /// broadcast-form tiles (a vector holds one column of 16 rows): for batches of

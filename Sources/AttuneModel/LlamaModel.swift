@@ -43,13 +43,8 @@ public final class LlamaModel: @unchecked Sendable {
     package let rope: RopeTable
     package let scratch: ScratchBuffer
     private let lock = NSLock()
-    /// The activation buffers of steps of up to `Workspace.reusedTokens` rows (every decode
-    /// step of a batch), kept between calls: fresh buffers each step cost page faults.
-    private var reused: Workspace?
 
     /// Loads the model at `path`.
-    deinit { reused?.free() }
-
     public convenience init(path: String, mode: WeightMode = .quantized) throws {
         try self.init(file: try GGUFFile(path: path), mode: mode)
     }
@@ -131,14 +126,8 @@ public final class LlamaModel: @unchecked Sendable {
             try cache.reserve(seq.count)
         }
         let D = c.dim, kvDim = c.kvHeads * c.headDim, F = c.ffnDim
-        let buf: Workspace
-        if total <= Workspace.reusedTokens {
-            if reused == nil { reused = Workspace(tokens: Workspace.reusedTokens, dim: D, kvDim: kvDim, ffnDim: F) }
-            buf = reused!
-        } else {
-            buf = Workspace(tokens: total, dim: D, kvDim: kvDim, ffnDim: F)
-        }
-        defer { if total > Workspace.reusedTokens { buf.free() } }
+        let buf = Workspace(tokens: total, dim: D, kvDim: kvDim, ffnDim: F)
+        defer { buf.free() }
 
         // A sequence's one-token step (decode) reads the stored 4/8-bit weights directly;
         // longer steps (prefill) use sgemm. Either way a row's arithmetic does not depend on

@@ -1,8 +1,5 @@
 /// Activation buffers of one forward pass (`tokens` rows each).
 struct Workspace {
-    /// Rows up to which a model keeps one workspace for every step (a few MB for this size).
-    static let reusedTokens = 256
-
     let x, xn, q, k, v, att, proj, gate, up: UnsafeMutablePointer<Float>
 
     init(tokens t: Int, dim: Int, kvDim: Int, ffnDim: Int) {

@@ -29,8 +29,12 @@ public final class RestartableBroker: @unchecked Sendable {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = ["start", "--only", "kafka", "--host", "127.0.0.1", "--kafka-port", "\(port)", "--data-dir", data]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
+        let log = data + ".log"
+        if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
+        let output = FileHandle(forWritingAtPath: log)
+        output?.seekToEndOfFile()
+        p.standardOutput = output ?? FileHandle.nullDevice
+        p.standardError = output ?? FileHandle.nullDevice
         try p.run()
         process = p
         let port = self.port
@@ -44,15 +48,15 @@ public final class RestartableBroker: @unchecked Sendable {
     /// records acknowledged since the last save (measured: gone when killed 0.5 s after their
     /// acknowledgement, kept after 1 s), which a Kafka broker's page cache and replicas keep.
     /// So the kill waits (at most 30 s) until the file was written after this call, or has not
-    /// changed for 3 s (nothing unsaved).
+    /// changed for 3 s (nothing unsaved). A broker that has not saved yet has everything unsaved,
+    /// its topics too: the kill waits for its first save.
     public func kill() {
         guard let p = process else { return }
         let snapshot = (data as NSString).appendingPathComponent("kafka.json")
         let called = Date()
         func saved() -> Date? { (try? FileManager.default.attributesOfItem(atPath: snapshot))?[.modificationDate] as? Date }
         while Date().timeIntervalSince(called) < 30 {
-            guard let at = saved() else { break }
-            if at > called || Date().timeIntervalSince(at) > 3 { break }
+            if let at = saved(), at > called || Date().timeIntervalSince(at) > 3 { break }
             usleep(10_000)
         }
         Glibc.kill(p.processIdentifier, SIGKILL)

@@ -188,15 +188,10 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
     /// 500 ms, so resolving them here starts the first fetch at once.
     private func resetOffsets(_ partitions: [TopicPartition]) async -> [TopicPartition: Int64] {
         let handle = self.handle, earliest = configuration.autoOffsetReset == .earliest
-        return await blocking {
-            var offsets: [TopicPartition: Int64] = [:]
-            for tp in partitions {
-                var low: Int64 = 0, high: Int64 = 0
-                let err = rd_kafka_query_watermark_offsets(handle.pointer, tp.topic, Int32(clamping: tp.partition), &low, &high, 5000)
-                offsets[tp] = err == RD_KAFKA_RESP_ERR_NO_ERROR ? (earliest ? low : high) : (earliest ? -2 : -1)
-            }
-            return offsets
-        }
+        let found = await blocking { listOffsets(handle.pointer, partitions, at: earliest ? earliestOffset : latestOffset, timeoutMs: 5000) }
+        var offsets: [TopicPartition: Int64] = [:]
+        for tp in partitions { offsets[tp] = (try? found.get())?[tp] ?? (earliest ? -2 : -1) }
+        return offsets
     }
 
     public func assignment() async throws -> [TopicPartition] {
@@ -314,7 +309,7 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
         let err = await blocking { list.value.withList { rd_kafka_committed(handle.pointer, $0, 10_000) } }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw EventLogError.kafka(err, "committed", handle: rk) }
         if let error = list.value.firstError("committed") { throw error }
-        return offsetMap(list.value)
+        return list.value.offsets
     }
 
     public func position(_ partition: TopicPartition) async throws -> Int64? {
@@ -322,7 +317,7 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
         let list = KafkaPartitionList([partition])
         let err = list.withList { rd_kafka_position(rk, $0) }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw EventLogError.kafka(err, "position", handle: rk) }
-        return offsetMap(list)[partition]
+        return list.offsets[partition]
     }
 
     public func seek(_ partition: TopicPartition, to offset: Int64) async throws {
@@ -365,7 +360,7 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
         let positions = KafkaPartitionList(owned)
         positions.withList { _ = rd_kafka_position(rk, $0) }
         var offsets = lock.withLock { seekOffsets }.filter { owned.contains($0.key) }
-        offsets.merge(offsetMap(positions)) { $1 }
+        offsets.merge(positions.offsets) { $1 }
         offsets[partition] = offset
         lock.withLock { seekOffsets = offsets }
         err = KafkaPartitionList(owned, offsets: offsets).withList { rd_kafka_assign(rk, $0) }
@@ -374,12 +369,8 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
 
     public func offsets(forTimestamp timestamp: TimestampMs, partitions: [TopicPartition]) async throws -> [TopicPartition: Int64] {
         try checkOpen()
-        let list = UncheckedBox(KafkaPartitionList(partitions, offsets: Dictionary(uniqueKeysWithValues: partitions.map { ($0, timestamp) })))
         let handle = self.handle
-        let err = await blocking { list.value.withList { rd_kafka_offsets_for_times(handle.pointer, $0, 10_000) } }
-        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw EventLogError.kafka(err, "offsets for times", handle: rk) }
-        if let error = list.value.firstError("offsets for times") { throw error }
-        return offsetMap(list.value)
+        return try await blocking { listOffsets(handle.pointer, partitions, at: timestamp, timeoutMs: 10_000) }.get()
     }
 
     public func watermarks(_ partition: TopicPartition) async throws -> Watermarks {
@@ -389,12 +380,16 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
         }
         let handle = self.handle
         let answered = Mutex(false)
-        let result: (rd_kafka_resp_err_t, Int64, Int64)? = await withCheckedContinuation { continuation in
+        let result: Result<Watermarks, EventLogError>? = await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
-                var low: Int64 = 0, high: Int64 = 0
-                let err = rd_kafka_query_watermark_offsets(handle.pointer, partition.topic, Int32(clamping: partition.partition), &low, &high, 10_000)
+                let marks = Result<Watermarks, EventLogError> { () throws(EventLogError) -> Watermarks in
+                    let low = try listOffsets(handle.pointer, [partition], at: earliestOffset, timeoutMs: 5000).get()[partition]
+                    let high = try listOffsets(handle.pointer, [partition], at: latestOffset, timeoutMs: 5000).get()[partition]
+                    guard let low, let high else { throw EventLogError(.kafka, "watermarks of \(partition): the broker listed no offset") }
+                    return Watermarks(low: low, high: high)
+                }
                 if answered.withLock({ let first = !$0; $0 = true; return first }) {
-                    continuation.resume(returning: (err, low, high))
+                    continuation.resume(returning: marks)
                 } else {
                     self.lock.withLock { self.overdueQueries -= 1 }
                 }
@@ -407,8 +402,7 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
             }
         }
         guard let result else { throw EventLogError(.timeout, "watermarks of \(partition): no answer from the broker within 11 s") }
-        if result.0 != RD_KAFKA_RESP_ERR_NO_ERROR { throw EventLogError.kafka(result.0, "watermarks of \(partition)", handle: rk) }
-        return Watermarks(low: result.1, high: result.2)
+        return try result.get()
     }
 
     public func pause(_ partitions: [TopicPartition]) async throws {
@@ -450,14 +444,23 @@ public final class KafkaConsumer: EventConsumer, @unchecked Sendable {
             rd_kafka_destroy(handle.pointer)
         }
     }
+}
 
-    private func offsetMap(_ list: KafkaPartitionList) -> [TopicPartition: Int64] {
-        var result: [TopicPartition: Int64] = [:]
-        for entry in list.entries where entry.offset >= 0 {
-            result[TopicPartition(String(cString: entry.topic), Int(entry.partition))] = entry.offset
-        }
-        return result
-    }
+/// ListOffsets timestamps that stand for a partition's first stored offset and for the offset
+/// after its last record.
+private let earliestOffset: Int64 = -2, latestOffset: Int64 = -1
+
+/// Each partition's first offset at or after `timestamp` (or `earliestOffset`/`latestOffset`),
+/// by one ListOffsets request that ends within `timeoutMs`; partitions with no such offset are
+/// left out. (`rd_kafka_query_watermark_offsets` in librdkafka 2.0 can wait past its timeout
+/// while a partition's leader is unknown, librdkafka #2588.)
+private func listOffsets(_ rk: OpaquePointer, _ partitions: [TopicPartition], at timestamp: Int64,
+                         timeoutMs: Int32) -> Result<[TopicPartition: Int64], EventLogError> {
+    let list = KafkaPartitionList(partitions, offsets: Dictionary(uniqueKeysWithValues: partitions.map { ($0, timestamp) }))
+    let err = list.withList { rd_kafka_offsets_for_times(rk, $0, timeoutMs) }
+    if err != RD_KAFKA_RESP_ERR_NO_ERROR { return .failure(.kafka(err, "list offsets", handle: rk)) }
+    if let error = list.firstError("list offsets") { return .failure(error) }
+    return .success(list.offsets)
 }
 
 /// Carries a non-Sendable value into a blocking call that finishes before the caller resumes.

@@ -150,8 +150,22 @@ public final class KafkaProducer: EventProducer, @unchecked Sendable {
             for i in records.indices { batch.complete(i, .failure(EventLogError(.closed, "producer is closed"))) }
             return batch
         }
+        // One topic handle per topic for the batch: a record named by string would look its
+        // topic up under the client's write lock, which the broker threads contend for.
+        var topics: [String: OpaquePointer] = [:]
+        defer { topics.values.forEach { rd_kafka_topic_destroy($0) } }
         for (index, record) in records.enumerated() {
-            if let error = enqueue(record, opaque: UnsafeMutableRawPointer(batch.slots + index)) {
+            let topic: OpaquePointer
+            if let open = topics[record.topic] {
+                topic = open
+            } else if let opened = rd_kafka_topic_new(rk, record.topic, nil) {
+                topics[record.topic] = opened
+                topic = opened
+            } else {
+                batch.complete(index, .failure(.kafka(rd_kafka_last_error(), "open topic \(record.topic)", handle: rk)))
+                continue
+            }
+            if let error = enqueue(record, to: topic, opaque: UnsafeMutableRawPointer(batch.slots + index)) {
                 batch.complete(index, .failure(error))
             }
         }
@@ -159,9 +173,9 @@ public final class KafkaProducer: EventProducer, @unchecked Sendable {
     }
 
     /// Hands one record to librdkafka, retrying while its queue is full.
-    private func enqueue(_ record: ProducerRecord, opaque: UnsafeMutableRawPointer) -> EventLogError? {
+    private func enqueue(_ record: ProducerRecord, to topic: OpaquePointer, opaque: UnsafeMutableRawPointer) -> EventLogError? {
         while true {
-            guard let error = produce(record, opaque: opaque) else { return nil }
+            guard let error = produce(record, to: topic, opaque: opaque) else { return nil }
             if rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__QUEUE_FULL {
                 rd_kafka_error_destroy(error)
                 rd_kafka_poll(rk, 10)
@@ -171,47 +185,45 @@ public final class KafkaProducer: EventProducer, @unchecked Sendable {
         }
     }
 
-    private func produce(_ record: ProducerRecord, opaque: UnsafeMutableRawPointer) -> OpaquePointer? {
-        record.topic.withCString { topic in
-            withOptionalBytes(record.key) { key in
-                withOptionalBytes(record.value) { value in
-                    withHeaderNames(record.headers) { names in
-                        withHeaderValues(record.headers) { values in
-                            withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 7 + record.headers.count) { vus in
-                                var count = 0
-                                func add(_ type: rd_kafka_vtype_t, _ set: (inout rd_kafka_vu_t) -> Void) {
-                                    var vu = rd_kafka_vu_t()
-                                    vu.vtype = type
-                                    set(&vu)
-                                    vus.initializeElement(at: count, to: vu)
-                                    count += 1
-                                }
-                                add(RD_KAFKA_VTYPE_TOPIC) { $0.u.cstr = topic }
-                                add(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = Int32(clamping: record.partition ?? -1) }
-                                add(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = RD_KAFKA_MSG_F_COPY }
-                                add(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = opaque }
-                                if let value {
-                                    add(RD_KAFKA_VTYPE_VALUE) {
-                                        $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress ?? emptyBytes)
-                                        $0.u.mem.size = value.count
-                                    }
-                                }
-                                if let key {
-                                    add(RD_KAFKA_VTYPE_KEY) {
-                                        $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress ?? emptyBytes)
-                                        $0.u.mem.size = key.count
-                                    }
-                                }
-                                if let timestamp = record.timestamp { add(RD_KAFKA_VTYPE_TIMESTAMP) { $0.u.i64 = timestamp } }
-                                for (i, header) in record.headers.enumerated() {
-                                    add(RD_KAFKA_VTYPE_HEADER) {
-                                        $0.u.header.name = names[i]
-                                        $0.u.header.val = header.value == nil ? nil : UnsafeRawPointer(values[i].baseAddress ?? emptyBytes)
-                                        $0.u.header.size = values[i].count
-                                    }
-                                }
-                                return rd_kafka_produceva(rk, vus.baseAddress, count)
+    private func produce(_ record: ProducerRecord, to topic: OpaquePointer, opaque: UnsafeMutableRawPointer) -> OpaquePointer? {
+        withOptionalBytes(record.key) { key in
+            withOptionalBytes(record.value) { value in
+                withHeaderNames(record.headers) { names in
+                    withHeaderValues(record.headers) { values in
+                        withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 7 + record.headers.count) { vus in
+                            var count = 0
+                            func add(_ type: rd_kafka_vtype_t, _ set: (inout rd_kafka_vu_t) -> Void) {
+                                var vu = rd_kafka_vu_t()
+                                vu.vtype = type
+                                set(&vu)
+                                vus.initializeElement(at: count, to: vu)
+                                count += 1
                             }
+                            add(RD_KAFKA_VTYPE_RKT) { $0.u.rkt = topic }
+                            add(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = Int32(clamping: record.partition ?? -1) }
+                            add(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = RD_KAFKA_MSG_F_COPY }
+                            add(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = opaque }
+                            if let value {
+                                add(RD_KAFKA_VTYPE_VALUE) {
+                                    $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress ?? emptyBytes)
+                                    $0.u.mem.size = value.count
+                                }
+                            }
+                            if let key {
+                                add(RD_KAFKA_VTYPE_KEY) {
+                                    $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress ?? emptyBytes)
+                                    $0.u.mem.size = key.count
+                                }
+                            }
+                            if let timestamp = record.timestamp { add(RD_KAFKA_VTYPE_TIMESTAMP) { $0.u.i64 = timestamp } }
+                            for (i, header) in record.headers.enumerated() {
+                                add(RD_KAFKA_VTYPE_HEADER) {
+                                    $0.u.header.name = names[i]
+                                    $0.u.header.val = header.value == nil ? nil : UnsafeRawPointer(values[i].baseAddress ?? emptyBytes)
+                                    $0.u.header.size = values[i].count
+                                }
+                            }
+                            return rd_kafka_produceva(rk, vus.baseAddress, count)
                         }
                     }
                 }

@@ -110,6 +110,15 @@ final class KafkaPartitionList {
         entries(list).map { TopicPartition(String(cString: $0.topic), Int($0.partition)) }.sorted()
     }
 
+    /// The non-negative offset of each entry.
+    var offsets: [TopicPartition: Int64] {
+        var result: [TopicPartition: Int64] = [:]
+        for entry in entries where entry.offset >= 0 {
+            result[TopicPartition(String(cString: entry.topic), Int(entry.partition))] = entry.offset
+        }
+        return result
+    }
+
     /// The first per-partition error, if any.
     func firstError(_ context: String) -> EventLogError? {
         for entry in entries where entry.err != RD_KAFKA_RESP_ERR_NO_ERROR {

@@ -51,6 +51,9 @@ final class HalfPrecisionLoRA: LinearAdapter, @unchecked Sendable {
 
     deinit { weights.deallocate() }
 
+    /// `attune_lora_f16` computes each row by the same operations whatever m is.
+    var rowsAreIndependent: Bool { true }
+
     func addDelta(layer: Int, target: LinearTarget, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>) {
         guard let o = offsets[LoRAAdapter.key(layer, target)] else { return }
         attune_lora_f16(isa, weights + o.a, weights + o.bt, rank, o.in, o.out, m, scale, x, y)

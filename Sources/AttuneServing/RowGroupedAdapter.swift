@@ -39,9 +39,9 @@ struct RowGroupedAdapter: LinearAdapter {
         self.levels = levels
     }
 
-    /// A level of half-precision LoRA groups is split across the cores by rows, whatever the
-    /// groups: the kernel computes each row alone, the same whatever rows share the call, and
-    /// the rows are disjoint. Other adapters split only a level of single-row groups (decode:
+    /// A level whose adapters compute each row alone (`rowsAreIndependent`: the half-precision
+    /// LoRA of a server) is split across the cores by rows, whatever the groups: the rows are
+    /// disjoint and each gets the same bits in any split. Other adapters split only a level of single-row groups (decode:
     /// one tenant, one sequence), where each group is one row's small product either way.
     func addDelta(layer: Int, target: LinearTarget, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>) {
         let (out, inFeatures) = target.shape(config)
@@ -51,7 +51,7 @@ struct RowGroupedAdapter: LinearAdapter {
                                    y: y + rows.lowerBound * out)
             }
             let rowCount = groups.reduce(0) { $0 + $1.rows.count }
-            if rowCount > 1 && groups.allSatisfy({ $0.adapter is HalfPrecisionLoRA }) {
+            if rowCount > 1 && groups.allSatisfy({ $0.adapter.rowsAreIndependent }) {
                 Parallel.pieces(rowCount, minPerPiece: 2) { part in
                     var first = 0
                     for g in groups {

@@ -18,19 +18,28 @@ public enum Parallel {
     /// Runs `body` over `0..<count` in at most `workers` contiguous chunks (chunk boundaries are
     /// multiples of `granule`). Runs inline when the work is too small to split.
     public static func chunks(_ count: Int, granule: Int = 1, minPerChunk: Int = 64, _ body: (Range<Int>) -> Void) {
-        let n = min(workers, max(1, count / max(minPerChunk, 1)))
+        let (n, units) = split(count, granule: granule, minPerWorker: minPerChunk)
         if n <= 1 {
             body(0..<count)
             return
         }
-        let units = (count + granule - 1) / granule
         withoutActuallyEscaping(body) { body in
             WorkerPool.shared.run(n) { i in
-                let lo = min(count, (units * i / n) * granule)
-                let hi = min(count, (units * (i + 1) / n) * granule)
-                if lo < hi { body(lo..<hi) }
+                let range = part(i, of: n, units: units, granule: granule, count: count)
+                if !range.isEmpty { body(range) }
             }
         }
+    }
+
+    /// How many workers share `count` items (at least `minPerWorker` each; 1 means inline) and
+    /// how many granules the items form.
+    private static func split(_ count: Int, granule: Int, minPerWorker: Int) -> (workers: Int, units: Int) {
+        (min(workers, max(1, count / max(minPerWorker, 1))), (count + granule - 1) / granule)
+    }
+
+    /// Part `p` of `0..<count` cut into `total` runs of whole granules.
+    private static func part(_ p: Int, of total: Int, units: Int, granule: Int, count: Int) -> Range<Int> {
+        min(count, (units * p / total) * granule)..<min(count, (units * (p + 1) / total) * granule)
     }
 }
 
@@ -42,12 +51,11 @@ extension Parallel {
     /// same and are independent (a batched decode step's products, adapter terms, attention).
     public static func pieces(_ count: Int, granule: Int = 1, minPerPiece: Int = 64, perWorker: Int = 4,
                               _ body: (Range<Int>) -> Void) {
-        let n = min(workers, max(1, count / max(minPerPiece, 1)))
+        let (n, units) = split(count, granule: granule, minPerWorker: minPerPiece)
         if n <= 1 {
             body(0..<count)
             return
         }
-        let units = (count + granule - 1) / granule
         let total = min(units, n * perWorker)
         let next = PieceCounter()
         withoutActuallyEscaping(body) { body in
@@ -55,9 +63,8 @@ extension Parallel {
                 while true {
                     let p = next.value.add(1, ordering: .relaxed).oldValue
                     if p >= total { break }
-                    let lo = min(count, (units * p / total) * granule)
-                    let hi = min(count, (units * (p + 1) / total) * granule)
-                    if lo < hi { body(lo..<hi) }
+                    let range = part(p, of: total, units: units, granule: granule, count: count)
+                    if !range.isEmpty { body(range) }
                 }
             }
         }

@@ -114,6 +114,12 @@ AVX2 static inline __m256i unpack_nibbles(const uint8_t *p) {
 
 enum { TILE = 4 };
 
+/// Each row first asks for the row PREFETCH_ROWS ahead: a decode step's products are short
+/// streams (a core's share of a 576-column matrix is ≈ 100 KB) that the hardware prefetcher
+/// alone follows late (measured: one-token decode 84–103 → 103–113 tok/s on a 2-core Sapphire
+/// Rapids). A prefetch past the matrix's end is a hint that cannot fault.
+enum { PREFETCH_ROWS = 8 };
+
 AVX2 static inline __m256i q4_1_prep(const uint8_t *blk) { return unpack_nibbles(blk + 4); }
 AVX2 static inline __m256i q8_0_prep(const uint8_t *blk) { return _mm256_loadu_si256((const __m256i *)(blk + 2)); }
 
@@ -145,6 +151,8 @@ VNNI static inline __m256i q8_0_dot_vnni(__m256i q, const int8_t *x) {
 #define TILED_ROWS(BYTES, OFFSET, PREP, TERM, XBASE, SCALE)                                            \
     for (long r = r0; r < r1; r++) {                                                                   \
         const uint8_t *row = w + r * blocks * (BYTES);                                                \
+        for (long p = 0; p < blocks * (BYTES); p += 64)                                               \
+            _mm_prefetch((const char *)row + PREFETCH_ROWS * blocks * (BYTES) + p, _MM_HINT_T0);      \
         for (long i = 0; i < m; i += TILE) {                                                           \
             const int t = m - i < TILE ? (int)(m - i) : TILE;                                          \
             __m256 acc[TILE][2];                                                                       \

@@ -224,8 +224,11 @@ public final class LlamaModel: @unchecked Sendable {
         for (i, r) in selected.enumerated() {
             Ops.rmsNorm(buf.x + r * D, weight: outputNorm, out: hidden + i * D, rows: 1, n: D, eps: c.normEps)
         }
-        logits.removeAll(keepingCapacity: true)
-        logits.append(contentsOf: repeatElement(0, count: rows * c.vocabSize))
+        // The head writes every element: an array of the right size is reused as it is.
+        if logits.count != rows * c.vocabSize {
+            logits.removeAll(keepingCapacity: true)
+            logits.append(contentsOf: repeatElement(0, count: rows * c.vocabSize))
+        }
         logits.withUnsafeMutableBufferPointer { out in
             output.matmul(hidden, m: rows, out.baseAddress!, scratch: scratch, decodeRows: headDecodeRows)
         }

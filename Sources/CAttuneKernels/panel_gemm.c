@@ -186,7 +186,7 @@ static void panel_gemm_broadcast(int format, const uint8_t *w, long blocks, long
                                  float *y, long ldy, const panel_path *path) {
     enum { KC = 128 };
     const long cols = QK * blocks, ld = packed_stride(m), g = path->group, rowBytes = row_bytes(format, blocks);
-    const long blockBytes = format == ATTUNE_PANEL_Q4_1 ? Q4_1_BYTES : Q8_0_BYTES;
+    const long blockBytes = row_bytes(format, 1);
     float *panel = thread_buffer(1, (size_t)(g * KC + g * ld)), *acc = panel + g * KC;
     for (long r = r0; r < r1; r += g) {
         const long n = r1 - r < g ? r1 - r : g;

@@ -202,8 +202,20 @@ private func smallConfiguration() -> TrainWorkerConfiguration {
     var config = smallConfiguration()
     config.batchTokens = 40
     config.tenantDomains = ["acme": "law"]
+    config.domainWaitSeconds = 3600
     let worker = TrainWorker(configuration: config, log: log, base: try RandomModel.load(tiny), tokenizer: try testTokenizer(), catalog: catalog)
-    async let run: Void = worker.run(idle: .seconds(8))
+    let tenant = AdapterName(parsing: "tenant/acme")!
+    // The worker never idles out here (an idle worker flushes a waiting tenant onto the base):
+    // it stops once the tenant is published, and what it held before the corpus is seen from
+    // its own loop, so a slow or crowded machine changes nothing.
+    final class Seen: @unchecked Sendable { var queuedUntrained = 0 }
+    let seen = Seen(), deadline = ContinuousClock.now + .seconds(600)
+    async let run: Void = worker.run(idle: .seconds(3600)) {
+        if worker.releases.isEmpty { seen.queuedUntrained = max(seen.queuedUntrained, worker.pending[tenant]?.items.count ?? 0) }
+        return worker.releases[tenant] != nil || ContinuousClock.now > deadline
+    }
+    while seen.queuedUntrained < 5 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+    #expect(seen.queuedUntrained == 5, "the tenant's records are held, untrained, before the domain exists")
     try await Task.sleep(for: .seconds(1))
     #expect(worker.releases.isEmpty, "nothing trained before the domain exists")
     for i in 0..<5 { _ = try await producer.send(ProducerRecord(topic: "attune.corpora", key: "law", value: corpus("law", i))) }

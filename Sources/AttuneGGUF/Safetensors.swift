@@ -48,41 +48,63 @@ public enum Safetensors {
 
     /// Parses a safetensors image; every malformed header is a clear error.
     public static func decode(_ data: Data) throws -> (tensors: [String: SafeTensor], metadata: [String: String]) {
-        guard data.count >= 8 else { throw SafetensorsError("safetensors file is shorter than its 8-byte header length") }
-        let n = data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian
-        guard n > 0, n <= UInt64(data.count - 8), n < 100_000_000 else {
-            throw SafetensorsError("safetensors header length \(n) does not fit the \(data.count)-byte file")
-        }
-        let body = data.count - 8 - Int(n)
-        guard let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + Int(n)))) as? [String: Any] else {
-            throw SafetensorsError("safetensors header is not a JSON object")
-        }
+        let header = try Header(data)
         var tensors: [String: SafeTensor] = [:]
-        var metadata: [String: String] = [:]
-        for (name, value) in header {
-            if name == "__metadata__" {
-                guard let m = value as? [String: String] else { throw SafetensorsError("__metadata__ must map strings to strings") }
-                metadata = m
-                continue
+        data.withUnsafeBytes { raw in
+            for entry in header.entries {
+                let values = [Float](unsafeUninitializedCapacity: entry.count) { buffer, initialized in
+                    UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[entry.start..<(entry.start + 4 * entry.count)]))
+                    #if _endian(big)
+                    for i in 0..<entry.count { buffer[i] = Float(bitPattern: UInt32(littleEndian: buffer[i].bitPattern)) }
+                    #endif
+                    initialized = entry.count
+                }
+                tensors[entry.name] = SafeTensor(shape: entry.shape, values: values)
             }
-            guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
-                  let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2 else {
-                throw SafetensorsError("tensor \(name) has a malformed header entry")
-            }
-            guard dtype == "F32" else { throw SafetensorsError("tensor \(name) has dtype \(dtype); Attune reads F32 adapters") }
-            guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= body else {
-                throw SafetensorsError("tensor \(name) data offsets \(offsets) fall outside the \(body)-byte data section")
-            }
-            let count = shape.reduce(1, *)
-            guard offsets[1] - offsets[0] == 4 * count else {
-                throw SafetensorsError("tensor \(name): \(offsets[1] - offsets[0]) bytes for shape \(shape)")
-            }
-            let start = 8 + Int(n) + offsets[0]
-            let values = data.subdata(in: start..<(start + 4 * count)).withUnsafeBytes { raw in
-                (0..<count).map { Float(bitPattern: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self).littleEndian) }
-            }
-            tensors[name] = SafeTensor(shape: shape, values: values)
         }
-        return (tensors, metadata)
+        return (tensors, header.metadata)
+    }
+
+    /// The string metadata of a safetensors image, its header checked as `decode` checks it but
+    /// no tensor copied.
+    public static func metadata(_ data: Data) throws -> [String: String] { try Header(data).metadata }
+
+    /// A parsed, checked header: each tensor's name, shape, and where its values start in the image.
+    private struct Header {
+        var entries: [(name: String, shape: [Int], start: Int, count: Int)] = []
+        var metadata: [String: String] = [:]
+
+        init(_ data: Data) throws {
+            guard data.count >= 8 else { throw SafetensorsError("safetensors file is shorter than its 8-byte header length") }
+            let n = data.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian
+            guard n > 0, n <= UInt64(data.count - 8), n < 100_000_000 else {
+                throw SafetensorsError("safetensors header length \(n) does not fit the \(data.count)-byte file")
+            }
+            let headerEnd = 8 + Int(n), body = data.count - headerEnd
+            let json = data.withUnsafeBytes { Data(UnsafeRawBufferPointer(rebasing: $0[8..<headerEnd])) }
+            guard let header = try? JSONSerialization.jsonObject(with: json) as? [String: Any] else {
+                throw SafetensorsError("safetensors header is not a JSON object")
+            }
+            for (name, value) in header {
+                if name == "__metadata__" {
+                    guard let m = value as? [String: String] else { throw SafetensorsError("__metadata__ must map strings to strings") }
+                    metadata = m
+                    continue
+                }
+                guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
+                      let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2 else {
+                    throw SafetensorsError("tensor \(name) has a malformed header entry")
+                }
+                guard dtype == "F32" else { throw SafetensorsError("tensor \(name) has dtype \(dtype); Attune reads F32 adapters") }
+                guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= body else {
+                    throw SafetensorsError("tensor \(name) data offsets \(offsets) fall outside the \(body)-byte data section")
+                }
+                let count = shape.reduce(1, *)
+                guard offsets[1] - offsets[0] == 4 * count else {
+                    throw SafetensorsError("tensor \(name): \(offsets[1] - offsets[0]) bytes for shape \(shape)")
+                }
+                entries.append((name, shape, headerEnd + offsets[0], count))
+            }
+        }
     }
 }

@@ -56,11 +56,17 @@ public actor AdapterRegistry {
     private var waiting: [AdapterReference] = []
     /// Every version read from `attune.adapters`, in the order it was read (announced or not).
     private var storedOrder: [AdapterReference] = []
+    /// The weights of the versions read last from `attune.adapters`, newest last, at most
+    /// `recentWeightsLimit` bytes: the first fetch of a version just published takes them
+    /// instead of reading the topic a second time.
+    private var recentWeights: [(version: AdapterReference, bytes: [UInt8])] = []
+    private let recentWeightsLimit: Int
     private let report: @Sendable (String) -> Void
 
-    /// Opens both topics (they must exist: `attune topics apply`) and positions at their start.
+    /// Opens both topics (they must exist: `attune topics apply`) and positions at their start;
+    /// keeps up to `recentWeights` bytes of the weights it reads last for their first fetch.
     public init(log: any EventLog, adaptersTopic: String = "attune.adapters", eventsTopic: String = "attune.adapter-events",
-                report: @escaping @Sendable (String) -> Void = { _ in }) async throws {
+                recentWeights: Int = 32 << 20, report: @escaping @Sendable (String) -> Void = { _ in }) async throws {
         let admin = try log.makeAdmin()
         var partitions: [TopicPartition] = []
         do {
@@ -83,6 +89,7 @@ public actor AdapterRegistry {
         self.eventsTopic = eventsTopic
         self.partitions = partitions
         follower = consumer
+        recentWeightsLimit = recentWeights
         self.report = report
     }
 
@@ -160,6 +167,7 @@ public actor AdapterRegistry {
         versions[name, default: [:]][release.version] = AdapterVersion(release: release, location: location, announced: announced,
                                                                          publishedAt: r.timestamp)
         storedOrder.append(AdapterReference(name, version: release.version))
+        keepRecent(AdapterReference(name, version: release.version), r.value ?? [])
         return announced && known?.location == nil ? AdapterReference(name, version: release.version) : nil
     }
 
@@ -237,6 +245,9 @@ public actor AdapterRegistry {
         guard let location = known.location else {
             throw RegistryError(.notStored, "\(release.id) is no longer stored on \(adaptersTopic) (compacted away)")
         }
+        if let recent = recentWeights.firstIndex(where: { $0.version == AdapterReference(name, version: release.version) }) {
+            return try verified(recentWeights.remove(at: recent).bytes, as: known.release)
+        }
         let consumer = try fetcher ?? log.makeConsumer(ConsumerConfiguration())
         fetcher = consumer
         try await consumer.assign([location.partition])
@@ -244,13 +255,29 @@ public actor AdapterRegistry {
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
             for r in try await consumer.poll(maxRecords: 1, timeout: .milliseconds(100)) where r.offset == location.offset {
-                guard let bytes = r.value, AdapterRelease.digest(bytes) == known.release.sha256 else {
-                    throw RegistryError(.corrupt, "\(release.id): stored bytes do not match sha256 \(known.release.sha256.prefix(12))…")
-                }
-                return bytes
+                return try verified(r.value ?? [], as: known.release)
             }
         }
         throw RegistryError(.notStored, "\(release.id): could not read \(location.partition)@\(location.offset)")
+    }
+
+    /// `bytes` when their sha256 is the one `release` was published with.
+    private func verified(_ bytes: [UInt8], as release: AdapterRelease) throws -> [UInt8] {
+        guard AdapterRelease.digest(bytes) == release.sha256 else {
+            throw RegistryError(.corrupt, "\(release.id): stored bytes do not match sha256 \(release.sha256.prefix(12))…")
+        }
+        return bytes
+    }
+
+    /// Keeps a version's stored bytes as the newest recent weights, dropping the oldest past the limit.
+    private func keepRecent(_ version: AdapterReference, _ bytes: [UInt8]) {
+        recentWeights.removeAll { $0.version == version }
+        guard bytes.count <= recentWeightsLimit else { return }
+        recentWeights.append((version, bytes))
+        var total = recentWeights.reduce(0) { $0 + $1.bytes.count }
+        while total > recentWeightsLimit {
+            total -= recentWeights.removeFirst().bytes.count
+        }
     }
 
     public func close() async {

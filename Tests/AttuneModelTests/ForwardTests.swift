@@ -51,6 +51,21 @@ func kvCacheDecodeEqualsFullRecompute(mode: WeightMode) throws {
     #expect(last.count == seqs.count * V)
 }
 
+/// Dense mode multiplies a step's prompts by the stored weights (panels) up to
+/// `directPromptRows` rows and by sgemm on the fp32 copy beyond: three 50-token prompts in one
+/// step (150 rows, sgemm) give each prompt's logits alone (50 rows, panels) within 1e-4.
+@Test func densePromptsByPanelsEqualPromptsBySgemm() throws {
+    let model = try TinyModel.load(mode: .dense)
+    var rng = SeededGenerator(seed: 5)
+    let prompts = (0..<3).map { _ in (0..<50).map { _ in Int32.random(in: 0..<Int32(V), using: &rng) } }
+    #expect(prompts.count * 50 > LlamaModel.directPromptRows && 50 <= LlamaModel.directPromptRows)
+    let together = try model.forward(tokens: prompts, caches: prompts.map { _ in model.makeCache() }, logits: .all)
+    for (i, p) in prompts.enumerated() {
+        let alone = try model.forward(tokens: [p], caches: [model.makeCache()], logits: .all)
+        #expect(maxAbsDiff(together[(i * 50 * V)..<((i + 1) * 50 * V)], alone[...]) < 1e-4, "prompt \(i)")
+    }
+}
+
 /// The fp32-cache mode computes the same function as the quantized mode.
 @Test func denseAndQuantizedModesAgree() throws {
     let q = try TinyModel.load(mode: .quantized)

@@ -31,7 +31,10 @@ import Testing
                        covers: [TopicPartition("attune.interactions", 0): [OffsetRange(single: Int64(version))]], metrics: ["loss": 1.5])
     }
 
-    @Test func aVersionIsLiveOnceStoredAndAnnouncedAndItsBytesAreVerified() async throws {
+    /// With the weights it read last kept for their first fetch (a limit of 1 MiB) and without
+    /// (0: every fetch reads the topic again), the same bytes come back, verified either way.
+    @Test(arguments: [0, 1 << 20])
+    func aVersionIsLiveOnceStoredAndAnnouncedAndItsBytesAreVerified(recentWeights: Int) async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("attune-registry-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let log = EmbeddedEventLog(directory: dir)
@@ -52,13 +55,14 @@ import Testing
         try await announce(v1)
         try await store(v2, w2)
 
-        let registry = try await AdapterRegistry(log: log)
+        let registry = try await AdapterRegistry(log: log, recentWeights: recentWeights)
         let live = try await registry.catchUp()
         #expect(live.map(\.id) == ["domain/law@1"], "version 2 is stored but not announced")
         let law = AdapterName.domain("law")!
         #expect(await registry.latest(law)?.version == 1)
         #expect(await registry.history(law).map(\.announced) == [true, false])
         #expect(try await registry.weights(of: v1) == w1)
+        #expect(try await registry.weights(of: v1) == w1, "a second fetch reads the topic")
         let stored = await registry.stored(from: 0)
         #expect(stored.releases.map(\.id) == ["domain/law@1", "domain/law@2"] && stored.next == 2, "stored, announced or not, in order")
 

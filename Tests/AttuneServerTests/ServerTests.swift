@@ -323,7 +323,7 @@ private func publishedDeployment(_ transport: TestTransport = .embedded, name: S
 
     /// Requests on different adapters batched into the same decode steps produce what each
     /// produces alone: the same greedy tokens, and logits within 1e-3 of a forward pass per
-    /// request (prompts run sgemm and one-token steps the integer kernel, batched or alone; the
+    /// request (short prompts and one-token steps multiply by the stored weights, batched or alone; the
     /// adapter terms are grouped differently).
     @Test func batchedEqualsSeparate() async throws {
         let fixture = try await publishedDeployment(name: "batch")

@@ -74,13 +74,26 @@ public actor EmbeddedConsumer: EventConsumer {
     public func poll(maxRecords: Int, timeout: Duration) async throws -> [ConsumerRecord] {
         try checkOpen()
         let deadline = ContinuousClock.now + timeout
+        var lastGroupTick = ContinuousClock.now, readAt: Int64?
+        try await groupTick()
         while true {
-            try await groupTick()
-            let records = try fetch(max(1, maxRecords))
-            if !records.isEmpty { return records }
+            // The first pass always reads (positions may have moved since the last poll); later
+            // ones only once another connection has committed since the previous read.
+            let version = try store.dataVersion()
+            if version != readAt {
+                readAt = version
+                let records = try fetch(max(1, maxRecords))
+                if !records.isEmpty { return records }
+            }
             let now = ContinuousClock.now
             if now >= deadline || closed { return [] }
-            try await Task.sleep(for: min(.milliseconds(20), deadline - now))
+            try await Task.sleep(for: min(.milliseconds(2), deadline - now))
+            if ContinuousClock.now - lastGroupTick >= .milliseconds(20) {
+                let before = owned
+                try await groupTick()
+                lastGroupTick = .now
+                if owned != before { readAt = nil }
+            }
         }
     }
 

@@ -181,6 +181,16 @@ final class EmbeddedStore {
         }
     }
 
+    /// SQLite's `data_version` of this connection: it changes whenever another connection (in
+    /// this process or another) commits, so an unchanged value means nothing new to read.
+    func dataVersion() throws -> Int64 {
+        try db.read {
+            let query = try db.statement("PRAGMA data_version")
+            guard try query.step() else { throw db.lastError("PRAGMA data_version") }
+            return query.int64(0)
+        }
+    }
+
     func watermarks(_ tp: TopicPartition) throws -> Watermarks {
         try db.read {
             let pid = try partitionID(tp)

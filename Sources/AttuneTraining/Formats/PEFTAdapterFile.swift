@@ -83,21 +83,29 @@ public enum PEFTAdapterFile {
     /// A published adapter version is one safetensors file whose metadata carries its
     /// `adapter_config.json` (key `adapter_config`): the two files of its PEFT folder.
     public static func split(published bytes: Data) throws -> (config: Data, weights: Data) {
-        let (_, metadata) = try Safetensors.decodeAdapter(bytes)
+        (try publishedConfig(try Safetensors.adapterMetadata(bytes)), bytes)
+    }
+
+    /// Parses a published adapter version (see `split(published:)`), reading its tensors once.
+    public static func decode(published bytes: Data, model: LlamaConfig) throws -> LoRAAdapter {
+        let (tensors, metadata) = try Safetensors.decodeAdapter(bytes)
+        return try decode(config: try publishedConfig(metadata), tensors: tensors, model: model)
+    }
+
+    private static func publishedConfig(_ metadata: [String: String]) throws -> Data {
         guard let config = metadata["adapter_config"] else {
             throw TrainingError.badAdapter("published adapter without adapter_config metadata")
         }
-        return (Data(config.utf8), bytes)
-    }
-
-    /// Parses a published adapter version (see `split(published:)`).
-    public static func decode(published bytes: Data, model: LlamaConfig) throws -> LoRAAdapter {
-        let (config, weights) = try split(published: bytes)
-        return try decode(config: config, weights: weights, model: model)
+        return Data(config.utf8)
     }
 
     /// Parses the two files of a PEFT folder held in memory.
     public static func decode(config configData: Data, weights data: Data, model: LlamaConfig, expectedBase: String? = nil) throws -> LoRAAdapter {
+        try decode(config: configData, tensors: try Safetensors.decodeAdapter(data).tensors, model: model, expectedBase: expectedBase)
+    }
+
+    private static func decode(config configData: Data, tensors: [String: SafeTensor], model: LlamaConfig,
+                               expectedBase: String? = nil) throws -> LoRAAdapter {
         let config: Config
         do {
             config = try JSONDecoder().decode(Config.self, from: configData)
@@ -115,7 +123,6 @@ public enum PEFTAdapterFile {
         let lora = LoRAConfig(rank: config.r, alpha: config.lora_alpha, dropout: config.lora_dropout,
                               useRSLoRA: config.use_rslora, targets: targets)
         let adapter = try LoRAAdapter(config: lora, model: model, zeroed: ())
-        let (tensors, _) = try Safetensors.decodeAdapter(data)
         for l in 0..<model.layers {
             for t in targets {
                 let (out, inF) = t.shape(model)
@@ -166,8 +173,17 @@ public enum PEFTAdapterFile {
 extension Safetensors {
     /// `decode` for adapter and checkpoint files: a malformed image is a `TrainingError.badAdapter`.
     static func decodeAdapter(_ data: Data) throws -> (tensors: [String: SafeTensor], metadata: [String: String]) {
+        try asAdapterError { try decode(data) }
+    }
+
+    /// `metadata` for adapter files, with `decodeAdapter`'s errors.
+    static func adapterMetadata(_ data: Data) throws -> [String: String] {
+        try asAdapterError { try metadata(data) }
+    }
+
+    private static func asAdapterError<T>(_ body: () throws -> T) throws -> T {
         do {
-            return try decode(data)
+            return try body()
         } catch let error as SafetensorsError {
             throw TrainingError.badAdapter(error.reason)
         }

@@ -99,7 +99,14 @@ public enum Safetensors {
                 guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= body else {
                     throw SafetensorsError("tensor \(name) data offsets \(offsets) fall outside the \(body)-byte data section")
                 }
-                let count = shape.reduce(1, *)
+                var count = 1
+                for d in shape {
+                    let (product, overflow) = count.multipliedReportingOverflow(by: d)
+                    guard !overflow, product <= body / 4 else {
+                        throw SafetensorsError("tensor \(name) has shape \(shape), more values than the \(body)-byte data section holds")
+                    }
+                    count = product
+                }
                 guard offsets[1] - offsets[0] == 4 * count else {
                     throw SafetensorsError("tensor \(name): \(offsets[1] - offsets[0]) bytes for shape \(shape)")
                 }

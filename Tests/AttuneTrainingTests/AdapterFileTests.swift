@@ -98,4 +98,18 @@ private func randomAdapter(_ targets: [LinearTarget] = LinearTarget.allCases) th
     if let r = wrongDtype.range(of: Data("F32".utf8)) { wrongDtype.replaceSubrange(r, with: Data("I32".utf8)) }
     #expect(throws: SafetensorsError.self) { try Safetensors.decode(wrongDtype) }
     #expect(throws: SafetensorsError.self) { try Safetensors.encode(["w": SafeTensor(shape: [3], values: [1])]) }
+    #expect(try Safetensors.metadata(good) == ["k": "v"])
+    #expect(throws: SafetensorsError.self) { try Safetensors.metadata(good.prefix(20)) }
+    let slice = (Data([9, 9, 9]) + good).dropFirst(3)
+    let fromSlice = try Safetensors.decode(slice).tensors
+    #expect(slice.startIndex == 3 && fromSlice == t, "a slice of a larger buffer reads the same")
+
+    // A shape whose product overflows is an error, not a crash.
+    var header = Data(#"{"w":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,16]}}"#.utf8)
+    while header.count % 8 != 0 { header.append(0x20) }
+    var huge = Data()
+    withUnsafeBytes(of: UInt64(header.count).littleEndian) { huge.append(contentsOf: $0) }
+    huge.append(header)
+    huge.append(Data(count: 16))
+    #expect(throws: SafetensorsError.self) { try Safetensors.decode(huge) }
 }

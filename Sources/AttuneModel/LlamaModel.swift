@@ -138,14 +138,13 @@ public final class LlamaModel: @unchecked Sendable {
 
         // One-token steps (decode) read the stored 4/8-bit weights directly, and in dense mode so
         // do the prompts of a step when they hold at most `directPromptRows` rows together; more
-        // prompt rows use sgemm on the fp32 copy. In dense mode every path computes in fp32, so a
-        // row's result differs between them only by rounding.
+        // prompt rows use sgemm on the fp32 copy (see `WeightMatrix.matmul` for how the paths agree).
         let promptRows = tokens.reduce(0) { $0 + ($1.count > 1 ? $1.count : 0) }
         let directPrompts = mode == .dense && promptRows <= Self.directPromptRows
-        var decodeRows: [Range<Int>] = []
+        var directRows: [Range<Int>] = []
         var row = 0
         for seq in tokens {
-            if seq.count == 1 || directPrompts { decodeRows.append(row..<(row + seq.count)) }
+            if seq.count == 1 || directPrompts { directRows.append(row..<(row + seq.count)) }
             row += seq.count
         }
         row = 0
@@ -161,7 +160,7 @@ public final class LlamaModel: @unchecked Sendable {
         for (l, layer) in layers.enumerated() {
             Ops.rmsNorm(buf.x, weight: layer.attnNorm, out: buf.xn, rows: total, n: D, eps: c.normEps)
             WeightMatrix.matmul([layer.wq, layer.wk, layer.wv], buf.xn, m: total, [buf.q, buf.k, buf.v], scratch: scratch,
-                                decodeRows: decodeRows)
+                                directRows: directRows)
             if let adapter {
                 adapter.addDelta(layer: l, target: .q, x: buf.xn, m: total, y: buf.q)
                 adapter.addDelta(layer: l, target: .k, x: buf.xn, m: total, y: buf.k)
@@ -187,7 +186,7 @@ public final class LlamaModel: @unchecked Sendable {
                 start += n
             }
             Attention.decode(decoding, config: c)
-            layer.wo.matmul(buf.att, m: total, buf.proj, scratch: scratch, decodeRows: decodeRows)
+            layer.wo.matmul(buf.att, m: total, buf.proj, scratch: scratch, directRows: directRows)
             if let adapter {
                 adapter.addDelta(layer: l, target: .o, x: buf.att, m: total, y: buf.proj)
                 adapter.adaptSublayer(layer: l, afterAttention: true, h: buf.proj, m: total)
@@ -196,13 +195,13 @@ public final class LlamaModel: @unchecked Sendable {
 
             Ops.rmsNorm(buf.x, weight: layer.ffnNorm, out: buf.xn, rows: total, n: D, eps: c.normEps)
             WeightMatrix.matmul([layer.gate, layer.up], buf.xn, m: total, [buf.gate, buf.up], scratch: scratch,
-                                decodeRows: decodeRows)
+                                directRows: directRows)
             if let adapter {
                 adapter.addDelta(layer: l, target: .gate, x: buf.xn, m: total, y: buf.gate)
                 adapter.addDelta(layer: l, target: .up, x: buf.xn, m: total, y: buf.up)
             }
             Ops.swiglu(gate: buf.gate, up: buf.up, count: total * F)
-            layer.down.matmul(buf.gate, m: total, buf.proj, scratch: scratch, decodeRows: decodeRows)
+            layer.down.matmul(buf.gate, m: total, buf.proj, scratch: scratch, directRows: directRows)
             if let adapter {
                 adapter.addDelta(layer: l, target: .down, x: buf.gate, m: total, y: buf.proj)
                 adapter.adaptSublayer(layer: l, afterAttention: false, h: buf.proj, m: total)
@@ -212,7 +211,7 @@ public final class LlamaModel: @unchecked Sendable {
         for (seq, cache) in zip(tokens, caches) { cache.count += seq.count }
 
         var selected: [Int] = []
-        let headDecodeRows: [Range<Int>]
+        let headDirectRows: [Range<Int>]
         switch selection {
         case .last:
             var end = 0
@@ -220,10 +219,10 @@ public final class LlamaModel: @unchecked Sendable {
                 end += seq.count
                 selected.append(end - 1)
             }
-            headDecodeRows = [0..<tokens.count]
+            headDirectRows = [0..<tokens.count]
         case .all:
             selected = Array(0..<total)
-            headDecodeRows = decodeRows
+            headDirectRows = directRows
         case .none:
             logits.removeAll(keepingCapacity: true)
             return
@@ -240,7 +239,7 @@ public final class LlamaModel: @unchecked Sendable {
             logits.append(contentsOf: repeatElement(0, count: rows * c.vocabSize))
         }
         logits.withUnsafeMutableBufferPointer { out in
-            output.matmul(hidden, m: rows, out.baseAddress!, scratch: scratch, decodeRows: headDecodeRows)
+            output.matmul(hidden, m: rows, out.baseAddress!, scratch: scratch, directRows: headDirectRows)
         }
     }
 }

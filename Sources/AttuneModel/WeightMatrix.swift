@@ -59,15 +59,14 @@ public final class WeightMatrix: @unchecked Sendable {
     }
 
     /// Y_i = X·W_iᵀ for several matrices sharing the input X (m rows × cols). The rows in
-    /// `decodeRows` (sorted, disjoint: decode positions) read the stored 4/8-bit blocks
-    /// directly, in one fan-out for all matrices: against 8-bit activations in quantized mode; in
+    /// `directRows` (sorted, disjoint: decode positions, and short prompts in dense mode) read the
+    /// stored 4/8-bit blocks directly, in one fan-out for all matrices: against 8-bit activations in quantized mode; in
     /// dense mode widened to fp32 in registers, or by panels for more than `denseDirectLimit`
     /// rows. The other rows use sgemm on the fp32 copy or on chunks dequantized into `scratch`.
     /// In dense mode every path computes in fp32, so a row's result differs between them only by
     /// rounding.
     package static func matmul(_ matrices: [WeightMatrix], _ x: UnsafePointer<Float>, m: Int,
-                               _ ys: [UnsafeMutablePointer<Float>], scratch: ScratchBuffer, decodeRows: [Range<Int>] = []) {
-        let direct = decodeRows
+                               _ ys: [UnsafeMutablePointer<Float>], scratch: ScratchBuffer, directRows direct: [Range<Int>] = []) {
         let nDirect = direct.reduce(0) { $0 + $1.count }
         if nDirect == 0 {
             for (w, y) in zip(matrices, ys) { w.sgemm(x, m: m, y, scratch: scratch) }
@@ -102,8 +101,8 @@ public final class WeightMatrix: @unchecked Sendable {
 
     /// Y[m, rows] = X[m, cols] · Wᵀ, as the fused `matmul` for one matrix.
     package func matmul(_ x: UnsafePointer<Float>, m: Int, _ y: UnsafeMutablePointer<Float>, scratch: ScratchBuffer,
-                        decodeRows: [Range<Int>] = []) {
-        WeightMatrix.matmul([self], x, m: m, [y], scratch: scratch, decodeRows: decodeRows)
+                        directRows: [Range<Int>] = []) {
+        WeightMatrix.matmul([self], x, m: m, [y], scratch: scratch, directRows: directRows)
     }
 
     /// One row dequantized (embedding lookup).

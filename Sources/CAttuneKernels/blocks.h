@@ -1,5 +1,5 @@
 // What the kernels share: block geometry of the stored formats, the portable half-precision
-// conversion of their reference paths, and the AVX2 target and lane sum of their SIMD paths.
+// conversion of their reference paths, full unrolling, and the AVX2 target and lane sum of their SIMD paths.
 #ifndef ATTUNE_BLOCKS_H
 #define ATTUNE_BLOCKS_H
 
@@ -15,6 +15,16 @@ static inline uint16_t load_u16(const uint8_t *p) {
     memcpy(&v, p, 2);
     return v;
 }
+
+/// A little-endian 32-bit field at any alignment.
+static inline uint32_t load_u32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/// A loop the compiler unrolls fully (its bound is a constant): its arrays stay in registers.
+#define UNROLLED _Pragma("clang loop unroll(full)")
 
 /// IEEE half → float, exact for every value (subnormals, infinities, NaN).
 static inline float half_to_float(uint16_t h) {

@@ -84,8 +84,6 @@ static void panel_gemm_scalar(int format, const uint8_t *w, long blocks, long r0
     free(panel);
 }
 
-#define UNROLLED _Pragma("clang loop unroll(full)")
-
 /// A dot-form tile: MR activation rows × the DOT_ROWS panel rows, DOT_ROWS·MR accumulators of VEC
 /// (WIDTH floats) over the row, then SUM4's fixed tree per accumulator. Written into `y` or, with
 /// `accumulate`, added to what it holds.

@@ -100,11 +100,11 @@ AVX2 static void quantize_avx2(const float *x, long n, int8_t *q, float *scales,
 }
 
 /// The 32 nibbles of a Q4_1/Q4_0 block as bytes in element order (low nibbles are elements
-/// 0–15, high nibbles 16–31).
+/// 0–15, high nibbles 16–31): the 16 bytes loaded into both halves, the upper half shifted by a
+/// nibble, then masked.
 AVX2 static inline __m256i unpack_nibbles(const uint8_t *p) {
-    const __m128i packed = _mm_loadu_si128((const __m128i *)p), mask = _mm_set1_epi8(0x0F);
-    const __m128i lo = _mm_and_si128(packed, mask), hi = _mm_and_si128(_mm_srli_epi16(packed, 4), mask);
-    return _mm256_set_m128i(hi, lo);
+    const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_and_si256(_mm256_srlv_epi64(both, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0F));
 }
 
 // Each output sums even and odd blocks in two accumulators: two independent chains of
@@ -176,33 +176,99 @@ VNNI static inline __m256i q8_0_dot_vnni(__m256i q, const int8_t *x) {
         }                                                                                              \
     }
 
-/// 8-bit activations: the weight scale times the activation row-block's scale.
-#define INT8_SCALE(d, x) _mm256_set1_ps((d) * xs0[x])
 /// fp32 activations: the weight scale alone.
 #define F32_SCALE(d, x) _mm256_set1_ps(d)
 
+/// 8-bit activations, one weight row × T activation rows (a tile), the accumulators in registers:
+/// a block's [d, m] scales are converted at once and multiplied by the activation row-block's
+/// [scale, exact sum] in one vector product, whose first lane scales the block's integer dot
+/// product (DOT) and whose second, for Q4_1 (OFFSET), adds m·Σx to a running sum. Even and odd
+/// blocks go to separate accumulators (two chains of multiply-adds instead of one). The per-row
+/// instructions are the same for every T, so each output is the same for any m.
+#define INT8_TILE(NAME, ATTR, BYTES, OFFSET, PREP, DOT, T)                                              \
+    ATTR static inline void NAME##_##T(const uint8_t *row, long blocks, const int8_t *xq, const float *xs, \
+                                       const float *xsum, float *y, long ldy) {                          \
+        __m256 acc[T][2];                                                                                \
+        __m128 off[T][2];                                                                                \
+        UNROLLED for (int k = 0; k < T; k++) {                                                           \
+            acc[k][0] = acc[k][1] = _mm256_setzero_ps();                                                 \
+            off[k][0] = off[k][1] = _mm_setzero_ps();                                                    \
+        }                                                                                                \
+        for (long b0 = 0; b0 < blocks; b0 += 2) {                                                        \
+            UNROLLED for (int h = 0; h < 2; h++) {                                                       \
+                const long b = b0 + h;                                                                   \
+                if (h == 1 && b == blocks) break;                                                        \
+                const uint8_t *blk = row + b * (BYTES);                                                  \
+                const __typeof__(PREP(blk)) w = PREP(blk);                                               \
+                const __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128((OFFSET) ? (int)load_u32(blk) : load_u16(blk))); \
+                UNROLLED for (int k = 0; k < T; k++) {                                                   \
+                    const long x = k * blocks + b;                                                       \
+                    const __m128 sx = (OFFSET) ? _mm_unpacklo_ps(_mm_load_ss(xs + x), _mm_load_ss(xsum + x)) \
+                                               : _mm_load_ss(xs + x);                                    \
+                    const __m128 p = _mm_mul_ps(dm, sx);                                                 \
+                    if (OFFSET) off[k][h] = _mm_add_ps(off[k][h], p);                                    \
+                    acc[k][h] = _mm256_fmadd_ps(DOT(w, xq + QK * x), _mm256_broadcastss_ps(p), acc[k][h]); \
+                }                                                                                        \
+            }                                                                                            \
+        }                                                                                                \
+        UNROLLED for (int k = 0; k < T; k++) {                                                           \
+            const __m128 o = _mm_add_ps(off[k][0], off[k][1]);                                           \
+            y[k * ldy] = hsum256(_mm256_add_ps(acc[k][0], acc[k][1])) + _mm_cvtss_f32(_mm_movehdup_ps(o)); \
+        }                                                                                                \
+    }
+
+/// Rows [r0, r1) × m activation rows in tiles of up to TILE rows, each weight block prepared
+/// once per tile (NAME##_1 … NAME##_4 from INT8_TILE).
+#define INT8_ROWS(NAME, BYTES)                                                                           \
+    for (long r = r0; r < r1; r++) {                                                                   \
+        const uint8_t *row = w + r * blocks * (BYTES);                                                \
+        for (long p = 0; p < blocks * (BYTES); p += 64)                                               \
+            _mm_prefetch((const char *)row + PREFETCH_ROWS * blocks * (BYTES) + p, _MM_HINT_T0);      \
+        for (long i = 0; i < m; i += TILE) {                                                           \
+            const long x = i * blocks;                                                                 \
+            float *out = y + i * ldy + r;                                                              \
+            switch (m - i < TILE ? m - i : TILE) {                                                     \
+            case 1: NAME##_1(row, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, out, ldy); break;          \
+            case 2: NAME##_2(row, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, out, ldy); break;          \
+            case 3: NAME##_3(row, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, out, ldy); break;          \
+            default: NAME##_4(row, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, out, ldy); break;         \
+            }                                                                                          \
+        }                                                                                              \
+    }
+
+#define INT8_TILES(NAME, ATTR, BYTES, OFFSET, PREP, DOT)                                                 \
+    INT8_TILE(NAME, ATTR, BYTES, OFFSET, PREP, DOT, 1)                                                   \
+    INT8_TILE(NAME, ATTR, BYTES, OFFSET, PREP, DOT, 2)                                                   \
+    INT8_TILE(NAME, ATTR, BYTES, OFFSET, PREP, DOT, 3)                                                   \
+    INT8_TILE(NAME, ATTR, BYTES, OFFSET, PREP, DOT, 4)
+
+INT8_TILES(q4_1_tile_avx2, AVX2, Q4_1_BYTES, 1, q4_1_prep, q4_1_dot_avx2)
+INT8_TILES(q8_0_tile_avx2, AVX2, Q8_0_BYTES, 0, q8_0_prep, q8_0_dot_avx2)
+INT8_TILES(q4_1_tile_vnni, VNNI, Q4_1_BYTES, 1, q4_1_prep, q4_1_dot_vnni)
+INT8_TILES(q8_0_tile_vnni, VNNI, Q8_0_BYTES, 0, q8_0_prep, q8_0_dot_vnni)
+
 AVX2 static void matmul_q4_1_avx2(const uint8_t *w, long blocks, long r0, long r1, long m,
                                   const int8_t *xq0, const float *xs0, const float *xsum0, float *y, long ldy) {
-    TILED_ROWS(Q4_1_BYTES, 1, q4_1_prep, q4_1_dot_avx2, xq0, INT8_SCALE)
+    INT8_ROWS(q4_1_tile_avx2, Q4_1_BYTES)
 }
 
 AVX2 static void matmul_q8_0_avx2(const uint8_t *w, long blocks, long r0, long r1, long m,
                                   const int8_t *xq0, const float *xs0, float *y, long ldy) {
-    const float *xsum0 = NULL;
-    TILED_ROWS(Q8_0_BYTES, 0, q8_0_prep, q8_0_dot_avx2, xq0, INT8_SCALE)
+    const float *xsum0 = xs0;
+    INT8_ROWS(q8_0_tile_avx2, Q8_0_BYTES)
 }
 
 // MARK: - AVX-512 VNNI (256-bit vectors: vpdpbusd replaces the two-instruction AVX2 sequence)
 
 VNNI static void matmul_q4_1_vnni(const uint8_t *w, long blocks, long r0, long r1, long m,
                                   const int8_t *xq0, const float *xs0, const float *xsum0, float *y, long ldy) {
-    TILED_ROWS(Q4_1_BYTES, 1, q4_1_prep, q4_1_dot_vnni, xq0, INT8_SCALE)
+    INT8_ROWS(q4_1_tile_vnni, Q4_1_BYTES)
 }
 
 VNNI static void matmul_q8_0_vnni(const uint8_t *w, long blocks, long r0, long r1, long m,
                                   const int8_t *xq0, const float *xs0, float *y, long ldy) {
-    const float *xsum0 = NULL;
-    TILED_ROWS(Q8_0_BYTES, 0, q8_0_prep, q8_0_dot_vnni, xq0, INT8_SCALE)
+    const float *xsum0 = xs0;
+    INT8_ROWS(q8_0_tile_vnni, Q8_0_BYTES)
 }
 
 // MARK: - fp32 activations (dense mode: the 4/8-bit blocks widened to fp32 in registers)

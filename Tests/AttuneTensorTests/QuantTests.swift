@@ -106,9 +106,9 @@ private func quantizedRows(_ format: QuantFormat, rows: Int, cols: Int) -> [UInt
 /// error of quantizing x (for the 4/8-bit formats: Σ_b scale_b/2 · Σ_{i∈b} |w_i|, see
 /// `QuantizedRows`). The 8-bit paths must also match the exact product of the quantized
 /// operands within 1e-5 of its magnitude.
-@Test(arguments: [QuantFormat.q4_1, .q8_0, .f32, .q4_0, .f16], [MatVec.Activations.int8, .fp32])
-func matVecMatchesDequantizedProduct(format: QuantFormat, activations: MatVec.Activations) {
-    let rows = 97, cols = 256
+@Test(arguments: [QuantFormat.q4_1, .q8_0, .f32, .q4_0, .f16], [MatVec.Activations.int8, .fp32], [256, 288])
+func matVecMatchesDequantizedProduct(format: QuantFormat, activations: MatVec.Activations, cols: Int) {
+    let rows = 97
     let x = kernelInput(cols)
     let rowBytes = format.byteCount(elements: cols)!
     let q = quantizedRows(format, rows: rows, cols: cols)
@@ -191,7 +191,8 @@ func matVecMatchesDequantizedProduct(format: QuantFormat, activations: MatVec.Ac
 /// sequence decodes to the same logits whatever batch it shares a step with.
 @Test(arguments: [QuantFormat.q4_1, .q8_0], [MatVec.Activations.int8, .fp32])
 func decodeProductIsTheSameInAnyBatch(format: QuantFormat, activations: MatVec.Activations) {
-    let rows = 70, cols = 128, m = 5
+    // 5 blocks per row: the kernels' tiles take blocks in pairs, so the last one is alone.
+    let rows = 70, cols = 160, m = 5
     let q = quantizedRows(format, rows: rows, cols: cols)
     let x = (0..<m).flatMap { i in randomFloats(cols, seed: 10 + UInt64(i), scale: Float(i + 1)) }
     for isa in KernelISA.runnable {

@@ -139,54 +139,21 @@ VNNI static inline __m256 q4_1_dot_vnni(__m256i w, const int8_t *x) {
     return _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w, _mm256_loadu_si256((const __m256i *)x)));
 }
 
-VNNI static inline __m256i q8_0_dot_vnni(__m256i q, const int8_t *x) {
+VNNI static inline __m256 q8_0_dot_vnni(__m256i q, const int8_t *x) {
     const __m256i v = _mm256_loadu_si256((const __m256i *)x);
     return _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(q), _mm256_sign_epi8(v, q)));
 }
 
-/// Rows [r0, r1) × m activation rows, in tiles of TILE rows. PREP(blk) turns a weight block
-/// into what every row of the tile multiplies; TERM(prepared, row) is one activation row-block's
-/// product with it, starting at XBASE + 32·x for x = activation row × blocks + block, and
-/// SCALE(d, x) its scale. OFFSET is 1 for Q4_1's m·Σx term.
-#define TILED_ROWS(BYTES, OFFSET, PREP, TERM, XBASE, SCALE)                                            \
-    for (long r = r0; r < r1; r++) {                                                                   \
-        const uint8_t *row = w + r * blocks * (BYTES);                                                \
-        for (long p = 0; p < blocks * (BYTES); p += 64)                                               \
-            _mm_prefetch((const char *)row + PREFETCH_ROWS * blocks * (BYTES) + p, _MM_HINT_T0);      \
-        for (long i = 0; i < m; i += TILE) {                                                           \
-            const int t = m - i < TILE ? (int)(m - i) : TILE;                                          \
-            __m256 acc[TILE][2];                                                                       \
-            float offset[TILE][2];                                                                     \
-            for (int k = 0; k < TILE; k++) {                                                           \
-                acc[k][0] = acc[k][1] = _mm256_setzero_ps();                                           \
-                offset[k][0] = offset[k][1] = 0;                                                       \
-            }                                                                                          \
-            for (long b = 0; b < blocks; b++) {                                                        \
-                const uint8_t *blk = row + b * (BYTES);                                                \
-                const __typeof__(PREP(blk)) prepared = PREP(blk);                                      \
-                const float d = half_avx2(blk), dm = (OFFSET) ? half_avx2(blk + 2) : 0;                \
-                for (int k = 0; k < t; k++) {                                                          \
-                    const long x = (i + k) * blocks + b;                                               \
-                    acc[k][b & 1] = _mm256_fmadd_ps(TERM(prepared, XBASE + QK * x), SCALE(d, x), acc[k][b & 1]); \
-                    if (OFFSET) offset[k][b & 1] += dm * xsum0[x];                                     \
-                }                                                                                      \
-            }                                                                                          \
-            for (int k = 0; k < t; k++)                                                                \
-                y[(i + k) * ldy + r] = hsum256(_mm256_add_ps(acc[k][0], acc[k][1])) + (offset[k][0] + offset[k][1]); \
-        }                                                                                              \
-    }
-
-/// fp32 activations: the weight scale alone.
-#define F32_SCALE(d, x) _mm256_set1_ps(d)
-
-/// 8-bit activations, one weight row × T activation rows (a tile), the accumulators in registers:
-/// a block's [d, m] scales are converted at once and multiplied by the activation row-block's
-/// [scale, exact sum] in one vector product, whose first lane scales the block's integer dot
-/// product (DOT) and whose second, for Q4_1 (OFFSET), adds m·Σx to a running sum. Even and odd
-/// blocks go to separate accumulators (two chains of multiply-adds instead of one). The per-row
-/// instructions are the same for every T, so each output is the same for any m.
-#define INT8_TILE(NAME, ATTR, BYTES, OFFSET, PREP, DOT, T)                                              \
-    ATTR static inline void NAME##_##T(const uint8_t *row, long blocks, const int8_t *xq, const float *xs, \
+/// One weight row × T activation rows (a tile), the accumulators in registers. PREP(blk) turns
+/// a weight block into what every row of the tile multiplies and DOT(prepared, x) is its unscaled
+/// product with one activation row-block (32 XTYPE elements). A block's [d, m] scales are
+/// converted at once and multiplied by SCALES(xs, xsum, x), the activation row-block's [scale,
+/// exact sum], in one vector product, whose first lane scales DOT and whose second, for Q4_1
+/// (OFFSET), adds m·Σx to a running sum. Even and odd blocks go to separate accumulators (two
+/// chains of multiply-adds instead of one). The per-row instructions are the same for every T, so
+/// each output is the same for any m.
+#define ROW_TILE(NAME, ATTR, BYTES, OFFSET, PREP, DOT, XTYPE, SCALES, T)                                \
+    ATTR static inline void NAME##_##T(const uint8_t *row, long blocks, const XTYPE *xa, const float *xs,  \
                                        const float *xsum, float *y, long ldy) {                          \
         __m256 acc[T][2];                                                                                \
         __m128 off[T][2];                                                                                \
@@ -203,11 +170,9 @@ VNNI static inline __m256i q8_0_dot_vnni(__m256i q, const int8_t *x) {
                 const __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128((OFFSET) ? (int)load_u32(blk) : load_u16(blk))); \
                 UNROLLED for (int k = 0; k < T; k++) {                                                   \
                     const long x = k * blocks + b;                                                       \
-                    const __m128 sx = (OFFSET) ? _mm_unpacklo_ps(_mm_load_ss(xs + x), _mm_load_ss(xsum + x)) \
-                                               : _mm_load_ss(xs + x);                                    \
-                    const __m128 p = _mm_mul_ps(dm, sx);                                                 \
+                    const __m128 p = _mm_mul_ps(dm, SCALES(xs, xsum, x, OFFSET));                        \
                     if (OFFSET) off[k][h] = _mm_add_ps(off[k][h], p);                                    \
-                    acc[k][h] = _mm256_fmadd_ps(DOT(w, xq + QK * x), _mm256_broadcastss_ps(p), acc[k][h]); \
+                    acc[k][h] = _mm256_fmadd_ps(DOT(w, xa + QK * x), _mm256_broadcastss_ps(p), acc[k][h]); \
                 }                                                                                        \
             }                                                                                            \
         }                                                                                                \
@@ -218,8 +183,9 @@ VNNI static inline __m256i q8_0_dot_vnni(__m256i q, const int8_t *x) {
     }
 
 /// Rows [r0, r1) × m activation rows in tiles of up to TILE rows, each weight block prepared
-/// once per tile (NAME##_1 … NAME##_4 from INT8_TILE).
-#define INT8_ROWS(NAME, BYTES)                                                                           \
+/// once per tile (NAME##_1 … NAME##_4 from ROW_TILES); activation row i starts at
+/// X0 + 32·blocks·i, its scales and sums at XS0/XSUM0 + blocks·i.
+#define TILED_ROWS(NAME, BYTES, X0, XS0, XSUM0)                                                          \
     for (long r = r0; r < r1; r++) {                                                                   \
         const uint8_t *row = w + r * blocks * (BYTES);                                                \
         for (long p = 0; p < blocks * (BYTES); p += 64)                                               \
@@ -228,47 +194,49 @@ VNNI static inline __m256i q8_0_dot_vnni(__m256i q, const int8_t *x) {
             const long x = i * blocks;                                                                 \
             float *out = y + i * ldy + r;                                                              \
             switch (m - i < TILE ? m - i : TILE) {                                                     \
-            case 1: NAME##_1(row, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, out, ldy); break;          \
-            case 2: NAME##_2(row, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, out, ldy); break;          \
-            case 3: NAME##_3(row, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, out, ldy); break;          \
-            default: NAME##_4(row, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, out, ldy); break;         \
+            case 1: NAME##_1(row, blocks, (X0) + QK * x, (XS0) + x, (XSUM0) + x, out, ldy); break;     \
+            case 2: NAME##_2(row, blocks, (X0) + QK * x, (XS0) + x, (XSUM0) + x, out, ldy); break;     \
+            case 3: NAME##_3(row, blocks, (X0) + QK * x, (XS0) + x, (XSUM0) + x, out, ldy); break;     \
+            default: NAME##_4(row, blocks, (X0) + QK * x, (XS0) + x, (XSUM0) + x, out, ldy); break;    \
             }                                                                                          \
         }                                                                                              \
     }
 
-#define INT8_TILES(NAME, ATTR, BYTES, OFFSET, PREP, DOT)                                                 \
-    INT8_TILE(NAME, ATTR, BYTES, OFFSET, PREP, DOT, 1)                                                   \
-    INT8_TILE(NAME, ATTR, BYTES, OFFSET, PREP, DOT, 2)                                                   \
-    INT8_TILE(NAME, ATTR, BYTES, OFFSET, PREP, DOT, 3)                                                   \
-    INT8_TILE(NAME, ATTR, BYTES, OFFSET, PREP, DOT, 4)
+#define ROW_TILES(NAME, ATTR, BYTES, OFFSET, PREP, DOT, XTYPE, SCALES)                                   \
+    ROW_TILE(NAME, ATTR, BYTES, OFFSET, PREP, DOT, XTYPE, SCALES, 1)                                     \
+    ROW_TILE(NAME, ATTR, BYTES, OFFSET, PREP, DOT, XTYPE, SCALES, 2)                                     \
+    ROW_TILE(NAME, ATTR, BYTES, OFFSET, PREP, DOT, XTYPE, SCALES, 3)                                     \
+    ROW_TILE(NAME, ATTR, BYTES, OFFSET, PREP, DOT, XTYPE, SCALES, 4)
 
-INT8_TILES(q4_1_tile_avx2, AVX2, Q4_1_BYTES, 1, q4_1_prep, q4_1_dot_avx2)
-INT8_TILES(q8_0_tile_avx2, AVX2, Q8_0_BYTES, 0, q8_0_prep, q8_0_dot_avx2)
-INT8_TILES(q4_1_tile_vnni, VNNI, Q4_1_BYTES, 1, q4_1_prep, q4_1_dot_vnni)
-INT8_TILES(q8_0_tile_vnni, VNNI, Q8_0_BYTES, 0, q8_0_prep, q8_0_dot_vnni)
+/// 8-bit activations: each row-block has its own scale (and, for Q4_1, its exact sum).
+#define INT8_SCALES(xs, xsum, x, OFFSET)                                                                 \
+    ((OFFSET) ? _mm_unpacklo_ps(_mm_load_ss((xs) + (x)), _mm_load_ss((xsum) + (x))) : _mm_load_ss((xs) + (x)))
+
+ROW_TILES(q4_1_tile_avx2, AVX2, Q4_1_BYTES, 1, q4_1_prep, q4_1_dot_avx2, int8_t, INT8_SCALES)
+ROW_TILES(q8_0_tile_avx2, AVX2, Q8_0_BYTES, 0, q8_0_prep, q8_0_dot_avx2, int8_t, INT8_SCALES)
+ROW_TILES(q4_1_tile_vnni, VNNI, Q4_1_BYTES, 1, q4_1_prep, q4_1_dot_vnni, int8_t, INT8_SCALES)
+ROW_TILES(q8_0_tile_vnni, VNNI, Q8_0_BYTES, 0, q8_0_prep, q8_0_dot_vnni, int8_t, INT8_SCALES)
 
 AVX2 static void matmul_q4_1_avx2(const uint8_t *w, long blocks, long r0, long r1, long m,
                                   const int8_t *xq0, const float *xs0, const float *xsum0, float *y, long ldy) {
-    INT8_ROWS(q4_1_tile_avx2, Q4_1_BYTES)
+    TILED_ROWS(q4_1_tile_avx2, Q4_1_BYTES, xq0, xs0, xsum0)
 }
 
 AVX2 static void matmul_q8_0_avx2(const uint8_t *w, long blocks, long r0, long r1, long m,
                                   const int8_t *xq0, const float *xs0, float *y, long ldy) {
-    const float *xsum0 = xs0; // Q8_0 has no offset term: never read
-    INT8_ROWS(q8_0_tile_avx2, Q8_0_BYTES)
+    TILED_ROWS(q8_0_tile_avx2, Q8_0_BYTES, xq0, xs0, xs0) // Q8_0 has no offset term: its sums are never read
 }
 
 // MARK: - AVX-512 VNNI (256-bit vectors: vpdpbusd replaces the two-instruction AVX2 sequence)
 
 VNNI static void matmul_q4_1_vnni(const uint8_t *w, long blocks, long r0, long r1, long m,
                                   const int8_t *xq0, const float *xs0, const float *xsum0, float *y, long ldy) {
-    INT8_ROWS(q4_1_tile_vnni, Q4_1_BYTES)
+    TILED_ROWS(q4_1_tile_vnni, Q4_1_BYTES, xq0, xs0, xsum0)
 }
 
 VNNI static void matmul_q8_0_vnni(const uint8_t *w, long blocks, long r0, long r1, long m,
                                   const int8_t *xq0, const float *xs0, float *y, long ldy) {
-    const float *xsum0 = xs0; // Q8_0 has no offset term: never read
-    INT8_ROWS(q8_0_tile_vnni, Q8_0_BYTES)
+    TILED_ROWS(q8_0_tile_vnni, Q8_0_BYTES, xq0, xs0, xs0) // Q8_0 has no offset term: its sums are never read
 }
 
 // MARK: - fp32 activations (dense mode: the 4/8-bit blocks widened to fp32 in registers)
@@ -332,15 +300,21 @@ AVX2 static inline __m256 f32_dot(widened_block w, const float *xb) {
     return _mm256_fmadd_ps(w.v[3], _mm256_loadu_ps(xb + 24), s);
 }
 
+/// fp32 activations carry no scale of their own: [1, exact sum].
+#define F32_SCALES(xs, xsum, x, OFFSET)                                                                  \
+    ((OFFSET) ? _mm_unpacklo_ps(_mm_set_ss(1), _mm_load_ss((xsum) + (x))) : _mm_set_ss(1))
+
+ROW_TILES(q4_1_f32_tile_avx2, AVX2, Q4_1_BYTES, 1, q4_1_widen, f32_dot, float, F32_SCALES)
+ROW_TILES(q8_0_f32_tile_avx2, AVX2, Q8_0_BYTES, 0, q8_0_widen, f32_dot, float, F32_SCALES)
+
 AVX2 static void matmul_q4_1_f32_avx2(const uint8_t *w, long blocks, long r0, long r1, long m,
                                       const float *x0, const float *xsum0, float *y, long ldy) {
-    TILED_ROWS(Q4_1_BYTES, 1, q4_1_widen, f32_dot, x0, F32_SCALE)
+    TILED_ROWS(q4_1_f32_tile_avx2, Q4_1_BYTES, x0, xsum0, xsum0) // fp32 rows have no scales
 }
 
 AVX2 static void matmul_q8_0_f32_avx2(const uint8_t *w, long blocks, long r0, long r1, long m,
                                       const float *x0, float *y, long ldy) {
-    const float *xsum0 = NULL;
-    TILED_ROWS(Q8_0_BYTES, 0, q8_0_widen, f32_dot, x0, F32_SCALE)
+    TILED_ROWS(q8_0_f32_tile_avx2, Q8_0_BYTES, x0, x0, x0) // neither scales nor sums: never read
 }
 
 AVX2 static void block_sums_avx2(const float *x, long n, float *sums) {

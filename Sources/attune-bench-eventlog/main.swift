@@ -4,6 +4,7 @@ import Foundation
 /// Produce/consume throughput of the embedded log, the Kafka client and kcat, side by side.
 ///
 ///     attune-bench-eventlog [--bootstrap HOST:PORT] [--repeat N] [--small N] [--large N] [--sides embedded,kafka,kcat]
+///                           [--consumer-property KEY=VALUE]…
 ///
 /// Without a bootstrap address (flag or ATTUNE_KAFKA_BOOTSTRAP) only the embedded log runs.
 struct Options {
@@ -14,6 +15,8 @@ struct Options {
     var batch = 10_000
     var partitions = 3
     var sides: Set<String> = ["embedded", "kafka", "kcat"]
+    /// librdkafka properties of the Kafka client's consumer, over `kafkaConsumerProperties`.
+    var consumerProperties = kafkaConsumerProperties
 
     init(_ arguments: [String]) throws {
         var rest = arguments.makeIterator()
@@ -26,6 +29,10 @@ struct Options {
             case "--large": largeCount = try Self.positive(flag, value)
             case "--batch": batch = try Self.positive(flag, value)
             case "--sides": sides = Set(value.split(separator: ",").map(String.init))
+            case "--consumer-property":
+                let parts = value.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2, !parts[0].isEmpty else { throw BenchError("\(flag) needs KEY=VALUE, got \(value)") }
+                consumerProperties[parts[0]] = parts[1]
             default: throw BenchError("unknown option \(flag)")
             }
         }
@@ -88,7 +95,7 @@ func runClient(_ log: any EventLog, count: Int, size: Int, options: Options) asy
     await producer.close()
     try await Task.sleep(for: settle)
     var config = ConsumerConfiguration()
-    config.properties = log.transportName == "kafka" ? kafkaConsumerProperties : [:]
+    config.properties = log.transportName == "kafka" ? options.consumerProperties : [:]
     let consumer = try log.makeConsumer(config)
     try await consumer.assign((0..<options.partitions).map { TopicPartition(topic, $0) })
     let consume = try await seconds {

@@ -13,6 +13,7 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +33,17 @@ static float *thread_buffer(int slot, size_t floats) {
         sizes[slot] = buffers[slot] ? floats : 0;
     }
     return buffers[slot];
+}
+
+/// The calling thread's panel buffer. A kernel cannot report an error to its caller, so running
+/// out of memory for these few kilobytes ends the process with a message instead of a fault.
+static float *panel_buffer(size_t floats) {
+    float *panel = thread_buffer(1, floats);
+    if (!panel) {
+        fprintf(stderr, "attune: out of memory for a %zu-float weight panel\n", floats);
+        abort();
+    }
+    return panel;
 }
 
 const float *attune_panel_pack(long m, long cols, const float *x) {
@@ -72,7 +84,7 @@ static void widen_row_scalar(int format, const uint8_t *row, long blocks, float 
 static void panel_gemm_scalar(int format, const uint8_t *w, long blocks, long r0, long r1, long m, const float *x,
                               long si, long sc, float *y, long ldy) {
     const long cols = QK * blocks;
-    float *panel = malloc((size_t)cols * sizeof(float));
+    float *panel = panel_buffer((size_t)cols);
     for (long r = r0; r < r1; r++) {
         widen_row_scalar(format, w + r * row_bytes(format, blocks), blocks, panel);
         for (long i = 0; i < m; i++) {
@@ -81,7 +93,6 @@ static void panel_gemm_scalar(int format, const uint8_t *w, long blocks, long r0
             y[i * ldy + r] = acc;
         }
     }
-    free(panel);
 }
 
 /// A dot-form tile: MR activation rows × the DOT_ROWS panel rows, DOT_ROWS·MR accumulators of VEC
@@ -153,7 +164,7 @@ static void panel_gemm_dot(int format, const uint8_t *w, long blocks, long r0, l
     enum { KC = 512 };
     const long cols = QK * blocks, rowBytes = row_bytes(format, blocks), mr = path->dot_mr;
     const long ntiles = (m + mr - 1) / mr;
-    float *panel = thread_buffer(1, (size_t)(DOT_ROWS * cols + m * DOT_ROWS)), *tail = panel + DOT_ROWS * cols;
+    float *panel = panel_buffer((size_t)(DOT_ROWS * cols + m * DOT_ROWS)), *tail = panel + DOT_ROWS * cols;
     for (long r = r0; r < r1; r += DOT_ROWS) {
         const long n = r1 - r < DOT_ROWS ? r1 - r : DOT_ROWS;
         for (long k = 0; k < DOT_ROWS; k++) {
@@ -185,7 +196,7 @@ static void panel_gemm_broadcast(int format, const uint8_t *w, long blocks, long
     enum { KC = 128 };
     const long cols = QK * blocks, ld = packed_stride(m), g = path->group, rowBytes = row_bytes(format, blocks);
     const long blockBytes = row_bytes(format, 1);
-    float *panel = thread_buffer(1, (size_t)(g * KC + g * ld)), *acc = panel + g * KC;
+    float *panel = panel_buffer((size_t)(g * KC + g * ld)), *acc = panel + g * KC;
     for (long r = r0; r < r1; r += g) {
         const long n = r1 - r < g ? r1 - r : g;
         if (n < g) memset(panel + n * KC, 0, (size_t)((g - n) * KC) * sizeof(float));

@@ -80,6 +80,9 @@ static void widen_row_scalar(int format, const uint8_t *row, long blocks, float 
     }
 }
 
+/// A half-precision scale of a block (F16C; every SIMD path has it).
+AVX2 static inline float half_f16c(const uint8_t *p) { return _cvtsh_ss(load_u16(p)); }
+
 /// The reference of both forms: activation (i, c) at x[i·si + c·sc].
 static void panel_gemm_scalar(int format, const uint8_t *w, long blocks, long r0, long r1, long m, const float *x,
                               long si, long sc, float *y, long ldy) {
@@ -221,20 +224,18 @@ static void panel_gemm_broadcast(int format, const uint8_t *w, long blocks, long
 
 #define AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")))
 
-AVX512 static inline float half_avx512(const uint8_t *p) { return _cvtsh_ss(load_u16(p)); }
-
 AVX512 static void widen_row_avx512(int format, const uint8_t *row, long blocks, float *out) {
     for (long b = 0; b < blocks; b++) {
         if (format == ATTUNE_PANEL_Q4_1) {
             const uint8_t *blk = row + b * Q4_1_BYTES;
-            const __m512 d = _mm512_set1_ps(half_avx512(blk)), m = _mm512_set1_ps(half_avx512(blk + 2));
+            const __m512 d = _mm512_set1_ps(half_f16c(blk)), m = _mm512_set1_ps(half_f16c(blk + 2));
             const __m128i packed = _mm_loadu_si128((const __m128i *)(blk + 4)), mask = _mm_set1_epi8(0x0F);
             const __m128i lo = _mm_and_si128(packed, mask), hi = _mm_and_si128(_mm_srli_epi16(packed, 4), mask);
             _mm512_storeu_ps(out + QK * b, _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo)), d), m));
             _mm512_storeu_ps(out + QK * b + 16, _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi)), d), m));
         } else {
             const uint8_t *blk = row + b * Q8_0_BYTES;
-            const __m512 d = _mm512_set1_ps(half_avx512(blk));
+            const __m512 d = _mm512_set1_ps(half_f16c(blk));
             const __m128i q0 = _mm_loadu_si128((const __m128i *)(blk + 2)), q1 = _mm_loadu_si128((const __m128i *)(blk + 18));
             _mm512_storeu_ps(out + QK * b, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0)), d));
             _mm512_storeu_ps(out + QK * b + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1)), d));
@@ -279,13 +280,11 @@ static const panel_path path_avx512 = {widen_row_avx512, dot_avx512, 6, tiles_av
 
 // MARK: - AVX2
 
-AVX2 static inline float half_avx2(const uint8_t *p) { return _cvtsh_ss(load_u16(p)); }
-
 AVX2 static void widen_row_avx2(int format, const uint8_t *row, long blocks, float *out) {
     for (long b = 0; b < blocks; b++) {
         if (format == ATTUNE_PANEL_Q4_1) {
             const uint8_t *blk = row + b * Q4_1_BYTES;
-            const __m256 d = _mm256_set1_ps(half_avx2(blk)), m = _mm256_set1_ps(half_avx2(blk + 2));
+            const __m256 d = _mm256_set1_ps(half_f16c(blk)), m = _mm256_set1_ps(half_f16c(blk + 2));
             const __m128i packed = _mm_loadu_si128((const __m128i *)(blk + 4)), mask = _mm_set1_epi8(0x0F);
             const __m128i lo = _mm_and_si128(packed, mask), hi = _mm_and_si128(_mm_srli_epi16(packed, 4), mask);
             const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
@@ -294,7 +293,7 @@ AVX2 static void widen_row_avx2(int format, const uint8_t *row, long blocks, flo
                                  _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(parts[g])), d), m));
         } else {
             const uint8_t *blk = row + b * Q8_0_BYTES;
-            const __m256 d = _mm256_set1_ps(half_avx2(blk));
+            const __m256 d = _mm256_set1_ps(half_f16c(blk));
             for (int g = 0; g < 4; g++) {
                 const __m128i q = _mm_loadl_epi64((const __m128i *)(blk + 2 + 8 * g));
                 _mm256_storeu_ps(out + QK * b + 8 * g, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d));

@@ -69,8 +69,6 @@ static void matmul_q8_0_scalar(const uint8_t *w, long blocks, long r0, long r1, 
 
 #define VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 
-AVX2 static inline float half_avx2(const uint8_t *p) { return _cvtsh_ss(load_u16(p)); }
-
 AVX2 static void quantize_avx2(const float *x, long n, int8_t *q, float *scales, float *sums) {
     const __m256 signMask = _mm256_set1_ps(-0.0f);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -107,11 +105,7 @@ AVX2 static inline __m256i unpack_nibbles(const uint8_t *p) {
     return _mm256_and_si256(_mm256_srlv_epi64(both, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0F));
 }
 
-// Each output sums even and odd blocks in two accumulators: two independent chains of
-// multiply-adds instead of one (the chain's latency, not memory, bounded the one-chain loop).
-// Activation rows go in tiles of up to TILE, so a weight block is unpacked once per tile; the
-// per-row code is the same for every tile size, so each output is the same for any m.
-
+/// Activation rows per tile: a weight block is prepared once for up to TILE rows (ROW_TILE).
 enum { TILE = 4 };
 
 /// Each row first asks for the row PREFETCH_ROWS ahead: a decode step's products are short

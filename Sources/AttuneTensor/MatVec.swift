@@ -65,10 +65,11 @@ public enum MatVec {
     public static func hasPanels(_ format: QuantFormat) -> Bool { format == .q4_1 || format == .q8_0 }
 
     /// The batch from which `multiplyPanels` uses broadcast-form tiles on packed input rather than
-    /// dot-form tiles (`ops/bench` kernel timings of the model's three matrix shapes on Sapphire
-    /// Rapids: dot form ahead below 24 rows; with 8-float vectors, padding to 16 rows makes the
-    /// broadcast form lose below 32).
-    public static func panelBroadcastMin(_ isa: KernelISA) -> Int { isa == .avx2 ? 32 : 24 }
+    /// dot-form tiles (`ops/bench/panels.sh`, the model's three matrix shapes on one thread: on
+    /// Sapphire Rapids the dot form is ahead below 24 rows; on an AVX2-only AMD EPYC it is as fast
+    /// or faster up to 96 rows — 29.8 vs 28.9 GFLOP/s at 48, 40–56 rows pad to 48–64 — and the
+    /// broadcast form ahead from 128, 32.3 vs 30.9).
+    public static func panelBroadcastMin(_ isa: KernelISA) -> Int { isa == .avx2 ? 128 : 24 }
 
     /// Several products of the same m fp32 input rows in one fan-out, by panels: each group of
     /// weight rows is widened to fp32 once and multiplied with every input row from cache, so the

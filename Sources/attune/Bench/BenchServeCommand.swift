@@ -66,7 +66,8 @@ struct BenchServeCommand: AsyncParsableCommand {
             emit(json(["kind": "throughput", "scenario": scenario, "streams": streams, "decode_tok_s": rate,
                        "useful_gflop_s": rate * flops / 1e9, "sgemm_gflop_s": sgemm, "share_of_sgemm": rate * flops / 1e9 / sgemm,
                        "ttft_ms_p50": percentile(ttft, 50), "ttft_ms_p95": percentile(ttft, 95),
-                       "itl_ms_p50": percentile(itl, 50), "itl_ms_p95": percentile(itl, 95)]))
+                       "itl_ms_p50": percentile(itl, 50), "itl_ms_p95": percentile(itl, 95),
+                       "completion_tokens_mean": Double(results.reduce(0) { $0 + $1.completionTokens }) / Double(results.count)]))
         }
         let mixed = (0..<adapters).map { "tenant/t\($0)" }
         report("\(adapters) adapters", adapters, try await bench.generate(models: mixed, promptTokens: promptTokens, newTokens: newTokens))

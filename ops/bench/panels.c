@@ -1,0 +1,85 @@
+// The two panel forms of a batched decode step (attune_panel_gemm_rows, dot form;
+// attune_panel_gemm, broadcast form with its packing) on one thread, over the model's three
+// matrix shapes × 30 layers of Q4_1 blocks (39 MB, streamed from memory as in a real step),
+// against cblas_sgemm on the fp32 copy of one layer's shapes (the machine's limit at that batch).
+// Prints GFLOP/s per batch size m, best of REPEATS alternating runs. Built and run by panels.sh.
+#include "attune_kernels.h"
+
+#include <cblas.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { LAYERS = 30, SHAPES = 3, BLOCK = 20, REPEATS = 6 };
+static const long rows[SHAPES] = {576, 1536, 576}, cols[SHAPES] = {576, 576, 1536};
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+static attune_isa isa_from_env(void) {
+    const char *s = getenv("ATTUNE_ISA");
+    if (s && !strcmp(s, "scalar")) return ATTUNE_ISA_SCALAR;
+    if (s && !strcmp(s, "avx2")) return ATTUNE_ISA_AVX2;
+    return attune_cpu_isa();
+}
+
+int main(int argc, char **argv) {
+    const attune_isa isa = isa_from_env();
+    long total = 0, weights = 0;
+    for (int t = 0; t < SHAPES; t++) total += LAYERS * rows[t] * cols[t] / 32 * BLOCK, weights += LAYERS * rows[t] * cols[t];
+    uint8_t *w = malloc(total);
+    uint32_t s = 1;
+    for (long i = 0; i < total; i++) w[i] = (uint8_t)((s = s * 1664525u + 1013904223u) >> 24);
+    for (long i = 0; i < total; i += BLOCK) {  // half scales d ∈ [2⁻⁴, 2⁻³), offsets −d·8
+        const uint16_t dm[2] = {(uint16_t)(0x2c00 + (i / BLOCK) % 1024), (uint16_t)(0xb000 + (i / BLOCK) % 1024)};
+        memcpy(w + i, dm, 4);
+    }
+    const long maxM = 256;
+    float *x = malloc(sizeof(float) * 1536 * maxM), *y = malloc(sizeof(float) * 1536 * maxM);
+    float *dense[SHAPES];
+    for (long i = 0; i < 1536 * maxM; i++) x[i] = (float)(i % 97) / 97.0f - 0.5f;
+    for (int t = 0; t < SHAPES; t++) {
+        dense[t] = malloc(sizeof(float) * rows[t] * cols[t]);
+        for (long i = 0; i < rows[t] * cols[t]; i++) dense[t][i] = (float)(i % 89) / 89.0f - 0.5f;
+    }
+    printf("isa %s; one thread; Q4_1 weights %.1f MB\n", isa == ATTUNE_ISA_AVX512_VNNI ? "avx512" : isa == ATTUNE_ISA_AVX2 ? "avx2" : "scalar",
+           total / 1e6);
+    printf("%5s %12s %12s %12s %10s %10s\n", "m", "dot GFLOP/s", "bcast GFLOP/s", "sgemm GFLOP/s", "dot/sgemm", "bcast/sgemm");
+    for (int a = 1; a < argc; a++) {
+        const long m = atol(argv[a]);
+        if (m < 1 || m > maxM) { fprintf(stderr, "m must be 1…%ld\n", maxM); return 2; }
+        double best[3] = {1e30, 1e30, 1e30};
+        for (int rep = 0; rep < REPEATS; rep++) {
+            for (int form = 0; form < 3; form++) {
+                const double t0 = now();
+                long off = 0;
+                for (int l = 0; l < LAYERS; l++) {
+                    for (int t = 0; t < SHAPES; t++) {
+                        const long blocks = cols[t] / 32;
+                        if (form == 0) {
+                            attune_panel_gemm_rows(isa, ATTUNE_PANEL_Q4_1, w + off, blocks, 0, rows[t], m, x, y, rows[t]);
+                        } else if (form == 1) {
+                            const float *xt = attune_panel_pack(m, cols[t], x);
+                            attune_panel_gemm(isa, ATTUNE_PANEL_Q4_1, w + off, blocks, 0, rows[t], m, xt, y, rows[t]);
+                        } else {
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)rows[t], (int)cols[t], 1, x,
+                                        (int)cols[t], dense[t], (int)cols[t], 0, y, (int)rows[t]);
+                        }
+                        off += rows[t] * blocks * BLOCK;
+                    }
+                }
+                const double dt = now() - t0;
+                if (dt < best[form]) best[form] = dt;
+            }
+        }
+        const double flop = 2.0 * m * weights;
+        printf("%5ld %12.1f %12.1f %12.1f %10.2f %10.2f\n", m, flop / best[0] / 1e9, flop / best[1] / 1e9, flop / best[2] / 1e9,
+               best[2] / best[0], best[2] / best[1]);
+    }
+    return 0;
+}

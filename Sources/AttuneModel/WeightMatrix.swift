@@ -96,8 +96,11 @@ public final class WeightMatrix: @unchecked Sendable {
     /// each block in registers per row tile. `attune bench serve` on SmolLM2, 2 cores (Sapphire
     /// Rapids), tok/s panels vs register widening: 2 streams 87 vs 93, 4 streams 138 vs 141,
     /// 8 streams 198 vs 156, 16 streams 282 vs 127. Up to 2026-12-04 larger batches used sgemm on
-    /// the fp32 copy, which reads 540 MB per step: 32 streams 235 tok/s, with panels 292.
-    static let denseDirectLimit = 4
+    /// the fp32 copy, which reads 540 MB per step: 32 streams 235 tok/s, with panels 292. On an
+    /// AVX2-only AMD EPYC (`ops/bench/panels.sh`, one thread, GFLOP/s register widening vs dot-form
+    /// panels, two runs) the panels catch up at 3 rows (8.3 vs 9.3, 11.4 vs 11.5) and lead at 4
+    /// (8.9 vs 11.0, 12.2 vs 14.2), so the AVX2 path widens in registers for at most 2 rows.
+    static func denseDirectLimit(_ isa: KernelISA) -> Int { isa == .avx2 ? 2 : 4 }
 
     /// Y[m, rows] = X[m, cols] · Wᵀ, as the fused `matmul` for one matrix.
     package func matmul(_ x: UnsafePointer<Float>, m: Int, _ y: UnsafeMutablePointer<Float>, scratch: ScratchBuffer,
@@ -117,7 +120,7 @@ public final class WeightMatrix: @unchecked Sendable {
         }
         if matrices[0].dense == nil {
             MatVec.multiply(products, x: x, m: m, activations: .int8)
-        } else if m > denseDirectLimit {
+        } else if m > denseDirectLimit(.active) {
             MatVec.multiplyPanels(products, x: x, m: m)
         } else {
             MatVec.multiply(products, x: x, m: m, activations: .fp32)

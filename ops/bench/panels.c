@@ -1,5 +1,6 @@
-// The two panel forms of a batched decode step (attune_panel_gemm_rows, dot form;
-// attune_panel_gemm, broadcast form with its packing) on one thread, over the model's three
+// The forms of a dense-mode decode step's products on one thread — register widening
+// (attune_matmul_q4_1_f32, direct, up to 4 rows), panels along the rows (attune_panel_gemm_rows,
+// dot form) and broadcast panels (attune_panel_gemm with its packing) — over the model's three
 // matrix shapes × 30 layers of Q4_1 blocks (39 MB, streamed from memory as in a real step),
 // against cblas_sgemm on the fp32 copy of one layer's shapes (the machine's limit at that batch).
 // Prints GFLOP/s per batch size m, best of REPEATS alternating runs. Built and run by panels.sh.
@@ -41,6 +42,7 @@ int main(int argc, char **argv) {
     }
     const long maxM = 256;
     float *x = malloc(sizeof(float) * 1536 * maxM), *y = malloc(sizeof(float) * 1536 * maxM);
+    float *sums = malloc(sizeof(float) * 48 * maxM);
     float *dense[SHAPES];
     for (long i = 0; i < 1536 * maxM; i++) x[i] = (float)(i % 97) / 97.0f - 0.5f;
     for (int t = 0; t < SHAPES; t++) {
@@ -49,13 +51,15 @@ int main(int argc, char **argv) {
     }
     printf("isa %s; one thread; Q4_1 weights %.1f MB\n", isa == ATTUNE_ISA_AVX512_VNNI ? "avx512" : isa == ATTUNE_ISA_AVX2 ? "avx2" : "scalar",
            total / 1e6);
-    printf("%5s %12s %12s %12s %10s %10s\n", "m", "dot GFLOP/s", "bcast GFLOP/s", "sgemm GFLOP/s", "dot/sgemm", "bcast/sgemm");
+    printf("%5s %14s %12s %14s %14s %10s %12s\n", "m", "direct GFLOP/s", "dot GFLOP/s", "bcast GFLOP/s", "sgemm GFLOP/s",
+           "dot/sgemm", "bcast/sgemm");
     for (int a = 1; a < argc; a++) {
         const long m = atol(argv[a]);
         if (m < 1 || m > maxM) { fprintf(stderr, "m must be 1…%ld\n", maxM); return 2; }
-        double best[3] = {1e30, 1e30, 1e30};
+        double best[4] = {1e30, 1e30, 1e30, 1e30};
         for (int rep = 0; rep < REPEATS; rep++) {
-            for (int form = 0; form < 3; form++) {
+            for (int form = 0; form < 4; form++) {
+                if (form == 3 && m > 4) continue;
                 const double t0 = now();
                 long off = 0;
                 for (int l = 0; l < LAYERS; l++) {
@@ -66,6 +70,9 @@ int main(int argc, char **argv) {
                         } else if (form == 1) {
                             const float *xt = attune_panel_pack(m, cols[t], x);
                             attune_panel_gemm(isa, ATTUNE_PANEL_Q4_1, w + off, blocks, 0, rows[t], m, xt, y, rows[t]);
+                        } else if (form == 3) {
+                            attune_block_sums(isa, x, m * cols[t], sums);
+                            attune_matmul_q4_1_f32(isa, w + off, blocks, 0, rows[t], m, x, sums, y, rows[t]);
                         } else {
                             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)rows[t], (int)cols[t], 1, x,
                                         (int)cols[t], dense[t], (int)cols[t], 0, y, (int)rows[t]);
@@ -78,8 +85,10 @@ int main(int argc, char **argv) {
             }
         }
         const double flop = 2.0 * m * weights;
-        printf("%5ld %12.1f %12.1f %12.1f %10.2f %10.2f\n", m, flop / best[0] / 1e9, flop / best[1] / 1e9, flop / best[2] / 1e9,
-               best[2] / best[0], best[2] / best[1]);
+        char direct[16] = "-";
+        if (m <= 4) snprintf(direct, sizeof direct, "%.1f", flop / best[3] / 1e9);
+        printf("%5ld %14s %12.1f %14.1f %14.1f %10.2f %12.2f\n", m, direct, flop / best[0] / 1e9, flop / best[1] / 1e9,
+               flop / best[2] / 1e9, best[2] / best[0], best[2] / best[1]);
     }
     return 0;
 }

@@ -22,11 +22,15 @@ static double now(void) {
     return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
+static const char *const isa_names[] = {"scalar", "avx2", "avx512vnni"};
+
+/// The CPU's level, or a lower one named by ATTUNE_ISA (as `KernelISA.active` reads it).
 static attune_isa isa_from_env(void) {
+    const attune_isa detected = attune_cpu_isa();
     const char *s = getenv("ATTUNE_ISA");
-    if (s && !strcmp(s, "scalar")) return ATTUNE_ISA_SCALAR;
-    if (s && !strcmp(s, "avx2")) return ATTUNE_ISA_AVX2;
-    return attune_cpu_isa();
+    for (int i = 0; s && i < 3; i++)
+        if (!strcmp(s, isa_names[i])) return (attune_isa)i < detected ? (attune_isa)i : detected;
+    return detected;
 }
 
 int main(int argc, char **argv) {
@@ -49,8 +53,7 @@ int main(int argc, char **argv) {
         dense[t] = malloc(sizeof(float) * rows[t] * cols[t]);
         for (long i = 0; i < rows[t] * cols[t]; i++) dense[t][i] = (float)(i % 89) / 89.0f - 0.5f;
     }
-    printf("isa %s; one thread; Q4_1 weights %.1f MB\n", isa == ATTUNE_ISA_AVX512_VNNI ? "avx512" : isa == ATTUNE_ISA_AVX2 ? "avx2" : "scalar",
-           total / 1e6);
+    printf("isa %s; one thread; Q4_1 weights %.1f MB\n", isa_names[isa], total / 1e6);
     printf("%5s %14s %12s %14s %14s %10s %12s\n", "m", "direct GFLOP/s", "dot GFLOP/s", "bcast GFLOP/s", "sgemm GFLOP/s",
            "dot/sgemm", "bcast/sgemm");
     for (int a = 1; a < argc; a++) {

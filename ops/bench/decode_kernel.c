@@ -4,35 +4,19 @@
 // memory (each matrix its own bytes) and with the same calls all reading the first matrices'
 // bytes, which stay in cache. Equal rates mean the kernel, not memory, sets the pace.
 // Best of REPEATS alternating passes. Built and run by decode_kernel.sh.
-#include "attune_kernels.h"
+#include "kernel_bench.h"
 
-#include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
 
-enum { LAYERS = 30, SHAPES = 7, BLOCK = 20, REPEATS = 40 };
+enum { LAYERS = 30, SHAPES = 7, REPEATS = 40 };
 static const long rows[SHAPES] = {576, 192, 192, 576, 1536, 1536, 576};
 static const long cols[SHAPES] = {576, 576, 576, 576, 576, 576, 1536};
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
 int main(void) {
-    const attune_isa isa = attune_cpu_isa();
+    const attune_isa isa = bench_isa();
     long total = 0;
-    for (int t = 0; t < SHAPES; t++) total += LAYERS * rows[t] * cols[t] / 32 * BLOCK;
-    uint8_t *w = malloc(total);
-    uint32_t s = 1;
-    for (long i = 0; i < total; i++) w[i] = (uint8_t)((s = s * 1664525u + 1013904223u) >> 24);
-    for (long i = 0; i < total; i += BLOCK) {
-        const uint16_t dm[2] = {(uint16_t)(0x2c00 + (i / BLOCK) % 1024), (uint16_t)(0xb000 + (i / BLOCK) % 1024)};
-        memcpy(w + i, dm, 4);
-    }
+    for (int t = 0; t < SHAPES; t++) total += LAYERS * rows[t] * cols[t] / 32 * Q4_1_BLOCK_BYTES;
+    const uint8_t *w = random_q4_1(total);
     float *x = malloc(sizeof(float) * 1536), *y = malloc(sizeof(float) * 1536), *scales = malloc(sizeof(float) * 48),
           *sums = malloc(sizeof(float) * 48);
     int8_t *xq = malloc(1536);
@@ -47,15 +31,14 @@ int main(void) {
                     const long blocks = cols[t] / 32;
                     attune_quantize_q8(isa, x, cols[t], xq, scales, sums);
                     attune_matmul_q4_1_q8(isa, w + (cached ? 0 : off), blocks, 0, rows[t], 1, xq, scales, sums, y, rows[t]);
-                    off += rows[t] * blocks * BLOCK;
+                    off += rows[t] * blocks * Q4_1_BLOCK_BYTES;
                 }
             }
             const double dt = now() - t0;
             if (dt < best[cached]) best[cached] = dt;
         }
     }
-    static const char *const names[] = {"scalar", "avx2", "avx512vnni"};
-    printf("isa %s; one thread; %.1f MB of Q4_1 blocks per pass\n", names[isa], total / 1e6);
+    printf("isa %s; one thread; %.1f MB of Q4_1 blocks per pass\n", isa_names[isa], total / 1e6);
     printf("streamed from memory: %.2f ms per pass, %.2f GB/s\n", best[0] * 1e3, total / best[0] / 1e9);
     printf("from cache:           %.2f ms per pass, %.2f GB/s\n", best[1] * 1e3, total / best[1] / 1e9);
     return 0;

@@ -3,7 +3,8 @@
 # cache (ops/bench/decode_kernel.c): equal rates mean the core's instructions, not memory
 # bandwidth, bound decode on this CPU. Compare with the one-thread read rate of
 # `attune bench machine` (ATTUNE_THREADS=1).
-#   ops/bench/decode_kernel.sh         (ATTUNE_ISA is not read: the CPU's own path)
+#   ops/bench/decode_kernel.sh
+#   ATTUNE_ISA=avx2 ops/bench/decode_kernel.sh   (the AVX2 path on an AVX-512 machine)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 K=Sources/CAttuneKernels

@@ -4,46 +4,23 @@
 // matrix shapes × 30 layers of Q4_1 blocks (39 MB, streamed from memory as in a real step),
 // against cblas_sgemm on the fp32 copy of one layer's shapes (the machine's limit at that batch).
 // Prints GFLOP/s per batch size m, best of REPEATS alternating runs. Built and run by panels.sh.
-#include "attune_kernels.h"
+#include "kernel_bench.h"
 
 #include <cblas.h>
-#include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
 
-enum { LAYERS = 30, SHAPES = 3, BLOCK = 20, REPEATS = 6 };
+enum { LAYERS = 30, SHAPES = 3, REPEATS = 6 };
 static const long rows[SHAPES] = {576, 1536, 576}, cols[SHAPES] = {576, 576, 1536};
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
-static const char *const isa_names[] = {"scalar", "avx2", "avx512vnni"};
-
-/// The CPU's level, or a lower one named by ATTUNE_ISA (as `KernelISA.active` reads it).
-static attune_isa isa_from_env(void) {
-    const attune_isa detected = attune_cpu_isa();
-    const char *s = getenv("ATTUNE_ISA");
-    for (int i = 0; s && i < 3; i++)
-        if (!strcmp(s, isa_names[i])) return (attune_isa)i < detected ? (attune_isa)i : detected;
-    return detected;
-}
+/// What is timed: the two panel forms, sgemm on the fp32 copy, register widening (≤ 4 rows).
+enum form { DOT, BROADCAST, SGEMM, DIRECT, FORMS };
 
 int main(int argc, char **argv) {
-    const attune_isa isa = isa_from_env();
+    const attune_isa isa = bench_isa();
     long total = 0, weights = 0;
-    for (int t = 0; t < SHAPES; t++) total += LAYERS * rows[t] * cols[t] / 32 * BLOCK, weights += LAYERS * rows[t] * cols[t];
-    uint8_t *w = malloc(total);
-    uint32_t s = 1;
-    for (long i = 0; i < total; i++) w[i] = (uint8_t)((s = s * 1664525u + 1013904223u) >> 24);
-    for (long i = 0; i < total; i += BLOCK) {  // half scales d ∈ [2⁻⁴, 2⁻³), offsets −d·8
-        const uint16_t dm[2] = {(uint16_t)(0x2c00 + (i / BLOCK) % 1024), (uint16_t)(0xb000 + (i / BLOCK) % 1024)};
-        memcpy(w + i, dm, 4);
-    }
+    for (int t = 0; t < SHAPES; t++)
+        total += LAYERS * rows[t] * cols[t] / 32 * Q4_1_BLOCK_BYTES, weights += LAYERS * rows[t] * cols[t];
+    const uint8_t *w = random_q4_1(total);
     const long maxM = 256;
     float *x = malloc(sizeof(float) * 1536 * maxM), *y = malloc(sizeof(float) * 1536 * maxM);
     float *sums = malloc(sizeof(float) * 48 * maxM);
@@ -59,28 +36,28 @@ int main(int argc, char **argv) {
     for (int a = 1; a < argc; a++) {
         const long m = atol(argv[a]);
         if (m < 1 || m > maxM) { fprintf(stderr, "m must be 1…%ld\n", maxM); return 2; }
-        double best[4] = {1e30, 1e30, 1e30, 1e30};
+        double best[FORMS] = {1e30, 1e30, 1e30, 1e30};
         for (int rep = 0; rep < REPEATS; rep++) {
-            for (int form = 0; form < 4; form++) {
-                if (form == 3 && m > 4) continue;
+            for (int form = 0; form < FORMS; form++) {
+                if (form == DIRECT && m > 4) continue;
                 const double t0 = now();
                 long off = 0;
                 for (int l = 0; l < LAYERS; l++) {
                     for (int t = 0; t < SHAPES; t++) {
                         const long blocks = cols[t] / 32;
-                        if (form == 0) {
+                        if (form == DOT) {
                             attune_panel_gemm_rows(isa, ATTUNE_PANEL_Q4_1, w + off, blocks, 0, rows[t], m, x, y, rows[t]);
-                        } else if (form == 1) {
+                        } else if (form == BROADCAST) {
                             const float *xt = attune_panel_pack(m, cols[t], x);
                             attune_panel_gemm(isa, ATTUNE_PANEL_Q4_1, w + off, blocks, 0, rows[t], m, xt, y, rows[t]);
-                        } else if (form == 3) {
+                        } else if (form == DIRECT) {
                             attune_block_sums(isa, x, m * cols[t], sums);
                             attune_matmul_q4_1_f32(isa, w + off, blocks, 0, rows[t], m, x, sums, y, rows[t]);
                         } else {
                             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)rows[t], (int)cols[t], 1, x,
                                         (int)cols[t], dense[t], (int)cols[t], 0, y, (int)rows[t]);
                         }
-                        off += rows[t] * blocks * BLOCK;
+                        off += rows[t] * blocks * Q4_1_BLOCK_BYTES;
                     }
                 }
                 const double dt = now() - t0;
@@ -89,9 +66,9 @@ int main(int argc, char **argv) {
         }
         const double flop = 2.0 * m * weights;
         char direct[16] = "-";
-        if (m <= 4) snprintf(direct, sizeof direct, "%.1f", flop / best[3] / 1e9);
-        printf("%5ld %14s %12.1f %14.1f %14.1f %10.2f %12.2f\n", m, direct, flop / best[0] / 1e9, flop / best[1] / 1e9,
-               flop / best[2] / 1e9, best[2] / best[0], best[2] / best[1]);
+        if (m <= 4) snprintf(direct, sizeof direct, "%.1f", flop / best[DIRECT] / 1e9);
+        printf("%5ld %14s %12.1f %14.1f %14.1f %10.2f %12.2f\n", m, direct, flop / best[DOT] / 1e9, flop / best[BROADCAST] / 1e9,
+               flop / best[SGEMM] / 1e9, best[SGEMM] / best[DOT], best[SGEMM] / best[BROADCAST]);
     }
     return 0;
 }

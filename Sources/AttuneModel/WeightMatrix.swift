@@ -61,7 +61,7 @@ public final class WeightMatrix: @unchecked Sendable {
     /// Y_i = X·W_iᵀ for several matrices sharing the input X (m rows × cols). The rows in
     /// `directRows` (sorted, disjoint: decode positions, and short prompts in dense mode) read the
     /// stored 4/8-bit blocks directly, in one fan-out for all matrices: against 8-bit activations in quantized mode; in
-    /// dense mode widened to fp32 in registers, or by panels for more than `denseDirectLimit`
+    /// dense mode widened to fp32 in registers, or by panels for more than `DenseForms.directMax`
     /// rows. The other rows use sgemm on the fp32 copy or on chunks dequantized into `scratch`.
     /// In dense mode every path computes in fp32, so a row's result differs between them only by
     /// rounding.
@@ -91,17 +91,6 @@ public final class WeightMatrix: @unchecked Sendable {
         }
     }
 
-    /// Decode rows beyond which dense mode multiplies by panels (`MatVec.multiplyPanels`: each
-    /// group of four weight rows widened once, then multiplied with every row) instead of widening
-    /// each block in registers per row tile. `attune bench serve` on SmolLM2, 2 cores (Sapphire
-    /// Rapids), tok/s panels vs register widening: 2 streams 87 vs 93, 4 streams 138 vs 141,
-    /// 8 streams 198 vs 156, 16 streams 282 vs 127. Up to 2026-12-04 larger batches used sgemm on
-    /// the fp32 copy, which reads 540 MB per step: 32 streams 235 tok/s, with panels 292. On an
-    /// AVX2-only AMD EPYC (`ops/bench/panels.sh`, one thread, GFLOP/s register widening vs dot-form
-    /// panels, two runs) the panels catch up at 3 rows (8.3 vs 9.3, 11.4 vs 11.5) and lead at 4
-    /// (8.9 vs 11.0, 12.2 vs 14.2), so the AVX2 path widens in registers for at most 2 rows.
-    static func denseDirectLimit(_ isa: KernelISA) -> Int { isa == .avx2 ? 2 : 4 }
-
     /// Y[m, rows] = X[m, cols] · Wᵀ, as the fused `matmul` for one matrix.
     package func matmul(_ x: UnsafePointer<Float>, m: Int, _ y: UnsafeMutablePointer<Float>, scratch: ScratchBuffer,
                         directRows: [Range<Int>] = []) {
@@ -120,7 +109,7 @@ public final class WeightMatrix: @unchecked Sendable {
         }
         if matrices[0].dense == nil {
             MatVec.multiply(products, x: x, m: m, activations: .int8)
-        } else if m > denseDirectLimit(.active) {
+        } else if m > DenseForms.active.directMax {
             MatVec.multiplyPanels(products, x: x, m: m)
         } else {
             MatVec.multiply(products, x: x, m: m, activations: .fp32)

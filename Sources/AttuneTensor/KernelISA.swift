@@ -24,6 +24,10 @@ public enum KernelISA: Int, Sendable, CaseIterable, Comparable, CustomStringConv
         return min(wanted, detected)
     }()
 
+    /// Whether this CPU executes each 512-bit operation as two 256-bit halves (AMD Zen 4), so
+    /// its AVX-512 kernels gain no arithmetic width and prefer the AVX2 path's batch forms.
+    public static let splits512BitOperations = attune_cpu_splits_512() != 0
+
     /// Every level this machine can run, for tests.
     public static var runnable: [KernelISA] { allCases.filter { $0 <= detected } }
 

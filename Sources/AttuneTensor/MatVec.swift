@@ -64,25 +64,19 @@ public enum MatVec {
     /// Whether `multiplyPanels` has a kernel for the format.
     public static func hasPanels(_ format: QuantFormat) -> Bool { format == .q4_1 || format == .q8_0 }
 
-    /// The batch from which `multiplyPanels` uses broadcast-form tiles on packed input rather than
-    /// dot-form tiles (`ops/bench/panels.sh`, the model's three matrix shapes on one thread: on
-    /// Sapphire Rapids the dot form is ahead below 24 rows; on an AVX2-only AMD EPYC it is as fast
-    /// or faster up to 96 rows — 29.8 vs 28.9 GFLOP/s at 48, 40–56 rows pad to 48–64 — and the
-    /// broadcast form ahead from 128, 32.3 vs 30.9).
-    public static func panelBroadcastMin(_ isa: KernelISA) -> Int { isa == .avx2 ? 128 : 24 }
-
     /// Several products of the same m fp32 input rows in one fan-out, by panels: each group of
     /// weight rows is widened to fp32 once and multiplied with every input row from cache, so the
     /// stored blocks stream from memory once per call and the work is bound by arithmetic, not by
-    /// reading an fp32 copy. From `panelBroadcastMin(isa)` rows the input is packed column-major
+    /// reading an fp32 copy. From `forms.broadcastMin` rows the input is packed column-major
     /// once and the tiles broadcast weights (`attune_panel_gemm`); below, the tiles run along
     /// the rows (`attune_panel_gemm_rows`). For many rows (a large decode batch); formats without
     /// panels use the register-widening kernels.
-    public static func multiplyPanels(_ products: [Product], x: UnsafePointer<Float>, m: Int, isa: KernelISA = .active) {
+    public static func multiplyPanels(_ products: [Product], x: UnsafePointer<Float>, m: Int, isa: KernelISA = .active,
+                                      forms: DenseForms = .active) {
         let cols = products[0].cols
         precondition(products.allSatisfy { $0.cols == cols }, "fused products share the input")
         var packed: UnsafePointer<Float>?
-        if m >= panelBroadcastMin(isa) {
+        if m >= forms.broadcastMin {
             guard let p = attune_panel_pack(m, cols, x) else { fatalError("out of memory packing \(m) × \(cols) floats") }
             packed = p
         }

@@ -27,6 +27,16 @@ attune_isa attune_cpu_isa(void) {
     return ATTUNE_ISA_AVX2;
 }
 
+int attune_cpu_splits_512(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return 0;
+    const int amd = b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163;  // "AuthenticAMD"
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    unsigned family = (a >> 8) & 0xF;
+    if (family == 0xF) family += (a >> 20) & 0xFF;
+    return amd && family == 0x19;
+}
+
 const char *attune_openblas_core_for_cpu(void) {
     unsigned a, b, c, d;
     if (attune_cpu_isa() == ATTUNE_ISA_SCALAR) return NULL;  // no AVX2 + FMA with YMM state

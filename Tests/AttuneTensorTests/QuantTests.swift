@@ -227,7 +227,8 @@ func decodeProductIsTheSameInAnyBatch(format: QuantFormat, activations: MatVec.A
 /// path this CPU can run: within 1e-5 of Σ|w·x| of dequantize-then-dot in double precision, on
 /// shapes with a partial group of rows, a row length that is not a multiple of the kernel's
 /// column block and a row count that is not a multiple of its tile; batches that take both tile
-/// forms and every broadcast shape (1 to 4 vectors of 16 rows, more rows than one tile holds).
+/// forms (broadcast from 24 rows here, whatever this CPU's own `DenseForms`) and every broadcast
+/// shape (1 to 4 vectors of 16 rows, more rows than one tile holds).
 @Test(arguments: [QuantFormat.q4_1, .q8_0], [6, 13, 29, 37, 45, 70])
 func panelProductMatchesDequantizedProduct(format: QuantFormat, m: Int) {
     let rows = 97, cols = 1088
@@ -247,7 +248,8 @@ func panelProductMatchesDequantizedProduct(format: QuantFormat, m: Int) {
         q.withUnsafeBytes { raw in
             y.withUnsafeMutableBufferPointer { yp in
                 MatVec.multiplyPanels([MatVec.Product(format: format, weights: raw.baseAddress!, rows: rows, cols: cols,
-                                                      y: yp.baseAddress!)], x: x, m: m, isa: isa)
+                                                      y: yp.baseAddress!)], x: x, m: m, isa: isa,
+                                      forms: DenseForms(directMax: 2, broadcastMin: 24))
             }
         }
         for i in 0..<m {

@@ -16,6 +16,10 @@ typedef enum {
 /// The best level this CPU and operating system support (CPUID and XGETBV).
 attune_isa attune_cpu_isa(void);
 
+/// 1 when the CPU executes each 512-bit vector operation as two 256-bit halves (AMD family
+/// 19h, Zen 4), so 512-bit tiles gain no arithmetic width over 256-bit ones; 0 otherwise.
+int attune_cpu_splits_512(void);
+
 /// The OpenBLAS kernel set this CPU's features allow: "SkylakeX" (AVX-512 F/CD/BW/DQ/VL with
 /// the OS saving ZMM state), "Haswell" (AVX2 + FMA), or NULL.
 const char *attune_openblas_core_for_cpu(void);

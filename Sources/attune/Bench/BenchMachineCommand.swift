@@ -22,6 +22,8 @@ struct BenchMachineCommand: ParsableCommand {
                 flags.split(separator: " ").map(String.init).filter { ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni"].contains($0) }
             } ?? [],
             "kernel_isa": KernelISA.active.description, "openblas_core": BlasCore.loaded,
+            "splits_512_bit_ops": KernelISA.splits512BitOperations,
+            "dense_forms": ["direct_max": DenseForms.active.directMax, "broadcast_min": DenseForms.active.broadcastMin],
             "sgemm_gflop_s": BenchTrainCommand.measureSgemm(m: 2048, n: 1536, k: 576),
             "read_gb_s": MemoryBandwidth.readGBs(),
         ]

@@ -2,7 +2,7 @@
 # Dense-mode decode kernels on one thread and the model's matrix shapes (ops/bench/panels.c):
 # register widening vs dot-form panels vs broadcast panels vs cblas_sgemm on the fp32 copy.
 # The measurement behind the batch sizes at which each CPU path switches form:
-# `WeightMatrix.denseDirectLimit` (register widening) and `MatVec.panelBroadcastMin`.
+# `DenseForms` (register widening up to `directMax` rows, broadcast panels from `broadcastMin`).
 #   ops/bench/panels.sh [M …]          (default: 1 2 3 4 6 8 16 24 32 48 64 96 128 192)
 #   ATTUNE_ISA=avx2 ops/bench/panels.sh   (the AVX2 path on an AVX-512 machine)
 set -euo pipefail

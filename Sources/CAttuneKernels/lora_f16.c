@@ -29,70 +29,84 @@ static void lora_f16_scalar(const uint16_t *a, const uint16_t *bt, long rank, lo
 
 AVX2 static inline __m256 load_half8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 
-/// Shrink row j of A against x in 8-float chunks (two chains) summed by one fixed tree.
-#define SHRINK_CHAINS(aj, acc0, acc1)                                                      \
-    acc0 = _mm256_fmadd_ps(load_half8((aj) + k), _mm256_loadu_ps(xi + k), acc0);         \
-    acc1 = _mm256_fmadd_ps(load_half8((aj) + k + 8), _mm256_loadu_ps(xi + k + 8), acc1)
-
 AVX2 static inline float shrink_tail(const uint16_t *aj, const float *xi, long from, long in, __m256 acc0, __m256 acc1) {
     float acc = hsum256(_mm256_add_ps(acc0, acc1));
     for (long k = from; k < in; k++) acc += half_to_float(aj[k]) * xi[k];
     return acc;
 }
 
-/// The same operations as the scalar path in eight lanes: each shrink row is a dot in 8-float
-/// chunks (two chains) summed by one fixed tree, each group of eight outputs a chain over rank.
-/// Two shrink rows and four groups of outputs run side by side, so that independent chains
-/// hide the multiply-add latency; each element's chain is unchanged.
+/// Rows per tile: each half-precision chunk of A and Bᵀ is loaded and widened once for up to
+/// LORA_TILE input rows (a domain adapter's group holds every row of its tenants).
+enum { LORA_TILE = 4 };
+
+/// T input rows (a tile) with the same operations as the scalar path in eight lanes: each
+/// shrink row is a dot in 8-float chunks (two chains) summed by one fixed tree, each group of
+/// eight outputs a chain over rank. The rows of a tile share every widened chunk of A and Bᵀ
+/// and run side by side; each element's chain is the same for every T, so a row gets the same
+/// bits alone or in a batch.
+AVX2 static inline __attribute__((always_inline)) void lora_f16_tile(const uint16_t *a, const uint16_t *bt, long rank,
+                                                                     long in, long out, float scale, const float *x,
+                                                                     float *y, const int T) {
+    float xa[LORA_TILE][rank];
+    const long in16 = in & ~15L, out8 = out & ~7L, out16 = out & ~15L;
+    for (long j = 0; j < rank; j++) {
+        const uint16_t *aj = a + j * in;
+        __m256 p0[LORA_TILE], p1[LORA_TILE];
+        UNROLLED for (int t = 0; t < T; t++) p0[t] = p1[t] = _mm256_setzero_ps();
+        for (long k = 0; k < in16; k += 16) {
+            const __m256 lo = load_half8(aj + k), hi = load_half8(aj + k + 8);
+            UNROLLED for (int t = 0; t < T; t++) {
+                p0[t] = _mm256_fmadd_ps(lo, _mm256_loadu_ps(x + t * in + k), p0[t]);
+                p1[t] = _mm256_fmadd_ps(hi, _mm256_loadu_ps(x + t * in + k + 8), p1[t]);
+            }
+        }
+        UNROLLED for (int t = 0; t < T; t++) xa[t][j] = scale * shrink_tail(aj, x + t * in, in16, in, p0[t], p1[t]);
+    }
+    for (long o = 0; o < out16; o += 16) {
+        __m256 y0[LORA_TILE], y1[LORA_TILE];
+        UNROLLED for (int t = 0; t < T; t++) {
+            y0[t] = _mm256_loadu_ps(y + t * out + o);
+            y1[t] = _mm256_loadu_ps(y + t * out + o + 8);
+        }
+        for (long r = 0; r < rank; r++) {
+            const __m256 b0 = load_half8(bt + r * out + o), b1 = load_half8(bt + r * out + o + 8);
+            UNROLLED for (int t = 0; t < T; t++) {
+                const __m256 s = _mm256_set1_ps(xa[t][r]);
+                y0[t] = _mm256_fmadd_ps(b0, s, y0[t]);
+                y1[t] = _mm256_fmadd_ps(b1, s, y1[t]);
+            }
+        }
+        UNROLLED for (int t = 0; t < T; t++) {
+            _mm256_storeu_ps(y + t * out + o, y0[t]);
+            _mm256_storeu_ps(y + t * out + o + 8, y1[t]);
+        }
+    }
+    for (long o = out16; o < out8; o += 8) {
+        UNROLLED for (int t = 0; t < T; t++) {
+            __m256 acc = _mm256_loadu_ps(y + t * out + o);
+            for (long r = 0; r < rank; r++) acc = _mm256_fmadd_ps(load_half8(bt + r * out + o), _mm256_set1_ps(xa[t][r]), acc);
+            _mm256_storeu_ps(y + t * out + o, acc);
+        }
+    }
+    for (long o = out8; o < out; o++) {
+        UNROLLED for (int t = 0; t < T; t++) {
+            float acc = y[t * out + o];
+            for (long r = 0; r < rank; r++) acc += half_to_float(bt[r * out + o]) * xa[t][r];
+            y[t * out + o] = acc;
+        }
+    }
+}
+
 AVX2 static void lora_f16_avx2(const uint16_t *a, const uint16_t *bt, long rank, long in, long out, long m, float scale,
                                const float *x, float *y) {
-    float xa[rank];
-    const long in16 = in & ~15L, out8 = out & ~7L, out32 = out & ~31L;
-    for (long i = 0; i < m; i++) {
+    for (long i = 0; i < m; i += LORA_TILE) {
         const float *xi = x + i * in;
         float *yi = y + i * out;
-        long j = 0;
-        for (; j + 1 < rank; j += 2) {
-            const uint16_t *a0 = a + j * in, *a1 = a0 + in;
-            __m256 p0 = _mm256_setzero_ps(), p1 = _mm256_setzero_ps(), q0 = _mm256_setzero_ps(), q1 = _mm256_setzero_ps();
-            for (long k = 0; k < in16; k += 16) {
-                SHRINK_CHAINS(a0, p0, p1);
-                SHRINK_CHAINS(a1, q0, q1);
-            }
-            xa[j] = scale * shrink_tail(a0, xi, in16, in, p0, p1);
-            xa[j + 1] = scale * shrink_tail(a1, xi, in16, in, q0, q1);
-        }
-        for (; j < rank; j++) {
-            const uint16_t *aj = a + j * in;
-            __m256 p0 = _mm256_setzero_ps(), p1 = _mm256_setzero_ps();
-            for (long k = 0; k < in16; k += 16) { SHRINK_CHAINS(aj, p0, p1); }
-            xa[j] = scale * shrink_tail(aj, xi, in16, in, p0, p1);
-        }
-        for (long o = 0; o < out32; o += 32) {
-            __m256 y0 = _mm256_loadu_ps(yi + o), y1 = _mm256_loadu_ps(yi + o + 8);
-            __m256 y2 = _mm256_loadu_ps(yi + o + 16), y3 = _mm256_loadu_ps(yi + o + 24);
-            for (long r = 0; r < rank; r++) {
-                const uint16_t *br = bt + r * out + o;
-                const __m256 s = _mm256_set1_ps(xa[r]);
-                y0 = _mm256_fmadd_ps(load_half8(br), s, y0);
-                y1 = _mm256_fmadd_ps(load_half8(br + 8), s, y1);
-                y2 = _mm256_fmadd_ps(load_half8(br + 16), s, y2);
-                y3 = _mm256_fmadd_ps(load_half8(br + 24), s, y3);
-            }
-            _mm256_storeu_ps(yi + o, y0);
-            _mm256_storeu_ps(yi + o + 8, y1);
-            _mm256_storeu_ps(yi + o + 16, y2);
-            _mm256_storeu_ps(yi + o + 24, y3);
-        }
-        for (long o = out32; o < out8; o += 8) {
-            __m256 acc = _mm256_loadu_ps(yi + o);
-            for (long r = 0; r < rank; r++) acc = _mm256_fmadd_ps(load_half8(bt + r * out + o), _mm256_set1_ps(xa[r]), acc);
-            _mm256_storeu_ps(yi + o, acc);
-        }
-        for (long o = out8; o < out; o++) {
-            float acc = yi[o];
-            for (long r = 0; r < rank; r++) acc += half_to_float(bt[r * out + o]) * xa[r];
-            yi[o] = acc;
+        switch (m - i < LORA_TILE ? m - i : LORA_TILE) {
+        case 1: lora_f16_tile(a, bt, rank, in, out, scale, xi, yi, 1); break;
+        case 2: lora_f16_tile(a, bt, rank, in, out, scale, xi, yi, 2); break;
+        case 3: lora_f16_tile(a, bt, rank, in, out, scale, xi, yi, 3); break;
+        default: lora_f16_tile(a, bt, rank, in, out, scale, xi, yi, 4); break;
         }
     }
 }

@@ -67,12 +67,13 @@ public enum MatVec {
     /// Several products of the same m fp32 input rows in one fan-out, by panels: each group of
     /// weight rows is widened to fp32 once and multiplied with every input row from cache, so the
     /// stored blocks stream from memory once per call and the work is bound by arithmetic, not by
-    /// reading an fp32 copy. From `forms.broadcastMin` rows the input is packed column-major
-    /// once and the tiles broadcast weights (`attune_panel_gemm`); below, the tiles run along
-    /// the rows (`attune_panel_gemm_rows`). For many rows (a large decode batch); formats without
-    /// panels use the register-widening kernels.
+    /// reading an fp32 copy. From `forms.broadcastMin` rows (by default the forms of `isa` on
+    /// this CPU) the input is packed column-major once and the tiles broadcast weights
+    /// (`attune_panel_gemm`); below, the tiles run along the rows (`attune_panel_gemm_rows`). For
+    /// many rows (a large decode batch); formats without panels use the register-widening kernels.
     public static func multiplyPanels(_ products: [Product], x: UnsafePointer<Float>, m: Int, isa: KernelISA = .active,
-                                      forms: DenseForms = .active) {
+                                      forms: DenseForms? = nil) {
+        let forms = forms ?? DenseForms.forCPU(isa, splits512: KernelISA.splits512BitOperations)
         let cols = products[0].cols
         precondition(products.allSatisfy { $0.cols == cols }, "fused products share the input")
         var packed: UnsafePointer<Float>?

@@ -24,11 +24,11 @@ public struct DenseForms: Sendable, Equatable {
     /// form is as fast or faster up to 96 rows (Zen 4, AVX-512 path: 86.5 vs 66.9 GFLOP/s at 24
     /// rows, 90.5 vs 85.4 at 32, 98.6 vs 98.7 at 128), and the panels overtake register widening
     /// from 3–4 rows (Zen 4: 47.6 vs 34.8 at 4).
-    public static func forCPU(_ isa: KernelISA, splits512: Bool) -> DenseForms {
+    public static func forCPU(_ isa: KernelISA, splits512: Bool = KernelISA.splits512BitOperations) -> DenseForms {
         isa == .avx512vnni && !splits512
             ? DenseForms(directMax: 4, broadcastMin: 24) : DenseForms(directMax: 2, broadcastMin: 128)
     }
 
     /// The forms for the kernels in use (`KernelISA.active`) on this CPU.
-    public static let active = forCPU(.active, splits512: KernelISA.splits512BitOperations)
+    public static let active = forCPU(.active)
 }

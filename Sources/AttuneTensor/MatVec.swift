@@ -73,7 +73,7 @@ public enum MatVec {
     /// many rows (a large decode batch); formats without panels use the register-widening kernels.
     public static func multiplyPanels(_ products: [Product], x: UnsafePointer<Float>, m: Int, isa: KernelISA = .active,
                                       forms: DenseForms? = nil) {
-        let forms = forms ?? DenseForms.forCPU(isa, splits512: KernelISA.splits512BitOperations)
+        let forms = forms ?? DenseForms.forCPU(isa)
         let cols = products[0].cols
         precondition(products.allSatisfy { $0.cols == cols }, "fused products share the input")
         var packed: UnsafePointer<Float>?

@@ -34,9 +34,8 @@ int attune_cpu_splits_512(void) {
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
     unsigned family = (a >> 8) & 0xF;
     if (family == 0xF) family += (a >> 20) & 0xFF;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-    const int avx512f = (b >> 16) & 1;
-    return amd && family == 0x19 && avx512f;  // Zen 4 (Zen 3, the same family, has no AVX-512)
+    // Zen 4; Zen 3, the same family, has no AVX-512.
+    return amd && family == 0x19 && attune_cpu_isa() == ATTUNE_ISA_AVX512_VNNI;
 }
 
 const char *attune_openblas_core_for_cpu(void) {

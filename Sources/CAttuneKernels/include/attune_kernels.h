@@ -16,9 +16,9 @@ typedef enum {
 /// The best level this CPU and operating system support (CPUID and XGETBV).
 attune_isa attune_cpu_isa(void);
 
-/// 1 when the CPU has AVX-512 and executes each 512-bit vector operation as two 256-bit halves
-/// (AMD family 19h with AVX-512F: Zen 4), so 512-bit tiles gain no arithmetic width over 256-bit
-/// ones; 0 otherwise.
+/// 1 when the CPU runs the AVX-512 kernels (`attune_cpu_isa`) but executes each 512-bit vector
+/// operation as two 256-bit halves (AMD family 19h: Zen 4), so 512-bit tiles gain no arithmetic
+/// width over 256-bit ones; 0 otherwise.
 int attune_cpu_splits_512(void);
 
 /// The OpenBLAS kernel set this CPU's features allow: "SkylakeX" (AVX-512 F/CD/BW/DQ/VL with

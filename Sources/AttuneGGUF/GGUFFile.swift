@@ -36,6 +36,7 @@ public final class GGUFFile: @unchecked Sendable {
     private let tensorIndex: [String: Int]
     private let base: UnsafeRawPointer
     private let release: () -> Void
+    private let mapped: Bool
 
     static let maxEntries: UInt64 = 1 << 24
 
@@ -52,7 +53,7 @@ public final class GGUFFile: @unchecked Sendable {
             throw GGUFError.cannotOpen(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
         }
         let region = UncheckedPointer(UnsafeMutableRawPointer(p))
-        try self.init(base: UnsafeRawPointer(p), size: size) { munmap(region.pointer, size) }
+        try self.init(base: UnsafeRawPointer(p), size: size, mapped: true) { munmap(region.pointer, size) }
     }
 
     /// Parses a GGUF image held in memory (copied).
@@ -60,13 +61,14 @@ public final class GGUFFile: @unchecked Sendable {
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 1), alignment: 64)
         bytes.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
         let region = UncheckedPointer(buffer)
-        try self.init(base: UnsafeRawPointer(buffer), size: bytes.count) { region.pointer.deallocate() }
+        try self.init(base: UnsafeRawPointer(buffer), size: bytes.count, mapped: false) { region.pointer.deallocate() }
     }
 
-    private init(base: UnsafeRawPointer, size: Int, release: @escaping () -> Void) throws {
+    private init(base: UnsafeRawPointer, size: Int, mapped: Bool, release: @escaping () -> Void) throws {
         self.base = base
         self.fileSize = size
         self.release = release
+        self.mapped = mapped
         do {
             var r = ByteReader(base: base, count: size)
             let magic = try r.read(UInt32.self, "magic")
@@ -150,6 +152,19 @@ public final class GGUFFile: @unchecked Sendable {
     }
 
     deinit { release() }
+
+    /// Takes the whole pages of `count` bytes at `start` (inside this file's bytes) out of the
+    /// process's resident memory, for tensors whose bytes were copied elsewhere: a mapped file
+    /// reads them back from the page cache if they are touched again. Nothing for an image held
+    /// in memory.
+    public func releasePages(_ start: UnsafeRawPointer, count: Int) {
+        guard mapped, start >= base, start + count <= base + fileSize else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let lo = (Int(bitPattern: start) + page - 1) / page * page
+        let hi = (Int(bitPattern: start) + count) / page * page
+        guard hi > lo, let p = UnsafeMutableRawPointer(bitPattern: lo) else { return }
+        madvise(p, hi - lo, MADV_DONTNEED)
+    }
 
     private static func readValue(_ r: inout ByteReader, code: UInt32, key: String, depth: Int) throws -> GGUFValue {
         switch code {

@@ -82,6 +82,8 @@ public final class LlamaModel: @unchecked Sendable {
         if mode == .dense {
             for l in layers { l.matrices.forEach { $0.makeDense() } }
             output.makeDense()
+        } else {
+            for l in layers { l.matrices.forEach { $0.interleave() } }
         }
     }
 

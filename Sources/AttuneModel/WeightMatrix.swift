@@ -23,7 +23,10 @@ public final class WeightMatrix: @unchecked Sendable {
     package let raw: UnsafeRawPointer
     package let rowBytes: Int
     package private(set) var dense: UnsafeMutablePointer<Float>?
-    private let owner: AnyObject
+    /// The Q4_1 blocks with rows interleaved in groups of eight (`interleave()`), which quantized
+    /// decode reads instead of `raw`.
+    package private(set) var interleaved: UnsafeRawPointer?
+    private let owner: GGUFFile
 
     init(name: String, tensor: GGUFTensor, file: GGUFFile, expectRows: Int, expectCols: Int) throws {
         guard tensor.shape.count == 2, tensor.rows == expectRows, tensor.cols == expectCols else {
@@ -38,7 +41,10 @@ public final class WeightMatrix: @unchecked Sendable {
         self.owner = file
     }
 
-    deinit { dense?.deallocate() }
+    deinit {
+        dense?.deallocate()
+        interleaved.map { UnsafeMutableRawPointer(mutating: $0).deallocate() }
+    }
 
     /// Keeps an fp32 copy of the matrix.
     package func makeDense() {
@@ -48,12 +54,29 @@ public final class WeightMatrix: @unchecked Sendable {
         dense = d
     }
 
+    /// Keeps the Q4_1 blocks with rows interleaved in groups of eight for quantized decode
+    /// (`attune_matmul_q4_1x8_q8`: a fraction of the row-major kernel's instructions per block)
+    /// and releases the file's pages of the row-major blocks, so memory holds one copy. Other
+    /// formats, and row counts that are not a multiple of eight, stay as they are.
+    package func interleave() {
+        let group = InterleavedQ4_1.group
+        guard format == .q4_1, rows % group == 0, interleaved == nil else { return }
+        let bytes = rows * rowBytes, blocks = cols / 32, rb = rowBytes, src = raw
+        let dst = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        Parallel.chunks(rows / group, minPerChunk: 8) { groups in
+            let at = groups.lowerBound * group * rb
+            InterleavedQ4_1.interleave(src + at, blocks: blocks, rows: groups.count * group, into: dst + at)
+        }
+        interleaved = UnsafeRawPointer(dst)
+        owner.releasePages(raw, count: bytes)
+    }
+
     /// Dequantizes a row range into `into` (row-major, `cols` per row), on all cores.
     package func dequantize(rows range: Range<Int>, into: UnsafeMutablePointer<Float>) {
-        let f = format, c = cols, rb = rowBytes, src = raw, lo = range.lowerBound
+        let c = cols, lo = range.lowerBound
         Parallel.chunks(range.count, minPerChunk: 32) { sub in
-            for r in sub {
-                Dequantize.row(f, src + (lo + r) * rb, into + r * c, count: c)
+            withUnsafeTemporaryAllocation(byteCount: rowBytes, alignment: 16) { tmp in
+                for r in sub { self.row(lo + r, into: into + r * c, scratch: tmp.baseAddress!) }
             }
         }
     }
@@ -99,15 +122,25 @@ public final class WeightMatrix: @unchecked Sendable {
 
     /// One row dequantized (embedding lookup).
     package func row(_ r: Int, into: UnsafeMutablePointer<Float>) {
-        Dequantize.row(format, raw + r * rowBytes, into, count: cols)
+        withUnsafeTemporaryAllocation(byteCount: rowBytes, alignment: 16) { row(r, into: into, scratch: $0.baseAddress!) }
+    }
+
+    /// One row dequantized; an interleaved row is first gathered into `scratch` (`rowBytes`).
+    private func row(_ r: Int, into: UnsafeMutablePointer<Float>, scratch: UnsafeMutableRawPointer) {
+        guard let interleaved else { return Dequantize.row(format, raw + r * rowBytes, into, count: cols) }
+        InterleavedQ4_1.row(interleaved, blocks: cols / 32, r, into: scratch)
+        Dequantize.row(format, scratch, into, count: cols)
     }
 
     private static func directProducts(_ matrices: [WeightMatrix], _ x: UnsafePointer<Float>, m: Int,
                                         _ ys: [UnsafeMutablePointer<Float>]) {
+        let quantized = matrices[0].dense == nil
         let products = zip(matrices, ys).map { w, y in
-            MatVec.Product(format: w.format, weights: w.raw, rows: w.rows, cols: w.cols, y: y)
+            let grouped = quantized ? w.interleaved : nil
+            return MatVec.Product(format: w.format, weights: grouped ?? w.raw, rows: w.rows, cols: w.cols, y: y,
+                                  interleaved: grouped != nil)
         }
-        if matrices[0].dense == nil {
+        if quantized {
             MatVec.multiply(products, x: x, m: m, activations: .int8)
         } else if m > DenseForms.active.directMax {
             MatVec.multiplyPanels(products, x: x, m: m)

@@ -14,13 +14,20 @@ public enum MatVec {
         public let rows: Int
         public let cols: Int
         public let y: UnsafeMutablePointer<Float>
+        /// Q4_1 rows interleaved in groups of eight (`attune_interleave_q4_1`): read only by the
+        /// 8-bit activation kernels.
+        public let interleaved: Bool
 
-        public init(format: QuantFormat, weights: UnsafeRawPointer, rows: Int, cols: Int, y: UnsafeMutablePointer<Float>) {
+        public init(format: QuantFormat, weights: UnsafeRawPointer, rows: Int, cols: Int, y: UnsafeMutablePointer<Float>,
+                    interleaved: Bool = false) {
+            precondition(!interleaved || (format == .q4_1 && rows % InterleavedQ4_1.group == 0),
+                         "only Q4_1 matrices with whole groups of rows are interleaved")
             self.format = format
             self.weights = weights
             self.rows = rows
             self.cols = cols
             self.y = y
+            self.interleaved = interleaved
         }
     }
 
@@ -40,9 +47,9 @@ public enum MatVec {
     }
 
     /// Several products of the same m input rows (q/k/v, gate/up) in one fan-out: the output
-    /// features of all matrices are split evenly across the workers, so they synchronize once,
-    /// and each weight row is read once for all m inputs. An output is computed the same way
-    /// whatever m is.
+    /// features of all matrices are split evenly across the workers (in whole groups of
+    /// interleaved rows), so they synchronize once, and each weight row is read once for all m
+    /// inputs. An output is computed the same way whatever m is.
     public static func multiply(_ products: [Product], x: UnsafePointer<Float>, m: Int = 1,
                                 activations: Activations = .int8, isa: KernelISA = .active) {
         let cols = products[0].cols
@@ -51,7 +58,8 @@ public enum MatVec {
         let xq = blockFormats && activations == .int8 ? QuantizedRows(x, rows: m, cols: cols, isa: isa) : nil
         let sums = blockFormats && activations == .fp32 ? BlockSums(x, count: m * cols, isa: isa) : nil
         let total = products.reduce(0) { $0 + $1.rows }
-        Parallel.chunks(total, granule: 4, minPerChunk: 64) { range in
+        precondition(activations == .int8 || !products.contains(where: \.interleaved), "interleaved rows take 8-bit activations")
+        Parallel.chunks(total, granule: InterleavedQ4_1.group, minPerChunk: 64) { range in
             var first = 0
             for p in products {
                 let lo = max(range.lowerBound - first, 0), hi = min(range.upperBound - first, p.rows)
@@ -76,6 +84,7 @@ public enum MatVec {
         let forms = forms ?? DenseForms.forCPU(isa)
         let cols = products[0].cols
         precondition(products.allSatisfy { $0.cols == cols }, "fused products share the input")
+        precondition(!products.contains(where: \.interleaved), "panels read row-major blocks")
         var packed: UnsafePointer<Float>?
         if m >= forms.broadcastMin {
             guard let p = attune_panel_pack(m, cols, x) else { fatalError("out of memory packing \(m) × \(cols) floats") }
@@ -111,7 +120,9 @@ public enum MatVec {
         let y = p.y, cols = p.cols
         switch p.format {
         case .q4_1:
-            if let xq {
+            if let xq, p.interleaved {
+                attune_matmul_q4_1x8_q8(isa.c, p.weights, blocks, lo, hi, m, xq.q, xq.scales, xq.sums, y, p.rows)
+            } else if let xq {
                 attune_matmul_q4_1_q8(isa.c, p.weights, blocks, lo, hi, m, xq.q, xq.scales, xq.sums, y, p.rows)
             } else {
                 attune_matmul_q4_1_f32(isa.c, p.weights, blocks, lo, hi, m, x, sums!.pointer, y, p.rows)

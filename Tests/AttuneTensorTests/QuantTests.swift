@@ -112,21 +112,63 @@ func matVecMatchesDequantizedProduct(format: QuantFormat, activations: MatVec.Ac
     for cols in [256, 288] { matVecMatchesDequantizedProduct(format: format, activations: activations, cols: cols) }
 }
 
-private func matVecMatchesDequantizedProduct(format: QuantFormat, activations: MatVec.Activations, cols: Int) {
-    let rows = 97
+/// The same bounds for Q4_1 rows interleaved in groups of eight, which the SIMD paths this CPU
+/// can run compute to the same bits (they quantize the input the same way, see
+/// `activationQuantizationAgreesAcrossPaths`).
+@Test func interleavedMatVecMatchesDequantizedProduct() {
+    for cols in [256, 288] {
+        let y = matVecMatchesDequantizedProduct(format: .q4_1, activations: .int8, cols: cols, interleaved: true)
+        for isa in KernelISA.runnable where isa > .avx2 { #expect(y[isa] == y[.avx2], "\(isa), \(cols) columns") }
+    }
+}
+
+/// Interleaving keeps every row's blocks: each row gathered back is its original bytes.
+@Test func interleavedRowsGatherBackToTheOriginal() {
+    let rows = 24, cols = 96, rowBytes = 60
+    let q = quantizedRows(.q4_1, rows: rows, cols: cols)
+    let x8 = interleaved(q, rows: rows, cols: cols)
+    x8.withUnsafeBytes { w in
+        for r in 0..<rows {
+            var back = [UInt8](repeating: 0, count: rowBytes)
+            back.withUnsafeMutableBytes { InterleavedQ4_1.row(w.baseAddress!, blocks: cols / 32, r, into: $0.baseAddress!) }
+            #expect(back == Array(q[(r * rowBytes)..<((r + 1) * rowBytes)]), "row \(r)")
+        }
+    }
+}
+
+private func interleaved(_ q: [UInt8], rows: Int, cols: Int) -> [UInt8] {
+    var out = [UInt8](repeating: 0, count: q.count)
+    q.withUnsafeBytes { src in
+        out.withUnsafeMutableBytes { InterleavedQ4_1.interleave(src.baseAddress!, blocks: cols / 32, rows: rows, into: $0.baseAddress!) }
+    }
+    return out
+}
+
+@discardableResult
+private func matVecMatchesDequantizedProduct(format: QuantFormat, activations: MatVec.Activations, cols: Int,
+                                             interleaved grouped: Bool = false) -> [KernelISA: [Float]] {
+    let rows = grouped ? 96 : 97
     let x = kernelInput(cols)
     let rowBytes = format.byteCount(elements: cols)!
     let q = quantizedRows(format, rows: rows, cols: cols)
+    let stored = grouped ? interleaved(q, rows: rows, cols: cols) : q
     let integer = (format == .q4_1 || format == .q8_0) && activations == .int8
+    var outputs: [KernelISA: [Float]] = [:]
     for isa in KernelISA.runnable {
         var y = [Float](repeating: .nan, count: rows)
         var deq = [Float](repeating: 0, count: cols)
-        q.withUnsafeBytes { raw in
+        stored.withUnsafeBytes { w in
             x.withUnsafeBufferPointer { xp in
                 y.withUnsafeMutableBufferPointer { yp in
-                    MatVec.multiply([MatVec.Product(format: format, weights: raw.baseAddress!, rows: rows, cols: cols,
-                                                    y: yp.baseAddress!)], x: xp.baseAddress!, activations: activations, isa: isa)
+                    MatVec.multiply([MatVec.Product(format: format, weights: w.baseAddress!, rows: rows, cols: cols,
+                                                    y: yp.baseAddress!, interleaved: grouped)],
+                                    x: xp.baseAddress!, activations: activations, isa: isa)
                 }
+            }
+        }
+        outputs[isa] = y
+        q.withUnsafeBytes { raw in
+            x.withUnsafeBufferPointer { xp in
                 let xq = QuantizedRows(xp.baseAddress!, rows: 1, cols: cols, isa: isa)
                 for r in 0..<rows {
                     deq.withUnsafeMutableBufferPointer { Dequantize.row(format, raw.baseAddress! + r * rowBytes, $0.baseAddress!, count: cols) }
@@ -152,6 +194,7 @@ private func matVecMatchesDequantizedProduct(format: QuantFormat, activations: M
             }
         }
     }
+    return outputs
 }
 
 /// Quantizing the input to 8 bits is the same on every path (bytes and scales exactly, block
@@ -196,9 +239,18 @@ private func matVecMatchesDequantizedProduct(format: QuantFormat, activations: M
 /// sequence decodes to the same logits whatever batch it shares a step with.
 @Test(arguments: [QuantFormat.q4_1, .q8_0], [MatVec.Activations.int8, .fp32])
 func decodeProductIsTheSameInAnyBatch(format: QuantFormat, activations: MatVec.Activations) {
+    decodeProductIsTheSameInAnyBatch(format: format, activations: activations, interleaved: false)
+}
+
+@Test func interleavedDecodeProductIsTheSameInAnyBatch() {
+    decodeProductIsTheSameInAnyBatch(format: .q4_1, activations: .int8, interleaved: true)
+}
+
+private func decodeProductIsTheSameInAnyBatch(format: QuantFormat, activations: MatVec.Activations, interleaved grouped: Bool) {
     // 5 blocks per row: the kernels' tiles take blocks in pairs, so the last one is alone.
-    let rows = 70, cols = 160, m = 5
-    let q = quantizedRows(format, rows: rows, cols: cols)
+    let rows = grouped ? 72 : 70, cols = 160, m = 5
+    let plain = quantizedRows(format, rows: rows, cols: cols)
+    let q = grouped ? interleaved(plain, rows: rows, cols: cols) : plain
     let x = (0..<m).flatMap { i in randomFloats(cols, seed: 10 + UInt64(i), scale: Float(i + 1)) }
     for isa in KernelISA.runnable {
         var batched = [Float](repeating: .nan, count: m * rows)
@@ -206,14 +258,14 @@ func decodeProductIsTheSameInAnyBatch(format: QuantFormat, activations: MatVec.A
             x.withUnsafeBufferPointer { xp in
                 batched.withUnsafeMutableBufferPointer { yp in
                     MatVec.multiply([MatVec.Product(format: format, weights: raw.baseAddress!, rows: rows, cols: cols,
-                                                    y: yp.baseAddress!)], x: xp.baseAddress!, m: m,
+                                                    y: yp.baseAddress!, interleaved: grouped)], x: xp.baseAddress!, m: m,
                                         activations: activations, isa: isa)
                 }
                 for i in 0..<m {
                     var alone = [Float](repeating: .nan, count: rows)
                     alone.withUnsafeMutableBufferPointer { yp in
                         MatVec.multiply([MatVec.Product(format: format, weights: raw.baseAddress!, rows: rows, cols: cols,
-                                                        y: yp.baseAddress!)], x: xp.baseAddress! + i * cols, m: 1,
+                                                        y: yp.baseAddress!, interleaved: grouped)], x: xp.baseAddress! + i * cols, m: 1,
                                             activations: activations, isa: isa)
                     }
                     #expect(Array(batched[(i * rows)..<((i + 1) * rows)]) == alone, "\(format.name) \(isa) row \(i)")

@@ -1,5 +1,6 @@
 // Whether quantized decode's matrix-vector kernel is bound by memory or by instructions on this
-// core: attune_matmul_q4_1_q8 for one activation row over one token's Q4_1 matrices (30 layers
+// core, for the row-major layout (attune_matmul_q4_1_q8) and the rows interleaved in groups of
+// eight (attune_matmul_q4_1x8_q8): one activation row over one token's Q4_1 matrices (30 layers
 // × q, k, v, o, gate, up, down of SmolLM2-135M), on one thread, with the weights streamed from
 // memory (each matrix its own bytes) and with the same calls all reading the first matrices'
 // bytes, which stay in cache. Equal rates mean the kernel, not memory, sets the pace.
@@ -17,29 +18,46 @@ int main(void) {
     long total = 0;
     for (int t = 0; t < SHAPES; t++) total += LAYERS * rows[t] * cols[t] / 32 * Q4_1_BLOCK_BYTES;
     const uint8_t *w = random_q4_1(total);
+    uint8_t *wx = malloc(total);
+    long at = 0;
+    for (int l = 0; l < LAYERS; l++) {
+        for (int t = 0; t < SHAPES; t++) {
+            attune_interleave_q4_1(w + at, cols[t] / 32, rows[t], wx + at);
+            at += rows[t] * cols[t] / 32 * Q4_1_BLOCK_BYTES;
+        }
+    }
     float *x = malloc(sizeof(float) * 1536), *y = malloc(sizeof(float) * 1536), *scales = malloc(sizeof(float) * 48),
           *sums = malloc(sizeof(float) * 48);
     int8_t *xq = malloc(1536);
     for (long i = 0; i < 1536; i++) x[i] = (float)(i % 97) / 97.0f - 0.5f;
-    double best[2] = {1e30, 1e30};
+    double best[2][2] = {{1e30, 1e30}, {1e30, 1e30}};
     for (int rep = 0; rep < REPEATS; rep++) {
-        for (int cached = 0; cached < 2; cached++) {
-            const double t0 = now();
-            long off = 0;
-            for (int l = 0; l < LAYERS; l++) {
-                for (int t = 0; t < SHAPES; t++) {
-                    const long blocks = cols[t] / 32;
-                    attune_quantize_q8(isa, x, cols[t], xq, scales, sums);
-                    attune_matmul_q4_1_q8(isa, w + (cached ? 0 : off), blocks, 0, rows[t], 1, xq, scales, sums, y, rows[t]);
-                    off += rows[t] * blocks * Q4_1_BLOCK_BYTES;
+        for (int layout = 0; layout < 2; layout++) {
+            for (int cached = 0; cached < 2; cached++) {
+                const uint8_t *base = layout ? wx : w;
+                const double t0 = now();
+                long off = 0;
+                for (int l = 0; l < LAYERS; l++) {
+                    for (int t = 0; t < SHAPES; t++) {
+                        const long blocks = cols[t] / 32;
+                        const uint8_t *m = base + (cached ? 0 : off);
+                        attune_quantize_q8(isa, x, cols[t], xq, scales, sums);
+                        if (layout) attune_matmul_q4_1x8_q8(isa, m, blocks, 0, rows[t], 1, xq, scales, sums, y, rows[t]);
+                        else attune_matmul_q4_1_q8(isa, m, blocks, 0, rows[t], 1, xq, scales, sums, y, rows[t]);
+                        off += rows[t] * blocks * Q4_1_BLOCK_BYTES;
+                    }
                 }
+                const double dt = now() - t0;
+                if (dt < best[layout][cached]) best[layout][cached] = dt;
             }
-            const double dt = now() - t0;
-            if (dt < best[cached]) best[cached] = dt;
         }
     }
     printf("isa %s; one thread; %.1f MB of Q4_1 blocks per pass\n", isa_names[isa], total / 1e6);
-    printf("streamed from memory: %.2f ms per pass, %.2f GB/s\n", best[0] * 1e3, total / best[0] / 1e9);
-    printf("from cache:           %.2f ms per pass, %.2f GB/s\n", best[1] * 1e3, total / best[1] / 1e9);
+    static const char *const layouts[] = {"row-major", "interleaved by 8 rows"};
+    for (int layout = 0; layout < 2; layout++) {
+        printf("%s\n", layouts[layout]);
+        printf("  streamed from memory: %.2f ms per pass, %.2f GB/s\n", best[layout][0] * 1e3, total / best[layout][0] / 1e9);
+        printf("  from cache:           %.2f ms per pass, %.2f GB/s\n", best[layout][1] * 1e3, total / best[layout][1] / 1e9);
+    }
     return 0;
 }

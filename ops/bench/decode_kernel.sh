@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 K=Sources/CAttuneKernels
 OUT="${TMPDIR:-/tmp}/attune-bench-decode-kernel"
-clang -O3 -I"$K/include" -I"$K" ops/bench/decode_kernel.c "$K/quant_dot.c" "$K/cpu_isa.c" -o "$OUT" -lm
+clang -O3 -I"$K/include" -I"$K" ops/bench/decode_kernel.c "$K/quant_dot.c" "$K/quant_dot_x8.c" "$K/cpu_isa.c" -o "$OUT" -lm
 echo "CPU: $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1); features:" \
   $(for f in avx2 fma avx512f avx512bw avx512vl avx512_vnni; do grep -q -w "$f" /proc/cpuinfo && echo "$f"; done)
 "$OUT"

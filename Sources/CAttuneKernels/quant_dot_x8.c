@@ -148,13 +148,14 @@ AVX2 static inline __m256i dot_x8_avx2(const __m256i w[8], const int8_t *x) {
 GROUP_TILES(x8_tile_avx2, AVX2, dot_x8_avx2)
 GROUP_TILES(x8_tile_vnni, VNNI, dot_x8_vnni)
 
-/// Groups [g0, g1) × m activation rows in tiles of up to TILE rows; each group first asks for
-/// the group after next (the stream of a core's share is short, see PREFETCH_ROWS in quant_dot.c).
+/// Groups [g0, g1) × m activation rows in tiles of up to TILE rows. A core's share is one
+/// contiguous stream here, which the hardware prefetcher follows: asking for the group after
+/// next as the row-major kernel does (PREFETCH_ROWS in quant_dot.c) made decode slower on Zen 4
+/// (`attune bench model --weights quantized --prompt-tokens 64`, alternated: 237–286 with,
+/// 267–318 tok/s without).
 #define TILED_GROUPS(NAME)                                                                               \
     for (long g = g0; g < g1; g++) {                                                                     \
         const uint8_t *grp = w + g * blocks * GROUP_BYTES;                                               \
-        for (long p = 0; p < blocks * GROUP_BYTES; p += 64)                                              \
-            _mm_prefetch((const char *)grp + 2 * blocks * GROUP_BYTES + p, _MM_HINT_T0);                 \
         for (long i = 0; i < m; i += TILE) {                                                             \
             const long x = i * blocks;                                                                   \
             float *out = y + i * ldy + g * GROUP;                                                        \

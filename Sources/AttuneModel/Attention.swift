@@ -25,16 +25,10 @@ enum Attention {
             defer { s.deallocate() }
             for unit in units {
                 let item = items[unit / c.heads], h = unit % c.heads, kvh = h / group, L = item.past + 1
-                let qh = item.q + h * hd
-                for j in 0..<L { s[j] = MatVec.dot(qh, item.keys + j * kvDim + kvh * hd, hd) * scale }
+                HeadAttention.scores(q: item.q + h * hd, headDim: hd, keys: item.keys + kvh * hd, stride: kvDim, count: L,
+                                     scale: scale, into: s)
                 Ops.softmax(s, L)
-                let o = item.out + h * hd
-                o.initialize(repeating: 0, count: hd)
-                for j in 0..<L {
-                    let p = s[j]
-                    let vj = item.values + j * kvDim + kvh * hd
-                    for d in 0..<hd { o[d] += p * vj[d] }
-                }
+                HeadAttention.mix(s, headDim: hd, values: item.values + kvh * hd, stride: kvDim, count: L, into: item.out + h * hd)
             }
         }
     }

@@ -71,6 +71,14 @@ void attune_matmul_q4_1_f32(attune_isa isa, const void *w, long blocks, long r0,
 void attune_matmul_q8_0_f32(attune_isa isa, const void *w, long blocks, long r0, long r1, long m,
                             const float *x, float *y, long ldy);
 
+/// scores[j] = scale · Σ_d q[d] · keys[j·ld + d] for the n cached positions of one attention
+/// head of hd values (a decode step's scores).
+void attune_attention_scores(attune_isa isa, const float *q, long hd, const float *keys, long ld, long n, float scale,
+                             float *scores);
+
+/// out[d] = Σ_j p[j] · values[j·ld + d] for d < hd: one head's output from its n probabilities.
+void attune_attention_mix(attune_isa isa, const float *p, long hd, const float *values, long ld, long n, float *out);
+
 /// Weight formats of attune_panel_gemm.
 typedef enum {
     ATTUNE_PANEL_Q4_1 = 0,

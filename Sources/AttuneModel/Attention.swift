@@ -14,21 +14,27 @@ enum Attention {
         let out: UnsafeMutablePointer<Float>
     }
 
-    /// A decode step's attention for every sequence in one fan-out over (sequence, head) pairs.
-    /// Each head's arithmetic is the same whatever else is in the step.
+    /// A decode step's attention for every sequence in one fan-out over (sequence, KV head)
+    /// pairs: the query heads sharing a KV head run one after another on one core, so its keys
+    /// and values come from memory once and from cache for the rest of the group (measured
+    /// against (sequence, query head) pairs, alternated, `attune bench model --weights quantized
+    /// --repeats 2`: decode faster in 5 of 5 runs, by 4–13%). Each head's arithmetic is the same
+    /// whatever else is in the step.
     static func decode(_ items: [Decode], config c: LlamaConfig) {
         guard let longest = items.map({ $0.past + 1 }).max() else { return }
         let hd = c.headDim, kvDim = c.kvHeads * hd, group = c.heads / c.kvHeads
         let scale = 1 / Float(hd).squareRoot()
-        Parallel.pieces(items.count * c.heads, minPerPiece: 1) { units in
+        Parallel.pieces(items.count * c.kvHeads, minPerPiece: 1) { units in
             let s = UnsafeMutablePointer<Float>.allocate(capacity: longest)
             defer { s.deallocate() }
             for unit in units {
-                let item = items[unit / c.heads], h = unit % c.heads, kvh = h / group, L = item.past + 1
-                HeadAttention.scores(q: item.q + h * hd, headDim: hd, keys: item.keys + kvh * hd, stride: kvDim, count: L,
-                                     scale: scale, into: s)
-                Ops.softmax(s, L)
-                HeadAttention.mix(s, headDim: hd, values: item.values + kvh * hd, stride: kvDim, count: L, into: item.out + h * hd)
+                let item = items[unit / c.kvHeads], kvh = unit % c.kvHeads, L = item.past + 1
+                let keys = item.keys + kvh * hd, values = item.values + kvh * hd
+                for h in (kvh * group)..<((kvh + 1) * group) {
+                    HeadAttention.scores(q: item.q + h * hd, headDim: hd, keys: keys, stride: kvDim, count: L, scale: scale, into: s)
+                    Ops.softmax(s, L)
+                    HeadAttention.mix(s, headDim: hd, values: values, stride: kvDim, count: L, into: item.out + h * hd)
+                }
             }
         }
     }

@@ -36,6 +36,8 @@ public final class LlamaModel: @unchecked Sendable {
     public let config: LlamaConfig
     public let file: GGUFFile
     public let mode: WeightMode
+    /// How prompt rows multiply the weights (`.int8` only in quantized mode).
+    public let prompts: PromptActivations
     package let embedding: WeightMatrix
     package let output: WeightMatrix
     package let outputNorm: [Float]
@@ -45,15 +47,16 @@ public final class LlamaModel: @unchecked Sendable {
     private let lock = NSLock()
 
     /// Loads the model at `path`.
-    public convenience init(path: String, mode: WeightMode = .quantized) throws {
-        try self.init(file: try GGUFFile(path: path), mode: mode)
+    public convenience init(path: String, mode: WeightMode = .quantized, prompts: PromptActivations = .fp32) throws {
+        try self.init(file: try GGUFFile(path: path), mode: mode, prompts: prompts)
     }
 
-    public init(file: GGUFFile, mode: WeightMode = .quantized) throws {
+    public init(file: GGUFFile, mode: WeightMode = .quantized, prompts: PromptActivations = .fp32) throws {
         let c = try LlamaConfig(gguf: file)
         config = c
         self.file = file
         self.mode = mode
+        self.prompts = prompts
         let kvDim = c.kvHeads * c.headDim
         func matrix(_ name: String, _ rows: Int, _ cols: Int) throws -> WeightMatrix {
             try WeightMatrix(name: name, tensor: try file.tensor(name), file: file, expectRows: rows, expectCols: cols)
@@ -84,6 +87,12 @@ public final class LlamaModel: @unchecked Sendable {
             output.makeDense()
         } else {
             for l in layers { l.matrices.forEach { $0.interleave() } }
+        }
+        if prompts == .int8 {
+            guard mode == .quantized else { throw ModelError.badConfig("8-bit prompt activations need the quantized weight mode") }
+            if let w = layers.flatMap(\.matrices).first(where: { !MatVec.hasPanels($0.format) }) {
+                throw ModelError.badConfig("8-bit prompt activations need Q4_1 or Q8_0 matrices; \(w.name) is \(w.format.name)")
+            }
         }
     }
 
@@ -141,14 +150,18 @@ public final class LlamaModel: @unchecked Sendable {
         // One-token steps (decode) read the stored 4/8-bit weights directly, and in dense mode so
         // do the prompts of a step when they hold at most `directPromptRows` rows together; more
         // prompt rows use sgemm on the fp32 copy (see `WeightMatrix.matmul` for how the paths agree).
+        // With 8-bit prompt activations every row of the layers takes the decode kernels; the
+        // head keeps sgemm for prompt positions (scoring), where the stored Q8_0 rows have no
+        // interleaved kernel.
         let promptRows = tokens.reduce(0) { $0 + ($1.count > 1 ? $1.count : 0) }
         let directPrompts = mode == .dense && promptRows <= Self.directPromptRows
-        var directRows: [Range<Int>] = []
+        var decodeRows: [Range<Int>] = []
         var row = 0
         for seq in tokens {
-            if seq.count == 1 || directPrompts { directRows.append(row..<(row + seq.count)) }
+            if seq.count == 1 || directPrompts { decodeRows.append(row..<(row + seq.count)) }
             row += seq.count
         }
+        let directRows = prompts == .int8 ? [0..<total] : decodeRows
         row = 0
         var tokenPositions = [Int](repeating: 0, count: total)
         for (seq, cache) in zip(tokens, caches) {
@@ -224,7 +237,7 @@ public final class LlamaModel: @unchecked Sendable {
             headDirectRows = [0..<tokens.count]
         case .all:
             selected = Array(0..<total)
-            headDirectRows = directRows
+            headDirectRows = decodeRows
         case .none:
             logits.removeAll(keepingCapacity: true)
             return

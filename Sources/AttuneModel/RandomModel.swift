@@ -52,11 +52,11 @@ public enum RandomModel {
 
     /// Writes a random model to a temporary file, loads it, and removes the file.
     public static func load(_ c: LlamaConfig, seed: UInt64 = 7, matrixFormat: QuantFormat = .q4_1,
-                            mode: WeightMode = .quantized) throws -> LlamaModel {
+                            mode: WeightMode = .quantized, prompts: PromptActivations = .fp32) throws -> LlamaModel {
         let path = FileManager.default.temporaryDirectory
             .appendingPathComponent("attune-random-\(getpid())-\(UUID().uuidString).gguf").path
         try write(c, to: path, seed: seed, matrixFormat: matrixFormat)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        return try LlamaModel(path: path, mode: mode)
+        return try LlamaModel(path: path, mode: mode, prompts: prompts)
     }
 }

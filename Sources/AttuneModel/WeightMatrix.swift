@@ -13,6 +13,17 @@ public enum WeightMode: String, Sendable, CaseIterable {
     case dense
 }
 
+/// How quantized mode multiplies prompt rows (a sequence's tokens after the first in one step)
+/// by the stored 4/8-bit weights.
+public enum PromptActivations: String, Sendable, CaseIterable {
+    /// sgemm on the weights dequantized to fp32: prompts are computed in fp32, as in dense mode.
+    case fp32
+    /// The decode kernels for every row: activations quantized to 8 bits per 32-element block
+    /// and integer dot products (llama.cpp's Q4 × Q8 arithmetic, for prompts too). Faster
+    /// prompts; their logits move by the decode path's activation rounding.
+    case int8
+}
+
 /// A frozen row-major weight matrix (rows = output features) in its storage format, with an
 /// optional fp32 copy.
 public final class WeightMatrix: @unchecked Sendable {

@@ -51,6 +51,38 @@ func kvCacheDecodeEqualsFullRecompute(mode: WeightMode) throws {
     #expect(last.count == seqs.count * V)
 }
 
+/// With 8-bit prompt activations every layer row takes the decode kernels: a batch of prompts
+/// (one continuing a cache) gives each prompt's logits alone within 1e-4 (the head's sgemm over
+/// the prompt positions, as in `batchedPrefillEqualsOneByOne`), and within 10% of the largest
+/// logit of the fp32 prompts: every position of this random model, whose errors compound through
+/// layers without a trained model's structure, carries the activation rounding of all earlier
+/// ones (the real model's perplexity is checked in `eightBitPromptsScoreRealTextNearFP32`).
+/// Dense mode refuses them.
+@Test func eightBitPromptsAreBatchInvariantAndNearFP32() throws {
+    let exact = try TinyModel.load()
+    let model = try RandomModel.load(TinyModel.config, mode: .quantized, prompts: .int8)
+    let seqs: [[Int32]] = [[1, 2, 3, 4, 5, 6, 7], [9], [40, 41, 42], [70, 3, 3, 3, 3, 12, 13, 14, 15, 16, 20]]
+    let prefix: [Int32] = [8, 8, 19]
+    let caches = seqs.map { _ in model.makeCache() }
+    _ = try model.forward(tokens: [prefix], caches: [caches[2]], logits: .none)
+    let batched = try model.forward(tokens: seqs, caches: caches, logits: .all)
+    var offset = 0
+    for (i, s) in seqs.enumerated() {
+        let cache = model.makeCache(), exactCache = exact.makeCache()
+        if i == 2 {
+            _ = try model.forward(tokens: [prefix], caches: [cache], logits: .none)
+            _ = try exact.forward(tokens: [prefix], caches: [exactCache], logits: .none)
+        }
+        let alone = try model.forward(tokens: [s], caches: [cache], logits: .all)
+        #expect(maxAbsDiff(batched[offset..<(offset + alone.count)], alone[...]) < 1e-4, "sequence \(i)")
+        let reference = try exact.forward(tokens: [s], caches: [exactCache], logits: .all)
+        let scale = reference.map(abs).max()!
+        #expect(maxAbsDiff(alone[...], reference[...]) <= 0.1 * scale, "sequence \(i), scale \(scale)")
+        offset += alone.count
+    }
+    #expect(throws: ModelError.self) { try RandomModel.load(TinyModel.config, mode: .dense, prompts: .int8) }
+}
+
 /// Dense mode multiplies a step's prompts by the stored weights (panels) up to
 /// `directPromptRows` rows and by sgemm on the fp32 copy beyond: three 50-token prompts in one
 /// step (150 rows, sgemm) give each prompt's logits alone (50 rows, panels) within 1e-4.

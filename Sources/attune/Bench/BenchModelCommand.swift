@@ -45,12 +45,17 @@ struct BenchModelCommand: ParsableCommand {
         let peak = PeakMemory.megabytes()
         let read = MemoryBandwidth.readGBs(), triad = MemoryBandwidth.triadGBs()
         let bytesPerToken = Double(model.streamedBytesPerToken)
+        // A prompt token's useful work: the layers' matrix products (the head runs for the last
+        // position only), against sgemm's rate in this process.
+        let flopsPerPromptToken = Double(2 * model.layers.reduce(0) { $0 + $1.matrices.reduce(0) { $0 + $1.rows * $1.cols } })
+        let sgemm = BenchTrainCommand.measureSgemm(m: 2048, n: 1536, k: 576)
         let result: [String: Any] = [
-            "engine": "attune-\((modelOptions.weights ?? .quantized).rawValue)",
+            "engine": "attune-\((modelOptions.weights ?? .quantized).rawValue)" + (model.prompts == .int8 ? "-int8-prompts" : ""),
             "prefill_tok_s": prefill.max()!, "decode_tok_s": decode.max()!,
             "kernels": KernelISA.active.description, "read_gb_s": read, "triad_gb_s": triad,
             "weight_mb_per_token": bytesPerToken / 1e6, "decode_share_of_bound": decode.max()! * bytesPerToken / 1e9 / read,
-            "peak_rss_mb": peak,
+            "peak_rss_mb": peak, "sgemm_gflop_s": sgemm,
+            "prefill_share_of_sgemm": prefill.max()! * flopsPerPromptToken / 1e9 / sgemm,
             "prompt_tokens": promptTokens, "new_tokens": newTokens,
         ]
         let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])

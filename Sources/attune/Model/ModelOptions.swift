@@ -12,13 +12,16 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Weight memory mode: quantized (low memory) or dense (fp32 copy, faster prefill); default: dense to serve, else quantized.")
     var weights: WeightMode?
 
+    @Option(help: "Prompt activations with --weights quantized: fp32 (sgemm, exact) or int8 (the decode kernels, llama.cpp's Q4 × Q8: faster prompts).")
+    var promptActivations: PromptActivations = .fp32
+
     @Option(help: "Adapter folder (PEFT LoRA or bottleneck) to apply; repeat to stack, the first is lowest.")
     var adapter: [String] = []
 
     /// Loads the model (in `--weights` mode, else `defaultMode`) and its tokenizer.
     func load(defaultMode: WeightMode = .quantized) throws -> (LlamaModel, BPETokenizer) {
         let path = try BaseModelStore().resolve(model)
-        let llama = try LlamaModel(path: path, mode: weights ?? defaultMode)
+        let llama = try LlamaModel(path: path, mode: weights ?? defaultMode, prompts: promptActivations)
         return (llama, try BPETokenizer(gguf: llama.file))
     }
 
@@ -31,3 +34,4 @@ struct ModelOptions: ParsableArguments {
 }
 
 extension WeightMode: ExpressibleByArgument {}
+extension PromptActivations: ExpressibleByArgument {}

@@ -8,24 +8,27 @@
 #   - first-token and inter-token latency at 1, 8 and N concurrent streams;
 #   - time from an adapter.updated event to the first request admitted on that version;
 #   - peak RSS with 1, 100 and 1,000 cached adapters (one process each).
-#   ops/bench/serve.sh [ROUNDS] [N]      (needs: pip install llama-cpp-python==0.3.36 numpy)
+#   ops/bench/serve.sh [ROUNDS] [N] [WEIGHTS]   (needs: pip install llama-cpp-python==0.3.36 numpy)
+# WEIGHTS is the base model's weight mode for every Attune phase: dense (serve's default: fp32
+# activations) or quantized (8-bit activations through the integer kernels, as llama.cpp).
 python3 -c "import llama_cpp" 2>/dev/null || { echo "llama.cpp peer missing: pip install llama-cpp-python==0.3.36" >&2; exit 1; }
 source "$(dirname "$0")/common.sh"
 ROUNDS="${1:-3}"
 N="${2:-32}"
+WEIGHTS="${3:-dense}"
 NEW=64
 PROMPT=16
 A="${ATTUNE_BIN:-.build/release/attune}"
 out=$(mktemp)
 echo "CPU: $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(nproc) cores; features:" \
   $(for f in avx2 fma avx512f avx512_vnni; do grep -q -w "$f" /proc/cpuinfo && echo "$f"; done) \
-  "; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
+  "; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}; weights $WEIGHTS"
 for r in $(seq "$ROUNDS"); do
-  "$A" bench serve --model "$MODEL" --phase throughput --adapters "$N" --new-tokens "$NEW" --prompt-tokens "$PROMPT" >>"$out"
+  "$A" bench serve --model "$MODEL" --weights "$WEIGHTS" --phase throughput --adapters "$N" --new-tokens "$NEW" --prompt-tokens "$PROMPT" >>"$out"
   python3 ops/bench/llamacpp_model.py --model "$MODEL" --prompt-tokens "$PROMPT" --new-tokens "$NEW" >>"$out"
 done
-"$A" bench serve --model "$MODEL" --phase swap --swaps 100 >>"$out"
-for c in 1 100 1000; do "$A" bench serve --model "$MODEL" --phase memory --cached "$c" >>"$out"; done
+"$A" bench serve --model "$MODEL" --weights "$WEIGHTS" --phase swap --swaps 100 >>"$out"
+for c in 1 100 1000; do "$A" bench serve --model "$MODEL" --weights "$WEIGHTS" --phase memory --cached "$c" >>"$out"; done
 python3 - "$out" "$N" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]

@@ -25,8 +25,9 @@ private let openAIClient: Bool = {
 
 /// A deployment with `domain/law@1`, `tenant/acme@1` and `@2` (both on law@1) published by a
 /// real training worker, served on a loopback port.
-private func publishedDeployment(_ transport: TestTransport = .embedded, name: String) async throws -> ServingFixture {
-    let fixture = try await ServingFixture(transport, name: name)
+private func publishedDeployment(_ transport: TestTransport = .embedded, name: String,
+                                 weights: WeightMode = .dense) async throws -> ServingFixture {
+    let fixture = try await ServingFixture(transport, name: name, weights: weights)
     try await fixture.train(domainDocuments: 4, interactions: ["acme": 4])
     try await fixture.train(interactions: ["acme": 3])
     try await fixture.serve()
@@ -324,9 +325,11 @@ private func publishedDeployment(_ transport: TestTransport = .embedded, name: S
     /// Requests on different adapters batched into the same decode steps produce what each
     /// produces alone: the same greedy tokens, and logits within 1e-3 of a forward pass per
     /// request (short prompts and one-token steps multiply by the stored weights, batched or alone; the
-    /// adapter terms are grouped differently).
-    @Test func batchedEqualsSeparate() async throws {
-        let fixture = try await publishedDeployment(name: "batch")
+    /// adapter terms are grouped differently). In both weight modes: quantized decode multiplies
+    /// 8-bit activations with the interleaved kernels.
+    @Test(arguments: [WeightMode.dense, .quantized])
+    func batchedEqualsSeparate(weights: WeightMode) async throws {
+        let fixture = try await publishedDeployment(name: "batch", weights: weights)
         defer { Task { await fixture.stop() } }
         let models = ["base", "domain/law", "tenant/acme", "tenant/acme@1", "tenant/acme", "domain/law"]
         let prompts = ["Question 1?", "The law rule", "Question 9?", "Answer 3 for", "Q", "say it well"]

@@ -34,12 +34,12 @@ final class ServingFixture: @unchecked Sendable {
     private var serverTask: Task<Void, any Error>?
     private var sent = 0
 
-    init(_ transport: TestTransport, name: String) async throws {
+    init(_ transport: TestTransport, name: String, weights: WeightMode = .dense) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("attune-\(name)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         modelPath = directory.appendingPathComponent("tiny.gguf").path
         try RandomModel.write(tiny, to: modelPath, vocabulary: testVocabulary)
-        model = try LlamaModel(path: modelPath, mode: .dense)
+        model = try LlamaModel(path: modelPath, mode: weights)
         tokenizer = try BPETokenizer(gguf: model.file)
         switch transport {
         case .embedded:

@@ -30,25 +30,38 @@ func kvCacheDecodeEqualsFullRecompute(mode: WeightMode) throws {
     }
 }
 
+/// Sequences of different lengths for one step; the third continues `cachedPrefix`.
+private let stepSequences: [[Int32]] = [[1, 2, 3, 4, 5, 6, 7], [9], [40, 41, 42], [70, 3, 3, 3, 3, 12, 13, 14, 15, 16, 20]]
+private let cachedPrefix: [Int32] = [8, 8, 19]
+
+/// Every position's logits of `stepSequences` run in one step, per sequence.
+private func logitsInOneStep(_ model: LlamaModel) throws -> [ArraySlice<Float>] {
+    let caches = stepSequences.map { _ in model.makeCache() }
+    _ = try model.forward(tokens: [cachedPrefix], caches: [caches[2]], logits: .none)
+    let all = try model.forward(tokens: stepSequences, caches: caches, logits: .all)
+    var offset = 0
+    return stepSequences.map { s in
+        defer { offset += s.count * V }
+        return all[offset..<(offset + s.count * V)]
+    }
+}
+
+/// Every position's logits of `stepSequences[i]` run alone.
+private func logitsAlone(_ model: LlamaModel, _ i: Int) throws -> [Float] {
+    let cache = model.makeCache()
+    if i == 2 { _ = try model.forward(tokens: [cachedPrefix], caches: [cache], logits: .none) }
+    return try model.forward(tokens: [stepSequences[i]], caches: [cache], logits: .all)
+}
+
 /// A batch of sequences of different lengths, some continuing a cache, equals running each alone
 /// (one-token steps run the integer kernel and longer ones sgemm, in a batch as alone).
 @Test func batchedPrefillEqualsOneByOne() throws {
     let model = try TinyModel.load()
-    let seqs: [[Int32]] = [[1, 2, 3, 4, 5, 6, 7], [9], [40, 41, 42], [70, 3, 3, 3, 3, 12, 13, 14, 15, 16, 20]]
-    let prefix: [Int32] = [8, 8, 19]
-    let batchCaches = seqs.map { _ in model.makeCache() }
-    _ = try model.forward(tokens: [prefix], caches: [batchCaches[2]], logits: .none)
-    let batched = try model.forward(tokens: seqs, caches: batchCaches, logits: .all)
-    var offset = 0
-    for (i, s) in seqs.enumerated() {
-        let cache = model.makeCache()
-        if i == 2 { _ = try model.forward(tokens: [prefix], caches: [cache], logits: .none) }
-        let alone = try model.forward(tokens: [s], caches: [cache], logits: .all)
-        #expect(maxAbsDiff(batched[offset..<(offset + alone.count)], alone[...]) < 1e-4, "sequence \(i)")
-        offset += alone.count
+    for (i, batched) in try logitsInOneStep(model).enumerated() {
+        #expect(maxAbsDiff(batched, try logitsAlone(model, i)[...]) < 1e-4, "sequence \(i)")
     }
-    let last = try model.forward(tokens: seqs, caches: seqs.map { _ in model.makeCache() }, logits: .last)
-    #expect(last.count == seqs.count * V)
+    let last = try model.forward(tokens: stepSequences, caches: stepSequences.map { _ in model.makeCache() }, logits: .last)
+    #expect(last.count == stepSequences.count * V)
 }
 
 /// With 8-bit prompt activations every layer row takes the decode kernels: a batch of prompts
@@ -61,24 +74,11 @@ func kvCacheDecodeEqualsFullRecompute(mode: WeightMode) throws {
 @Test func eightBitPromptsAreBatchInvariantAndNearFP32() throws {
     let exact = try TinyModel.load()
     let model = try RandomModel.load(TinyModel.config, mode: .quantized, prompts: .int8)
-    let seqs: [[Int32]] = [[1, 2, 3, 4, 5, 6, 7], [9], [40, 41, 42], [70, 3, 3, 3, 3, 12, 13, 14, 15, 16, 20]]
-    let prefix: [Int32] = [8, 8, 19]
-    let caches = seqs.map { _ in model.makeCache() }
-    _ = try model.forward(tokens: [prefix], caches: [caches[2]], logits: .none)
-    let batched = try model.forward(tokens: seqs, caches: caches, logits: .all)
-    var offset = 0
-    for (i, s) in seqs.enumerated() {
-        let cache = model.makeCache(), exactCache = exact.makeCache()
-        if i == 2 {
-            _ = try model.forward(tokens: [prefix], caches: [cache], logits: .none)
-            _ = try exact.forward(tokens: [prefix], caches: [exactCache], logits: .none)
-        }
-        let alone = try model.forward(tokens: [s], caches: [cache], logits: .all)
-        #expect(maxAbsDiff(batched[offset..<(offset + alone.count)], alone[...]) < 1e-4, "sequence \(i)")
-        let reference = try exact.forward(tokens: [s], caches: [exactCache], logits: .all)
+    for (i, batched) in try logitsInOneStep(model).enumerated() {
+        let alone = try logitsAlone(model, i), reference = try logitsAlone(exact, i)
+        #expect(maxAbsDiff(batched, alone[...]) < 1e-4, "sequence \(i)")
         let scale = reference.map(abs).max()!
         #expect(maxAbsDiff(alone[...], reference[...]) <= 0.1 * scale, "sequence \(i), scale \(scale)")
-        offset += alone.count
     }
     #expect(throws: ModelError.self) { try RandomModel.load(TinyModel.config, mode: .dense, prompts: .int8) }
 }

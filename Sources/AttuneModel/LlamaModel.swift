@@ -101,7 +101,7 @@ public final class LlamaModel: @unchecked Sendable {
         (layers.flatMap(\.matrices) + [output]).reduce(0) { $0 + $1.rows * $1.rowBytes }
     }
 
-    /// Bytes held beyond the memory-mapped file (fp32 copies, scratch).
+    /// Bytes held beyond the memory-mapped file (fp32 or interleaved copies, scratch).
     public var residentWeightBytes: Int {
         layers.reduce(0) { $0 + $1.matrices.reduce(0) { $0 + $1.residentBytes } } + output.residentBytes + scratch.capacity * 4
     }

@@ -3,9 +3,11 @@ import AttuneTensor
 
 /// How the frozen base weights are held in memory.
 public enum WeightMode: String, Sendable, CaseIterable {
-    /// Weights stay in their 4/8-bit file format (memory-mapped). Decode steps multiply them
-    /// with activations quantized to 8 bits (integer kernels, as llama.cpp); prefill and
-    /// training dequantize one matrix at a time into a scratch buffer for sgemm.
+    /// Weights stay 4/8-bit: memory-mapped, and Q4_1 matrices copied once at load with their
+    /// rows interleaved in groups of eight (the file's pages are then released). Decode steps
+    /// multiply them with activations quantized to 8 bits (integer kernels, as llama.cpp);
+    /// prefill (unless `PromptActivations.int8`) and training dequantize one matrix at a time
+    /// into a scratch buffer for sgemm.
     case quantized
     /// Every matrix is also kept as fp32 (≈ 4 bytes/parameter) for the fastest batched work
     /// (sgemm), and every product runs in fp32: decode widens the stored blocks in registers,
@@ -223,7 +225,7 @@ public final class WeightMatrix: @unchecked Sendable {
     }
 
     /// Bytes held by this matrix in memory beyond the mapped file.
-    var residentBytes: Int { dense == nil ? 0 : rows * cols * 4 }
+    var residentBytes: Int { (dense == nil ? 0 : rows * cols * 4) + (interleaved == nil ? 0 : rows * rowBytes) }
 }
 
 /// A reusable fp32 scratch area for dequantized weight chunks.

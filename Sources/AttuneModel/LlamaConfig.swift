@@ -60,9 +60,12 @@ public struct LlamaConfig: Sendable, Equatable {
 
     /// Parameters of the base model (tied head counted once).
     public var parameterCount: Int {
-        let attention = dim * dim * 2 + dim * (kvHeads * headDim) * 2
-        let mlp = 3 * dim * ffnDim
-        return vocabSize * dim + layers * (attention + mlp + 2 * dim) + dim
+        vocabSize * dim + layerMatrixParameters + layers * 2 * dim + dim
+    }
+
+    /// Parameters of the layers' weight matrices (q, k, v, o, gate, up, down of every layer).
+    public var layerMatrixParameters: Int {
+        layers * (dim * dim * 2 + dim * (kvHeads * headDim) * 2 + 3 * dim * ffnDim)
     }
 }
 

@@ -82,17 +82,17 @@ public final class LlamaModel: @unchecked Sendable {
         }
         rope = RopeTable(headDim: c.headDim, maxPositions: c.contextLength, base: c.ropeBase)
         scratch = ScratchBuffer(capacity: max(c.ffnDim * c.dim, 8192 * c.dim))
+        if prompts == .int8 {
+            guard mode == .quantized else { throw ModelError.badConfig("8-bit prompt activations need the quantized weight mode") }
+            if let w = layers.flatMap(\.matrices).first(where: { !MatVec.hasBlockKernels($0.format) }) {
+                throw ModelError.badConfig("8-bit prompt activations need Q4_1 or Q8_0 matrices; \(w.name) is \(w.format.name)")
+            }
+        }
         if mode == .dense {
             for l in layers { l.matrices.forEach { $0.makeDense() } }
             output.makeDense()
         } else {
             for l in layers { l.matrices.forEach { $0.interleave() } }
-        }
-        if prompts == .int8 {
-            guard mode == .quantized else { throw ModelError.badConfig("8-bit prompt activations need the quantized weight mode") }
-            if let w = layers.flatMap(\.matrices).first(where: { !MatVec.hasPanels($0.format) }) {
-                throw ModelError.badConfig("8-bit prompt activations need Q4_1 or Q8_0 matrices; \(w.name) is \(w.format.name)")
-            }
         }
     }
 

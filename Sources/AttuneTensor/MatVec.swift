@@ -54,7 +54,7 @@ public enum MatVec {
                                 activations: Activations = .int8, isa: KernelISA = .active) {
         let cols = products[0].cols
         precondition(products.allSatisfy { $0.cols == cols }, "fused products share the input")
-        let blockFormats = products.contains { $0.format == .q4_1 || $0.format == .q8_0 }
+        let blockFormats = products.contains { hasBlockKernels($0.format) }
         let xq = blockFormats && activations == .int8 ? QuantizedRows(x, rows: m, cols: cols, isa: isa) : nil
         let sums = blockFormats && activations == .fp32 ? BlockSums(x, count: m * cols, isa: isa) : nil
         let total = products.reduce(0) { $0 + $1.rows }
@@ -69,8 +69,8 @@ public enum MatVec {
         }
     }
 
-    /// Whether `multiplyPanels` has a kernel for the format.
-    public static func hasPanels(_ format: QuantFormat) -> Bool { format == .q4_1 || format == .q8_0 }
+    /// Whether the format has the 4/8-bit block kernels: 8-bit and fp32 activations, panels.
+    public static func hasBlockKernels(_ format: QuantFormat) -> Bool { format == .q4_1 || format == .q8_0 }
 
     /// Several products of the same m fp32 input rows in one fan-out, by panels: each group of
     /// weight rows is widened to fp32 once and multiplied with every input row from cache, so the
@@ -96,7 +96,7 @@ public enum MatVec {
             for p in products {
                 let lo = max(range.lowerBound - first, 0), hi = min(range.upperBound - first, p.rows)
                 if lo < hi {
-                    if hasPanels(p.format) {
+                    if hasBlockKernels(p.format) {
                         let format = p.format == .q4_1 ? ATTUNE_PANEL_Q4_1 : ATTUNE_PANEL_Q8_0
                         if let packed {
                             attune_panel_gemm(isa.c, format, p.weights, p.cols / 32, lo, hi, m, packed, p.y, p.rows)

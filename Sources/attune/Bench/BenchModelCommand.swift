@@ -47,7 +47,7 @@ struct BenchModelCommand: ParsableCommand {
         let bytesPerToken = Double(model.streamedBytesPerToken)
         // A prompt token's useful work: the layers' matrix products (the head runs for the last
         // position only), against sgemm's rate in this process.
-        let flopsPerPromptToken = Double(2 * model.layers.reduce(0) { $0 + $1.matrices.reduce(0) { $0 + $1.rows * $1.cols } })
+        let flopsPerPromptToken = Double(2 * model.config.layerMatrixParameters)
         let sgemm = BenchTrainCommand.measureSgemm(m: 2048, n: 1536, k: 576)
         let result: [String: Any] = [
             "engine": "attune-\((modelOptions.weights ?? .quantized).rawValue)" + (model.prompts == .int8 ? "-int8-prompts" : ""),

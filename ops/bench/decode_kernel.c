@@ -13,6 +13,25 @@ enum { LAYERS = 30, SHAPES = 7, REPEATS = 40 };
 static const long rows[SHAPES] = {576, 192, 192, 576, 1536, 1536, 576};
 static const long cols[SHAPES] = {576, 576, 576, 576, 576, 576, 1536};
 
+/// Seconds for one token's products over `base` (each matrix its own bytes, or with `cached`
+/// every call on the first matrices' bytes), row-major or interleaved.
+static double pass(attune_isa isa, const uint8_t *base, int interleaved, int cached, const float *x, int8_t *xq,
+                   float *scales, float *sums, float *y) {
+    const double t0 = now();
+    long off = 0;
+    for (int l = 0; l < LAYERS; l++) {
+        for (int t = 0; t < SHAPES; t++) {
+            const long blocks = cols[t] / 32;
+            const uint8_t *m = base + (cached ? 0 : off);
+            attune_quantize_q8(isa, x, cols[t], xq, scales, sums);
+            if (interleaved) attune_matmul_q4_1x8_q8(isa, m, blocks, 0, rows[t], 1, xq, scales, sums, y, rows[t]);
+            else attune_matmul_q4_1_q8(isa, m, blocks, 0, rows[t], 1, xq, scales, sums, y, rows[t]);
+            off += rows[t] * blocks * Q4_1_BLOCK_BYTES;
+        }
+    }
+    return now() - t0;
+}
+
 int main(void) {
     const attune_isa isa = bench_isa();
     long total = 0;
@@ -34,20 +53,7 @@ int main(void) {
     for (int rep = 0; rep < REPEATS; rep++) {
         for (int layout = 0; layout < 2; layout++) {
             for (int cached = 0; cached < 2; cached++) {
-                const uint8_t *base = layout ? wx : w;
-                const double t0 = now();
-                long off = 0;
-                for (int l = 0; l < LAYERS; l++) {
-                    for (int t = 0; t < SHAPES; t++) {
-                        const long blocks = cols[t] / 32;
-                        const uint8_t *m = base + (cached ? 0 : off);
-                        attune_quantize_q8(isa, x, cols[t], xq, scales, sums);
-                        if (layout) attune_matmul_q4_1x8_q8(isa, m, blocks, 0, rows[t], 1, xq, scales, sums, y, rows[t]);
-                        else attune_matmul_q4_1_q8(isa, m, blocks, 0, rows[t], 1, xq, scales, sums, y, rows[t]);
-                        off += rows[t] * blocks * Q4_1_BLOCK_BYTES;
-                    }
-                }
-                const double dt = now() - t0;
+                const double dt = pass(isa, layout ? wx : w, layout, cached, x, xq, scales, sums, y);
                 if (dt < best[layout][cached]) best[layout][cached] = dt;
             }
         }

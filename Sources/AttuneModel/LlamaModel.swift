@@ -93,6 +93,7 @@ public final class LlamaModel: @unchecked Sendable {
             output.makeDense()
         } else {
             for l in layers { l.matrices.forEach { $0.interleave() } }
+            output.interleave()
         }
     }
 
@@ -151,8 +152,8 @@ public final class LlamaModel: @unchecked Sendable {
         // do the prompts of a step when they hold at most `directPromptRows` rows together; more
         // prompt rows use sgemm on the fp32 copy (see `WeightMatrix.matmul` for how the paths agree).
         // With 8-bit prompt activations every row of the layers takes the decode kernels; the
-        // head keeps sgemm for prompt positions (scoring), where the stored Q8_0 rows have no
-        // interleaved kernel.
+        // head keeps sgemm for the logits of prompt positions (scoring), so scores keep fp32
+        // head products.
         let promptRows = tokens.reduce(0) { $0 + ($1.count > 1 ? $1.count : 0) }
         let directPrompts = mode == .dense && promptRows <= Self.directPromptRows
         var decodeRows: [Range<Int>] = []

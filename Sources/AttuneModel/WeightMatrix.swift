@@ -3,7 +3,7 @@ import AttuneTensor
 
 /// How the frozen base weights are held in memory.
 public enum WeightMode: String, Sendable, CaseIterable {
-    /// Weights stay 4/8-bit: memory-mapped, and Q4_1 matrices copied once at load with their
+    /// Weights stay 4/8-bit: memory-mapped, and Q4_1/Q8_0 matrices copied once at load with their
     /// rows interleaved in groups of eight (the file's pages are then released). Decode steps
     /// multiply them with activations quantized to 8 bits (integer kernels, as llama.cpp);
     /// prefill (unless `PromptActivations.int8`) and training dequantize one matrix at a time
@@ -36,7 +36,7 @@ public final class WeightMatrix: @unchecked Sendable {
     package let raw: UnsafeRawPointer
     package let rowBytes: Int
     package private(set) var dense: UnsafeMutablePointer<Float>?
-    /// The Q4_1 blocks with rows interleaved in groups of eight (`interleave()`), which quantized
+    /// The blocks with rows interleaved in groups of eight (`interleave()`), which quantized
     /// decode reads instead of `raw`.
     package private(set) var interleaved: UnsafeRawPointer?
     private let owner: GGUFFile
@@ -67,18 +67,19 @@ public final class WeightMatrix: @unchecked Sendable {
         dense = d
     }
 
-    /// Keeps the Q4_1 blocks with rows interleaved in groups of eight for quantized decode
-    /// (`attune_matmul_q4_1x8_q8`: a fraction of the row-major kernel's instructions per block)
-    /// and releases the file's pages of the row-major blocks, so memory holds one copy. Other
-    /// formats, and row counts that are not a multiple of eight, stay as they are.
+    /// Keeps the Q4_1 or Q8_0 blocks with rows interleaved in groups of eight for quantized decode
+    /// (`attune_matmul_q4_1x8_q8`, `attune_matmul_q8_0x8_q8`: a fraction of the row-major
+    /// kernels' instructions per block) and releases the file's pages of the row-major blocks, so
+    /// memory holds one copy. Other formats, and row counts that are not a multiple of eight,
+    /// stay as they are.
     package func interleave() {
-        let group = InterleavedQ4_1.group
-        guard format == .q4_1, rows % group == 0, interleaved == nil else { return }
-        let bytes = rows * rowBytes, blocks = cols / 32, rb = rowBytes, src = raw
+        guard InterleavedRows.supports(format, rows: rows), interleaved == nil else { return }
+        let group = InterleavedRows.group
+        let bytes = rows * rowBytes, blocks = cols / 32, rb = rowBytes, src = raw, f = format
         let dst = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         Parallel.chunks(rows / group, minPerChunk: 8) { groups in
             let at = groups.lowerBound * group * rb
-            InterleavedQ4_1.interleave(src + at, blocks: blocks, rows: groups.count * group, into: dst + at)
+            InterleavedRows.interleave(f, src + at, blocks: blocks, rows: groups.count * group, into: dst + at)
         }
         interleaved = UnsafeRawPointer(dst)
         owner.releasePages(raw, count: bytes)
@@ -88,9 +89,7 @@ public final class WeightMatrix: @unchecked Sendable {
     package func dequantize(rows range: Range<Int>, into: UnsafeMutablePointer<Float>) {
         let c = cols, lo = range.lowerBound
         Parallel.chunks(range.count, minPerChunk: 32) { sub in
-            withUnsafeTemporaryAllocation(byteCount: rowBytes, alignment: 16) { tmp in
-                for r in sub { self.row(lo + r, into: into + r * c, scratch: tmp.baseAddress!) }
-            }
+            self.dequantizeSerially(rows: (lo + sub.lowerBound)..<(lo + sub.upperBound), into: into + sub.lowerBound * c)
         }
     }
 
@@ -135,14 +134,16 @@ public final class WeightMatrix: @unchecked Sendable {
 
     /// One row dequantized (embedding lookup).
     package func row(_ r: Int, into: UnsafeMutablePointer<Float>) {
-        withUnsafeTemporaryAllocation(byteCount: rowBytes, alignment: 16) { row(r, into: into, scratch: $0.baseAddress!) }
+        dequantizeSerially(rows: r..<(r + 1), into: into)
     }
 
-    /// One row dequantized; an interleaved row is first gathered into `scratch` (`rowBytes`).
-    private func row(_ r: Int, into: UnsafeMutablePointer<Float>, scratch: UnsafeMutableRawPointer) {
-        guard let interleaved else { return Dequantize.row(format, raw + r * rowBytes, into, count: cols) }
-        InterleavedQ4_1.row(interleaved, blocks: cols / 32, r, into: scratch)
-        Dequantize.row(format, scratch, into, count: cols)
+    /// Rows `range` dequantized on the calling thread, from the interleaved copy when there is one.
+    private func dequantizeSerially(rows range: Range<Int>, into: UnsafeMutablePointer<Float>) {
+        if let interleaved {
+            InterleavedRows.dequantize(format, interleaved, blocks: cols / 32, rows: range, into: into)
+        } else {
+            for r in range { Dequantize.row(format, raw + r * rowBytes, into + (r - range.lowerBound) * cols, count: cols) }
+        }
     }
 
     private static func directProducts(_ matrices: [WeightMatrix], _ x: UnsafePointer<Float>, m: Int,

@@ -39,28 +39,31 @@ struct RowGroupedAdapter: LinearAdapter {
         self.levels = levels
     }
 
-    /// A level whose adapters compute each row alone (`rowsAreIndependent`: the half-precision
-    /// LoRA of a server) is split across the cores by rows, whatever the groups: the rows are
-    /// disjoint and each gets the same bits in any split. Other adapters split only a level of single-row groups (decode:
-    /// one tenant, one sequence), where each group is one row's small product either way.
+    /// When every adapter computes each row alone (`rowsAreIndependent`: the half-precision LoRA
+    /// of a server), the rows are split across the cores once for all levels: each piece adds
+    /// its rows' terms level by level (domain, then tenant), the order a row gets alone, so each
+    /// row gets the same bits in any split. Other adapters go level by level, and split only a
+    /// level of single-row groups (decode: one tenant, one sequence), where each group is one
+    /// row's small product either way.
     func addDelta(layer: Int, target: LinearTarget, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>) {
         let (out, inFeatures) = target.shape(config)
-        for groups in levels {
-            func add(_ g: Group, _ rows: Range<Int>) {
-                g.adapter.addDelta(layer: layer, target: target, x: x + rows.lowerBound * inFeatures, m: rows.count,
-                                   y: y + rows.lowerBound * out)
-            }
-            let rowCount = groups.reduce(0) { $0 + $1.rows.count }
-            if rowCount > 1 && groups.allSatisfy({ $0.adapter.rowsAreIndependent }) {
-                Parallel.pieces(rowCount, minPerPiece: 2) { part in
-                    var first = 0
+        func add(_ g: Group, _ rows: Range<Int>) {
+            g.adapter.addDelta(layer: layer, target: target, x: x + rows.lowerBound * inFeatures, m: rows.count,
+                               y: y + rows.lowerBound * out)
+        }
+        if m > 1 && levels.allSatisfy({ $0.allSatisfy { $0.adapter.rowsAreIndependent } }) {
+            Parallel.pieces(m, minPerPiece: 2) { part in
+                for groups in levels {
                     for g in groups {
-                        let lo = max(part.lowerBound - first, 0), hi = min(part.upperBound - first, g.rows.count)
-                        if lo < hi { add(g, (g.rows.lowerBound + lo)..<(g.rows.lowerBound + hi)) }
-                        first += g.rows.count
+                        let rows = g.rows.clamped(to: part)
+                        if !rows.isEmpty { add(g, rows) }
                     }
                 }
-            } else if groups.count > 1 && groups.allSatisfy({ $0.rows.count == 1 }) {
+            }
+            return
+        }
+        for groups in levels {
+            if groups.count > 1 && groups.allSatisfy({ $0.rows.count == 1 }) {
                 Parallel.pieces(groups.count, minPerPiece: 2) { range in
                     for g in groups[range] { add(g, g.rows) }
                 }

@@ -14,14 +14,14 @@ public enum MatVec {
         public let rows: Int
         public let cols: Int
         public let y: UnsafeMutablePointer<Float>
-        /// Q4_1 rows interleaved in groups of eight (`attune_interleave_q4_1`): read only by the
+        /// Q4_1 or Q8_0 rows interleaved in groups of eight (`InterleavedRows`): read only by the
         /// 8-bit activation kernels.
         public let interleaved: Bool
 
         public init(format: QuantFormat, weights: UnsafeRawPointer, rows: Int, cols: Int, y: UnsafeMutablePointer<Float>,
                     interleaved: Bool = false) {
-            precondition(!interleaved || (format == .q4_1 && rows % InterleavedQ4_1.group == 0),
-                         "only Q4_1 matrices with whole groups of rows are interleaved")
+            precondition(!interleaved || InterleavedRows.supports(format, rows: rows),
+                         "only Q4_1 and Q8_0 matrices with whole groups of rows are interleaved")
             self.format = format
             self.weights = weights
             self.rows = rows
@@ -59,7 +59,7 @@ public enum MatVec {
         let sums = blockFormats && activations == .fp32 ? BlockSums(x, count: m * cols, isa: isa) : nil
         let total = products.reduce(0) { $0 + $1.rows }
         precondition(activations == .int8 || !products.contains(where: \.interleaved), "interleaved rows take 8-bit activations")
-        Parallel.chunks(total, granule: InterleavedQ4_1.group, minPerChunk: 64) { range in
+        Parallel.chunks(total, granule: InterleavedRows.group, minPerChunk: 64) { range in
             var first = 0
             for p in products {
                 let lo = max(range.lowerBound - first, 0), hi = min(range.upperBound - first, p.rows)
@@ -128,7 +128,9 @@ public enum MatVec {
                 attune_matmul_q4_1_f32(isa.c, p.weights, blocks, lo, hi, m, x, sums!.pointer, y, p.rows)
             }
         case .q8_0:
-            if let xq {
+            if let xq, p.interleaved {
+                attune_matmul_q8_0x8_q8(isa.c, p.weights, blocks, lo, hi, m, xq.q, xq.scales, y, p.rows)
+            } else if let xq {
                 attune_matmul_q8_0_q8(isa.c, p.weights, blocks, lo, hi, m, xq.q, xq.scales, y, p.rows)
             } else {
                 attune_matmul_q8_0_f32(isa.c, p.weights, blocks, lo, hi, m, x, y, p.rows)

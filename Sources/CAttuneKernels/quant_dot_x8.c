@@ -1,11 +1,12 @@
-// Decode's Q4_1 products in quantized mode on rows interleaved in groups of eight: one vector
-// holds four nibble bytes of each of eight rows, so a 32-element block of eight rows is eight
-// byte-product instructions against broadcast activation bytes, and the eight rows' scales
-// are converted, multiplied and accumulated as one vector each: about four instructions per
-// row-block where the row-major kernel (quant_dot.c) spends sixteen on unpacking, scales and
+// Decode's products in quantized mode on rows interleaved in groups of eight (Q4_1 and Q8_0):
+// one vector holds four weight bytes of each of eight rows, so a 32-element block of eight rows
+// is eight byte-product instructions against broadcast activation bytes, and the eight rows'
+// scales are converted, multiplied and accumulated as one vector each: about four instructions
+// per row-block where the row-major kernels (quant_dot.c) spend sixteen on unpacking, scales and
 // lane sums. Every path (portable, AVX2, AVX-512 VNNI) computes each output with the same
-// operations in the same order (an exact integer block dot, then two fused multiply-adds into
-// the block's even/odd accumulator), whatever the number of activation rows.
+// operations in the same order (an exact integer block dot, then fused multiply-adds into the
+// block's even/odd accumulator), whatever the number of activation rows. The layout is read
+// back as fp32 directly (prefill's sgemm chunks, training, embedding rows).
 #include "attune_kernels.h"
 #include "blocks.h"
 
@@ -13,65 +14,143 @@
 #include <math.h>
 #include <string.h>
 
-/// A group-block: the same block of eight rows. [d₀…d₇ as f16][m₀…m₇ as f16], then four
+/// Group-blocks: the same block of eight rows. Q4_1: [d₀…d₇ as f16][m₀…m₇ as f16], then four
 /// chunks c = 0…3 of 32 bytes: row j's bytes 4c…4c+3 of its 16 nibble bytes at 4j (low nibbles
-/// are elements 4c…4c+3, high nibbles 16+4c…16+4c+3).
-enum { GROUP = 8, GROUP_BYTES = GROUP * Q4_1_BYTES, NIBBLES_AT = 32 };
+/// are elements 4c…4c+3, high nibbles 16+4c…16+4c+3). Q8_0: [d₀…d₇ as f16], then eight chunks
+/// c = 0…7 of 32 bytes: row j's elements 4c…4c+3 at 4j.
+enum {
+    GROUP = ATTUNE_GROUP_ROWS,
+    Q4_1_GROUP_BYTES = GROUP * Q4_1_BYTES, Q4_1_CHUNKS_AT = 32,
+    Q8_0_GROUP_BYTES = GROUP * Q8_0_BYTES, Q8_0_CHUNKS_AT = 16,
+};
 
 void attune_interleave_q4_1(const void *src, long blocks, long rows, void *dst) {
     const uint8_t *s = src;
     uint8_t *d = dst;
     for (long g = 0; g < rows / GROUP; g++) {
         for (long b = 0; b < blocks; b++) {
-            uint8_t *o = d + (g * blocks + b) * GROUP_BYTES;
+            uint8_t *o = d + (g * blocks + b) * Q4_1_GROUP_BYTES;
             for (int j = 0; j < GROUP; j++) {
                 const uint8_t *blk = s + ((g * GROUP + j) * blocks + b) * Q4_1_BYTES;
                 memcpy(o + 2 * j, blk, 2);
                 memcpy(o + 16 + 2 * j, blk + 2, 2);
-                for (int c = 0; c < 4; c++) memcpy(o + NIBBLES_AT + 32 * c + 4 * j, blk + 4 + 4 * c, 4);
+                for (int c = 0; c < 4; c++) memcpy(o + Q4_1_CHUNKS_AT + 32 * c + 4 * j, blk + 4 + 4 * c, 4);
             }
         }
     }
 }
 
-void attune_interleaved_q4_1_row(const void *w, long blocks, long r, void *row) {
-    const uint8_t *grp = (const uint8_t *)w + (r / GROUP) * blocks * GROUP_BYTES;
-    const int j = (int)(r % GROUP);
-    uint8_t *out = row;
-    for (long b = 0; b < blocks; b++) {
-        const uint8_t *gb = grp + b * GROUP_BYTES;
-        uint8_t *blk = out + b * Q4_1_BYTES;
-        memcpy(blk, gb + 2 * j, 2);
-        memcpy(blk + 2, gb + 16 + 2 * j, 2);
-        for (int c = 0; c < 4; c++) memcpy(blk + 4 + 4 * c, gb + NIBBLES_AT + 32 * c + 4 * j, 4);
+void attune_interleave_q8_0(const void *src, long blocks, long rows, void *dst) {
+    const uint8_t *s = src;
+    uint8_t *d = dst;
+    for (long g = 0; g < rows / GROUP; g++) {
+        for (long b = 0; b < blocks; b++) {
+            uint8_t *o = d + (g * blocks + b) * Q8_0_GROUP_BYTES;
+            for (int j = 0; j < GROUP; j++) {
+                const uint8_t *blk = s + ((g * GROUP + j) * blocks + b) * Q8_0_BYTES;
+                memcpy(o + 2 * j, blk, 2);
+                for (int c = 0; c < 8; c++) memcpy(o + Q8_0_CHUNKS_AT + 32 * c + 4 * j, blk + 2 + 4 * c, 4);
+            }
+        }
     }
 }
 
-// MARK: - Portable reference
+// MARK: - Reading rows back as fp32
+
+/// Block b of row j of a group as its 16 (Q4_1) or 32 (Q8_0) element bytes in file order.
+static inline void gather_elements(const uint8_t *chunks, int nchunks, int j, uint8_t *out) {
+    for (int c = 0; c < nchunks; c++) memcpy(out + 4 * c, chunks + 32 * c + 4 * j, 4);
+}
+
+/// The same values as Dequantize.q4_1 / .q8_0 on the plain blocks: d·q, then + m (two roundings).
+static void dequantize_x8_scalar(int q8, const uint8_t *w, long blocks, long r0, long r1, float *out) {
+    const long groupBytes = q8 ? Q8_0_GROUP_BYTES : Q4_1_GROUP_BYTES;
+    for (long r = r0; r < r1; r++) {
+        const uint8_t *grp = w + (r / GROUP) * blocks * groupBytes;
+        const int j = (int)(r % GROUP);
+        float *o = out + (r - r0) * QK * blocks;
+        for (long b = 0; b < blocks; b++, o += QK) {
+            const uint8_t *gb = grp + b * groupBytes;
+            const float d = half_to_float(load_u16(gb + 2 * j));
+            uint8_t q[QK];
+            if (q8) {
+                gather_elements(gb + Q8_0_CHUNKS_AT, 8, j, q);
+                for (int i = 0; i < QK; i++) o[i] = (float)(int8_t)q[i] * d;
+            } else {
+                const float mn = half_to_float(load_u16(gb + 16 + 2 * j));
+                gather_elements(gb + Q4_1_CHUNKS_AT, 4, j, q);
+                for (int i = 0; i < 16; i++) {
+                    const float lo = (float)(q[i] & 0xF) * d, hi = (float)(q[i] >> 4) * d;
+                    o[i] = lo + mn;
+                    o[i + 16] = hi + mn;
+                }
+            }
+        }
+    }
+}
+
+/// The low eight bytes of p widened to fp32 (unsigned or signed) times d.
+#define WIDEN8(WIDEN, p, d) _mm256_mul_ps(_mm256_cvtepi32_ps(WIDEN(p)), d)
+
+AVX2 static void dequantize_x8_avx2(int q8, const uint8_t *w, long blocks, long r0, long r1, float *out) {
+    const long groupBytes = q8 ? Q8_0_GROUP_BYTES : Q4_1_GROUP_BYTES;
+    for (long r = r0; r < r1; r++) {
+        const uint8_t *grp = w + (r / GROUP) * blocks * groupBytes;
+        const int j = (int)(r % GROUP);
+        float *o = out + (r - r0) * QK * blocks;
+        for (long b = 0; b < blocks; b++, o += QK) {
+            const uint8_t *gb = grp + b * groupBytes;
+            const __m256 d = _mm256_set1_ps(_cvtsh_ss(load_u16(gb + 2 * j)));
+            if (q8) {
+                const uint8_t *c = gb + Q8_0_CHUNKS_AT + 4 * j;
+                const __m128i lo = _mm_setr_epi32((int)load_u32(c), (int)load_u32(c + 32), (int)load_u32(c + 64), (int)load_u32(c + 96));
+                const __m128i hi = _mm_setr_epi32((int)load_u32(c + 128), (int)load_u32(c + 160), (int)load_u32(c + 192), (int)load_u32(c + 224));
+                _mm256_storeu_ps(o, WIDEN8(_mm256_cvtepi8_epi32, lo, d));
+                _mm256_storeu_ps(o + 8, WIDEN8(_mm256_cvtepi8_epi32, _mm_srli_si128(lo, 8), d));
+                _mm256_storeu_ps(o + 16, WIDEN8(_mm256_cvtepi8_epi32, hi, d));
+                _mm256_storeu_ps(o + 24, WIDEN8(_mm256_cvtepi8_epi32, _mm_srli_si128(hi, 8), d));
+            } else {
+                const __m256 mn = _mm256_set1_ps(_cvtsh_ss(load_u16(gb + 16 + 2 * j)));
+                const uint8_t *c = gb + Q4_1_CHUNKS_AT + 4 * j;
+                const __m128i q = _mm_setr_epi32((int)load_u32(c), (int)load_u32(c + 32), (int)load_u32(c + 64), (int)load_u32(c + 96));
+                const __m128i lo = _mm_and_si128(q, _mm_set1_epi8(0x0F)), hi = _mm_and_si128(_mm_srli_epi16(q, 4), _mm_set1_epi8(0x0F));
+                _mm256_storeu_ps(o, _mm256_add_ps(WIDEN8(_mm256_cvtepu8_epi32, lo, d), mn));
+                _mm256_storeu_ps(o + 8, _mm256_add_ps(WIDEN8(_mm256_cvtepu8_epi32, _mm_srli_si128(lo, 8), d), mn));
+                _mm256_storeu_ps(o + 16, _mm256_add_ps(WIDEN8(_mm256_cvtepu8_epi32, hi, d), mn));
+                _mm256_storeu_ps(o + 24, _mm256_add_ps(WIDEN8(_mm256_cvtepu8_epi32, _mm_srli_si128(hi, 8), d), mn));
+            }
+        }
+    }
+}
+
+// MARK: - Portable reference products
 
 /// Per row and activation row: two accumulators (even and odd blocks), each block adding
-/// dot·(d·xs) and then m·Σx by fused multiply-adds; the output is their sum.
-static void matmul_x8_scalar(const uint8_t *w, long blocks, long g0, long g1, long m, const int8_t *xq0,
+/// dot·(d·xs) and then, for Q4_1, m·Σx by fused multiply-adds; the output is their sum.
+static void matmul_x8_scalar(int q8, const uint8_t *w, long blocks, long g0, long g1, long m, const int8_t *xq0,
                              const float *xs0, const float *xsum0, float *y, long ldy) {
+    const long groupBytes = q8 ? Q8_0_GROUP_BYTES : Q4_1_GROUP_BYTES;
     for (long g = g0; g < g1; g++) {
-        const uint8_t *grp = w + g * blocks * GROUP_BYTES;
+        const uint8_t *grp = w + g * blocks * groupBytes;
         for (long i = 0; i < m; i++) {
             for (int j = 0; j < GROUP; j++) {
                 float acc[2] = {0, 0};
                 for (long b = 0; b < blocks; b++) {
-                    const uint8_t *gb = grp + b * GROUP_BYTES;
+                    const uint8_t *gb = grp + b * groupBytes;
                     const int8_t *x = xq0 + QK * (i * blocks + b);
-                    int32_t dot = 0;
-                    for (int c = 0; c < 4; c++) {
-                        for (int t = 0; t < 4; t++) {
-                            const uint8_t q = gb[NIBBLES_AT + 32 * c + 4 * j + t];
-                            dot += (q & 0xF) * x[4 * c + t] + (q >> 4) * x[16 + 4 * c + t];
-                        }
-                    }
-                    const float d = half_to_float(load_u16(gb + 2 * j)), mn = half_to_float(load_u16(gb + 16 + 2 * j));
                     const long xb = i * blocks + b;
+                    int32_t dot = 0;
+                    uint8_t q[QK];
+                    if (q8) {
+                        gather_elements(gb + Q8_0_CHUNKS_AT, 8, j, q);
+                        for (int t = 0; t < QK; t++) dot += (int8_t)q[t] * x[t];
+                    } else {
+                        gather_elements(gb + Q4_1_CHUNKS_AT, 4, j, q);
+                        for (int t = 0; t < 16; t++) dot += (q[t] & 0xF) * x[t] + (q[t] >> 4) * x[16 + t];
+                    }
+                    const float d = half_to_float(load_u16(gb + 2 * j));
                     acc[b & 1] = fmaf((float)dot, d * xs0[xb], acc[b & 1]);
-                    acc[b & 1] = fmaf(mn, xsum0[xb], acc[b & 1]);
+                    if (!q8) acc[b & 1] = fmaf(half_to_float(load_u16(gb + 16 + 2 * j)), xsum0[xb], acc[b & 1]);
                 }
                 y[i * ldy + g * GROUP + j] = acc[0] + acc[1];
             }
@@ -83,79 +162,122 @@ static void matmul_x8_scalar(const uint8_t *w, long blocks, long g0, long g1, lo
 
 #define VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 
-/// Activation rows per tile: a group-block's nibbles are unpacked once for up to TILE rows.
+/// Activation rows per tile: a group-block is unpacked once for up to TILE rows.
 enum { TILE = 4 };
 
-/// The eight vectors of a group-block's elements as bytes: w[c] the low nibbles of chunk c
-/// (elements 4c…4c+3 of each row), w[4 + c] the high ones (elements 16+4c…).
-#define UNPACK_GROUP(gb, w)                                                                            \
-    UNROLLED for (int c = 0; c < 4; c++) {                                                             \
-        const __m256i v = _mm256_loadu_si256((const __m256i *)((gb) + NIBBLES_AT + 32 * c));           \
-        w[c] = _mm256_and_si256(v, _mm256_set1_epi8(0x0F));                                            \
-        w[4 + c] = _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F));                  \
+/// Four activation bytes in every 32-bit lane.
+#define BROADCAST4(x, at) _mm256_set1_epi32((int)load_u32((const uint8_t *)(x) + (at)))
+
+/// A Q4_1 group-block's elements as bytes: w[c] the low nibbles of chunk c (elements 4c…4c+3 of
+/// each row), w[4 + c] the high ones (elements 16+4c…).
+typedef struct { __m256i w[8]; } q4_1_x8;
+
+AVX2 static inline q4_1_x8 q4_1_x8_unpack(const uint8_t *gb) {
+    q4_1_x8 p;
+    UNROLLED for (int c = 0; c < 4; c++) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(gb + Q4_1_CHUNKS_AT + 32 * c));
+        p.w[c] = _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
+        p.w[4 + c] = _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F));
     }
+    return p;
+}
+
+/// A Q8_0 group-block's eight chunks (signed) and their magnitudes: byte products multiply an
+/// unsigned by a signed byte, so each is taken as |w| · (x with w's sign).
+typedef struct { __m256i w[8], mag[8]; } q8_0_x8;
+
+AVX2 static inline q8_0_x8 q8_0_x8_unpack(const uint8_t *gb) {
+    q8_0_x8 p;
+    UNROLLED for (int c = 0; c < 8; c++) {
+        p.w[c] = _mm256_loadu_si256((const __m256i *)(gb + Q8_0_CHUNKS_AT + 32 * c));
+        p.mag[c] = _mm256_abs_epi8(p.w[c]);
+    }
+    return p;
+}
 
 /// Σ over a block of one activation row with eight rows' weights, exact in 32-bit lanes.
-VNNI static inline __m256i dot_x8_vnni(const __m256i w[8], const int8_t *x) {
+VNNI static inline __m256i q4_1_x8_dot_vnni(const q4_1_x8 *p, const int8_t *x) {
     __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
     UNROLLED for (int c = 0; c < 4; c++) {
-        lo = _mm256_dpbusd_epi32(lo, w[c], _mm256_set1_epi32((int)load_u32((const uint8_t *)x + 4 * c)));
-        hi = _mm256_dpbusd_epi32(hi, w[4 + c], _mm256_set1_epi32((int)load_u32((const uint8_t *)x + 16 + 4 * c)));
+        lo = _mm256_dpbusd_epi32(lo, p->w[c], BROADCAST4(x, 4 * c));
+        hi = _mm256_dpbusd_epi32(hi, p->w[4 + c], BROADCAST4(x, 16 + 4 * c));
     }
     return _mm256_add_epi32(lo, hi);
 }
 
-/// As dot_x8_vnni with AVX2: the eight 16-bit pair sums add without overflow (|x| ≤ 127, so
-/// each is at most 2·15·127 and all eight 30,480) before one widening to 32 bits.
-AVX2 static inline __m256i dot_x8_avx2(const __m256i w[8], const int8_t *x) {
-    __m256i p = _mm256_setzero_si256();
+/// As q4_1_x8_dot_vnni with AVX2: the eight 16-bit pair sums add without overflow (|x| ≤ 127,
+/// so each is at most 2·15·127 and all eight 30,480) before one widening to 32 bits.
+AVX2 static inline __m256i q4_1_x8_dot_avx2(const q4_1_x8 *p, const int8_t *x) {
+    __m256i s = _mm256_setzero_si256();
     UNROLLED for (int c = 0; c < 4; c++) {
-        p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w[c], _mm256_set1_epi32((int)load_u32((const uint8_t *)x + 4 * c))));
-        p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w[4 + c], _mm256_set1_epi32((int)load_u32((const uint8_t *)x + 16 + 4 * c))));
+        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(p->w[c], BROADCAST4(x, 4 * c)));
+        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(p->w[4 + c], BROADCAST4(x, 16 + 4 * c)));
     }
-    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+    return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
 }
 
-/// One group of eight weight rows × T activation rows, the accumulators in registers.
-#define GROUP_TILE(NAME, ATTR, DOT, T)                                                                   \
+VNNI static inline __m256i q8_0_x8_dot_vnni(const q8_0_x8 *p, const int8_t *x) {
+    __m256i even = _mm256_setzero_si256(), odd = _mm256_setzero_si256();
+    UNROLLED for (int c = 0; c < 8; c += 2) {
+        even = _mm256_dpbusd_epi32(even, p->mag[c], _mm256_sign_epi8(BROADCAST4(x, 4 * c), p->w[c]));
+        odd = _mm256_dpbusd_epi32(odd, p->mag[c + 1], _mm256_sign_epi8(BROADCAST4(x, 4 * c + 4), p->w[c + 1]));
+    }
+    return _mm256_add_epi32(even, odd);
+}
+
+/// As q8_0_x8_dot_vnni with AVX2: a pair sum reaches 2·128·127, so each chunk widens to 32 bits.
+AVX2 static inline __m256i q8_0_x8_dot_avx2(const q8_0_x8 *p, const int8_t *x) {
+    __m256i s = _mm256_setzero_si256();
+    UNROLLED for (int c = 0; c < 8; c++) {
+        const __m256i pairs = _mm256_maddubs_epi16(p->mag[c], _mm256_sign_epi8(BROADCAST4(x, 4 * c), p->w[c]));
+        s = _mm256_add_epi32(s, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+    }
+    return s;
+}
+
+/// One group of eight weight rows × T activation rows, the accumulators in registers. UNPACK
+/// prepares a group-block once for the tile, DOT is its exact integer product with one
+/// activation row-block; OFFSET (Q4_1) adds the m·Σx term.
+#define GROUP_TILE(NAME, ATTR, BYTES, OFFSET, UNPACK, DOT, T)                                            \
     ATTR static inline void NAME##_##T(const uint8_t *grp, long blocks, const int8_t *xq, const float *xs, \
                                        const float *xsum, float *y, long ldy) {                          \
         __m256 acc[T][2];                                                                                \
         UNROLLED for (int k = 0; k < T; k++) acc[k][0] = acc[k][1] = _mm256_setzero_ps();               \
         for (long b = 0; b < blocks; b++) {                                                              \
-            const uint8_t *gb = grp + b * GROUP_BYTES;                                                   \
-            __m256i w[8];                                                                                \
-            UNPACK_GROUP(gb, w)                                                                          \
+            const uint8_t *gb = grp + b * (BYTES);                                                       \
+            const __typeof__(UNPACK(gb)) p = UNPACK(gb);                                                 \
             const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)gb));                     \
-            const __m256 mn = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gb + 16)));             \
+            const __m256 mn = (OFFSET) ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gb + 16))) : d; \
             const int h = (int)(b & 1);                                                                  \
             UNROLLED for (int k = 0; k < T; k++) {                                                       \
                 const long x = k * blocks + b;                                                           \
-                const __m256 dot = _mm256_cvtepi32_ps(DOT(w, xq + QK * x));                              \
+                const __m256 dot = _mm256_cvtepi32_ps(DOT(&p, xq + QK * x));                             \
                 acc[k][h] = _mm256_fmadd_ps(dot, _mm256_mul_ps(d, _mm256_set1_ps(xs[x])), acc[k][h]);    \
-                acc[k][h] = _mm256_fmadd_ps(mn, _mm256_set1_ps(xsum[x]), acc[k][h]);                     \
+                if (OFFSET) acc[k][h] = _mm256_fmadd_ps(mn, _mm256_set1_ps(xsum[x]), acc[k][h]);         \
             }                                                                                            \
         }                                                                                                \
         UNROLLED for (int k = 0; k < T; k++) _mm256_storeu_ps(y + k * ldy, _mm256_add_ps(acc[k][0], acc[k][1])); \
     }
 
-#define GROUP_TILES(NAME, ATTR, DOT)                                                                     \
-    GROUP_TILE(NAME, ATTR, DOT, 1)                                                                       \
-    GROUP_TILE(NAME, ATTR, DOT, 2)                                                                       \
-    GROUP_TILE(NAME, ATTR, DOT, 3)                                                                       \
-    GROUP_TILE(NAME, ATTR, DOT, 4)
+#define GROUP_TILES(NAME, ATTR, BYTES, OFFSET, UNPACK, DOT)                                             \
+    GROUP_TILE(NAME, ATTR, BYTES, OFFSET, UNPACK, DOT, 1)                                                \
+    GROUP_TILE(NAME, ATTR, BYTES, OFFSET, UNPACK, DOT, 2)                                                \
+    GROUP_TILE(NAME, ATTR, BYTES, OFFSET, UNPACK, DOT, 3)                                                \
+    GROUP_TILE(NAME, ATTR, BYTES, OFFSET, UNPACK, DOT, 4)
 
-GROUP_TILES(x8_tile_avx2, AVX2, dot_x8_avx2)
-GROUP_TILES(x8_tile_vnni, VNNI, dot_x8_vnni)
+GROUP_TILES(q4_1_x8_avx2, AVX2, Q4_1_GROUP_BYTES, 1, q4_1_x8_unpack, q4_1_x8_dot_avx2)
+GROUP_TILES(q4_1_x8_vnni, VNNI, Q4_1_GROUP_BYTES, 1, q4_1_x8_unpack, q4_1_x8_dot_vnni)
+GROUP_TILES(q8_0_x8_avx2, AVX2, Q8_0_GROUP_BYTES, 0, q8_0_x8_unpack, q8_0_x8_dot_avx2)
+GROUP_TILES(q8_0_x8_vnni, VNNI, Q8_0_GROUP_BYTES, 0, q8_0_x8_unpack, q8_0_x8_dot_vnni)
 
 /// Groups [g0, g1) × m activation rows in tiles of up to TILE rows. A core's share is one
 /// contiguous stream here, which the hardware prefetcher follows: asking for the group after
 /// next as the row-major kernel does (PREFETCH_ROWS in quant_dot.c) made decode slower on Zen 4
 /// (`attune bench model --weights quantized --prompt-tokens 64`, alternated: 237–286 with,
 /// 267–318 tok/s without).
-#define TILED_GROUPS(NAME)                                                                               \
+#define TILED_GROUPS(NAME, BYTES)                                                                        \
     for (long g = g0; g < g1; g++) {                                                                     \
-        const uint8_t *grp = w + g * blocks * GROUP_BYTES;                                               \
+        const uint8_t *grp = w + g * blocks * (BYTES);                                                   \
         for (long i = 0; i < m; i += TILE) {                                                             \
             const long x = i * blocks;                                                                   \
             float *out = y + i * ldy + g * GROUP;                                                        \
@@ -168,15 +290,16 @@ GROUP_TILES(x8_tile_vnni, VNNI, dot_x8_vnni)
         }                                                                                                \
     }
 
-AVX2 static void matmul_x8_avx2(const uint8_t *w, long blocks, long g0, long g1, long m, const int8_t *xq0,
-                                const float *xs0, const float *xsum0, float *y, long ldy) {
-    TILED_GROUPS(x8_tile_avx2)
-}
+#define TILED_PRODUCT(NAME, ATTR, BYTES)                                                                 \
+    ATTR static void NAME(const uint8_t *w, long blocks, long g0, long g1, long m, const int8_t *xq0,    \
+                          const float *xs0, const float *xsum0, float *y, long ldy) {                    \
+        TILED_GROUPS(NAME, BYTES)                                                                        \
+    }
 
-VNNI static void matmul_x8_vnni(const uint8_t *w, long blocks, long g0, long g1, long m, const int8_t *xq0,
-                                const float *xs0, const float *xsum0, float *y, long ldy) {
-    TILED_GROUPS(x8_tile_vnni)
-}
+TILED_PRODUCT(q4_1_x8_avx2, AVX2, Q4_1_GROUP_BYTES)
+TILED_PRODUCT(q4_1_x8_vnni, VNNI, Q4_1_GROUP_BYTES)
+TILED_PRODUCT(q8_0_x8_avx2, AVX2, Q8_0_GROUP_BYTES)
+TILED_PRODUCT(q8_0_x8_vnni, VNNI, Q8_0_GROUP_BYTES)
 
 // MARK: - Dispatch
 
@@ -184,8 +307,29 @@ void attune_matmul_q4_1x8_q8(attune_isa isa, const void *w, long blocks, long r0
                              const int8_t *xq, const float *xscales, const float *xsums, float *y, long ldy) {
     const long g0 = r0 / GROUP, g1 = r1 / GROUP;
     switch (isa) {
-    case ATTUNE_ISA_AVX512_VNNI: matmul_x8_vnni(w, blocks, g0, g1, m, xq, xscales, xsums, y, ldy); break;
-    case ATTUNE_ISA_AVX2: matmul_x8_avx2(w, blocks, g0, g1, m, xq, xscales, xsums, y, ldy); break;
-    default: matmul_x8_scalar(w, blocks, g0, g1, m, xq, xscales, xsums, y, ldy); break;
+    case ATTUNE_ISA_AVX512_VNNI: q4_1_x8_vnni(w, blocks, g0, g1, m, xq, xscales, xsums, y, ldy); break;
+    case ATTUNE_ISA_AVX2: q4_1_x8_avx2(w, blocks, g0, g1, m, xq, xscales, xsums, y, ldy); break;
+    default: matmul_x8_scalar(0, w, blocks, g0, g1, m, xq, xscales, xsums, y, ldy); break;
     }
+}
+
+void attune_matmul_q8_0x8_q8(attune_isa isa, const void *w, long blocks, long r0, long r1, long m,
+                             const int8_t *xq, const float *xscales, float *y, long ldy) {
+    const long g0 = r0 / GROUP, g1 = r1 / GROUP;
+    // Q8_0 has no offset term: the sums argument is never read.
+    switch (isa) {
+    case ATTUNE_ISA_AVX512_VNNI: q8_0_x8_vnni(w, blocks, g0, g1, m, xq, xscales, xscales, y, ldy); break;
+    case ATTUNE_ISA_AVX2: q8_0_x8_avx2(w, blocks, g0, g1, m, xq, xscales, xscales, y, ldy); break;
+    default: matmul_x8_scalar(1, w, blocks, g0, g1, m, xq, xscales, xscales, y, ldy); break;
+    }
+}
+
+void attune_dequantize_q4_1x8(attune_isa isa, const void *w, long blocks, long r0, long r1, float *out) {
+    if (isa >= ATTUNE_ISA_AVX2) dequantize_x8_avx2(0, w, blocks, r0, r1, out);
+    else dequantize_x8_scalar(0, w, blocks, r0, r1, out);
+}
+
+void attune_dequantize_q8_0x8(attune_isa isa, const void *w, long blocks, long r0, long r1, float *out) {
+    if (isa >= ATTUNE_ISA_AVX2) dequantize_x8_avx2(1, w, blocks, r0, r1, out);
+    else dequantize_x8_scalar(1, w, blocks, r0, r1, out);
 }

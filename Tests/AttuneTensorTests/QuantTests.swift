@@ -98,6 +98,8 @@ private func quantizedRows(_ format: QuantFormat, rows: Int, cols: Int) -> [UInt
             for r in 0..<rows { Quantize.row(format, src.baseAddress! + r * cols, dst.baseAddress! + r * rowBytes, count: cols) }
         }
     }
+    // Q8_0 files may hold -128, whose magnitude the byte-product kernels take as unsigned 128.
+    if format == .q8_0 { for r in 0..<rows { q[r * rowBytes + 2 + 5] = 0x80 } }
     return q
 }
 
@@ -112,34 +114,51 @@ func matVecMatchesDequantizedProduct(format: QuantFormat, activations: MatVec.Ac
     for cols in [256, 288] { matVecMatchesDequantizedProduct(format: format, activations: activations, cols: cols) }
 }
 
-/// The same bounds for Q4_1 rows interleaved in groups of eight, which the SIMD paths this CPU
-/// can run compute to the same bits (they quantize the input the same way, see
+/// The same bounds for Q4_1 and Q8_0 rows interleaved in groups of eight, which the SIMD paths
+/// this CPU can run compute to the same bits (they quantize the input the same way, see
 /// `activationQuantizationAgreesAcrossPaths`).
-@Test func interleavedMatVecMatchesDequantizedProduct() {
+@Test(arguments: [QuantFormat.q4_1, .q8_0])
+func interleavedMatVecMatchesDequantizedProduct(format: QuantFormat) {
     for cols in [256, 288] {
-        let y = matVecMatchesDequantizedProduct(format: .q4_1, activations: .int8, cols: cols, interleaved: true)
-        for isa in KernelISA.runnable where isa > .avx2 { #expect(y[isa] == y[.avx2], "\(isa), \(cols) columns") }
+        let y = matVecMatchesDequantizedProduct(format: format, activations: .int8, cols: cols, interleaved: true)
+        for isa in KernelISA.runnable where isa > .avx2 { #expect(y[isa] == y[.avx2], "\(format.name) \(isa), \(cols) columns") }
     }
 }
 
-/// Interleaving keeps every row's blocks: each row gathered back is its original bytes.
-@Test func interleavedRowsGatherBackToTheOriginal() {
-    let rows = 24, cols = 96, rowBytes = 60
-    let q = quantizedRows(.q4_1, rows: rows, cols: cols)
-    let x8 = interleaved(q, rows: rows, cols: cols)
-    x8.withUnsafeBytes { w in
-        for r in 0..<rows {
-            var back = [UInt8](repeating: 0, count: rowBytes)
-            back.withUnsafeMutableBytes { InterleavedQ4_1.row(w.baseAddress!, blocks: cols / 32, r, into: $0.baseAddress!) }
-            #expect(back == Array(q[(r * rowBytes)..<((r + 1) * rowBytes)]), "row \(r)")
+/// Interleaving keeps every row's values: any range of rows read back from the interleaved
+/// layout, on every path, is bit for bit what dequantizing the plain blocks gives.
+@Test(arguments: [QuantFormat.q4_1, .q8_0])
+func interleavedRowsDequantizeAsThePlainBlocks(format: QuantFormat) {
+    let rows = 24, cols = 96
+    let rowBytes = format.byteCount(elements: cols)!
+    let q = quantizedRows(format, rows: rows, cols: cols)
+    var plain = [Float](repeating: 0, count: rows * cols)
+    q.withUnsafeBytes { raw in
+        plain.withUnsafeMutableBufferPointer { out in
+            for r in 0..<rows { Dequantize.row(format, raw.baseAddress! + r * rowBytes, out.baseAddress! + r * cols, count: cols) }
+        }
+    }
+    let x8 = interleaved(q, format: format, rows: rows, cols: cols)
+    for isa in KernelISA.runnable {
+        for range in [0..<rows, 3..<17, 9..<10, 23..<24] {
+            var back = [Float](repeating: .nan, count: range.count * cols)
+            x8.withUnsafeBytes { w in
+                back.withUnsafeMutableBufferPointer {
+                    InterleavedRows.dequantize(format, w.baseAddress!, blocks: cols / 32, rows: range, into: $0.baseAddress!, isa: isa)
+                }
+            }
+            #expect(back.map(\.bitPattern) == plain[(range.lowerBound * cols)..<(range.upperBound * cols)].map(\.bitPattern),
+                    "\(format.name) \(isa) rows \(range)")
         }
     }
 }
 
-private func interleaved(_ q: [UInt8], rows: Int, cols: Int) -> [UInt8] {
+private func interleaved(_ q: [UInt8], format: QuantFormat, rows: Int, cols: Int) -> [UInt8] {
     var out = [UInt8](repeating: 0, count: q.count)
     q.withUnsafeBytes { src in
-        out.withUnsafeMutableBytes { InterleavedQ4_1.interleave(src.baseAddress!, blocks: cols / 32, rows: rows, into: $0.baseAddress!) }
+        out.withUnsafeMutableBytes {
+            InterleavedRows.interleave(format, src.baseAddress!, blocks: cols / 32, rows: rows, into: $0.baseAddress!)
+        }
     }
     return out
 }
@@ -151,7 +170,7 @@ private func matVecMatchesDequantizedProduct(format: QuantFormat, activations: M
     let x = kernelInput(cols)
     let rowBytes = format.byteCount(elements: cols)!
     let q = quantizedRows(format, rows: rows, cols: cols)
-    let stored = grouped ? interleaved(q, rows: rows, cols: cols) : q
+    let stored = grouped ? interleaved(q, format: format, rows: rows, cols: cols) : q
     let integer = (format == .q4_1 || format == .q8_0) && activations == .int8
     var outputs: [KernelISA: [Float]] = [:]
     for isa in KernelISA.runnable {
@@ -242,15 +261,16 @@ func decodeProductIsTheSameInAnyBatch(format: QuantFormat, activations: MatVec.A
     decodeProductIsTheSameInAnyBatch(format: format, activations: activations, interleaved: false)
 }
 
-@Test func interleavedDecodeProductIsTheSameInAnyBatch() {
-    decodeProductIsTheSameInAnyBatch(format: .q4_1, activations: .int8, interleaved: true)
+@Test(arguments: [QuantFormat.q4_1, .q8_0])
+func interleavedDecodeProductIsTheSameInAnyBatch(format: QuantFormat) {
+    decodeProductIsTheSameInAnyBatch(format: format, activations: .int8, interleaved: true)
 }
 
 private func decodeProductIsTheSameInAnyBatch(format: QuantFormat, activations: MatVec.Activations, interleaved grouped: Bool) {
     // 5 blocks per row: the kernels' tiles take blocks in pairs, so the last one is alone.
     let rows = grouped ? 72 : 70, cols = 160, m = 5
     let plain = quantizedRows(format, rows: rows, cols: cols)
-    let q = grouped ? interleaved(plain, rows: rows, cols: cols) : plain
+    let q = grouped ? interleaved(plain, format: format, rows: rows, cols: cols) : plain
     let x = (0..<m).flatMap { i in randomFloats(cols, seed: 10 + UInt64(i), scale: Float(i + 1)) }
     for isa in KernelISA.runnable {
         var batched = [Float](repeating: .nan, count: m * rows)

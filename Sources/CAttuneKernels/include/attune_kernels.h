@@ -41,23 +41,37 @@ void attune_matmul_q4_1_q8(attune_isa isa, const void *w, long blocks, long r0, 
 void attune_matmul_q8_0_q8(attune_isa isa, const void *w, long blocks, long r0, long r1, long m,
                            const int8_t *xq, const float *xscales, float *y, long ldy);
 
-/// Rows of a Q4_1 matrix per interleaved group (attune_interleave_q4_1).
-#define ATTUNE_Q4_1_GROUP 8
+/// Rows per interleaved group (attune_interleave_q4_1, attune_interleave_q8_0).
+#define ATTUNE_GROUP_ROWS 8
 
-/// Rewrites a Q4_1 matrix (rows a multiple of ATTUNE_Q4_1_GROUP, `blocks` blocks of 20 bytes
+/// Rewrites a Q4_1 matrix (rows a multiple of ATTUNE_GROUP_ROWS, `blocks` blocks of 20 bytes
 /// per row) into `dst` (as many bytes) with the rows interleaved in groups of eight: for each
 /// group and block, the eight rows' f16 scales d, their f16 offsets m, then four 32-byte chunks
 /// holding 4 nibble bytes of each row in turn. The decode kernel attune_matmul_q4_1x8_q8 reads it.
 void attune_interleave_q4_1(const void *src, long blocks, long rows, void *dst);
 
-/// Row r of an interleaved Q4_1 matrix back as `blocks` plain Q4_1 blocks (20 bytes each) at `row`.
-void attune_interleaved_q4_1_row(const void *w, long blocks, long r, void *row);
+/// As attune_interleave_q4_1 for a Q8_0 matrix (34-byte blocks): per group and block, the eight
+/// rows' f16 scales, then eight 32-byte chunks holding 4 elements of each row in turn.
+void attune_interleave_q8_0(const void *src, long blocks, long rows, void *dst);
 
 /// As attune_matmul_q4_1_q8 on an interleaved Q4_1 matrix (attune_interleave_q4_1), r0 and r1
-/// multiples of ATTUNE_Q4_1_GROUP. Each element is computed the same way whatever m is, and
+/// multiples of ATTUNE_GROUP_ROWS. Each element is computed the same way whatever m is, and
 /// the same way on every isa.
 void attune_matmul_q4_1x8_q8(attune_isa isa, const void *w, long blocks, long r0, long r1, long m,
                              const int8_t *xq, const float *xscales, const float *xsums, float *y, long ldy);
+
+/// As attune_matmul_q8_0_q8 on an interleaved Q8_0 matrix (attune_interleave_q8_0), with the
+/// guarantees of attune_matmul_q4_1x8_q8.
+void attune_matmul_q8_0x8_q8(attune_isa isa, const void *w, long blocks, long r0, long r1, long m,
+                             const int8_t *xq, const float *xscales, float *y, long ldy);
+
+/// Rows [r0, r1) (any rows) of an interleaved Q4_1 matrix as fp32, row after row at `out`
+/// (32·blocks values each): the same values, bit for bit, as dequantizing the plain blocks (d·q,
+/// then + m).
+void attune_dequantize_q4_1x8(attune_isa isa, const void *w, long blocks, long r0, long r1, float *out);
+
+/// As attune_dequantize_q4_1x8 for an interleaved Q8_0 matrix (d·q).
+void attune_dequantize_q8_0x8(attune_isa isa, const void *w, long blocks, long r0, long r1, float *out);
 
 /// Sums of each 32-element block of x (n a multiple of 32): the Q4_1 offset term's factor.
 void attune_block_sums(attune_isa isa, const float *x, long n, float *sums);

@@ -33,6 +33,14 @@ public enum Ops {
 
     /// Numerically stable softmax in place over `n` values.
     public static func softmax(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
+        let inv = 1 / expShifted(x, n).sum
+        for j in 0..<n { x[j] *= inv }
+    }
+
+    /// x[i] = exp(x[i] − max) in place over `n` values; returns the max and the sum of the
+    /// exponentials (softmax before its normalization).
+    @discardableResult
+    public static func expShifted(_ x: UnsafeMutablePointer<Float>, _ n: Int) -> (max: Float, sum: Float) {
         var mx = -Float.infinity
         for i in 0..<n { mx = max(mx, x[i]) }
         let raw = UnsafeMutableRawPointer(x)
@@ -50,8 +58,7 @@ public enum Ops {
             sum += x[i]
             i += 1
         }
-        let inv = 1 / sum
-        for j in 0..<n { x[j] *= inv }
+        return (mx, sum)
     }
 
     /// log-softmax of `n` logits into `out` (may alias `x`).

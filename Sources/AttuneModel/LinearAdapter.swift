@@ -58,6 +58,9 @@ public enum LinearTarget: String, CaseIterable, Codable, Sendable {
 public protocol LinearAdapter: Sendable {
     /// y[m, out] += Δ(x[m, in]) for `target` of `layer`.
     func addDelta(layer: Int, target: LinearTarget, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>)
+    /// `addDelta` for several targets of `layer` that share the input x (q/k/v, gate/up), each
+    /// into its own output; an adapter may interleave them (one pass over its weights per row).
+    func addDeltas(layer: Int, targets: [(LinearTarget, UnsafeMutablePointer<Float>)], x: UnsafePointer<Float>, m: Int)
     /// Applied to the sublayer output before the residual add (bottleneck adapters):
     /// `h[m, dim]` → h + Δ(h). `afterAttention` selects the attention or MLP sublayer.
     func adaptSublayer(layer: Int, afterAttention: Bool, h: UnsafeMutablePointer<Float>, m: Int)
@@ -67,6 +70,10 @@ public protocol LinearAdapter: Sendable {
 }
 
 extension LinearAdapter {
+    public func addDeltas(layer: Int, targets: [(LinearTarget, UnsafeMutablePointer<Float>)], x: UnsafePointer<Float>, m: Int) {
+        for (target, y) in targets { addDelta(layer: layer, target: target, x: x, m: m, y: y) }
+    }
+
     public func adaptSublayer(layer: Int, afterAttention: Bool, h: UnsafeMutablePointer<Float>, m: Int) {}
     public var rowsAreIndependent: Bool { false }
 }

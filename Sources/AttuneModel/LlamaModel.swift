@@ -177,11 +177,7 @@ public final class LlamaModel: @unchecked Sendable {
             Ops.rmsNorm(buf.x, weight: layer.attnNorm, out: buf.xn, rows: total, n: D, eps: c.normEps)
             WeightMatrix.matmul([layer.wq, layer.wk, layer.wv], buf.xn, m: total, [buf.q, buf.k, buf.v], scratch: scratch,
                                 directRows: directRows)
-            if let adapter {
-                adapter.addDelta(layer: l, target: .q, x: buf.xn, m: total, y: buf.q)
-                adapter.addDelta(layer: l, target: .k, x: buf.xn, m: total, y: buf.k)
-                adapter.addDelta(layer: l, target: .v, x: buf.xn, m: total, y: buf.v)
-            }
+            adapter?.addDeltas(layer: l, targets: [(.q, buf.q), (.k, buf.k), (.v, buf.v)], x: buf.xn, m: total)
             for t in 0..<total {
                 Ops.rope(buf.q + t * D, heads: c.heads, headDim: c.headDim, pos: tokenPositions[t], table: rope)
                 Ops.rope(buf.k + t * kvDim, heads: c.kvHeads, headDim: c.headDim, pos: tokenPositions[t], table: rope)
@@ -212,10 +208,7 @@ public final class LlamaModel: @unchecked Sendable {
             Ops.rmsNorm(buf.x, weight: layer.ffnNorm, out: buf.xn, rows: total, n: D, eps: c.normEps)
             WeightMatrix.matmul([layer.gate, layer.up], buf.xn, m: total, [buf.gate, buf.up], scratch: scratch,
                                 directRows: directRows)
-            if let adapter {
-                adapter.addDelta(layer: l, target: .gate, x: buf.xn, m: total, y: buf.gate)
-                adapter.addDelta(layer: l, target: .up, x: buf.xn, m: total, y: buf.up)
-            }
+            adapter?.addDeltas(layer: l, targets: [(.gate, buf.gate), (.up, buf.up)], x: buf.xn, m: total)
             Ops.swiglu(gate: buf.gate, up: buf.up, count: total * F)
             layer.down.matmul(buf.gate, m: total, buf.proj, scratch: scratch, directRows: directRows)
             if let adapter {

@@ -39,17 +39,24 @@ struct RowGroupedAdapter: LinearAdapter {
         self.levels = levels
     }
 
-    /// When every adapter computes each row alone (`rowsAreIndependent`: the half-precision LoRA
-    /// of a server), the rows are split across the cores once for all levels: each piece adds
-    /// its rows' terms level by level (domain, then tenant), the order a row gets alone, so each
-    /// row gets the same bits in any split. Other adapters go level by level, and split only a
-    /// level of single-row groups (decode: one tenant, one sequence), where each group is one
-    /// row's small product either way.
     func addDelta(layer: Int, target: LinearTarget, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>) {
-        let (out, inFeatures) = target.shape(config)
+        addDeltas(layer: layer, targets: [(target, y)], x: x, m: m)
+    }
+
+    /// When every adapter computes each row alone (`rowsAreIndependent`: the half-precision LoRA
+    /// of a server), the rows are split across the cores once for all levels and targets: each
+    /// piece adds its rows' terms level by level (domain, then tenant), the order a row gets
+    /// alone, so each row gets the same bits in any split; a group adds all targets before the
+    /// next group, reading its adapter's weights for them (contiguous per layer) as one stream.
+    /// Other adapters go level by level, and split only a level of single-row groups (decode: one
+    /// tenant, one sequence), where each group is one row's small product either way.
+    func addDeltas(layer: Int, targets: [(LinearTarget, UnsafeMutablePointer<Float>)], x: UnsafePointer<Float>, m: Int) {
+        let inFeatures = targets[0].0.shape(config).in
         func add(_ g: Group, _ rows: Range<Int>) {
-            g.adapter.addDelta(layer: layer, target: target, x: x + rows.lowerBound * inFeatures, m: rows.count,
-                               y: y + rows.lowerBound * out)
+            for (target, y) in targets {
+                g.adapter.addDelta(layer: layer, target: target, x: x + rows.lowerBound * inFeatures, m: rows.count,
+                                   y: y + rows.lowerBound * target.shape(config).out)
+            }
         }
         if m > 1 && levels.allSatisfy({ $0.allSatisfy { $0.adapter.rowsAreIndependent } }) {
             Parallel.pieces(m, minPerPiece: 2) { part in

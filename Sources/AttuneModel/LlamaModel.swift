@@ -209,7 +209,10 @@ public final class LlamaModel: @unchecked Sendable {
             WeightMatrix.matmul([layer.gate, layer.up], buf.xn, m: total, [buf.gate, buf.up], scratch: scratch,
                                 directRows: directRows)
             adapter?.addDeltas(layer: l, targets: [(.gate, buf.gate), (.up, buf.up)], x: buf.xn, m: total)
-            Ops.swiglu(gate: buf.gate, up: buf.up, count: total * F)
+            // Split in whole vectors (granule 8) so each element takes the same path in any batch.
+            Parallel.chunks(total * F, granule: 8, minPerChunk: 16384) { r in
+                Ops.swiglu(gate: buf.gate + r.lowerBound, up: buf.up + r.lowerBound, count: r.count)
+            }
             layer.down.matmul(buf.gate, m: total, buf.proj, scratch: scratch, directRows: directRows)
             if let adapter {
                 adapter.addDelta(layer: l, target: .down, x: buf.gate, m: total, y: buf.proj)

@@ -39,7 +39,6 @@ public enum Ops {
 
     /// x[i] = exp(x[i] − max) in place over `n` values; returns the max and the sum of the
     /// exponentials (softmax before its normalization).
-    @discardableResult
     public static func expShifted(_ x: UnsafeMutablePointer<Float>, _ n: Int) -> (max: Float, sum: Float) {
         var mx = -Float.infinity
         for i in 0..<n { mx = max(mx, x[i]) }

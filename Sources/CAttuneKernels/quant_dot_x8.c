@@ -24,36 +24,25 @@ enum {
     Q8_0_GROUP_BYTES = GROUP * Q8_0_BYTES, Q8_0_CHUNKS_AT = 16,
 };
 
-void attune_interleave_q4_1(const void *src, long blocks, long rows, void *dst) {
-    const uint8_t *s = src;
-    uint8_t *d = dst;
+/// Rewrites rows of blocks made of `fields` f16 fields and 4·`chunks` element bytes into
+/// group-blocks: each field of the eight rows side by side, then the chunks.
+static void interleave(const uint8_t *s, long blocks, long rows, uint8_t *d, int fields, int chunks) {
+    const long blockBytes = 2 * fields + 4 * chunks, groupBytes = GROUP * blockBytes;
     for (long g = 0; g < rows / GROUP; g++) {
         for (long b = 0; b < blocks; b++) {
-            uint8_t *o = d + (g * blocks + b) * Q4_1_GROUP_BYTES;
+            uint8_t *o = d + (g * blocks + b) * groupBytes;
             for (int j = 0; j < GROUP; j++) {
-                const uint8_t *blk = s + ((g * GROUP + j) * blocks + b) * Q4_1_BYTES;
-                memcpy(o + 2 * j, blk, 2);
-                memcpy(o + 16 + 2 * j, blk + 2, 2);
-                for (int c = 0; c < 4; c++) memcpy(o + Q4_1_CHUNKS_AT + 32 * c + 4 * j, blk + 4 + 4 * c, 4);
+                const uint8_t *blk = s + ((g * GROUP + j) * blocks + b) * blockBytes;
+                for (int f = 0; f < fields; f++) memcpy(o + 16 * f + 2 * j, blk + 2 * f, 2);
+                for (int c = 0; c < chunks; c++) memcpy(o + 16 * fields + 32 * c + 4 * j, blk + 2 * fields + 4 * c, 4);
             }
         }
     }
 }
 
-void attune_interleave_q8_0(const void *src, long blocks, long rows, void *dst) {
-    const uint8_t *s = src;
-    uint8_t *d = dst;
-    for (long g = 0; g < rows / GROUP; g++) {
-        for (long b = 0; b < blocks; b++) {
-            uint8_t *o = d + (g * blocks + b) * Q8_0_GROUP_BYTES;
-            for (int j = 0; j < GROUP; j++) {
-                const uint8_t *blk = s + ((g * GROUP + j) * blocks + b) * Q8_0_BYTES;
-                memcpy(o + 2 * j, blk, 2);
-                for (int c = 0; c < 8; c++) memcpy(o + Q8_0_CHUNKS_AT + 32 * c + 4 * j, blk + 2 + 4 * c, 4);
-            }
-        }
-    }
-}
+void attune_interleave_q4_1(const void *src, long blocks, long rows, void *dst) { interleave(src, blocks, rows, dst, 2, 4); }
+
+void attune_interleave_q8_0(const void *src, long blocks, long rows, void *dst) { interleave(src, blocks, rows, dst, 1, 8); }
 
 // MARK: - Reading rows back as fp32
 
@@ -62,29 +51,21 @@ static inline void gather_elements(const uint8_t *chunks, int nchunks, int j, ui
     for (int c = 0; c < nchunks; c++) memcpy(out + 4 * c, chunks + 32 * c + 4 * j, 4);
 }
 
-/// The same values as Dequantize.q4_1 / .q8_0 on the plain blocks: d·q, then + m (two roundings).
-static void dequantize_x8_scalar(int q8, const uint8_t *w, long blocks, long r0, long r1, float *out) {
-    const long groupBytes = q8 ? Q8_0_GROUP_BYTES : Q4_1_GROUP_BYTES;
-    for (long r = r0; r < r1; r++) {
-        const uint8_t *grp = w + (r / GROUP) * blocks * groupBytes;
-        const int j = (int)(r % GROUP);
-        float *o = out + (r - r0) * QK * blocks;
-        for (long b = 0; b < blocks; b++, o += QK) {
-            const uint8_t *gb = grp + b * groupBytes;
-            const float d = half_to_float(load_u16(gb + 2 * j));
-            uint8_t q[QK];
-            if (q8) {
-                gather_elements(gb + Q8_0_CHUNKS_AT, 8, j, q);
-                for (int i = 0; i < QK; i++) o[i] = (float)(int8_t)q[i] * d;
-            } else {
-                const float mn = half_to_float(load_u16(gb + 16 + 2 * j));
-                gather_elements(gb + Q4_1_CHUNKS_AT, 4, j, q);
-                for (int i = 0; i < 16; i++) {
-                    const float lo = (float)(q[i] & 0xF) * d, hi = (float)(q[i] >> 4) * d;
-                    o[i] = lo + mn;
-                    o[i + 16] = hi + mn;
-                }
-            }
+/// Row j's block in group-block gb as 32 floats at o: the same values as Dequantize.q4_1 /
+/// .q8_0 on the plain block, d·q, then + m (two roundings).
+static inline void dequantize_block_scalar(int q8, const uint8_t *gb, int j, float *o) {
+    const float d = half_to_float(load_u16(gb + 2 * j));
+    uint8_t q[QK];
+    if (q8) {
+        gather_elements(gb + Q8_0_CHUNKS_AT, 8, j, q);
+        for (int i = 0; i < QK; i++) o[i] = (float)(int8_t)q[i] * d;
+    } else {
+        const float mn = half_to_float(load_u16(gb + 16 + 2 * j));
+        gather_elements(gb + Q4_1_CHUNKS_AT, 4, j, q);
+        for (int i = 0; i < 16; i++) {
+            const float lo = (float)(q[i] & 0xF) * d, hi = (float)(q[i] >> 4) * d;
+            o[i] = lo + mn;
+            o[i + 16] = hi + mn;
         }
     }
 }
@@ -92,36 +73,42 @@ static void dequantize_x8_scalar(int q8, const uint8_t *w, long blocks, long r0,
 /// The low eight bytes of p widened to fp32 (unsigned or signed) times d.
 #define WIDEN8(WIDEN, p, d) _mm256_mul_ps(_mm256_cvtepi32_ps(WIDEN(p)), d)
 
-AVX2 static void dequantize_x8_avx2(int q8, const uint8_t *w, long blocks, long r0, long r1, float *out) {
-    const long groupBytes = q8 ? Q8_0_GROUP_BYTES : Q4_1_GROUP_BYTES;
-    for (long r = r0; r < r1; r++) {
-        const uint8_t *grp = w + (r / GROUP) * blocks * groupBytes;
-        const int j = (int)(r % GROUP);
-        float *o = out + (r - r0) * QK * blocks;
-        for (long b = 0; b < blocks; b++, o += QK) {
-            const uint8_t *gb = grp + b * groupBytes;
-            const __m256 d = _mm256_set1_ps(_cvtsh_ss(load_u16(gb + 2 * j)));
-            if (q8) {
-                const uint8_t *c = gb + Q8_0_CHUNKS_AT + 4 * j;
-                const __m128i lo = _mm_setr_epi32((int)load_u32(c), (int)load_u32(c + 32), (int)load_u32(c + 64), (int)load_u32(c + 96));
-                const __m128i hi = _mm_setr_epi32((int)load_u32(c + 128), (int)load_u32(c + 160), (int)load_u32(c + 192), (int)load_u32(c + 224));
-                _mm256_storeu_ps(o, WIDEN8(_mm256_cvtepi8_epi32, lo, d));
-                _mm256_storeu_ps(o + 8, WIDEN8(_mm256_cvtepi8_epi32, _mm_srli_si128(lo, 8), d));
-                _mm256_storeu_ps(o + 16, WIDEN8(_mm256_cvtepi8_epi32, hi, d));
-                _mm256_storeu_ps(o + 24, WIDEN8(_mm256_cvtepi8_epi32, _mm_srli_si128(hi, 8), d));
-            } else {
-                const __m256 mn = _mm256_set1_ps(_cvtsh_ss(load_u16(gb + 16 + 2 * j)));
-                const uint8_t *c = gb + Q4_1_CHUNKS_AT + 4 * j;
-                const __m128i q = _mm_setr_epi32((int)load_u32(c), (int)load_u32(c + 32), (int)load_u32(c + 64), (int)load_u32(c + 96));
-                const __m128i lo = _mm_and_si128(q, _mm_set1_epi8(0x0F)), hi = _mm_and_si128(_mm_srli_epi16(q, 4), _mm_set1_epi8(0x0F));
-                _mm256_storeu_ps(o, _mm256_add_ps(WIDEN8(_mm256_cvtepu8_epi32, lo, d), mn));
-                _mm256_storeu_ps(o + 8, _mm256_add_ps(WIDEN8(_mm256_cvtepu8_epi32, _mm_srli_si128(lo, 8), d), mn));
-                _mm256_storeu_ps(o + 16, _mm256_add_ps(WIDEN8(_mm256_cvtepu8_epi32, hi, d), mn));
-                _mm256_storeu_ps(o + 24, _mm256_add_ps(WIDEN8(_mm256_cvtepu8_epi32, _mm_srli_si128(hi, 8), d), mn));
-            }
-        }
+/// As dequantize_block_scalar: the row's bytes gathered into one vector, widened eight at a time.
+AVX2 static inline void dequantize_block_avx2(int q8, const uint8_t *gb, int j, float *o) {
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(load_u16(gb + 2 * j)));
+    if (q8) {
+        const uint8_t *c = gb + Q8_0_CHUNKS_AT + 4 * j;
+        const __m128i lo = _mm_setr_epi32((int)load_u32(c), (int)load_u32(c + 32), (int)load_u32(c + 64), (int)load_u32(c + 96));
+        const __m128i hi = _mm_setr_epi32((int)load_u32(c + 128), (int)load_u32(c + 160), (int)load_u32(c + 192), (int)load_u32(c + 224));
+        _mm256_storeu_ps(o, WIDEN8(_mm256_cvtepi8_epi32, lo, d));
+        _mm256_storeu_ps(o + 8, WIDEN8(_mm256_cvtepi8_epi32, _mm_srli_si128(lo, 8), d));
+        _mm256_storeu_ps(o + 16, WIDEN8(_mm256_cvtepi8_epi32, hi, d));
+        _mm256_storeu_ps(o + 24, WIDEN8(_mm256_cvtepi8_epi32, _mm_srli_si128(hi, 8), d));
+    } else {
+        const __m256 mn = _mm256_set1_ps(_cvtsh_ss(load_u16(gb + 16 + 2 * j)));
+        const uint8_t *c = gb + Q4_1_CHUNKS_AT + 4 * j;
+        const __m128i q = _mm_setr_epi32((int)load_u32(c), (int)load_u32(c + 32), (int)load_u32(c + 64), (int)load_u32(c + 96));
+        const __m128i lo = _mm_and_si128(q, _mm_set1_epi8(0x0F)), hi = _mm_and_si128(_mm_srli_epi16(q, 4), _mm_set1_epi8(0x0F));
+        _mm256_storeu_ps(o, _mm256_add_ps(WIDEN8(_mm256_cvtepu8_epi32, lo, d), mn));
+        _mm256_storeu_ps(o + 8, _mm256_add_ps(WIDEN8(_mm256_cvtepu8_epi32, _mm_srli_si128(lo, 8), d), mn));
+        _mm256_storeu_ps(o + 16, _mm256_add_ps(WIDEN8(_mm256_cvtepu8_epi32, hi, d), mn));
+        _mm256_storeu_ps(o + 24, _mm256_add_ps(WIDEN8(_mm256_cvtepu8_epi32, _mm_srli_si128(hi, 8), d), mn));
     }
 }
+
+/// Rows [r0, r1) of an interleaved matrix as fp32, block by block with BLOCK.
+#define DEQUANTIZE_ROWS(NAME, ATTR, BLOCK)                                                              \
+    ATTR static void NAME(int q8, const uint8_t *w, long blocks, long r0, long r1, float *out) {      \
+        const long groupBytes = q8 ? Q8_0_GROUP_BYTES : Q4_1_GROUP_BYTES;                              \
+        for (long r = r0; r < r1; r++) {                                                               \
+            const uint8_t *grp = w + (r / GROUP) * blocks * groupBytes;                                \
+            float *o = out + (r - r0) * QK * blocks;                                                   \
+            for (long b = 0; b < blocks; b++) BLOCK(q8, grp + b * groupBytes, (int)(r % GROUP), o + QK * b); \
+        }                                                                                              \
+    }
+
+DEQUANTIZE_ROWS(dequantize_x8_scalar, , dequantize_block_scalar)
+DEQUANTIZE_ROWS(dequantize_x8_avx2, AVX2, dequantize_block_avx2)
 
 // MARK: - Portable reference products
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Quantized decode's kernel on one thread, weights streamed from memory vs the same work from
+# Quantized decode's kernels (the Q4_1 layers and the Q8_0 head, row-major and interleaved) on
+# one thread, weights streamed from memory vs the same work from
 # cache (ops/bench/decode_kernel.c): equal rates mean the core's instructions, not memory
 # bandwidth, bound decode on this CPU. Compare with the one-thread read rate of
 # `attune bench machine` (ATTUNE_THREADS=1).

@@ -17,6 +17,9 @@ enum Attention {
     /// Positions per piece of a sequence's decode attention (see `decode`).
     static let positionsPerPiece = 128
 
+    /// Pieces of `P` positions covering an item's `past + 1` positions.
+    private static func pieceCount(_ item: Decode, _ P: Int) -> Int { (item.past + P) / P }
+
     /// A decode step's attention for every sequence in one fan-out over (sequence, KV head,
     /// piece of `positionsPerPiece` positions) units: the query heads sharing a KV head run one
     /// after another on one core, so its keys and values come from memory once and from cache
@@ -33,7 +36,7 @@ enum Attention {
         let scale = 1 / Float(hd).squareRoot()
         // Units of item i: firstUnit[i] ..< firstUnit[i + 1], KV head major, piece minor.
         var firstUnit = [0]
-        for item in items { firstUnit.append(firstUnit.last! + c.kvHeads * ((item.past + P) / P)) }
+        for item in items { firstUnit.append(firstUnit.last! + c.kvHeads * pieceCount(item, P)) }
         let units = firstUnit.last!
         // Per unit and query head of its group: [max, sum, hd unnormalized outputs].
         let stride = 2 + hd
@@ -46,7 +49,7 @@ enum Attention {
                 var i = 0
                 for unit in range {
                     while first[i + 1] <= unit { i += 1 }
-                    let item = items[i], L = item.past + 1, pieces = (L + P - 1) / P
+                    let item = items[i], L = item.past + 1, pieces = pieceCount(item, P)
                     let kvh = (unit - first[i]) / pieces, piece = (unit - first[i]) % pieces
                     let lo = piece * P, n = min(P, L - lo)
                     let keys = item.keys + lo * kvDim + kvh * hd, values = item.values + lo * kvDim + kvh * hd
@@ -69,7 +72,7 @@ enum Attention {
             }
         }
         for (i, item) in items.enumerated() {
-            let pieces = (item.past + P) / P
+            let pieces = pieceCount(item, P)
             guard pieces > 1 else { continue }
             for h in 0..<c.heads {
                 let kvh = h / group, g = h % group

@@ -9,7 +9,7 @@ public enum InterleavedRows {
 
     /// Whether a matrix of `rows` rows in `format` can be interleaved.
     public static func supports(_ format: QuantFormat, rows: Int) -> Bool {
-        (format == .q4_1 || format == .q8_0) && rows % group == 0
+        MatVec.hasBlockKernels(format) && rows % group == 0
     }
 
     /// Rewrites `rows` rows of `blocks` blocks at `src` into `dst` (as many bytes).

@@ -11,6 +11,15 @@ struct RowGroupedAdapter: LinearAdapter {
     struct Group {
         let rows: Range<Int>
         let adapter: any LinearAdapter
+        /// The adapter when it is a server's half-precision LoRA (which can load the next one's
+        /// weights while it computes).
+        let lora: HalfPrecisionLoRA?
+
+        init(rows: Range<Int>, adapter: any LinearAdapter) {
+            self.rows = rows
+            self.adapter = adapter
+            lora = adapter as? HalfPrecisionLoRA
+        }
     }
 
     let config: LlamaConfig
@@ -47,25 +56,29 @@ struct RowGroupedAdapter: LinearAdapter {
     /// of a server), the rows are split across the cores once for all levels and targets: each
     /// piece adds its rows' terms level by level (domain, then tenant), the order a row gets
     /// alone, so each row gets the same bits in any split; a group adds all targets before the
-    /// next group, reading its adapter's weights for them (contiguous per layer) as one stream.
+    /// next group, reading its adapter's weights for them (contiguous per layer) as one stream
+    /// while the next group's weights are loaded.
     /// Other adapters go level by level, and split only a level of single-row groups (decode: one
     /// tenant, one sequence), where each group is one row's small product either way.
     func addDeltas(layer: Int, targets: [(LinearTarget, UnsafeMutablePointer<Float>)], x: UnsafePointer<Float>, m: Int) {
         let inFeatures = targets[0].0.shape(config).in
-        func add(_ g: Group, _ rows: Range<Int>) {
+        func add(_ g: Group, _ rows: Range<Int>, loading next: Group? = nil) {
             for (target, y) in targets {
-                g.adapter.addDelta(layer: layer, target: target, x: x + rows.lowerBound * inFeatures, m: rows.count,
-                                   y: y + rows.lowerBound * target.shape(config).out)
+                let (xr, yr) = (x + rows.lowerBound * inFeatures, y + rows.lowerBound * target.shape(config).out)
+                if let lora = g.lora {
+                    lora.addDelta(layer: layer, target: target, x: xr, m: rows.count, y: yr, loading: next?.lora)
+                } else {
+                    g.adapter.addDelta(layer: layer, target: target, x: xr, m: rows.count, y: yr)
+                }
             }
         }
         if m > 1 && levels.allSatisfy({ $0.allSatisfy { $0.adapter.rowsAreIndependent } }) {
             Parallel.pieces(m, minPerPiece: 2) { part in
-                for groups in levels {
-                    for g in groups {
-                        let rows = g.rows.clamped(to: part)
-                        if !rows.isEmpty { add(g, rows) }
-                    }
+                let work = levels.joined().compactMap { g in
+                    let rows = g.rows.clamped(to: part)
+                    return rows.isEmpty ? nil : (g, rows)
                 }
+                for (i, (g, rows)) in work.enumerated() { add(g, rows, loading: i + 1 < work.count ? work[i + 1].0 : nil) }
             }
             return
         }

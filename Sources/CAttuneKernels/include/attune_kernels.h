@@ -126,8 +126,9 @@ void attune_panel_gemm(attune_isa isa, attune_panel_format format, const void *w
 /// y[i][o] += Σ_j Bᵀ[j][o] · (scale · Σ_k A[j][k] · x[i][k]) for m input rows (in floats each)
 /// and outputs (out floats each): one LoRA projection with A (rank × in) and B stored
 /// transposed (rank × out), both as IEEE half-precision bits. Each row is computed the same way
-/// whatever m is.
+/// whatever m is. `next` (or NULL): `next_bytes` that the caller reads next (the next adapter's
+/// arrays in a walk), asked of the caches line by line while this product runs; a hint only.
 void attune_lora_f16(attune_isa isa, const uint16_t *a, const uint16_t *bt, long rank, long in, long out, long m,
-                     float scale, const float *x, float *y);
+                     float scale, const float *x, float *y, const void *next, long next_bytes);
 
 #endif

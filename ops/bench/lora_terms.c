@@ -83,8 +83,8 @@ int main(int argc, char **argv) {
     }
     float *x = malloc(FFN * sizeof(float) * threads), *y = calloc((size_t)FFN * threads, sizeof(float));
     for (long i = 0; i < FFN * threads; i++) x[i] = (float)((i * 37) % 101) / 101.0f - 0.5f;
-    printf("%d tenant adapters (%.1f MB of f16 weights), %d threads, ISA %s; ms per decode step (median of %d)\n", n,
-           2e-6 * halves * n, threads, isa_names[isa], ROUNDS);
+    printf("%d tenant adapters (%.1f MB of f16 weights), %d threads, kernel path %s; ms per decode step (median of %d)\n",
+           n, 2e-6 * halves * n, threads, isa >= ATTUNE_ISA_AVX2 ? "avx2" : "scalar", ROUNDS);
     for (int v = 0; v < VARIANTS; v++) {
         double ms[ROUNDS];
         for (int r = 0; r < ROUNDS; r++) {

@@ -3,7 +3,7 @@
 # THREADS threads, each product alone or loading the next adapter's arrays meanwhile (as the
 # server walks them), against the same arithmetic from cache and the bare loads.
 #   ops/bench/lora_terms.sh [N] [THREADS]
-#   ATTUNE_ISA=avx2 ops/bench/lora_terms.sh   (the AVX2 path; it is the only SIMD path of the LoRA kernel)
+#   ATTUNE_ISA=scalar ops/bench/lora_terms.sh   (the portable path; AVX2 is the kernel's only SIMD path)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 K=Sources/CAttuneKernels

@@ -1,16 +1,27 @@
 import AttuneTensor
 import Foundation
 
-/// h = silu(g) ⊙ u, silu(g) = g·σ(g).
+/// h = silu(g) ⊙ u, silu(g) = g·σ(g). Both directions split the elements across the cores in
+/// whole vectors, so each element takes the same path in any split.
 enum SwiGLULayer {
     static func forward(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>, count: Int) {
-        h.update(from: gate, count: count)
-        Ops.swiglu(gate: h, up: up, count: count)
+        Parallel.chunks(count, granule: 8, minPerChunk: 16384) { r in
+            (h + r.lowerBound).update(from: gate + r.lowerBound, count: r.count)
+            Ops.swiglu(gate: h + r.lowerBound, up: up + r.lowerBound, count: r.count)
+        }
     }
 
     /// dg = dh ⊙ u ⊙ σ(g)(1 + g(1 − σ(g))), du = dh ⊙ silu(g).
     static func backward(_ dh: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
                          dGate: UnsafeMutablePointer<Float>, dUp: UnsafeMutablePointer<Float>, count: Int) {
+        Parallel.chunks(count, granule: 8, minPerChunk: 16384) { r in
+            let o = r.lowerBound
+            backwardSerially(dh + o, gate: gate + o, up: up + o, dGate: dGate + o, dUp: dUp + o, count: r.count)
+        }
+    }
+
+    private static func backwardSerially(_ dh: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
+                                         dGate: UnsafeMutablePointer<Float>, dUp: UnsafeMutablePointer<Float>, count: Int) {
         var i = 0
         let rdh = UnsafeRawPointer(dh), rg = UnsafeRawPointer(gate), ru = UnsafeRawPointer(up)
         let rdg = UnsafeMutableRawPointer(dGate), rdu = UnsafeMutableRawPointer(dUp)

@@ -35,16 +35,16 @@ static void lora_f16_scalar(const uint16_t *a, const uint16_t *bt, long rank, lo
 
 AVX2 static inline __m256 load_half8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 
-/// The lines of [next, next + bytes) handed out one per `every` steps of a loop, so that they are
-/// all asked for by the end of a tile's `steps` steps.
+/// The lines of [next, next + bytes) asked for one per `every` steps of a loop, spread over the
+/// first tile's `steps` steps (all of them when the loop has at least one step per line).
 typedef struct {
     const char *at, *end;
     long every, countdown;
 } line_feed;
 
 static inline line_feed line_feed_make(const void *next, long bytes, long steps) {
-    const long lines = next ? (bytes + 63) / 64 : 0;
-    const long every = lines ? (steps + lines - 1) / lines : 0;
+    if (!next || bytes <= 0 || steps <= 0) return (line_feed){NULL, NULL, 0, 0};
+    const long lines = (bytes + 63) / 64, every = steps / lines > 1 ? steps / lines : 1;
     return (line_feed){next, (const char *)next + 64 * lines, every, every};
 }
 

@@ -67,7 +67,11 @@ public final class QuantizedRows {
         q = .allocate(capacity: rows * cols)
         scales = .allocate(capacity: rows * cols / 32)
         sums = .allocate(capacity: rows * cols / 32)
-        attune_quantize_q8(isa.c, x, rows * cols, q, scales, sums)
+        // Blocks are quantized alone: a step's many rows are split across the cores.
+        Parallel.chunks(rows * cols / 32, minPerChunk: 256) { b in
+            attune_quantize_q8(isa.c, x + 32 * b.lowerBound, 32 * b.count, q + 32 * b.lowerBound, scales + b.lowerBound,
+                               sums + b.lowerBound)
+        }
     }
 
     deinit {

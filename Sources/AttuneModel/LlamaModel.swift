@@ -119,17 +119,6 @@ public final class LlamaModel: @unchecked Sendable {
     /// 64: 897 vs 680, 96: 868 vs 788, 128: 817 vs 800, 256: 673 vs 861, 512: 606 vs 779.
     static let directPromptRows = 128
 
-    /// Rows of a step below which per-row work (norms, rotary embedding) stays on one core.
-    static let rowsPerCore = 32
-
-    /// RMSNorm of a step's rows, split across the cores for prompts (each row computed alone).
-    private static func rmsNorm(_ x: UnsafePointer<Float>, weight: [Float], out: UnsafeMutablePointer<Float>, rows: Int, n: Int,
-                                eps: Float) {
-        Parallel.chunks(rows, minPerChunk: rowsPerCore) { part in
-            Ops.rmsNorm(x + part.lowerBound * n, weight: weight, out: out + part.lowerBound * n, rows: part.count, n: n, eps: eps)
-        }
-    }
-
     /// Runs `tokens[s]` through the model after what `caches[s]` already holds, appends their
     /// keys/values to the caches, and returns logits (`[rows × vocab]`, row-major) for the
     /// selected positions, sequences in order.
@@ -185,12 +174,12 @@ public final class LlamaModel: @unchecked Sendable {
         }
 
         for (l, layer) in layers.enumerated() {
-            Self.rmsNorm(buf.x, weight: layer.attnNorm, out: buf.xn, rows: total, n: D, eps: c.normEps)
+            Ops.rmsNorm(buf.x, weight: layer.attnNorm, out: buf.xn, rows: total, n: D, eps: c.normEps)
             WeightMatrix.matmul([layer.wq, layer.wk, layer.wv], buf.xn, m: total, [buf.q, buf.k, buf.v], scratch: scratch,
                                 directRows: directRows)
             adapter?.addDeltas(layer: l, targets: [(.q, buf.q), (.k, buf.k), (.v, buf.v)], x: buf.xn, m: total)
             tokenPositions.withUnsafeBufferPointer { positions in
-                Parallel.chunks(total, minPerChunk: Self.rowsPerCore) { rows in
+                Parallel.chunks(total, minPerChunk: Ops.rowsPerCore) { rows in
                     for t in rows {
                         Ops.rope(buf.q + t * D, heads: c.heads, headDim: c.headDim, pos: positions[t], table: rope)
                         Ops.rope(buf.k + t * kvDim, heads: c.kvHeads, headDim: c.headDim, pos: positions[t], table: rope)
@@ -220,14 +209,11 @@ public final class LlamaModel: @unchecked Sendable {
             }
             Ops.add(buf.x, buf.proj, count: total * D)
 
-            Self.rmsNorm(buf.x, weight: layer.ffnNorm, out: buf.xn, rows: total, n: D, eps: c.normEps)
+            Ops.rmsNorm(buf.x, weight: layer.ffnNorm, out: buf.xn, rows: total, n: D, eps: c.normEps)
             WeightMatrix.matmul([layer.gate, layer.up], buf.xn, m: total, [buf.gate, buf.up], scratch: scratch,
                                 directRows: directRows)
             adapter?.addDeltas(layer: l, targets: [(.gate, buf.gate), (.up, buf.up)], x: buf.xn, m: total)
-            // Split in whole vectors (granule 8) so each element takes the same path in any batch.
-            Parallel.chunks(total * F, granule: 8, minPerChunk: 16384) { r in
-                Ops.swiglu(gate: buf.gate + r.lowerBound, up: buf.up + r.lowerBound, count: r.count)
-            }
+            Ops.swiglu(gate: buf.gate, up: buf.up, count: total * F)
             layer.down.matmul(buf.gate, m: total, buf.proj, scratch: scratch, directRows: directRows)
             if let adapter {
                 adapter.addDelta(layer: l, target: .down, x: buf.gate, m: total, y: buf.proj)

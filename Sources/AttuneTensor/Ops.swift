@@ -2,15 +2,21 @@ import Foundation
 
 /// Elementwise and row-wise kernels of the transformer: RMSNorm, RoPE, softmax, SwiGLU.
 public enum Ops {
-    /// out[i] = x[i] / rms(x) · weight[i] for each of `rows` rows of length `n`.
+    /// Rows below which the row-wise kernels stay on the calling core.
+    public static let rowsPerCore = 32
+
+    /// out[i] = x[i] / rms(x) · weight[i] for each of `rows` rows of length `n`; many rows are
+    /// split across the cores (each row computed alone).
     public static func rmsNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
                                rows: Int, n: Int, eps: Float) {
-        for r in 0..<rows {
-            let xr = x + r * n
-            let ss = MatVec.dot(xr, xr, n)
-            let scale = 1 / (ss / Float(n) + eps).squareRoot()
-            let o = out + r * n
-            for i in 0..<n { o[i] = xr[i] * scale * weight[i] }
+        Parallel.chunks(rows, minPerChunk: rowsPerCore) { part in
+            for r in part {
+                let xr = x + r * n
+                let ss = MatVec.dot(xr, xr, n)
+                let scale = 1 / (ss / Float(n) + eps).squareRoot()
+                let o = out + r * n
+                for i in 0..<n { o[i] = xr[i] * scale * weight[i] }
+            }
         }
     }
 
@@ -91,8 +97,15 @@ public enum Ops {
         return r
     }
 
-    /// SwiGLU: gate[i] = silu(gate[i]) · up[i].
+    /// SwiGLU: gate[i] = silu(gate[i]) · up[i]; a large step is split across the cores in whole
+    /// vectors, so each element takes the same path in any split.
     public static func swiglu(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int) {
+        Parallel.chunks(count, granule: 8, minPerChunk: 16384) { r in
+            swigluSerially(gate: gate + r.lowerBound, up: up + r.lowerBound, count: r.count)
+        }
+    }
+
+    private static func swigluSerially(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int) {
         let g = UnsafeMutableRawPointer(gate), u = UnsafeRawPointer(up)
         var i = 0
         while i + 8 <= count {

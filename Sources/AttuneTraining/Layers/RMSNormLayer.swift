@@ -6,7 +6,7 @@ enum RMSNormLayer {
     /// Writes y and the per-row rstd (kept for backward).
     static func forward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                         rstd: UnsafeMutablePointer<Float>, rows: Int, n: Int, eps: Float) {
-        Parallel.chunks(rows, minPerChunk: 64) { part in
+        Parallel.chunks(rows, minPerChunk: Ops.rowsPerCore) { part in
             for r in part {
                 let xr = x + r * n
                 let s = 1 / (MatVec.dot(xr, xr, n) / Float(n) + eps).squareRoot()
@@ -20,7 +20,7 @@ enum RMSNormLayer {
     /// dx += rstd · (w⊙dy − x · rstd² · mean(w⊙dy⊙x)).
     static func backward(_ dy: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                          rstd: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
-        Parallel.chunks(rows, minPerChunk: 64) { part in
+        Parallel.chunks(rows, minPerChunk: Ops.rowsPerCore) { part in
             for r in part {
                 let xr = x + r * n, dyr = dy + r * n, dxr = dx + r * n
                 let s = rstd[r]

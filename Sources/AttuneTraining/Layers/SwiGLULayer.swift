@@ -2,13 +2,11 @@ import AttuneTensor
 import Foundation
 
 /// h = silu(g) ⊙ u, silu(g) = g·σ(g). Both directions split the elements across the cores in
-/// whole vectors, so each element takes the same path in any split.
+/// whole vectors (forward through `Ops.swiglu`), so each element takes the same path in any split.
 enum SwiGLULayer {
     static func forward(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>, count: Int) {
-        Parallel.chunks(count, granule: 8, minPerChunk: 16384) { r in
-            (h + r.lowerBound).update(from: gate + r.lowerBound, count: r.count)
-            Ops.swiglu(gate: h + r.lowerBound, up: up + r.lowerBound, count: r.count)
-        }
+        h.update(from: gate, count: count)
+        Ops.swiglu(gate: h, up: up, count: count)
     }
 
     /// dg = dh ⊙ u ⊙ σ(g)(1 + g(1 − σ(g))), du = dh ⊙ silu(g).

@@ -107,9 +107,14 @@ public final class LlamaModel: @unchecked Sendable {
         layers.reduce(0) { $0 + $1.matrices.reduce(0) { $0 + $1.residentBytes } } + output.residentBytes + scratch.capacity * 4
     }
 
+    /// How this model's KV caches store keys and values: fp32 in dense mode, half precision in
+    /// quantized mode (as llama.cpp's default cache), which halves the bytes a decode step's
+    /// attention reads and a sequence holds.
+    public var kvPrecision: KVCache.Precision { mode == .dense ? .fp32 : .half }
+
     /// A new, empty KV cache for this model.
     public func makeCache(capacity: Int = 256) -> KVCache {
-        KVCache(config: config, capacity: capacity)
+        KVCache(config: config, capacity: capacity, precision: kvPrecision)
     }
 
     /// Prompt rows of one step up to which dense mode multiplies them by the stored weights (panels)
@@ -190,36 +195,29 @@ public final class LlamaModel: @unchecked Sendable {
             var decoding: [Attention.Decode] = []
             for (seq, cache) in zip(tokens, caches) {
                 let n = seq.count
-                (cache.keys(l) + cache.count * kvDim).update(from: buf.k + start * kvDim, count: n * kvDim)
-                (cache.values(l) + cache.count * kvDim).update(from: buf.v + start * kvDim, count: n * kvDim)
+                let newKeys = buf.k + start * kvDim, newValues = buf.v + start * kvDim
+                cache.store(layer: l, keys: newKeys, values: newValues, n: n)
                 if n == 1 {
                     decoding.append(Attention.Decode(q: buf.q + start * D, past: cache.count, keys: cache.keys(l),
-                                                     values: cache.values(l), out: buf.att + start * D))
+                                                     values: cache.values(l), precision: cache.precision,
+                                                     out: buf.att + start * D))
                 } else {
-                    Attention.forward(q: buf.q + start * D, n: n, past: cache.count, keys: cache.keys(l),
-                                      values: cache.values(l), config: c, out: buf.att + start * D)
+                    cache.withFP32(layer: l, newKeys: newKeys, newValues: newValues, n: n) { keys, values in
+                        Attention.forward(q: buf.q + start * D, n: n, past: cache.count, keys: keys, values: values,
+                                          config: c, out: buf.att + start * D)
+                    }
                 }
                 start += n
             }
             Attention.decode(decoding, config: c)
-            layer.wo.matmul(buf.att, m: total, buf.proj, scratch: scratch, directRows: directRows)
-            if let adapter {
-                adapter.addDelta(layer: l, target: .o, x: buf.att, m: total, y: buf.proj)
-                adapter.adaptSublayer(layer: l, afterAttention: true, h: buf.proj, m: total)
-            }
-            Ops.add(buf.x, buf.proj, count: total * D)
+            addSublayer(layer.wo, .o, layer: l, buf.att, m: total, to: buf, adapter: adapter, directRows: directRows)
 
             Ops.rmsNorm(buf.x, weight: layer.ffnNorm, out: buf.xn, rows: total, n: D, eps: c.normEps)
             WeightMatrix.matmul([layer.gate, layer.up], buf.xn, m: total, [buf.gate, buf.up], scratch: scratch,
                                 directRows: directRows)
             adapter?.addDeltas(layer: l, targets: [(.gate, buf.gate), (.up, buf.up)], x: buf.xn, m: total)
             Ops.swiglu(gate: buf.gate, up: buf.up, count: total * F)
-            layer.down.matmul(buf.gate, m: total, buf.proj, scratch: scratch, directRows: directRows)
-            if let adapter {
-                adapter.addDelta(layer: l, target: .down, x: buf.gate, m: total, y: buf.proj)
-                adapter.adaptSublayer(layer: l, afterAttention: false, h: buf.proj, m: total)
-            }
-            Ops.add(buf.x, buf.proj, count: total * D)
+            addSublayer(layer.down, .down, layer: l, buf.gate, m: total, to: buf, adapter: adapter, directRows: directRows)
         }
         for (seq, cache) in zip(tokens, caches) { cache.count += seq.count }
 
@@ -254,5 +252,22 @@ public final class LlamaModel: @unchecked Sendable {
         logits.withUnsafeMutableBufferPointer { out in
             output.matmul(hidden, m: rows, out.baseAddress!, scratch: scratch, directRows: headDirectRows)
         }
+    }
+
+    /// The residual add of a sublayer: x += h, h = a·Wᵀ (`w` is the o or down projection) with
+    /// the adapter's terms. Without an adapter, rows that all run on sgemm are added into x by
+    /// sgemm itself; otherwise h is formed in `proj` first, where bottleneck adapters see it whole.
+    private func addSublayer(_ w: WeightMatrix, _ target: LinearTarget, layer l: Int, _ a: UnsafePointer<Float>, m: Int,
+                             to buf: Workspace, adapter: (any LinearAdapter)?, directRows: [Range<Int>]) {
+        if adapter == nil && directRows.isEmpty {
+            w.matmulAdding(a, m: m, into: buf.x, scratch: scratch)
+            return
+        }
+        w.matmul(a, m: m, buf.proj, scratch: scratch, directRows: directRows)
+        if let adapter {
+            adapter.addDelta(layer: l, target: target, x: a, m: m, y: buf.proj)
+            adapter.adaptSublayer(layer: l, afterAttention: target == .o, h: buf.proj, m: m)
+        }
+        Ops.add(buf.x, buf.proj, count: m * config.dim)
     }
 }

@@ -104,7 +104,7 @@ public final class WeightMatrix: @unchecked Sendable {
                                _ ys: [UnsafeMutablePointer<Float>], scratch: ScratchBuffer, directRows direct: [Range<Int>] = []) {
         let nDirect = direct.reduce(0) { $0 + $1.count }
         if nDirect == 0 {
-            for (w, y) in zip(matrices, ys) { w.sgemm(x, m: m, y, scratch: scratch) }
+            for (w, y) in zip(matrices, ys) { w.sgemm(x, m: m, y, scratch: scratch, accumulate: false) }
             return
         }
         if nDirect == m {
@@ -120,7 +120,7 @@ public final class WeightMatrix: @unchecked Sendable {
         defer { (yd + yf).forEach { $0.deallocate() } }
         directProducts(matrices, xd, m: nDirect, yd)
         for (k, w) in matrices.enumerated() {
-            w.sgemm(xf, m: m - nDirect, yf[k], scratch: scratch)
+            w.sgemm(xf, m: m - nDirect, yf[k], scratch: scratch, accumulate: false)
             scatter(yd[k], w.rows, direct, into: ys[k])
             scatter(yf[k], w.rows, fp32Rows, into: ys[k])
         }
@@ -130,6 +130,12 @@ public final class WeightMatrix: @unchecked Sendable {
     package func matmul(_ x: UnsafePointer<Float>, m: Int, _ y: UnsafeMutablePointer<Float>, scratch: ScratchBuffer,
                         directRows: [Range<Int>] = []) {
         WeightMatrix.matmul([self], x, m: m, [y], scratch: scratch, directRows: directRows)
+    }
+
+    /// Y[m, rows] += X[m, cols] · Wᵀ on sgemm for every row (a residual stream): sgemm adds into
+    /// Y itself (β = 1), with no clearing pass over a product buffer and no second pass to add it.
+    package func matmulAdding(_ x: UnsafePointer<Float>, m: Int, into y: UnsafeMutablePointer<Float>, scratch: ScratchBuffer) {
+        sgemm(x, m: m, y, scratch: scratch, accumulate: true)
     }
 
     /// One row dequantized (embedding lookup).
@@ -163,10 +169,11 @@ public final class WeightMatrix: @unchecked Sendable {
         }
     }
 
-    private func sgemm(_ x: UnsafePointer<Float>, m: Int, _ y: UnsafeMutablePointer<Float>, scratch: ScratchBuffer) {
+    private func sgemm(_ x: UnsafePointer<Float>, m: Int, _ y: UnsafeMutablePointer<Float>, scratch: ScratchBuffer,
+                       accumulate: Bool) {
         guard m > 0 else { return }
         forEachFP32Chunk(scratch) { r0, n, w in
-            Blas.linear(x: x, m: m, inFeatures: cols, weight: w, outFeatures: n, y: y + r0, ldy: rows)
+            Blas.linear(x: x, m: m, inFeatures: cols, weight: w, outFeatures: n, y: y + r0, ldy: rows, accumulate: accumulate)
         }
     }
 

@@ -127,8 +127,7 @@ public final class InferenceEngine: @unchecked Sendable {
 
     /// KV-cache bytes one sequence of `positions` positions reserves.
     public func kvBytes(positions: Int) -> Int {
-        let c = model.config
-        return 2 * c.layers * positions * c.kvHeads * c.headDim * MemoryLayout<Float>.size
+        KVCache.bytes(config: model.config, positions: positions, precision: model.kvPrecision)
     }
 
     /// Queues a generation. Throws `.invalidRequest` for one that can never run (empty, past

@@ -1,13 +1,15 @@
 import Foundation
 import Testing
 @testable import AttuneModel
+import AttuneTensor
 
 /// Decode attention split into pieces of a few positions (merged by their maxima and sums)
 /// gives what one piece per head gives, and both match softmax attention computed in double
-/// precision within 1e-5 of the largest value magnitude: sequences of 1, 6, 40 and 100
-/// positions in one step, in pieces of 7 positions (last pieces of 1, 6, 5 and 2) and of the
-/// default size.
-@Test func decodeAttentionInPiecesMatchesOnePiece() {
+/// precision (over the keys and values as stored) within 1e-5 of the largest value magnitude:
+/// sequences of 1, 6, 40 and 100 positions in one step, in pieces of 7 positions (last pieces
+/// of 1, 6, 5 and 2) and of the default size, over fp32 and half-precision caches.
+@Test(arguments: [KVCache.Precision.fp32, .half])
+func decodeAttentionInPiecesMatchesOnePiece(precision: KVCache.Precision) {
     let c = LlamaConfig(layers: 1, dim: 96, ffnDim: 96, heads: 6, kvHeads: 2, vocabSize: 8, contextLength: 128,
                         ropeBase: 10000, normEps: 1e-5)
     let hd = c.headDim, kvDim = c.kvHeads * hd, group = c.heads / c.kvHeads
@@ -18,23 +20,30 @@ import Testing
     }
     let lengths = [1, 6, 40, 100]
     let qs = lengths.map { _ in (0..<c.heads * hd).map { _ in value() } }
-    let keys = lengths.map { L in (0..<L * kvDim).map { _ in value() } }
-    let values = lengths.map { L in (0..<L * kvDim).map { _ in value() } }
+    let stored: (Float) -> Float = precision == .half ? { halfToFloat(floatToHalf($0)) } : { $0 }
+    let keys = lengths.map { L in (0..<L * kvDim).map { _ in stored(value()) } }
+    let values = lengths.map { L in (0..<L * kvDim).map { _ in stored(value()) } }
 
     func attend(positionsPerPiece: Int) -> [[Float]] {
         var outs = lengths.map { _ in [Float](repeating: .nan, count: c.heads * hd) }
         let q = qs.map { UnsafeMutablePointer<Float>.allocate(capacity: $0.count) }
-        let k = keys.map { UnsafeMutablePointer<Float>.allocate(capacity: $0.count) }
-        let v = values.map { UnsafeMutablePointer<Float>.allocate(capacity: $0.count) }
         let o = outs.map { UnsafeMutablePointer<Float>.allocate(capacity: $0.count) }
-        defer { (q + k + v + o).forEach { $0.deallocate() } }
+        let k = keys.map { UnsafeMutableRawPointer.allocate(byteCount: $0.count * precision.bytes, alignment: 64) }
+        let v = values.map { UnsafeMutableRawPointer.allocate(byteCount: $0.count * precision.bytes, alignment: 64) }
+        defer { (q + o).forEach { $0.deallocate() }; (k + v).forEach { $0.deallocate() } }
+        func store(_ xs: [Float], _ into: UnsafeMutableRawPointer) {
+            for (j, x) in xs.enumerated() {
+                if precision == .half { into.storeBytes(of: floatToHalf(x), toByteOffset: 2 * j, as: UInt16.self) }
+                else { into.storeBytes(of: x, toByteOffset: 4 * j, as: Float.self) }
+            }
+        }
         for i in lengths.indices {
             q[i].initialize(from: qs[i], count: qs[i].count)
-            k[i].initialize(from: keys[i], count: keys[i].count)
-            v[i].initialize(from: values[i], count: values[i].count)
+            store(keys[i], k[i])
+            store(values[i], v[i])
         }
         let items = lengths.indices.map { i in
-            Attention.Decode(q: q[i], past: lengths[i] - 1, keys: k[i], values: v[i], out: o[i])
+            Attention.Decode(q: q[i], past: lengths[i] - 1, keys: k[i], values: v[i], precision: precision, out: o[i])
         }
         Attention.decode(items, config: c, positionsPerPiece: positionsPerPiece)
         for i in lengths.indices { outs[i] = Array(UnsafeBufferPointer(start: o[i], count: c.heads * hd)) }

@@ -22,9 +22,13 @@ private let goldenDir = URL(fileURLWithPath: #filePath).deletingLastPathComponen
 /// the same greedy continuation (" Paris…"; quantized decode may part from it only at a near-tie
 /// its own logit error explains), and the same perplexities within 0.5%. Scored
 /// token by token through the decode path, 256 tokens of real text keep their one-prefill
-/// perplexity within 0.1% in dense mode and within 2% in quantized mode, whose decode
-/// multiplies 8-bit activations (measured 1.3% higher on the AVX2 and VNNI paths, 1.7% on the
-/// scalar one, whose fp32 sums run in another order; llama.cpp's Q4 × Q8 makes the same trade).
+/// perplexity within 0.1% in dense mode and within 3% in quantized mode, whose decode
+/// multiplies 8-bit activations and keeps a half-precision KV cache (llama.cpp's Q4 × Q8 and
+/// f16 cache make the same trades). Measured 2.0% higher on the AVX2 and VNNI paths (1.4% with
+/// an fp32 cache); the 8-bit rounding makes the figure swing with any perturbation: on five other
+/// licenses it ranged from −3.9% to +4.9% with an fp32 cache and −1.4% to +2.9% with a half one,
+/// while the half cache alone (dense mode) moved no text by more than 0.03%
+/// (`halfPrecisionCacheDecodesAsFP32`).
 @Test(arguments: [WeightMode.quantized, .dense])
 func smolLM2MatchesNumpyReference(mode: WeightMode) throws {
     guard let path = try BaseModelStore.forChecks() else { return }
@@ -79,7 +83,33 @@ func smolLM2MatchesNumpyReference(mode: WeightMode) throws {
     let license = try String(contentsOfFile: "/usr/share/common-licenses/Apache-2.0", encoding: .utf8)
     let ids = Array(tokenizer.encode(license).prefix(256))
     let prefilled = try scorer.score(ids).perplexity, decoded = try decodePerplexity(model, ids)
-    #expect(abs(decoded / prefilled - 1) < (mode == .dense ? 1e-3 : 0.02), "\(mode) decode perplexity \(decoded) vs \(prefilled)")
+    #expect(abs(decoded / prefilled - 1) < (mode == .dense ? 1e-3 : 0.03), "\(mode) decode perplexity \(decoded) vs \(prefilled)")
+}
+
+/// A half-precision KV cache costs decode nothing measurable: in dense mode (fp32 activations,
+/// so the cache is the only difference), 256 tokens of two real texts scored token by token
+/// through a half cache keep the fp32 cache's perplexity within 0.1% (measured ≤ 0.03% on six
+/// licenses), and the greedy continuation of the reference prompt is the same.
+@Test func halfPrecisionCacheDecodesAsFP32() throws {
+    guard let path = try BaseModelStore.forChecks() else { return }
+    let model = try LlamaModel(path: path, mode: .dense)
+    let tokenizer = try BPETokenizer(gguf: model.file)
+    for name in ["Apache-2.0", "GPL-3"] {
+        let text = try String(contentsOfFile: "/usr/share/common-licenses/" + name, encoding: .utf8)
+        let ids = Array(tokenizer.encode(text).prefix(256))
+        let fp32 = try decodePerplexity(model, ids, precision: .fp32), half = try decodePerplexity(model, ids, precision: .half)
+        #expect(abs(half / fp32 - 1) < 1e-3, "\(name): half-cache perplexity \(half) vs fp32 cache \(fp32)")
+    }
+    let ref = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: goldenDir.appendingPathComponent("smollm2_reference.json")))
+    var tokens: [Int32] = []
+    let cache = KVCache(config: model.config, capacity: ref.prompt_ids.count + ref.greedy_ids.count, precision: .half)
+    var logits = try model.forward(tokens: [ref.prompt_ids], caches: [cache], logits: .last)
+    while tokens.count < ref.greedy_ids.count {
+        let next = Int32(logits.indices.max { logits[$0] < logits[$1] }!)
+        tokens.append(next)
+        logits = try model.forward(tokens: [[next]], caches: [cache], logits: .last)
+    }
+    #expect(tokens == ref.greedy_ids)
 }
 
 /// 8-bit prompt activations (llama.cpp's Q4 × Q8 arithmetic for prompts) score 256 tokens of
@@ -97,8 +127,8 @@ func smolLM2MatchesNumpyReference(mode: WeightMode) throws {
 }
 
 /// Perplexity of `ids` computed one token at a time through the KV cache (the decode path).
-private func decodePerplexity(_ model: LlamaModel, _ ids: [Int32]) throws -> Double {
-    let cache = model.makeCache(capacity: ids.count)
+private func decodePerplexity(_ model: LlamaModel, _ ids: [Int32], precision: KVCache.Precision? = nil) throws -> Double {
+    let cache = KVCache(config: model.config, capacity: ids.count, precision: precision ?? model.kvPrecision)
     var nll = 0.0
     for i in 0..<(ids.count - 1) {
         let row = try model.forward(tokens: [[ids[i]]], caches: [cache], logits: .last).map(Double.init)

@@ -93,6 +93,20 @@ void attune_attention_scores(attune_isa isa, const float *q, long hd, const floa
 /// out[d] = Σ_j p[j] · values[j·ld + d] for d < hd: one head's output from its n probabilities.
 void attune_attention_mix(attune_isa isa, const float *p, long hd, const float *values, long ld, long n, float *out);
 
+/// attune_attention_scores over keys stored as IEEE half-precision bits (widened in registers).
+void attune_attention_scores_f16(attune_isa isa, const float *q, long hd, const uint16_t *keys, long ld, long n,
+                                 float scale, float *scores);
+
+/// attune_attention_mix over values stored as IEEE half-precision bits.
+void attune_attention_mix_f16(attune_isa isa, const float *p, long hd, const uint16_t *values, long ld, long n,
+                              float *out);
+
+/// h[i] = x[i] as IEEE half, rounded to nearest even (infinity past the largest half) on every path.
+void attune_f32_to_f16(attune_isa isa, const float *x, uint16_t *h, long n);
+
+/// x[i] = h[i] widened to float (exact).
+void attune_f16_to_f32(attune_isa isa, const uint16_t *h, float *x, long n);
+
 /// Weight formats of attune_panel_gemm.
 typedef enum {
     ATTUNE_PANEL_Q4_1 = 0,

@@ -4,14 +4,13 @@ import Foundation
 /// Causal grouped-query attention of new positions over their cached keys/values.
 enum Attention {
     /// One new position of a sequence in a decode step: its query (`[heads × headDim]`, RoPE
-    /// applied) over its `past + 1` cached keys/values (`[past + 1, kvHeads × headDim]`, stored
-    /// in `precision`), into `out` (`[heads × headDim]`).
+    /// applied) over its `past + 1` cached keys/values (`[past + 1, kvHeads × headDim]`, fp32 or
+    /// half precision), into `out` (`[heads × headDim]`).
     struct Decode {
         let q: UnsafePointer<Float>
         let past: Int
-        let keys: UnsafeRawPointer
-        let values: UnsafeRawPointer
-        let precision: KVCache.Precision
+        let keys: CachedRows
+        let values: CachedRows
         let out: UnsafeMutablePointer<Float>
     }
 
@@ -53,29 +52,15 @@ enum Attention {
                     let item = items[i], L = item.past + 1, pieces = pieceCount(item, P)
                     let kvh = (unit - first[i]) / pieces, piece = (unit - first[i]) % pieces
                     let lo = piece * P, n = min(P, L - lo)
-                    let first = (lo * kvDim + kvh * hd) * item.precision.bytes
-                    let keys = item.keys + first, values = item.values + first
+                    let keys = item.keys.advanced(by: lo * kvDim + kvh * hd)
+                    let values = item.values.advanced(by: lo * kvDim + kvh * hd)
                     for g in 0..<group {
-                        let h = kvh * group + g, q = item.q + h * hd
+                        let h = kvh * group + g
+                        HeadAttention.scores(q: item.q + h * hd, headDim: hd, keys: keys, stride: kvDim, count: n, scale: scale, into: s)
+                        let (mx, sum) = Ops.expShifted(s, n)
                         let slot = partial + (unit * group + g) * stride
                         let out = pieces == 1 ? item.out + h * hd : slot + 2
-                        switch item.precision {
-                        case .fp32:
-                            HeadAttention.scores(q: q, headDim: hd, keys: keys.assumingMemoryBound(to: Float.self), stride: kvDim,
-                                                 count: n, scale: scale, into: s)
-                        case .half:
-                            HeadAttention.scores(q: q, headDim: hd, halfKeys: keys.assumingMemoryBound(to: UInt16.self),
-                                                 stride: kvDim, count: n, scale: scale, into: s)
-                        }
-                        let (mx, sum) = Ops.expShifted(s, n)
-                        switch item.precision {
-                        case .fp32:
-                            HeadAttention.mix(s, headDim: hd, values: values.assumingMemoryBound(to: Float.self), stride: kvDim,
-                                              count: n, into: out)
-                        case .half:
-                            HeadAttention.mix(s, headDim: hd, halfValues: values.assumingMemoryBound(to: UInt16.self),
-                                              stride: kvDim, count: n, into: out)
-                        }
+                        HeadAttention.mix(s, headDim: hd, values: values, stride: kvDim, count: n, into: out)
                         if pieces == 1 {
                             let inv = 1 / sum
                             for d in 0..<hd { out[d] *= inv }

@@ -75,9 +75,13 @@ public final class KVCache: @unchecked Sendable {
         }
     }
 
-    /// The stored keys / values of `layer` in the cache's precision.
-    func keys(_ layer: Int) -> UnsafeRawPointer { UnsafeRawPointer(keys[layer]) }
-    func values(_ layer: Int) -> UnsafeRawPointer { UnsafeRawPointer(values[layer]) }
+    /// The stored keys / values of `layer`.
+    func keys(_ layer: Int) -> CachedRows { rows(keys[layer]) }
+    func values(_ layer: Int) -> CachedRows { rows(values[layer]) }
+
+    private func rows(_ p: UnsafeMutableRawPointer) -> CachedRows {
+        precision == .fp32 ? .fp32(p.assumingMemoryBound(to: Float.self)) : .half(p.assumingMemoryBound(to: UInt16.self))
+    }
 
     /// Calls `body` with fp32 keys and values of positions `0 ..< count + n` of `layer` (a
     /// prompt's attention), after `store` has written the `n` new ones given here in fp32. The

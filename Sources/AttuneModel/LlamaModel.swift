@@ -199,8 +199,7 @@ public final class LlamaModel: @unchecked Sendable {
                 cache.store(layer: l, keys: newKeys, values: newValues, n: n)
                 if n == 1 {
                     decoding.append(Attention.Decode(q: buf.q + start * D, past: cache.count, keys: cache.keys(l),
-                                                     values: cache.values(l), precision: cache.precision,
-                                                     out: buf.att + start * D))
+                                                     values: cache.values(l), out: buf.att + start * D))
                 } else {
                     cache.withFP32(layer: l, newKeys: newKeys, newValues: newValues, n: n) { keys, values in
                         Attention.forward(q: buf.q + start * D, n: n, past: cache.count, keys: keys, values: values,

@@ -1,30 +1,38 @@
 import CAttuneKernels
 
+/// Rows of an attention cache (keys or values), stored as fp32 or as IEEE half bits.
+public enum CachedRows {
+    case fp32(UnsafePointer<Float>)
+    case half(UnsafePointer<UInt16>)
+
+    /// The rows from element `offset` on.
+    public func advanced(by offset: Int) -> CachedRows {
+        switch self {
+        case .fp32(let p): return .fp32(p + offset)
+        case .half(let p): return .half(p + offset)
+        }
+    }
+}
+
 /// One attention head's share of a decode step over its cached positions: vector kernels for
 /// the scores and the weighted sum of values (`attention_decode.c`), over fp32 caches and over
-/// half-precision ones (IEEE half bits, widened in registers).
+/// half-precision ones (widened in registers).
 public enum HeadAttention {
-    /// `scores[j] = scale · q · keys[j]` for `count` positions, key j at `keys + j·stride`.
-    public static func scores(q: UnsafePointer<Float>, headDim: Int, keys: UnsafePointer<Float>, stride: Int, count: Int,
+    /// `scores[j] = scale · q · keys[j]` for `count` positions, key j at element `j·stride`.
+    public static func scores(q: UnsafePointer<Float>, headDim: Int, keys: CachedRows, stride: Int, count: Int,
                               scale: Float, into scores: UnsafeMutablePointer<Float>, isa: KernelISA = .active) {
-        attune_attention_scores(isa.c, q, headDim, keys, stride, count, scale, scores)
+        switch keys {
+        case .fp32(let k): attune_attention_scores(isa.c, q, headDim, k, stride, count, scale, scores)
+        case .half(let k): attune_attention_scores_f16(isa.c, q, headDim, k, stride, count, scale, scores)
+        }
     }
 
-    /// `out = Σ_j p[j] · values[j]` over `count` positions, value j at `values + j·stride`.
-    public static func mix(_ p: UnsafePointer<Float>, headDim: Int, values: UnsafePointer<Float>, stride: Int, count: Int,
+    /// `out = Σ_j p[j] · values[j]` over `count` positions, value j at element `j·stride`.
+    public static func mix(_ p: UnsafePointer<Float>, headDim: Int, values: CachedRows, stride: Int, count: Int,
                            into out: UnsafeMutablePointer<Float>, isa: KernelISA = .active) {
-        attune_attention_mix(isa.c, p, headDim, values, stride, count, out)
-    }
-
-    /// `scores` over keys stored as IEEE half bits.
-    public static func scores(q: UnsafePointer<Float>, headDim: Int, halfKeys keys: UnsafePointer<UInt16>, stride: Int,
-                              count: Int, scale: Float, into scores: UnsafeMutablePointer<Float>, isa: KernelISA = .active) {
-        attune_attention_scores_f16(isa.c, q, headDim, keys, stride, count, scale, scores)
-    }
-
-    /// `mix` over values stored as IEEE half bits.
-    public static func mix(_ p: UnsafePointer<Float>, headDim: Int, halfValues values: UnsafePointer<UInt16>, stride: Int,
-                           count: Int, into out: UnsafeMutablePointer<Float>, isa: KernelISA = .active) {
-        attune_attention_mix_f16(isa.c, p, headDim, values, stride, count, out)
+        switch values {
+        case .fp32(let v): attune_attention_mix(isa.c, p, headDim, v, stride, count, out)
+        case .half(let v): attune_attention_mix_f16(isa.c, p, headDim, v, stride, count, out)
+        }
     }
 }

@@ -5,15 +5,17 @@ public enum Ops {
     /// Rows below which the row-wise kernels stay on the calling core.
     public static let rowsPerCore = 32
 
-    /// out[i] = x[i] / rms(x) · weight[i] for each of `rows` rows of length `n`; many rows are
-    /// split across the cores (each row computed alone).
+    /// out[i] = x[i] / rms(x) · weight[i] for each of `rows` rows of length `n`, and each row's
+    /// 1 / rms(x) in `rstd` when given (training keeps it for backward); many rows are split
+    /// across the cores (each row computed alone).
     public static func rmsNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
-                               rows: Int, n: Int, eps: Float) {
+                               rows: Int, n: Int, eps: Float, rstd: UnsafeMutablePointer<Float>? = nil) {
         Parallel.chunks(rows, minPerChunk: rowsPerCore) { part in
             for r in part {
                 let xr = x + r * n
                 let ss = MatVec.dot(xr, xr, n)
                 let scale = 1 / (ss / Float(n) + eps).squareRoot()
+                rstd?[r] = scale
                 let o = out + r * n
                 for i in 0..<n { o[i] = xr[i] * scale * weight[i] }
             }

@@ -31,6 +31,9 @@ func decodeAttentionInPiecesMatchesOnePiece(precision: KVCache.Precision) {
         let k = keys.map { UnsafeMutableRawPointer.allocate(byteCount: $0.count * precision.bytes, alignment: 64) }
         let v = values.map { UnsafeMutableRawPointer.allocate(byteCount: $0.count * precision.bytes, alignment: 64) }
         defer { (q + o).forEach { $0.deallocate() }; (k + v).forEach { $0.deallocate() } }
+        func rows(_ p: UnsafeMutableRawPointer) -> CachedRows {
+            precision == .half ? .half(p.assumingMemoryBound(to: UInt16.self)) : .fp32(p.assumingMemoryBound(to: Float.self))
+        }
         func store(_ xs: [Float], _ into: UnsafeMutableRawPointer) {
             for (j, x) in xs.enumerated() {
                 if precision == .half { into.storeBytes(of: floatToHalf(x), toByteOffset: 2 * j, as: UInt16.self) }
@@ -43,7 +46,7 @@ func decodeAttentionInPiecesMatchesOnePiece(precision: KVCache.Precision) {
             store(values[i], v[i])
         }
         let items = lengths.indices.map { i in
-            Attention.Decode(q: q[i], past: lengths[i] - 1, keys: k[i], values: v[i], precision: precision, out: o[i])
+            Attention.Decode(q: q[i], past: lengths[i] - 1, keys: rows(k[i]), values: rows(v[i]), out: o[i])
         }
         Attention.decode(items, config: c, positionsPerPiece: positionsPerPiece)
         for i in lengths.indices { outs[i] = Array(UnsafeBufferPointer(start: o[i], count: c.heads * hd)) }

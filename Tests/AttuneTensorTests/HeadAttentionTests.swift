@@ -21,13 +21,14 @@ func headAttentionKernelsMatchTheirSums(headDim hd: Int, positions n: Int) {
         for half in [false, true] {
             var s = [Float](repeating: .nan, count: n), out = [Float](repeating: .nan, count: hd)
             let k = half ? halfKeys.map(halfToFloat) : keys, v = half ? halfValues.map(halfToFloat) : values
-            if half {
-                HeadAttention.scores(q: q, headDim: hd, halfKeys: halfKeys, stride: stride, count: n, scale: scale, into: &s, isa: isa)
-                HeadAttention.mix(p, headDim: hd, halfValues: halfValues, stride: stride, count: n, into: &out, isa: isa)
-            } else {
-                HeadAttention.scores(q: q, headDim: hd, keys: keys, stride: stride, count: n, scale: scale, into: &s, isa: isa)
-                HeadAttention.mix(p, headDim: hd, values: values, stride: stride, count: n, into: &out, isa: isa)
-            }
+            keys.withUnsafeBufferPointer { kf in values.withUnsafeBufferPointer { vf in
+                halfKeys.withUnsafeBufferPointer { kh in halfValues.withUnsafeBufferPointer { vh in
+                    let kr: CachedRows = half ? .half(kh.baseAddress!) : .fp32(kf.baseAddress!)
+                    let vr: CachedRows = half ? .half(vh.baseAddress!) : .fp32(vf.baseAddress!)
+                    HeadAttention.scores(q: q, headDim: hd, keys: kr, stride: stride, count: n, scale: scale, into: &s, isa: isa)
+                    HeadAttention.mix(p, headDim: hd, values: vr, stride: stride, count: n, into: &out, isa: isa)
+                } }
+            } }
             for j in 0..<n {
                 let terms = (0..<hd).map { Double(q[$0]) * Double(k[j * stride + $0]) * Double(scale) }
                 let exact = terms.reduce(0, +), magnitude = terms.reduce(0) { $0 + abs($1) }

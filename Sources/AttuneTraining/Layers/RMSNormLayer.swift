@@ -6,15 +6,7 @@ enum RMSNormLayer {
     /// Writes y and the per-row rstd (kept for backward).
     static func forward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                         rstd: UnsafeMutablePointer<Float>, rows: Int, n: Int, eps: Float) {
-        Parallel.chunks(rows, minPerChunk: Ops.rowsPerCore) { part in
-            for r in part {
-                let xr = x + r * n
-                let s = 1 / (MatVec.dot(xr, xr, n) / Float(n) + eps).squareRoot()
-                rstd[r] = s
-                let yr = y + r * n
-                for i in 0..<n { yr[i] = xr[i] * s * weight[i] }
-            }
-        }
+        Ops.rmsNorm(x, weight: weight, out: y, rows: rows, n: n, eps: eps, rstd: rstd)
     }
 
     /// dx += rstd · (w⊙dy − x · rstd² · mean(w⊙dy⊙x)).

@@ -109,9 +109,13 @@ public final class KVCache: @unchecked Sendable {
 
     /// Bytes of keys and values for `positions` positions of a model with `config`.
     public static func bytes(config: LlamaConfig, positions: Int, precision: Precision) -> Int {
-        2 * config.layers * positions * config.kvHeads * config.headDim * precision.bytes
+        bytes(layers: config.layers, width: config.kvHeads * config.headDim, positions: positions, precision: precision)
+    }
+
+    private static func bytes(layers: Int, width: Int, positions: Int, precision: Precision) -> Int {
+        2 * layers * positions * width * precision.bytes
     }
 
     /// Bytes allocated.
-    public var bytes: Int { 2 * layers * capacity * width * precision.bytes }
+    public var bytes: Int { Self.bytes(layers: layers, width: width, positions: capacity, precision: precision) }
 }

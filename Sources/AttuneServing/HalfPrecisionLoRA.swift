@@ -58,18 +58,21 @@ final class HalfPrecisionLoRA: LinearAdapter, @unchecked Sendable {
         addDelta(layer: layer, target: target, x: x, m: m, y: y, loading: nil)
     }
 
+    /// Where A and Bᵀ of `target` of `layer` lie (one contiguous range), or nil where the
+    /// adapter has no term.
+    func weights(layer: Int, target: LinearTarget) -> (UnsafeRawPointer?, Int) {
+        guard let n = offsets[LoRAAdapter.key(layer, target)] else { return (nil, 0) }
+        return (UnsafeRawPointer(weights + n.a), 2 * rank * (n.in + n.out))
+    }
+
     /// `addDelta`, asking the caches for `next`'s weights of the same projection meanwhile: a
     /// server walks the tenants of a batch one after another, and each walk step's weights are
     /// then on their way before it starts (a hint; the result is the same).
     func addDelta(layer: Int, target: LinearTarget, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>,
-                  loading next: HalfPrecisionLoRA?) {
+                  loading next: Unmanaged<HalfPrecisionLoRA>?) {
         let key = LoRAAdapter.key(layer, target)
         guard let o = offsets[key] else { return }
-        var ahead: UnsafeRawPointer?, aheadBytes = 0
-        if let next, let n = next.offsets[key] {
-            ahead = UnsafeRawPointer(next.weights + n.a)
-            aheadBytes = 2 * next.rank * (n.in + n.out)
-        }
+        let (ahead, aheadBytes) = next?._withUnsafeGuaranteedRef { $0.weights(layer: layer, target: target) } ?? (nil, 0)
         attune_lora_f16(isa, weights + o.a, weights + o.bt, rank, o.in, o.out, m, scale, x, y, ahead, aheadBytes)
     }
 }

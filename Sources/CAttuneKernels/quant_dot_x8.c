@@ -12,6 +12,7 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /// Group-blocks: the same block of eight rows. Q4_1: [d₀…d₇ as f16][m₀…m₇ as f16], then four
@@ -169,8 +170,8 @@ AVX2 static inline q4_1_x8 q4_1_x8_unpack(const uint8_t *gb) {
     return p;
 }
 
-/// A Q8_0 group-block's eight chunks (signed) and their magnitudes: byte products multiply an
-/// unsigned by a signed byte, so each is taken as |w| · (x with w's sign).
+/// A Q8_0 group-block's eight chunks (signed) and their magnitudes for the AVX2 path: byte
+/// products multiply an unsigned by a signed byte, so each is taken as |w| · (x with w's sign).
 typedef struct { __m256i w[8], mag[8]; } q8_0_x8;
 
 AVX2 static inline q8_0_x8 q8_0_x8_unpack(const uint8_t *gb) {
@@ -183,7 +184,8 @@ AVX2 static inline q8_0_x8 q8_0_x8_unpack(const uint8_t *gb) {
 }
 
 /// Σ over a block of one activation row with eight rows' weights, exact in 32-bit lanes.
-VNNI static inline __m256i q4_1_x8_dot_vnni(const q4_1_x8 *p, const int8_t *x) {
+VNNI static inline __m256i q4_1_x8_dot_vnni(const q4_1_x8 *p, const int8_t *x, int32_t xsum) {
+    (void)xsum;
     __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
     UNROLLED for (int c = 0; c < 4; c++) {
         lo = _mm256_dpbusd_epi32(lo, p->w[c], BROADCAST4(x, 4 * c));
@@ -194,7 +196,8 @@ VNNI static inline __m256i q4_1_x8_dot_vnni(const q4_1_x8 *p, const int8_t *x) {
 
 /// As q4_1_x8_dot_vnni with AVX2: the eight 16-bit pair sums add without overflow (|x| ≤ 127,
 /// so each is at most 2·15·127 and all eight 30,480) before one widening to 32 bits.
-AVX2 static inline __m256i q4_1_x8_dot_avx2(const q4_1_x8 *p, const int8_t *x) {
+AVX2 static inline __m256i q4_1_x8_dot_avx2(const q4_1_x8 *p, const int8_t *x, int32_t xsum) {
+    (void)xsum;
     __m256i s = _mm256_setzero_si256();
     UNROLLED for (int c = 0; c < 4; c++) {
         s = _mm256_add_epi16(s, _mm256_maddubs_epi16(p->w[c], BROADCAST4(x, 4 * c)));
@@ -203,17 +206,31 @@ AVX2 static inline __m256i q4_1_x8_dot_avx2(const q4_1_x8 *p, const int8_t *x) {
     return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
 }
 
-VNNI static inline __m256i q8_0_x8_dot_vnni(const q8_0_x8 *p, const int8_t *x) {
+/// A Q8_0 group-block's eight chunks offset by 128 (w + 128 as an unsigned byte): the unsigned
+/// operand of the byte products as they are, where magnitudes need each activation chunk signed
+/// again for every row of the tile.
+typedef struct { __m256i w[8]; } q8_0_x8_offset;
+
+VNNI static inline q8_0_x8_offset q8_0_x8_unpack_offset(const uint8_t *gb) {
+    q8_0_x8_offset p;
+    UNROLLED for (int c = 0; c < 8; c++)
+        p.w[c] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(gb + Q8_0_CHUNKS_AT + 32 * c)), _mm256_set1_epi8((char)0x80));
+    return p;
+}
+
+/// Σ (w + 128)·x − 128·Σx: the exact block dot (xsum: the block's sum of quantized activations).
+VNNI static inline __m256i q8_0_x8_dot_vnni(const q8_0_x8_offset *p, const int8_t *x, int32_t xsum) {
     __m256i even = _mm256_setzero_si256(), odd = _mm256_setzero_si256();
     UNROLLED for (int c = 0; c < 8; c += 2) {
-        even = _mm256_dpbusd_epi32(even, p->mag[c], _mm256_sign_epi8(BROADCAST4(x, 4 * c), p->w[c]));
-        odd = _mm256_dpbusd_epi32(odd, p->mag[c + 1], _mm256_sign_epi8(BROADCAST4(x, 4 * c + 4), p->w[c + 1]));
+        even = _mm256_dpbusd_epi32(even, p->w[c], BROADCAST4(x, 4 * c));
+        odd = _mm256_dpbusd_epi32(odd, p->w[c + 1], BROADCAST4(x, 4 * c + 4));
     }
-    return _mm256_add_epi32(even, odd);
+    return _mm256_sub_epi32(_mm256_add_epi32(even, odd), _mm256_set1_epi32(128 * xsum));
 }
 
 /// As q8_0_x8_dot_vnni with AVX2: a pair sum reaches 2·128·127, so each chunk widens to 32 bits.
-AVX2 static inline __m256i q8_0_x8_dot_avx2(const q8_0_x8 *p, const int8_t *x) {
+AVX2 static inline __m256i q8_0_x8_dot_avx2(const q8_0_x8 *p, const int8_t *x, int32_t xsum) {
+    (void)xsum;
     __m256i s = _mm256_setzero_si256();
     UNROLLED for (int c = 0; c < 8; c++) {
         const __m256i pairs = _mm256_maddubs_epi16(p->mag[c], _mm256_sign_epi8(BROADCAST4(x, 4 * c), p->w[c]));
@@ -224,10 +241,11 @@ AVX2 static inline __m256i q8_0_x8_dot_avx2(const q8_0_x8 *p, const int8_t *x) {
 
 /// One group of eight weight rows × T activation rows, the accumulators in registers. UNPACK
 /// prepares a group-block once for the tile, DOT is its exact integer product with one
-/// activation row-block; OFFSET (Q4_1) adds the m·Σx term.
-#define GROUP_TILE(NAME, ATTR, BYTES, OFFSET, UNPACK, DOT, T)                                            \
+/// activation row-block (given, when QSUM, the block's sum of quantized activations from
+/// xqsum); OFFSET (Q4_1) adds the m·Σx term.
+#define GROUP_TILE(NAME, ATTR, BYTES, OFFSET, QSUM, UNPACK, DOT, T)                                      \
     ATTR static inline void NAME##_##T(const uint8_t *grp, long blocks, const int8_t *xq, const float *xs, \
-                                       const float *xsum, float *y, long ldy) {                          \
+                                       const float *xsum, const int32_t *xqsum, float *y, long ldy) {    \
         __m256 acc[T][2];                                                                                \
         UNROLLED for (int k = 0; k < T; k++) acc[k][0] = acc[k][1] = _mm256_setzero_ps();               \
         for (long b = 0; b < blocks; b++) {                                                              \
@@ -238,7 +256,7 @@ AVX2 static inline __m256i q8_0_x8_dot_avx2(const q8_0_x8 *p, const int8_t *x) {
             const int h = (int)(b & 1);                                                                  \
             UNROLLED for (int k = 0; k < T; k++) {                                                       \
                 const long x = k * blocks + b;                                                           \
-                const __m256 dot = _mm256_cvtepi32_ps(DOT(&p, xq + QK * x));                             \
+                const __m256 dot = _mm256_cvtepi32_ps(DOT(&p, xq + QK * x, (QSUM) ? xqsum[x] : 0));      \
                 acc[k][h] = _mm256_fmadd_ps(dot, _mm256_mul_ps(d, _mm256_set1_ps(xs[x])), acc[k][h]);    \
                 if (OFFSET) acc[k][h] = _mm256_fmadd_ps(mn, _mm256_set1_ps(xsum[x]), acc[k][h]);         \
             }                                                                                            \
@@ -246,16 +264,25 @@ AVX2 static inline __m256i q8_0_x8_dot_avx2(const q8_0_x8 *p, const int8_t *x) {
         UNROLLED for (int k = 0; k < T; k++) _mm256_storeu_ps(y + k * ldy, _mm256_add_ps(acc[k][0], acc[k][1])); \
     }
 
-#define GROUP_TILES(NAME, ATTR, BYTES, OFFSET, UNPACK, DOT)                                             \
-    GROUP_TILE(NAME, ATTR, BYTES, OFFSET, UNPACK, DOT, 1)                                                \
-    GROUP_TILE(NAME, ATTR, BYTES, OFFSET, UNPACK, DOT, 2)                                                \
-    GROUP_TILE(NAME, ATTR, BYTES, OFFSET, UNPACK, DOT, 3)                                                \
-    GROUP_TILE(NAME, ATTR, BYTES, OFFSET, UNPACK, DOT, 4)
+#define GROUP_TILES(NAME, ATTR, BYTES, OFFSET, QSUM, UNPACK, DOT)                                       \
+    GROUP_TILE(NAME, ATTR, BYTES, OFFSET, QSUM, UNPACK, DOT, 1)                                          \
+    GROUP_TILE(NAME, ATTR, BYTES, OFFSET, QSUM, UNPACK, DOT, 2)                                          \
+    GROUP_TILE(NAME, ATTR, BYTES, OFFSET, QSUM, UNPACK, DOT, 3)                                          \
+    GROUP_TILE(NAME, ATTR, BYTES, OFFSET, QSUM, UNPACK, DOT, 4)
 
-GROUP_TILES(q4_1_x8_avx2, AVX2, Q4_1_GROUP_BYTES, 1, q4_1_x8_unpack, q4_1_x8_dot_avx2)
-GROUP_TILES(q4_1_x8_vnni, VNNI, Q4_1_GROUP_BYTES, 1, q4_1_x8_unpack, q4_1_x8_dot_vnni)
-GROUP_TILES(q8_0_x8_avx2, AVX2, Q8_0_GROUP_BYTES, 0, q8_0_x8_unpack, q8_0_x8_dot_avx2)
-GROUP_TILES(q8_0_x8_vnni, VNNI, Q8_0_GROUP_BYTES, 0, q8_0_x8_unpack, q8_0_x8_dot_vnni)
+GROUP_TILES(q4_1_x8_avx2, AVX2, Q4_1_GROUP_BYTES, 1, 0, q4_1_x8_unpack, q4_1_x8_dot_avx2)
+GROUP_TILES(q4_1_x8_vnni, VNNI, Q4_1_GROUP_BYTES, 1, 0, q4_1_x8_unpack, q4_1_x8_dot_vnni)
+GROUP_TILES(q8_0_x8_avx2, AVX2, Q8_0_GROUP_BYTES, 0, 0, q8_0_x8_unpack, q8_0_x8_dot_avx2)
+GROUP_TILES(q8_0_x8_vnni, VNNI, Q8_0_GROUP_BYTES, 0, 1, q8_0_x8_unpack_offset, q8_0_x8_dot_vnni)
+
+/// The sum of each 32-byte block of quantized activations (n blocks).
+static void quantized_block_sums(const int8_t *xq, long n, int32_t *out) {
+    for (long b = 0; b < n; b++) {
+        int32_t s = 0;
+        for (int i = 0; i < QK; i++) s += xq[QK * b + i];
+        out[b] = s;
+    }
+}
 
 /// Groups [g0, g1) × m activation rows in tiles of up to TILE rows. A core's share is one
 /// contiguous stream here, which the hardware prefetcher follows: asking for the group after
@@ -268,25 +295,34 @@ GROUP_TILES(q8_0_x8_vnni, VNNI, Q8_0_GROUP_BYTES, 0, q8_0_x8_unpack, q8_0_x8_dot
         for (long i = 0; i < m; i += TILE) {                                                             \
             const long x = i * blocks;                                                                   \
             float *out = y + i * ldy + g * GROUP;                                                        \
+            const int32_t *qs = xqsum0 ? xqsum0 + x : NULL;                                              \
             switch (m - i < TILE ? m - i : TILE) {                                                       \
-            case 1: NAME##_1(grp, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, out, ldy); break;            \
-            case 2: NAME##_2(grp, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, out, ldy); break;            \
-            case 3: NAME##_3(grp, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, out, ldy); break;            \
-            default: NAME##_4(grp, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, out, ldy); break;           \
+            case 1: NAME##_1(grp, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, qs, out, ldy); break;        \
+            case 2: NAME##_2(grp, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, qs, out, ldy); break;        \
+            case 3: NAME##_3(grp, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, qs, out, ldy); break;        \
+            default: NAME##_4(grp, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, qs, out, ldy); break;       \
             }                                                                                            \
         }                                                                                                \
     }
 
-#define TILED_PRODUCT(NAME, ATTR, BYTES)                                                                 \
+/// A product over groups [g0, g1); with QSUM, the activations' block sums are formed first
+/// (m·blocks of them, a small fraction of the product's work).
+#define TILED_PRODUCT(NAME, ATTR, BYTES, QSUM)                                                           \
     ATTR static void NAME(const uint8_t *w, long blocks, long g0, long g1, long m, const int8_t *xq0,    \
                           const float *xs0, const float *xsum0, float *y, long ldy) {                    \
+        int32_t *xqsum0 = NULL;                                                                          \
+        if (QSUM) {                                                                                      \
+            if (!(xqsum0 = malloc(sizeof(int32_t) * m * blocks))) abort();                               \
+            quantized_block_sums(xq0, m * blocks, xqsum0);                                               \
+        }                                                                                                \
         TILED_GROUPS(NAME, BYTES)                                                                        \
+        free(xqsum0);                                                                                    \
     }
 
-TILED_PRODUCT(q4_1_x8_avx2, AVX2, Q4_1_GROUP_BYTES)
-TILED_PRODUCT(q4_1_x8_vnni, VNNI, Q4_1_GROUP_BYTES)
-TILED_PRODUCT(q8_0_x8_avx2, AVX2, Q8_0_GROUP_BYTES)
-TILED_PRODUCT(q8_0_x8_vnni, VNNI, Q8_0_GROUP_BYTES)
+TILED_PRODUCT(q4_1_x8_avx2, AVX2, Q4_1_GROUP_BYTES, 0)
+TILED_PRODUCT(q4_1_x8_vnni, VNNI, Q4_1_GROUP_BYTES, 0)
+TILED_PRODUCT(q8_0_x8_avx2, AVX2, Q8_0_GROUP_BYTES, 0)
+TILED_PRODUCT(q8_0_x8_vnni, VNNI, Q8_0_GROUP_BYTES, 1)
 
 // MARK: - Dispatch
 

@@ -64,9 +64,6 @@ public protocol LinearAdapter: Sendable {
     /// Applied to the sublayer output before the residual add (bottleneck adapters):
     /// `h[m, dim]` → h + Δ(h). `afterAttention` selects the attention or MLP sublayer.
     func adaptSublayer(layer: Int, afterAttention: Bool, h: UnsafeMutablePointer<Float>, m: Int)
-    /// Whether `addDelta` computes each row alone, the same way whatever `m` is, so that a
-    /// batch's rows may be split across calls (and cores) without changing a bit.
-    var rowsAreIndependent: Bool { get }
 }
 
 extension LinearAdapter {
@@ -75,5 +72,4 @@ extension LinearAdapter {
     }
 
     public func adaptSublayer(layer: Int, afterAttention: Bool, h: UnsafeMutablePointer<Float>, m: Int) {}
-    public var rowsAreIndependent: Bool { false }
 }

@@ -51,9 +51,6 @@ final class HalfPrecisionLoRA: LinearAdapter, @unchecked Sendable {
 
     deinit { weights.deallocate() }
 
-    /// `attune_lora_f16` computes each row by the same operations whatever m is.
-    var rowsAreIndependent: Bool { true }
-
     func addDelta(layer: Int, target: LinearTarget, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>) {
         addDelta(layer: layer, target: target, x: x, m: m, y: y, loading: nil)
     }

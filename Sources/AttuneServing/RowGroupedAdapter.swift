@@ -13,9 +13,11 @@ struct RowGroupedAdapter: LinearAdapter {
         let adapter: any LinearAdapter
     }
 
-    /// One group of a batch whose adapters are all half-precision LoRAs (a server's), held
-    /// unretained (the groups keep them alive): the decode walk visits every group for every
-    /// projection of every layer, and retaining each on the way cost 3% of a step.
+    /// One group of a batch whose adapters are all half-precision LoRAs (a server's, whose kernel
+    /// computes each row by the same operations whatever m is, so rows may be split across calls
+    /// and cores without changing a bit), held unretained (the groups keep them alive): the
+    /// decode walk visits every group for every projection of every layer, and retaining each on
+    /// the way cost 3% of a step.
     private struct HalfPrecisionGroup {
         let rows: Range<Int>
         let lora: Unmanaged<HalfPrecisionLoRA>

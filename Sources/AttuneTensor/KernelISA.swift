@@ -45,7 +45,8 @@ public enum KernelISA: Int, Sendable, CaseIterable, Comparable, CustomStringConv
 }
 
 /// Rows of a matrix quantized to 8 bits per element in blocks of 32 (one fp32 scale each,
-/// plus each block's exact fp32 sum): the input side of the integer matrix kernels.
+/// plus each block's exact fp32 sum and its bytes' sum): the input side of the integer matrix
+/// kernels.
 ///
 /// Error bound: each element moves by at most half a step (scale / 2 = max|x_block| / 254), so
 /// a dot product with w moves by at most Σ_blocks scale_b / 2 · Σ_{i∈b} |w_i|.
@@ -58,6 +59,8 @@ public final class QuantizedRows {
     public let scales: UnsafeMutablePointer<Float>
     /// rows × cols/32 exact block sums.
     public let sums: UnsafeMutablePointer<Float>
+    /// rows × cols/32 sums of each block's quantized bytes.
+    public let quantizedSums: UnsafeMutablePointer<Int32>
 
     /// Quantizes `rows` rows of `cols` (a multiple of 32) elements of `x`.
     public init(_ x: UnsafePointer<Float>, rows: Int, cols: Int, isa: KernelISA = .active) {
@@ -67,10 +70,11 @@ public final class QuantizedRows {
         q = .allocate(capacity: rows * cols)
         scales = .allocate(capacity: rows * cols / 32)
         sums = .allocate(capacity: rows * cols / 32)
+        quantizedSums = .allocate(capacity: rows * cols / 32)
         // Blocks are quantized alone: a step's many rows are split across the cores.
         Parallel.chunks(rows * cols / 32, minPerChunk: 256) { b in
             attune_quantize_q8(isa.c, x + 32 * b.lowerBound, 32 * b.count, q + 32 * b.lowerBound, scales + b.lowerBound,
-                               sums + b.lowerBound)
+                               sums + b.lowerBound, quantizedSums + b.lowerBound)
         }
     }
 
@@ -78,6 +82,7 @@ public final class QuantizedRows {
         q.deallocate()
         scales.deallocate()
         sums.deallocate()
+        quantizedSums.deallocate()
     }
 }
 

@@ -129,7 +129,7 @@ public enum MatVec {
             }
         case .q8_0:
             if let xq, p.interleaved {
-                attune_matmul_q8_0x8_q8(isa.c, p.weights, blocks, lo, hi, m, xq.q, xq.scales, y, p.rows)
+                attune_matmul_q8_0x8_q8(isa.c, p.weights, blocks, lo, hi, m, xq.q, xq.scales, xq.quantizedSums, y, p.rows)
             } else if let xq {
                 attune_matmul_q8_0_q8(isa.c, p.weights, blocks, lo, hi, m, xq.q, xq.scales, y, p.rows)
             } else {

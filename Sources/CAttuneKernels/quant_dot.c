@@ -12,15 +12,17 @@
 
 // MARK: - Portable reference
 
-static void quantize_scalar(const float *x, long n, int8_t *q, float *scales, float *sums) {
+static void quantize_scalar(const float *x, long n, int8_t *q, float *scales, float *sums, int32_t *qsums) {
     for (long b = 0; b < n / QK; b++) {
         const float *xb = x + QK * b;
         float amax = 0, sum = 0;
         for (int i = 0; i < QK; i++) { amax = fmaxf(amax, fabsf(xb[i])); sum += xb[i]; }
         const float inv = amax > 0 ? 127.0f / amax : 0.0f;
-        for (int i = 0; i < QK; i++) q[QK * b + i] = (int8_t)nearbyintf(xb[i] * inv);
+        int32_t qsum = 0;
+        for (int i = 0; i < QK; i++) qsum += q[QK * b + i] = (int8_t)nearbyintf(xb[i] * inv);
         scales[b] = amax / 127.0f;
         sums[b] = sum;
+        qsums[b] = qsum;
     }
 }
 
@@ -69,7 +71,7 @@ static void matmul_q8_0_scalar(const uint8_t *w, long blocks, long r0, long r1, 
 
 #define VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 
-AVX2 static void quantize_avx2(const float *x, long n, int8_t *q, float *scales, float *sums) {
+AVX2 static void quantize_avx2(const float *x, long n, int8_t *q, float *scales, float *sums, int32_t *qsums) {
     const __m256 signMask = _mm256_set1_ps(-0.0f);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for (long b = 0; b < n / QK; b++) {
@@ -94,6 +96,11 @@ AVX2 static void quantize_avx2(const float *x, long n, int8_t *q, float *scales,
         _mm256_storeu_si256((__m256i *)(q + QK * b), p8);
         scales[b] = a / 127.0f;
         sums[b] = hsum256(sum);
+        // Every element is within ±127 before packing (no saturation): these are the bytes' sum.
+        const __m256i s32 = _mm256_add_epi32(_mm256_add_epi32(i[0], i[1]), _mm256_add_epi32(i[2], i[3]));
+        __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
+        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(1, 0, 3, 2)));
+        qsums[b] = _mm_cvtsi128_si32(_mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1))));
     }
 }
 
@@ -330,9 +337,9 @@ static void block_sums_scalar(const float *x, long n, float *sums) {
 
 // MARK: - Dispatch
 
-void attune_quantize_q8(attune_isa isa, const float *x, long n, int8_t *q, float *scales, float *sums) {
-    if (isa >= ATTUNE_ISA_AVX2) quantize_avx2(x, n, q, scales, sums);
-    else quantize_scalar(x, n, q, scales, sums);
+void attune_quantize_q8(attune_isa isa, const float *x, long n, int8_t *q, float *scales, float *sums, int32_t *qsums) {
+    if (isa >= ATTUNE_ISA_AVX2) quantize_avx2(x, n, q, scales, sums, qsums);
+    else quantize_scalar(x, n, q, scales, sums, qsums);
 }
 
 void attune_matmul_q4_1_q8(attune_isa isa, const void *w, long blocks, long r0, long r1, long m,

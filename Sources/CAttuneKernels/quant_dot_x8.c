@@ -12,7 +12,6 @@
 
 #include <immintrin.h>
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 /// Group-blocks: the same block of eight rows. Q4_1: [d₀…d₇ as f16][m₀…m₇ as f16], then four
@@ -184,8 +183,7 @@ AVX2 static inline q8_0_x8 q8_0_x8_unpack(const uint8_t *gb) {
 }
 
 /// Σ over a block of one activation row with eight rows' weights, exact in 32-bit lanes.
-VNNI static inline __m256i q4_1_x8_dot_vnni(const q4_1_x8 *p, const int8_t *x, int32_t xsum) {
-    (void)xsum;
+VNNI static inline __m256i q4_1_x8_dot_vnni(const q4_1_x8 *p, const int8_t *x) {
     __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
     UNROLLED for (int c = 0; c < 4; c++) {
         lo = _mm256_dpbusd_epi32(lo, p->w[c], BROADCAST4(x, 4 * c));
@@ -196,8 +194,7 @@ VNNI static inline __m256i q4_1_x8_dot_vnni(const q4_1_x8 *p, const int8_t *x, i
 
 /// As q4_1_x8_dot_vnni with AVX2: the eight 16-bit pair sums add without overflow (|x| ≤ 127,
 /// so each is at most 2·15·127 and all eight 30,480) before one widening to 32 bits.
-AVX2 static inline __m256i q4_1_x8_dot_avx2(const q4_1_x8 *p, const int8_t *x, int32_t xsum) {
-    (void)xsum;
+AVX2 static inline __m256i q4_1_x8_dot_avx2(const q4_1_x8 *p, const int8_t *x) {
     __m256i s = _mm256_setzero_si256();
     UNROLLED for (int c = 0; c < 4; c++) {
         s = _mm256_add_epi16(s, _mm256_maddubs_epi16(p->w[c], BROADCAST4(x, 4 * c)));
@@ -218,19 +215,18 @@ VNNI static inline q8_0_x8_offset q8_0_x8_unpack_offset(const uint8_t *gb) {
     return p;
 }
 
-/// Σ (w + 128)·x − 128·Σx: the exact block dot (xsum: the block's sum of quantized activations).
-VNNI static inline __m256i q8_0_x8_dot_vnni(const q8_0_x8_offset *p, const int8_t *x, int32_t xsum) {
+/// Σ (w + 128)·x: the block dot plus 128·Σx, which the tile subtracts (QSUM in GROUP_TILE).
+VNNI static inline __m256i q8_0_x8_dot_vnni(const q8_0_x8_offset *p, const int8_t *x) {
     __m256i even = _mm256_setzero_si256(), odd = _mm256_setzero_si256();
     UNROLLED for (int c = 0; c < 8; c += 2) {
         even = _mm256_dpbusd_epi32(even, p->w[c], BROADCAST4(x, 4 * c));
         odd = _mm256_dpbusd_epi32(odd, p->w[c + 1], BROADCAST4(x, 4 * c + 4));
     }
-    return _mm256_sub_epi32(_mm256_add_epi32(even, odd), _mm256_set1_epi32(128 * xsum));
+    return _mm256_add_epi32(even, odd);
 }
 
 /// As q8_0_x8_dot_vnni with AVX2: a pair sum reaches 2·128·127, so each chunk widens to 32 bits.
-AVX2 static inline __m256i q8_0_x8_dot_avx2(const q8_0_x8 *p, const int8_t *x, int32_t xsum) {
-    (void)xsum;
+AVX2 static inline __m256i q8_0_x8_dot_avx2(const q8_0_x8 *p, const int8_t *x) {
     __m256i s = _mm256_setzero_si256();
     UNROLLED for (int c = 0; c < 8; c++) {
         const __m256i pairs = _mm256_maddubs_epi16(p->mag[c], _mm256_sign_epi8(BROADCAST4(x, 4 * c), p->w[c]));
@@ -240,9 +236,9 @@ AVX2 static inline __m256i q8_0_x8_dot_avx2(const q8_0_x8 *p, const int8_t *x, i
 }
 
 /// One group of eight weight rows × T activation rows, the accumulators in registers. UNPACK
-/// prepares a group-block once for the tile, DOT is its exact integer product with one
-/// activation row-block (given, when QSUM, the block's sum of quantized activations from
-/// xqsum); OFFSET (Q4_1) adds the m·Σx term.
+/// prepares a group-block once for the tile, DOT is its integer product with one activation
+/// row-block, exact once QSUM (a DOT on w + 128) subtracts 128 times the block's byte sum
+/// (xqsum); OFFSET (Q4_1) adds the m·Σx term.
 #define GROUP_TILE(NAME, ATTR, BYTES, OFFSET, QSUM, UNPACK, DOT, T)                                      \
     ATTR static inline void NAME##_##T(const uint8_t *grp, long blocks, const int8_t *xq, const float *xs, \
                                        const float *xsum, const int32_t *xqsum, float *y, long ldy) {    \
@@ -256,7 +252,9 @@ AVX2 static inline __m256i q8_0_x8_dot_avx2(const q8_0_x8 *p, const int8_t *x, i
             const int h = (int)(b & 1);                                                                  \
             UNROLLED for (int k = 0; k < T; k++) {                                                       \
                 const long x = k * blocks + b;                                                           \
-                const __m256 dot = _mm256_cvtepi32_ps(DOT(&p, xq + QK * x, (QSUM) ? xqsum[x] : 0));      \
+                __m256i exact = DOT(&p, xq + QK * x);                                                    \
+                if (QSUM) exact = _mm256_sub_epi32(exact, _mm256_set1_epi32(128 * xqsum[x]));            \
+                const __m256 dot = _mm256_cvtepi32_ps(exact);                                            \
                 acc[k][h] = _mm256_fmadd_ps(dot, _mm256_mul_ps(d, _mm256_set1_ps(xs[x])), acc[k][h]);    \
                 if (OFFSET) acc[k][h] = _mm256_fmadd_ps(mn, _mm256_set1_ps(xsum[x]), acc[k][h]);         \
             }                                                                                            \
@@ -274,15 +272,6 @@ GROUP_TILES(q4_1_x8_avx2, AVX2, Q4_1_GROUP_BYTES, 1, 0, q4_1_x8_unpack, q4_1_x8_
 GROUP_TILES(q4_1_x8_vnni, VNNI, Q4_1_GROUP_BYTES, 1, 0, q4_1_x8_unpack, q4_1_x8_dot_vnni)
 GROUP_TILES(q8_0_x8_avx2, AVX2, Q8_0_GROUP_BYTES, 0, 0, q8_0_x8_unpack, q8_0_x8_dot_avx2)
 GROUP_TILES(q8_0_x8_vnni, VNNI, Q8_0_GROUP_BYTES, 0, 1, q8_0_x8_unpack_offset, q8_0_x8_dot_vnni)
-
-/// The sum of each 32-byte block of quantized activations (n blocks).
-static void quantized_block_sums(const int8_t *xq, long n, int32_t *out) {
-    for (long b = 0; b < n; b++) {
-        int32_t s = 0;
-        for (int i = 0; i < QK; i++) s += xq[QK * b + i];
-        out[b] = s;
-    }
-}
 
 /// Groups [g0, g1) × m activation rows in tiles of up to TILE rows. A core's share is one
 /// contiguous stream here, which the hardware prefetcher follows: asking for the group after
@@ -305,24 +294,17 @@ static void quantized_block_sums(const int8_t *xq, long n, int32_t *out) {
         }                                                                                                \
     }
 
-/// A product over groups [g0, g1); with QSUM, the activations' block sums are formed first
-/// (m·blocks of them, a small fraction of the product's work).
-#define TILED_PRODUCT(NAME, ATTR, BYTES, QSUM)                                                           \
+/// A product over groups [g0, g1) (xqsum0: the activations' byte sums, read by QSUM tiles).
+#define TILED_PRODUCT(NAME, ATTR, BYTES)                                                                 \
     ATTR static void NAME(const uint8_t *w, long blocks, long g0, long g1, long m, const int8_t *xq0,    \
-                          const float *xs0, const float *xsum0, float *y, long ldy) {                    \
-        int32_t *xqsum0 = NULL;                                                                          \
-        if (QSUM) {                                                                                      \
-            if (!(xqsum0 = malloc(sizeof(int32_t) * m * blocks))) abort();                               \
-            quantized_block_sums(xq0, m * blocks, xqsum0);                                               \
-        }                                                                                                \
+                          const float *xs0, const float *xsum0, const int32_t *xqsum0, float *y, long ldy) { \
         TILED_GROUPS(NAME, BYTES)                                                                        \
-        free(xqsum0);                                                                                    \
     }
 
-TILED_PRODUCT(q4_1_x8_avx2, AVX2, Q4_1_GROUP_BYTES, 0)
-TILED_PRODUCT(q4_1_x8_vnni, VNNI, Q4_1_GROUP_BYTES, 0)
-TILED_PRODUCT(q8_0_x8_avx2, AVX2, Q8_0_GROUP_BYTES, 0)
-TILED_PRODUCT(q8_0_x8_vnni, VNNI, Q8_0_GROUP_BYTES, 1)
+TILED_PRODUCT(q4_1_x8_avx2, AVX2, Q4_1_GROUP_BYTES)
+TILED_PRODUCT(q4_1_x8_vnni, VNNI, Q4_1_GROUP_BYTES)
+TILED_PRODUCT(q8_0_x8_avx2, AVX2, Q8_0_GROUP_BYTES)
+TILED_PRODUCT(q8_0_x8_vnni, VNNI, Q8_0_GROUP_BYTES)
 
 // MARK: - Dispatch
 
@@ -330,19 +312,19 @@ void attune_matmul_q4_1x8_q8(attune_isa isa, const void *w, long blocks, long r0
                              const int8_t *xq, const float *xscales, const float *xsums, float *y, long ldy) {
     const long g0 = r0 / GROUP, g1 = r1 / GROUP;
     switch (isa) {
-    case ATTUNE_ISA_AVX512_VNNI: q4_1_x8_vnni(w, blocks, g0, g1, m, xq, xscales, xsums, y, ldy); break;
-    case ATTUNE_ISA_AVX2: q4_1_x8_avx2(w, blocks, g0, g1, m, xq, xscales, xsums, y, ldy); break;
+    case ATTUNE_ISA_AVX512_VNNI: q4_1_x8_vnni(w, blocks, g0, g1, m, xq, xscales, xsums, NULL, y, ldy); break;
+    case ATTUNE_ISA_AVX2: q4_1_x8_avx2(w, blocks, g0, g1, m, xq, xscales, xsums, NULL, y, ldy); break;
     default: matmul_x8_scalar(0, w, blocks, g0, g1, m, xq, xscales, xsums, y, ldy); break;
     }
 }
 
 void attune_matmul_q8_0x8_q8(attune_isa isa, const void *w, long blocks, long r0, long r1, long m,
-                             const int8_t *xq, const float *xscales, float *y, long ldy) {
+                             const int8_t *xq, const float *xscales, const int32_t *xqsums, float *y, long ldy) {
     const long g0 = r0 / GROUP, g1 = r1 / GROUP;
-    // Q8_0 has no offset term: the sums argument is never read.
+    // Q8_0 has no offset term: the fp32 sums argument is never read.
     switch (isa) {
-    case ATTUNE_ISA_AVX512_VNNI: q8_0_x8_vnni(w, blocks, g0, g1, m, xq, xscales, xscales, y, ldy); break;
-    case ATTUNE_ISA_AVX2: q8_0_x8_avx2(w, blocks, g0, g1, m, xq, xscales, xscales, y, ldy); break;
+    case ATTUNE_ISA_AVX512_VNNI: q8_0_x8_vnni(w, blocks, g0, g1, m, xq, xscales, xscales, xqsums, y, ldy); break;
+    case ATTUNE_ISA_AVX2: q8_0_x8_avx2(w, blocks, g0, g1, m, xq, xscales, xscales, xqsums, y, ldy); break;
     default: matmul_x8_scalar(1, w, blocks, g0, g1, m, xq, xscales, xscales, y, ldy); break;
     }
 }

@@ -216,8 +216,9 @@ private func matVecMatchesDequantizedProduct(format: QuantFormat, activations: M
     return outputs
 }
 
-/// Quantizing the input to 8 bits is the same on every path (bytes and scales exactly, block
-/// sums within fp32 rounding), each element within half a step of its value.
+/// Quantizing the input to 8 bits is the same on every path (bytes, scales and byte sums exactly,
+/// block sums within fp32 rounding), each element within half a step of its value, each byte
+/// sum the sum of its block's bytes.
 @Test func activationQuantizationAgreesAcrossPaths() {
     let cols = 1536
     let x = kernelInput(cols)
@@ -227,11 +228,15 @@ private func matVecMatchesDequantizedProduct(format: QuantFormat, activations: M
             let step = reference.scales[c / 32]
             #expect(abs(Float(reference.q[c]) * step - x[c]) <= step / 2 * 1.0001, "element \(c)")
         }
+        for b in 0..<cols / 32 {
+            #expect(reference.quantizedSums[b] == (0..<32).reduce(0) { $0 + Int32(reference.q[32 * b + $1]) }, "block \(b)")
+        }
         for isa in KernelISA.runnable where isa != .scalar {
             let other = QuantizedRows(xp.baseAddress!, rows: 1, cols: cols, isa: isa)
             for c in 0..<cols { #expect(other.q[c] == reference.q[c], "\(isa) element \(c)") }
             for b in 0..<cols / 32 {
                 #expect(other.scales[b] == reference.scales[b], "\(isa) block \(b)")
+                #expect(other.quantizedSums[b] == reference.quantizedSums[b], "\(isa) block \(b) byte sum")
                 #expect(abs(other.sums[b] - reference.sums[b]) <= 1e-5 * 32 * 5, "\(isa) block \(b) sum")
             }
         }

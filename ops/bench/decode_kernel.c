@@ -18,14 +18,14 @@ static const long cols[SHAPES] = {576, 576, 576, 576, 576, 576, 1536};
 /// Seconds for one token's products over `base` (each matrix its own bytes, or with `cached`
 /// every call on the first matrices' bytes), row-major or interleaved.
 static double pass(attune_isa isa, const uint8_t *base, int interleaved, int cached, const float *x, int8_t *xq,
-                   float *scales, float *sums, float *y) {
+                   float *scales, float *sums, int32_t *qsums, float *y) {
     const double t0 = now();
     long off = 0;
     for (int l = 0; l < LAYERS; l++) {
         for (int t = 0; t < SHAPES; t++) {
             const long blocks = cols[t] / 32;
             const uint8_t *m = base + (cached ? 0 : off);
-            attune_quantize_q8(isa, x, cols[t], xq, scales, sums);
+            attune_quantize_q8(isa, x, cols[t], xq, scales, sums, qsums);
             if (interleaved) attune_matmul_q4_1x8_q8(isa, m, blocks, 0, rows[t], 1, xq, scales, sums, y, rows[t]);
             else attune_matmul_q4_1_q8(isa, m, blocks, 0, rows[t], 1, xq, scales, sums, y, rows[t]);
             off += rows[t] * blocks * Q4_1_BLOCK_BYTES;
@@ -36,13 +36,13 @@ static double pass(attune_isa isa, const uint8_t *base, int interleaved, int cac
 
 /// Seconds for one token's head product, row-major or interleaved, in slices of HEAD_SLICE rows.
 static double head_pass(attune_isa isa, const uint8_t *w, int interleaved, int cached, const float *x, int8_t *xq,
-                        float *scales, float *sums, float *y) {
+                        float *scales, float *sums, int32_t *qsums, float *y) {
     const double t0 = now();
     const long blocks = HEAD_COLS / 32, sliceBytes = HEAD_SLICE * blocks * Q8_0_BLOCK_BYTES;
-    attune_quantize_q8(isa, x, HEAD_COLS, xq, scales, sums);
+    attune_quantize_q8(isa, x, HEAD_COLS, xq, scales, sums, qsums);
     for (long r = 0; r < HEAD_ROWS; r += HEAD_SLICE) {
         const uint8_t *m = w + (cached ? 0 : r / HEAD_SLICE * sliceBytes);
-        if (interleaved) attune_matmul_q8_0x8_q8(isa, m, blocks, 0, HEAD_SLICE, 1, xq, scales, y + r, HEAD_ROWS);
+        if (interleaved) attune_matmul_q8_0x8_q8(isa, m, blocks, 0, HEAD_SLICE, 1, xq, scales, qsums, y + r, HEAD_ROWS);
         else attune_matmul_q8_0_q8(isa, m, blocks, 0, HEAD_SLICE, 1, xq, scales, y + r, HEAD_ROWS);
     }
     return now() - t0;
@@ -68,14 +68,15 @@ int main(void) {
     float *x = malloc(sizeof(float) * 1536), *y = malloc(sizeof(float) * HEAD_ROWS), *scales = malloc(sizeof(float) * 48),
           *sums = malloc(sizeof(float) * 48);
     int8_t *xq = malloc(1536);
+    int32_t *qsums = malloc(sizeof(int32_t) * 48);
     for (long i = 0; i < 1536; i++) x[i] = (float)(i % 97) / 97.0f - 0.5f;
     double best[2][2][2] = {{{1e30, 1e30}, {1e30, 1e30}}, {{1e30, 1e30}, {1e30, 1e30}}};
     for (int rep = 0; rep < REPEATS; rep++) {
         for (int layout = 0; layout < 2; layout++) {
             for (int cached = 0; cached < 2; cached++) {
-                double dt = pass(isa, layout ? wx : w, layout, cached, x, xq, scales, sums, y);
+                double dt = pass(isa, layout ? wx : w, layout, cached, x, xq, scales, sums, qsums, y);
                 if (dt < best[0][layout][cached]) best[0][layout][cached] = dt;
-                dt = head_pass(isa, layout ? headx : head, layout, cached, x, xq, scales, sums, y);
+                dt = head_pass(isa, layout ? headx : head, layout, cached, x, xq, scales, sums, qsums, y);
                 if (dt < best[1][layout][cached]) best[1][layout][cached] = dt;
             }
         }

@@ -27,8 +27,8 @@ const char *attune_openblas_core_for_cpu(void);
 
 /// Quantizes `n` floats (a multiple of 32; several rows may be quantized at once) to blocks of 32 signed bytes with one fp32 scale
 /// per block: scale = max|x| / 127, q = round(x / scale). `sums[b]` receives the exact fp32
-/// sum of block b (the Q4_1 offset term uses it).
-void attune_quantize_q8(attune_isa isa, const float *x, long n, int8_t *q, float *scales, float *sums);
+/// sum of block b (the Q4_1 offset term uses it), `qsums[b]` the sum of its 32 bytes.
+void attune_quantize_q8(attune_isa isa, const float *x, long n, int8_t *q, float *scales, float *sums, int32_t *qsums);
 
 /// Y[i][r] = W[r] · X[i] for weight rows r in [r0, r1) of a Q4_1 matrix (`blocks` blocks of
 /// 20 bytes per row) and m activation rows quantized by attune_quantize_q8 (row i at
@@ -61,9 +61,10 @@ void attune_matmul_q4_1x8_q8(attune_isa isa, const void *w, long blocks, long r0
                              const int8_t *xq, const float *xscales, const float *xsums, float *y, long ldy);
 
 /// As attune_matmul_q8_0_q8 on an interleaved Q8_0 matrix (attune_interleave_q8_0), with the
-/// guarantees of attune_matmul_q4_1x8_q8.
+/// guarantees of attune_matmul_q4_1x8_q8; xqsums holds the activations' byte sums
+/// (attune_quantize_q8's qsums).
 void attune_matmul_q8_0x8_q8(attune_isa isa, const void *w, long blocks, long r0, long r1, long m,
-                             const int8_t *xq, const float *xscales, float *y, long ldy);
+                             const int8_t *xq, const float *xscales, const int32_t *xqsums, float *y, long ldy);
 
 /// Rows [r0, r1) (any rows) of an interleaved Q4_1 matrix as fp32, row after row at `out`
 /// (32·blocks values each): the same values, bit for bit, as dequantizing the plain blocks (d·q,

@@ -50,6 +50,7 @@ public actor AdapterCache {
     private let config: LlamaConfig
     private let memoryBudget: Int
     private let pinned: Set<AdapterName>
+    private let precision: AdapterPrecision
     private let metrics: ServingMetrics
     private let logger: Logger
     private var entries: [String: Entry] = [:]
@@ -61,12 +62,14 @@ public actor AdapterCache {
     private var clock: UInt64 = 0
     private(set) var residentBytes = 0
 
+    /// Loaded versions hold their weights in `precision`.
     public init(registry: AdapterRegistry, config: LlamaConfig, memoryBudget: Int, pinned: Set<AdapterName> = [],
-                metrics: ServingMetrics, logger: Logger) {
+                precision: AdapterPrecision = .int8, metrics: ServingMetrics, logger: Logger) {
         self.registry = registry
         self.config = config
         self.memoryBudget = memoryBudget
         self.pinned = pinned
+        self.precision = precision
         self.metrics = metrics
         self.logger = logger
     }
@@ -221,7 +224,7 @@ public actor AdapterCache {
             }
         }
         let bytes = try await registry.weights(of: release)
-        let lora = HalfPrecisionLoRA(try PEFTAdapterFile.decode(published: Data(bytes), model: config))
+        let lora = ServingLoRA(try PEFTAdapterFile.decode(published: Data(bytes), model: config), precision: precision)
         return ServedModel(name: release.name, release: release, own: lora, bytes: lora.byteCount, domain: domain)
     }
 

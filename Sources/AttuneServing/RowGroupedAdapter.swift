@@ -13,20 +13,20 @@ struct RowGroupedAdapter: LinearAdapter {
         let adapter: any LinearAdapter
     }
 
-    /// One group of a batch whose adapters are all half-precision LoRAs (a server's, whose kernel
+    /// One group of a batch whose adapters are all a server's LoRAs (`ServingLoRA`, whose kernel
     /// computes each row by the same operations whatever m is, so rows may be split across calls
     /// and cores without changing a bit), held unretained (the groups keep them alive): the
     /// decode walk visits every group for every projection of every layer, and retaining each on
     /// the way cost 3% of a step.
-    private struct HalfPrecisionGroup {
+    private struct ServingGroup {
         let rows: Range<Int>
-        let lora: Unmanaged<HalfPrecisionLoRA>
+        let lora: Unmanaged<ServingLoRA>
     }
 
     let config: LlamaConfig
     let levels: [[Group]]
-    /// Every level's groups in order when all are half-precision LoRAs, else nil.
-    private let halfPrecisionWalk: [HalfPrecisionGroup]?
+    /// Every level's groups in order when all are a server's LoRAs, else nil.
+    private let servingWalk: [ServingGroup]?
 
     /// Groups rows level by level: `stacks[i]` is the (id, adapter) stack of the i-th
     /// sequence, lowest first, and `rows[i]` its rows; consecutive sequences with the same id
@@ -50,15 +50,15 @@ struct RowGroupedAdapter: LinearAdapter {
         }
         self.levels = levels
         let all = levels.joined()
-        halfPrecisionWalk = all.allSatisfy({ $0.adapter is HalfPrecisionLoRA })
-            ? all.map { HalfPrecisionGroup(rows: $0.rows, lora: .passUnretained($0.adapter as! HalfPrecisionLoRA)) } : nil
+        servingWalk = all.allSatisfy({ $0.adapter is ServingLoRA })
+            ? all.map { ServingGroup(rows: $0.rows, lora: .passUnretained($0.adapter as! ServingLoRA)) } : nil
     }
 
     func addDelta(layer: Int, target: LinearTarget, x: UnsafePointer<Float>, m: Int, y: UnsafeMutablePointer<Float>) {
         addDeltas(layer: layer, targets: [(target, y)], x: x, m: m)
     }
 
-    /// When every adapter is a server's half-precision LoRA (which computes each row alone), the
+    /// When every adapter is a server's LoRA (which computes each row alone), the
     /// rows are split across the cores once for all levels and targets: each piece adds its rows'
     /// terms level by level (domain, then tenant), the order a row gets alone, so each row gets
     /// the same bits in any split; a group adds all targets before the next group, reading its
@@ -68,20 +68,20 @@ struct RowGroupedAdapter: LinearAdapter {
     /// tenant, one sequence), where each group is one row's small product either way.
     func addDeltas(layer: Int, targets: [(LinearTarget, UnsafeMutablePointer<Float>)], x: UnsafePointer<Float>, m: Int) {
         let inFeatures = targets[0].0.shape(config).in
-        if m > 1, let walk = halfPrecisionWalk {
-            func add(_ rows: Range<Int>, _ lora: Unmanaged<HalfPrecisionLoRA>, loading next: Unmanaged<HalfPrecisionLoRA>?) {
+        if m > 1, let walk = servingWalk {
+            func add(_ rows: Range<Int>, _ lora: Unmanaged<ServingLoRA>, loading next: Unmanaged<ServingLoRA>?) {
                 for (target, y) in targets {
                     let (xr, yr) = (x + rows.lowerBound * inFeatures, y + rows.lowerBound * target.shape(config).out)
                     lora._withUnsafeGuaranteedRef { $0.addDelta(layer: layer, target: target, x: xr, m: rows.count, y: yr, loading: next) }
                 }
             }
             Parallel.pieces(m, minPerPiece: 2) { part in
-                var pending: HalfPrecisionGroup?
+                var pending: ServingGroup?
                 for g in walk {
                     let rows = g.rows.clamped(to: part)
                     if rows.isEmpty { continue }
                     if let p = pending { add(p.rows, p.lora, loading: g.lora) }
-                    pending = HalfPrecisionGroup(rows: rows, lora: g.lora)
+                    pending = ServingGroup(rows: rows, lora: g.lora)
                 }
                 if let p = pending { add(p.rows, p.lora, loading: nil) }
             }

@@ -302,8 +302,8 @@ private func publishedDeployment(_ transport: TestTransport = .embedded, name: S
         let fixture = try await ServingFixture(.embedded, name: "cache")
         defer { Task { await fixture.stop() } }
         try await fixture.train(domainDocuments: 4, interactions: ["acme": 4, "bolt": 4])
-        // A served adapter holds its weights in half precision: 2 bytes each.
-        let oneAdapter = LoRAConfig(rank: 2, alpha: 4).targets.reduce(0) { $0 + 2 * tiny.layers * ($1.shape(tiny).out + $1.shape(tiny).in) } * 2
+        // The fixture's adapters (rank 2) as the server holds them: 8-bit weights and row scales.
+        let oneAdapter = ServingLoRA(try LoRAAdapter(config: LoRAConfig(rank: 2, alpha: 4), model: tiny, seed: 1), precision: .int8).byteCount
         try await fixture.serve(adapterMemory: oneAdapter * 2, pinned: [AdapterName.domain("law")!])
         let cache = fixture.cache!
         let acme = try await cache.acquire("tenant/acme")
@@ -405,37 +405,53 @@ private func publishedDeployment(_ transport: TestTransport = .embedded, name: S
         }
     }
 
-    /// A served adapter holds its weights in half precision: on every projection it adds what
-    /// the fp32 adapter adds within 2⁻¹⁰ of the terms' magnitude (each weight rounded by at most
-    /// 2⁻¹¹ of itself, twice per term) plus fp32 rounding, in half the bytes; a row gets the same
-    /// terms alone or in a batch, bit for bit.
-    @Test func aHalfPrecisionAdapterAddsWhatItsFP32WeightsAdd() throws {
+    /// A served adapter holds its weights in half precision or in 8 bits with a scale per row:
+    /// on every projection it adds what the fp32 adapter adds within its rounding's bound plus
+    /// fp32 rounding — half: 2⁻¹⁰ of the terms' magnitude (each weight rounded by at most 2⁻¹¹ of
+    /// itself, twice per term); int8: s·Σ_r (|B[o,r]|·δA_r·Σ|x| + δB_r·(|A_r|·|x| + δA_r·Σ|x|)),
+    /// δ half a row's step (max|row| / 254) — in half or a quarter of the bytes; a row gets the
+    /// same terms alone or in a batch, bit for bit.
+    @Test(arguments: AdapterPrecision.allCases)
+    func aServedAdapterAddsWhatItsFP32WeightsAdd(precision: AdapterPrecision) throws {
         var rng = SeededGenerator(seed: 12)
         let lora = try LoRAAdapter(config: LoRAConfig(rank: 8, alpha: 16), model: tiny, seed: 3)
         for j in 0..<lora.parameters.count { lora.parameters.pointer[j] = Float.random(in: -0.2...0.2, using: &rng) }
-        let half = HalfPrecisionLoRA(lora)
-        #expect(half.byteCount * 2 == lora.parameterCount * 4)
+        let served = ServingLoRA(lora, precision: precision)
+        let r = lora.config.rank
+        let scaleBytes = precision == .int8 ? tiny.layers * LinearTarget.allCases.filter(lora.has).count * 2 * r * 4 : 0
+        #expect(served.byteCount == lora.parameterCount * (precision == .int8 ? 1 : 2) + scaleBytes)
         let m = 5
         for target in LinearTarget.allCases {
             let (out, inF) = target.shape(tiny)
             let x = (0..<(m * inF)).map { _ in Float.random(in: -1...1, using: &rng) }
-            var exact = [Float](repeating: 0, count: m * out), served = exact
+            var exact = [Float](repeating: 0, count: m * out), terms = exact
             lora.addDelta(layer: 1, target: target, x: x, m: m, y: &exact)
-            half.addDelta(layer: 1, target: target, x: x, m: m, y: &served)
-            // Σ|terms| of each output: |B|·(|A|·|x|) · s.
-            let a = lora.a(1, target), b = lora.b(1, target), r = lora.config.rank
+            served.addDelta(layer: 1, target: target, x: x, m: m, y: &terms)
+            let a = lora.a(1, target), b = lora.b(1, target), s = lora.config.scale
+            // Half a step of each row of A and of Bᵀ (int8).
+            let halfStepA = (0..<r).map { j in (0..<inF).map { abs(a[j * inF + $0]) }.max()! / 254 }
+            let halfStepB = (0..<r).map { j in (0..<out).map { abs(b[$0 * r + j]) }.max()! / 254 }
             for i in 0..<m {
                 let ax = (0..<r).map { j in (0..<inF).reduce(Float(0)) { $0 + abs(a[j * inF + $1] * x[i * inF + $1]) } }
+                let sumX = (0..<inF).reduce(Float(0)) { $0 + abs(x[i * inF + $1]) }
                 for o in 0..<out {
-                    let magnitude = (0..<r).reduce(Float(0)) { $0 + abs(b[o * r + $1]) * ax[$1] } * lora.config.scale
-                    #expect(abs(served[i * out + o] - exact[i * out + o]) <= magnitude / 1024 + 1e-6,
-                            "\(target) row \(i) output \(o): \(served[i * out + o]) vs \(exact[i * out + o])")
+                    let magnitude = (0..<r).reduce(Float(0)) { $0 + abs(b[o * r + $1]) * ax[$1] } * s
+                    let bound: Float
+                    switch precision {
+                    case .half: bound = magnitude / 1024
+                    case .int8:
+                        bound = s * (0..<r).reduce(Float(0)) { acc, j in
+                            acc + abs(b[o * r + j]) * halfStepA[j] * sumX + halfStepB[j] * (ax[j] + halfStepA[j] * sumX)
+                        } * 1.01
+                    }
+                    #expect(abs(terms[i * out + o] - exact[i * out + o]) <= bound + magnitude * 1e-5 + 1e-6,
+                            "\(precision) \(target) row \(i) output \(o): \(terms[i * out + o]) vs \(exact[i * out + o])")
                 }
                 var alone = [Float](repeating: 0, count: out)
-                x.withUnsafeBufferPointer { half.addDelta(layer: 1, target: target, x: $0.baseAddress! + i * inF, m: 1, y: &alone) }
-                #expect(alone == Array(served[(i * out)..<((i + 1) * out)]), "\(target) row \(i) alone")
+                x.withUnsafeBufferPointer { served.addDelta(layer: 1, target: target, x: $0.baseAddress! + i * inF, m: 1, y: &alone) }
+                #expect(alone == Array(terms[(i * out)..<((i + 1) * out)]), "\(precision) \(target) row \(i) alone")
             }
-            #expect(served != [Float](repeating: 0, count: m * out), "\(target): the adapter adds something")
+            #expect(terms != [Float](repeating: 0, count: m * out), "\(target): the adapter adds something")
         }
     }
 

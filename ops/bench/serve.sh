@@ -3,7 +3,8 @@
 # LoRA on all seven projections, tenants stacked on a domain adapter, greedy, 2 threads):
 #   - aggregate decode tok/s of N concurrent requests on N different tenant adapters, vs the
 #     same N on one adapter, vs the N one after another, vs llama.cpp serving one stream
-#     (llama-cpp-python, same GGUF, same prompt and output lengths), alternated ROUNDS times;
+#     (llama-cpp-python, same GGUF, same prompt and output lengths), and the N on N adapters
+#     held in half precision instead of serve's default 8 bits, alternated ROUNDS times;
 #     the aggregate as a share of cblas_sgemm's rate measured in the same process;
 #   - first-token and inter-token latency at 1, 8 and N concurrent streams;
 #   - time from an adapter.updated event to the first request admitted on that version;
@@ -26,6 +27,8 @@ echo "CPU: $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(nproc) c
 for r in $(seq "$ROUNDS"); do
   "$A" bench serve --model "$MODEL" --weights "$WEIGHTS" --phase throughput --adapters "$N" --new-tokens "$NEW" --prompt-tokens "$PROMPT" >>"$out"
   python3 ops/bench/llamacpp_model.py --model "$MODEL" --prompt-tokens "$PROMPT" --new-tokens "$NEW" >>"$out"
+  "$A" bench serve --model "$MODEL" --weights "$WEIGHTS" --phase throughput --adapters "$N" --concurrency "$N" \
+    --new-tokens "$NEW" --prompt-tokens "$PROMPT" --adapter-precision half | grep "\"scenario\":\"$N adapters\"" >>"$out"
 done
 "$A" bench serve --model "$MODEL" --weights "$WEIGHTS" --phase swap --swaps 100 >>"$out"
 for c in 1 100 1000; do "$A" bench serve --model "$MODEL" --weights "$WEIGHTS" --phase memory --cached "$c" >>"$out"; done
@@ -37,7 +40,8 @@ med = lambda xs: statistics.median(xs)
 thr = {}
 for r in rows:
     if r.get("kind") == "throughput":
-        thr.setdefault(r["scenario"], []).append(r)
+        half = " (half-precision weights)" if r.get("adapter_precision") == "half" else ""
+        thr.setdefault(r["scenario"] + half, []).append(r)
 llama = med([r["decode_tok_s"] for r in rows if r.get("engine") == "llama.cpp"])
 mixed = med([r["decode_tok_s"] for r in thr[f"{n} adapters"]])
 print(f"{'scenario':22} {'decode tok/s':>12} {'vs mixed':>9} {'share of sgemm':>15} {'TTFT p50 ms':>12} {'ITL p50 ms':>11} {'ITL p95 ms':>11}")

@@ -146,4 +146,9 @@ void attune_panel_gemm(attune_isa isa, attune_panel_format format, const void *w
 void attune_lora_f16(attune_isa isa, const uint16_t *a, const uint16_t *bt, long rank, long in, long out, long m,
                      float scale, const float *x, float *y, const void *next, long next_bytes);
 
+/// As attune_lora_f16 with A and Bᵀ as 8-bit integers, row j of A worth as[j] per unit and row
+/// r of Bᵀ bs[r]: y[i][o] += Σ_r bs[r]·Bᵀ[r][o] · (scale · as[r] · Σ_k A[r][k] · x[i][k]).
+void attune_lora_q8(attune_isa isa, const int8_t *a, const float *as, const int8_t *bt, const float *bs, long rank,
+                    long in, long out, long m, float scale, const float *x, float *y, const void *next, long next_bytes);
+
 #endif

@@ -28,6 +28,7 @@ struct BenchServeCommand: AsyncParsableCommand {
     @Option(help: "Tokens generated per request.") var newTokens = 64
     @Option(help: "Prompt tokens per request.") var promptTokens = 16
     @Option(help: "LoRA rank (all seven projections).") var rank = 8
+    @Option(help: "How loaded adapters hold their weights: int8 or half (as attune serve).") var adapterPrecision: AdapterPrecision = .int8
     @Option(help: "Versions published for the swap-latency phase.") var swaps = 50
     @Option(help: "Adapters held in the cache for the memory phase.") var cached = 100
     @Option(name: .customLong("topics-dir"), help: "Directory of topic definitions and schemas (default: the contracts built into attune).") var topicsDirectory: String?
@@ -36,7 +37,8 @@ struct BenchServeCommand: AsyncParsableCommand {
         let (model, tokenizer) = try modelOptions.load(defaultMode: .dense)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("attune-bench-serve-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let bench = try await Bench(model: model, tokenizer: tokenizer, directory: directory, topics: topicsDirectory, rank: rank)
+        let bench = try await Bench(model: model, tokenizer: tokenizer, directory: directory, topics: topicsDirectory, rank: rank,
+                                    precision: adapterPrecision)
         switch phase {
         case .throughput: try await throughput(bench)
         case .swap: try await swapLatency(bench)
@@ -64,6 +66,7 @@ struct BenchServeCommand: AsyncParsableCommand {
                 .map { ($0.lastTokenAt! - $0.firstTokenAt!).seconds * 1000 / Double($0.completionTokens - 1) }
             let rate = Double(decoded) / seconds
             emit(json(["kind": "throughput", "scenario": scenario, "streams": streams, "decode_tok_s": rate,
+                       "adapter_precision": adapterPrecision.rawValue,
                        "useful_gflop_s": rate * flops / 1e9, "sgemm_gflop_s": sgemm, "share_of_sgemm": rate * flops / 1e9 / sgemm,
                        "ttft_ms_p50": percentile(ttft, 50), "ttft_ms_p95": percentile(ttft, 95),
                        "itl_ms_p50": percentile(itl, 50), "itl_ms_p95": percentile(itl, 95),
@@ -180,7 +183,8 @@ private final class Bench: @unchecked Sendable {
     private let rank: Int
     private var follow: Task<Void, Never>?
 
-    init(model: LlamaModel, tokenizer: BPETokenizer, directory: URL, topics: String?, rank: Int) async throws {
+    init(model: LlamaModel, tokenizer: BPETokenizer, directory: URL, topics: String?, rank: Int,
+         precision: AdapterPrecision) async throws {
         self.model = model
         self.tokenizer = tokenizer
         self.rank = rank
@@ -193,7 +197,8 @@ private final class Bench: @unchecked Sendable {
         logger.logLevel = .warning
         let metrics = ServingMetrics(factory: NOOPMetricsHandler.instance)
         registry = try await AdapterRegistry(log: log)
-        let cache = AdapterCache(registry: registry, config: model.config, memoryBudget: Int.max / 2, metrics: metrics, logger: logger)
+        let cache = AdapterCache(registry: registry, config: model.config, memoryBudget: Int.max / 2, precision: precision,
+                                 metrics: metrics, logger: logger)
         self.cache = cache
         engine = InferenceEngine(model: model, tokenizer: tokenizer,
                                  configuration: EngineConfiguration(kvMemoryBytes: 4 << 30, maxBatch: 256, maxWaiting: 4096),

@@ -88,8 +88,8 @@ struct OpenAIRoutes: Sendable {
 
     func models(_ request: Request) async throws -> Response {
         let principal = try server.access.authorize(request, role: .infer)
-        let created = server.createdSeconds
-        var cards = [ModelCard(id: "base", created: created, parent: nil, root: "base", attune: nil)]
+        let created = server.createdSeconds, context = engine.model.config.contextLength
+        var cards = [ModelCard(id: "base", created: created, parent: nil, root: "base", max_model_len: context, attune: nil)]
         let resident = Set(await server.cache.resident().map(\.id))
         for name in await server.registry.names where principal.mayUse(name) {
             let current = await server.cache.currentVersion(name)
@@ -97,7 +97,7 @@ struct OpenAIRoutes: Sendable {
             guard let release = current ?? latest else { continue }
             let full = (try? await server.registry.resolve(AdapterReference(name, version: release.version))) ?? release
             cards.append(ModelCard(
-                id: name.description, created: created, parent: full.domain ?? "base", root: "base",
+                id: name.description, created: created, parent: full.domain ?? "base", root: "base", max_model_len: context,
                 attune: .init(kind: name.kind.rawValue, version: full.version, sha256: full.sha256, previous: full.parent,
                               domain: full.domain, metrics: full.metrics, loaded: resident.contains(full.id))))
         }

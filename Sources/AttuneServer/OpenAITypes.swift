@@ -190,6 +190,8 @@ struct ModelCard: Encodable {
     /// vLLM's field: what this model is applied on (the base model, or the domain version).
     var parent: String?
     var root: String
+    /// vLLM's field: the context length in tokens (prompt and completion together).
+    var max_model_len: Int
     var attune: Details?
 
     struct Details: Encodable {

@@ -6,9 +6,10 @@
 Checks completions and chat, plain and streamed (with stream_options.include_usage), that a
 stream's text equals the plain answer for the same greedy request, that every answer names the
 adapter version that served it (body and x-attune-adapter header), pinned versions, the model
-list, and that bad requests raise the client's typed errors (404 unknown model or version, 400
-max_tokens out of range, 400 context_length_exceeded). Prints one JSON summary line; exits 1
-with the failed check's message otherwise.
+list (with its max_model_len), and that bad requests raise the client's typed errors (404
+unknown model or version, 400 max_tokens out of range, 400 context_length_exceeded for a prompt
+past max_model_len). Prints one JSON summary line; exits 1 with the failed check's message
+otherwise.
 """
 import argparse
 import json
@@ -72,6 +73,8 @@ def main() -> int:
     listed = {m.id: m for m in client.models.list().data}
     check("base" in listed and a.model in listed, f"models {sorted(listed)}")
     check(listed[a.model].model_extra["attune"]["version"] >= 1, "model card version")
+    context = listed[a.model].model_extra["max_model_len"]
+    check(isinstance(context, int) and context > 0, f"context length {context!r}")
     summary["models"] = sorted(listed)
 
     # Bad requests: typed client errors with OpenAI's error shape.
@@ -80,7 +83,7 @@ def main() -> int:
         ("unknown model", dict(model="tenant/nobody", prompt="x"), openai.NotFoundError, "model_not_found"),
         ("unknown version", dict(model=a.model + "@999", prompt="x"), openai.NotFoundError, "model_not_found"),
         ("max_tokens 0", dict(model=a.model, prompt="x", max_tokens=0), openai.BadRequestError, "invalid_max_tokens"),
-        ("too long", dict(model=a.model, prompt="word " * 5000, max_tokens=4), openai.BadRequestError, "context_length_exceeded"),
+        ("too long", dict(model=a.model, prompt="word " * (context + 1), max_tokens=4), openai.BadRequestError, "context_length_exceeded"),
     ]:
         try:
             client.completions.create(**kwargs)

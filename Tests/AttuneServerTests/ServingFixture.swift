@@ -39,7 +39,8 @@ final class ServingFixture: @unchecked Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         modelPath = directory.appendingPathComponent("tiny.gguf").path
         try RandomModel.write(tiny, to: modelPath, vocabulary: testVocabulary)
-        model = try LlamaModel(path: modelPath, mode: weights)
+        // As `attune serve` loads it: quantized prompts on the integer kernels.
+        model = try LlamaModel(path: modelPath, mode: weights, prompts: weights == .quantized ? .int8 : .fp32)
         tokenizer = try BPETokenizer(gguf: model.file)
         switch transport {
         case .embedded:

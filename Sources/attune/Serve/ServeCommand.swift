@@ -43,8 +43,9 @@ struct ServeCommand: AsyncParsableCommand {
         service.bootstrapLogging()
         let logger = Logger(label: "attune.serve")
         let accessControl = try access.accessControl(host: serving.host, logger: logger)
-        let (model, tokenizer) = try modelOptions.load(defaultMode: .dense)
-        logger.info("base model loaded", metadata: ["layers": "\(model.config.layers)", "weights": "\((modelOptions.weights ?? .dense).rawValue)"])
+        let (model, tokenizer) = try modelOptions.load(defaultMode: .dense, serving: true)
+        logger.info("base model loaded", metadata: ["layers": "\(model.config.layers)", "weights": "\(model.mode.rawValue)",
+                                                      "prompt_activations": "\(model.prompts.rawValue)"])
         let (server, registry) = try await serving.makeServer(
             model: model, tokenizer: tokenizer, log: try transport.makeLog(), service: service, access: accessControl,
             gatewayOptions: gatewayOptions, prometheus: PrometheusCollectorRegistry(), logger: logger)

@@ -331,6 +331,7 @@ private func publishedDeployment(_ transport: TestTransport = .embedded, name: S
     func batchedEqualsSeparate(weights: WeightMode) async throws {
         let fixture = try await publishedDeployment(name: "batch", weights: weights)
         defer { Task { await fixture.stop() } }
+        #expect(fixture.model.prompts == (weights == .quantized ? .int8 : .fp32), "prompts as a server loads them")
         let models = ["base", "domain/law", "tenant/acme", "tenant/acme@1", "tenant/acme", "domain/law"]
         let prompts = ["Question 1?", "The law rule", "Question 9?", "Answer 3 for", "Q", "say it well"]
         let ids = prompts.map { fixture.tokenizer.encode($0, parseSpecial: false) }

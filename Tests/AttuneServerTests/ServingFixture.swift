@@ -39,8 +39,7 @@ final class ServingFixture: @unchecked Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         modelPath = directory.appendingPathComponent("tiny.gguf").path
         try RandomModel.write(tiny, to: modelPath, vocabulary: testVocabulary)
-        // As `attune serve` loads it: quantized prompts on the integer kernels.
-        model = try LlamaModel(path: modelPath, mode: weights, prompts: weights == .quantized ? .int8 : .fp32)
+        model = try LlamaModel.forServing(path: modelPath, mode: weights)
         tokenizer = try BPETokenizer(gguf: model.file)
         switch transport {
         case .embedded:

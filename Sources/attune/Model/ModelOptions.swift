@@ -1,5 +1,6 @@
 import ArgumentParser
 import AttuneModel
+import AttuneServing
 import AttuneTokenizer
 import AttuneTraining
 import Foundation
@@ -18,22 +19,13 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Adapter folder (PEFT LoRA or bottleneck) to apply; repeat to stack, the first is lowest.")
     var adapter: [String] = []
 
-    /// Loads the model (in `--weights` mode, else `defaultMode`) and its tokenizer. `serving`:
-    /// quantized prompts default to 8-bit activations where the model's matrices have the
-    /// integer kernels — a server batches prompts of many requests into one step, and only the
-    /// integer kernels give a row the same bits whatever else is in it (sgemm's can depend on
-    /// the other rows), so a request's tokens are the same batched or alone.
+    /// Loads the model (in `--weights` mode, else `defaultMode`) and its tokenizer; `serving`
+    /// loads it as an inference worker does (`LlamaModel.forServing`: its prompt default).
     func load(defaultMode: WeightMode = .quantized, serving: Bool = false) throws -> (LlamaModel, BPETokenizer) {
         let path = try BaseModelStore().resolve(model)
         let mode = weights ?? defaultMode
-        let llama: LlamaModel
-        if let promptActivations {
-            llama = try LlamaModel(path: path, mode: mode, prompts: promptActivations)
-        } else if serving && mode == .quantized, let int8 = try? LlamaModel(path: path, mode: mode, prompts: .int8) {
-            llama = int8
-        } else {
-            llama = try LlamaModel(path: path, mode: mode, prompts: .fp32)
-        }
+        let llama = serving ? try LlamaModel.forServing(path: path, mode: mode, prompts: promptActivations)
+            : try LlamaModel(path: path, mode: mode, prompts: promptActivations ?? .fp32)
         return (llama, try BPETokenizer(gguf: llama.file))
     }
 

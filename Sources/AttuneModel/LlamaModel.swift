@@ -124,6 +124,15 @@ public final class LlamaModel: @unchecked Sendable {
     /// 64: 897 vs 680, 96: 868 vs 788, 128: 817 vs 800, 256: 673 vs 861, 512: 606 vs 779.
     static let directPromptRows = 128
 
+    /// Whether a forward pass must hold at most one prompt (longer than one token) for each of
+    /// its rows to get the bits it gets alone. With quantized weights every decode row, and every
+    /// prompt row with 8-bit prompts, runs on integer kernels that compute each row alone; fp32
+    /// prompts there take sgemm, whose kernels depend on the number of rows, so one per pass.
+    /// Dense mode chooses its fp32 kernels (vectors in registers, panels of two tile forms,
+    /// sgemm) by the number of rows, so its rows agree with their answers alone within fp32
+    /// rounding only, and its prompts share passes.
+    public var batchInvariantPromptsAlone: Bool { mode == .quantized && prompts == .fp32 }
+
     /// Runs `tokens[s]` through the model after what `caches[s]` already holds, appends their
     /// keys/values to the caches, and returns logits (`[rows × vocab]`, row-major) for the
     /// selected positions, sequences in order.

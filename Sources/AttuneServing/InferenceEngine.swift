@@ -55,13 +55,32 @@ public struct EngineConfiguration: Sendable {
     }
 }
 
+/// The prompts admitted into one step: any number, or one alone when the model gives each row
+/// the bits it gets alone only that way (`LlamaModel.batchInvariantPromptsAlone`). One-token
+/// prompts are decode rows and always fit.
+public struct PromptBudget: Sendable {
+    public let onePrompt: Bool
+    public private(set) var prompts = 0
+
+    public init(onePrompt: Bool) { self.onePrompt = onePrompt }
+
+    /// Takes a prompt of `length` tokens into the step if it fits; false leaves the budget as it was.
+    public mutating func admit(_ length: Int) -> Bool {
+        guard length > 1 else { return true }
+        if onePrompt && prompts > 0 { return false }
+        prompts += 1
+        return true
+    }
+}
+
 /// Continuous batching over decode steps on one dedicated thread (never the async executor):
 /// between steps, finished or cancelled sequences leave and waiting ones join when their KV
 /// memory fits. Each step is one forward pass over every running sequence — prompts of newly
 /// admitted ones (prefill) and the last token of the others (decode) — in which the base
 /// model's products run once for all rows and each adapter group adds its low-rank terms to
 /// its own rows (`RowGroupedAdapter`). Sequences are ordered by adapter version so each
-/// version's rows are contiguous.
+/// version's rows are contiguous. A step takes new prompts within a `PromptBudget`, so with
+/// quantized weights a request's tokens do not depend on what else is in its batch.
 public final class InferenceEngine: @unchecked Sendable {
     /// A submitted generation: its events, and a way to stop it (a client that went away).
     public struct Stream: Sendable {
@@ -210,8 +229,9 @@ public final class InferenceEngine: @unchecked Sendable {
             }
             let cancelledWaiting = admitted
             admitted = []
+            var prompts = PromptBudget(onePrompt: model.batchInvariantPromptsAlone)
             while let next = waiting.first, running.count + admitted.count < configuration.maxBatch,
-                  kvUsed + next.kvBytes <= configuration.kvMemoryBytes {
+                  kvUsed + next.kvBytes <= configuration.kvMemoryBytes, prompts.admit(next.request.prompt.count) {
                 waiting.removeFirst()
                 kvUsed += next.kvBytes
                 admitted.append(next)

@@ -26,7 +26,7 @@ private let openAIClient: Bool = {
 /// A deployment with `domain/law@1`, `tenant/acme@1` and `@2` (both on law@1) published by a
 /// real training worker, served on a loopback port.
 private func publishedDeployment(_ transport: TestTransport = .embedded, name: String,
-                                 weights: WeightMode = .dense) async throws -> ServingFixture {
+                                 weights: WeightMode = .quantized) async throws -> ServingFixture {
     let fixture = try await ServingFixture(transport, name: name, weights: weights)
     try await fixture.train(domainDocuments: 4, interactions: ["acme": 4])
     try await fixture.train(interactions: ["acme": 3])
@@ -269,7 +269,7 @@ private func publishedDeployment(_ transport: TestTransport = .embedded, name: S
         let fixture = try await ServingFixture(.embedded, name: "admission-queue")
         defer { Task { await fixture.stop() } }
         try await fixture.train(domainDocuments: 4)
-        let perRequest = 2 * tiny.layers * (12 + 40) * tiny.kvHeads * tiny.headDim * 4
+        let perRequest = KVCache.bytes(config: tiny, positions: 12 + 40, precision: fixture.model.kvPrecision)
         try await fixture.serve(kvMemory: perRequest + perRequest / 2)
         let answers = try await withThrowingTaskGroup(of: HTTPAnswer.self) { group in
             for i in 0..<6 {
@@ -373,6 +373,43 @@ private func publishedDeployment(_ transport: TestTransport = .embedded, name: S
         }
         #expect(worst <= 1e-3, "max |Δlogit| \(worst)")
         for lease in leases { await fixture.cache.release(lease) }
+    }
+
+    /// With quantized weights a row's logits do not depend on what else is in its forward pass:
+    /// the engine takes new prompts into a step within a `PromptBudget` (with fp32 prompts, which
+    /// take sgemm, one prompt per step; with 8-bit prompts any number), and prompts grouped into
+    /// steps that way get the logits they get alone, bit for bit.
+    @Test(arguments: [PromptActivations.fp32, .int8])
+    func promptsStepByStepGetTheBitsTheyGetAlone(prompts: PromptActivations) throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("attune-steps-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("tiny.gguf").path
+        try RandomModel.write(tiny, to: path, vocabulary: testVocabulary)
+        let model = try LlamaModel(path: path, mode: .quantized, prompts: prompts)
+        var rng = SeededGenerator(seed: 5)
+        let ids = [100, 40, 1, 60, 30, 120, 2].map { n in
+            (0..<n).map { _ in Int32.random(in: 0..<Int32(tiny.vocabSize), using: &rng) }
+        }
+        var steps: [[Int]] = [[]]
+        var budget = PromptBudget(onePrompt: model.batchInvariantPromptsAlone)
+        for i in ids.indices {
+            if !budget.admit(ids[i].count) {
+                steps.append([])
+                budget = PromptBudget(onePrompt: model.batchInvariantPromptsAlone)
+                let first = budget.admit(ids[i].count)
+                #expect(first, "a step takes its first prompt whatever its length")
+            }
+            steps[steps.count - 1].append(i)
+        }
+        #expect(steps == (prompts == .fp32 ? [[0], [1, 2], [3], [4], [5], [6]] : [Array(ids.indices)]))
+        for step in steps {
+            let together = try model.forward(tokens: step.map { ids[$0] }, caches: step.map { model.makeCache(capacity: ids[$0].count) })
+            for (k, i) in step.enumerated() {
+                let alone = try model.forward(tokens: [ids[i]], caches: [model.makeCache(capacity: ids[i].count)])
+                #expect(Array(together[(k * tiny.vocabSize)..<((k + 1) * tiny.vocabSize)]) == alone, "prompt \(i) in step \(step)")
+            }
+        }
     }
 
     /// A decode step's tenant terms (one row per tenant version) are split across the cores:

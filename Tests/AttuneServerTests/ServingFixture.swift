@@ -34,7 +34,7 @@ final class ServingFixture: @unchecked Sendable {
     private var serverTask: Task<Void, any Error>?
     private var sent = 0
 
-    init(_ transport: TestTransport, name: String, weights: WeightMode = .dense) async throws {
+    init(_ transport: TestTransport, name: String, weights: WeightMode = .quantized) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("attune-\(name)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         modelPath = directory.appendingPathComponent("tiny.gguf").path

@@ -10,7 +10,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "GGUF model file (default: $ATTUNE_MODEL, else the fetched base model).")
     var model: String?
 
-    @Option(help: "Weight memory mode: quantized (low memory) or dense (fp32 copy, faster prefill); default: dense to serve, else quantized.")
+    @Option(help: "Weight memory mode: quantized (4/8-bit, memory-mapped) or dense (an fp32 copy: every product in fp32, faster fp32 prompts).")
     var weights: WeightMode?
 
     @Option(help: "Prompt activations with --weights quantized: fp32 (sgemm, exact) or int8 (the decode kernels, llama.cpp's Q4 × Q8: faster prompts, and each prompt's bits independent of the others in its step); default: int8 to serve, else fp32.")
@@ -19,11 +19,11 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Adapter folder (PEFT LoRA or bottleneck) to apply; repeat to stack, the first is lowest.")
     var adapter: [String] = []
 
-    /// Loads the model (in `--weights` mode, else `defaultMode`) and its tokenizer; `serving`
+    /// Loads the model (in `--weights` mode, quantized by default) and its tokenizer; `serving`
     /// loads it as an inference worker does (`LlamaModel.forServing`: its prompt default).
-    func load(defaultMode: WeightMode = .quantized, serving: Bool = false) throws -> (LlamaModel, BPETokenizer) {
+    func load(serving: Bool = false) throws -> (LlamaModel, BPETokenizer) {
         let path = try BaseModelStore().resolve(model)
-        let mode = weights ?? defaultMode
+        let mode = weights ?? .quantized
         let llama = serving ? try LlamaModel.forServing(path: path, mode: mode, prompts: promptActivations)
             : try LlamaModel(path: path, mode: mode, prompts: promptActivations ?? .fp32)
         return (llama, try BPETokenizer(gguf: llama.file))

@@ -74,7 +74,7 @@ struct UpCommand: AsyncParsableCommand {
                         metrics: workerMetrics, logger: workerLogger)
         }
         let (server, registry) = try await serving.makeServer(
-            model: try LlamaModel(path: modelPath, mode: .dense), tokenizer: tokenizer, log: log, service: service,
+            model: try LlamaModel.forServing(path: modelPath, mode: .quantized), tokenizer: tokenizer, log: log, service: service,
             access: accessControl, gatewayOptions: gatewayOptions, dataDirectory: dataDirectory,
             alsoReady: { trainer.isReady }, prometheus: prometheus,
             logger: Logger(label: "attune.serve"))

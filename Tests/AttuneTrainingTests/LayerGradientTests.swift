@@ -65,9 +65,13 @@ private func check(_ name: String, inputs: Int, seed: UInt64,
 }
 
 /// Attention backward for q, k and v together (inputs concatenated), with GQA (4 query heads
-/// over 2 KV heads) and the causal mask, over 2 sequences.
-@Test func attentionBackward() {
-    let layer = AttentionLayer(batch: 2, seqLen: 5, heads: 4, kvHeads: 2, headDim: 4)
+/// over 2 KV heads) and the causal mask, over 2 sequences; in one block of positions and in
+/// blocks of 2 (the products skip the blocks above the diagonal; 5 positions leave a tail),
+/// whose forward equals the one-block forward within fp32 rounding (1e-6).
+@Test(arguments: [32, 2])
+func attentionBackward(block: Int) {
+    var layer = AttentionLayer(batch: 2, seqLen: 5, heads: 4, kvHeads: 2, headDim: 4)
+    layer.block = block
     let n = 10, qn = n * 16, kvn = n * 8
     func split(_ x: [Float]) -> ([Float], [Float], [Float]) {
         (Array(x[0..<qn]), Array(x[qn..<(qn + kvn)]), Array(x[(qn + kvn)...]))
@@ -86,6 +90,14 @@ private func check(_ name: String, inputs: Int, seed: UInt64,
         layer.backward(dOut: g, q: q, k: k, v: v, probs: p, dq: &dq, dk: &dk, dv: &dv, work: &work)
         return dq + dk + dv
     })
+    var rng = SeededGenerator(seed: 9)
+    let (q, k, v) = split((0..<(qn + 2 * kvn)).map { _ in Float.random(in: -2...2, using: &rng) })
+    var whole = AttentionLayer(batch: 2, seqLen: 5, heads: 4, kvHeads: 2, headDim: 4)
+    whole.block = 5
+    var p = [Float](repeating: 0, count: 2 * 4 * 25), blocked = [Float](repeating: 0, count: qn), once = blocked
+    layer.forward(q: q, k: k, v: v, probs: &p, out: &blocked)
+    whole.forward(q: q, k: k, v: v, probs: &p, out: &once)
+    #expect(zip(blocked, once).allSatisfy { abs($0 - $1) <= 1e-6 }, "blocks of \(block)")
 }
 
 /// Cross-entropy's gradient is softmax − onehot, scaled by 1/normalizer.

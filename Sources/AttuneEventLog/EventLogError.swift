@@ -24,9 +24,11 @@ public struct EventLogError: Error, CustomStringConvertible, Sendable {
         self.isFatal = isFatal
     }
 
-    public var description: String {
-        var text = "\(kind.rawValue): \(message)"
-        if let code { text += " (librdkafka code \(code)\(isRetriable ? ", retriable" : "")\(isFatal ? ", fatal" : ""))" }
-        return text
+    public var description: String { "\(kind.rawValue): \(detail)" }
+
+    /// The message with librdkafka's code, without the kind: what a person at a terminal reads.
+    public var detail: String {
+        guard let code else { return message }
+        return message + " (librdkafka code \(code)\(isRetriable ? ", retriable" : "")\(isFatal ? ", fatal" : ""))"
     }
 }

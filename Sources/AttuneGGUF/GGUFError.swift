@@ -15,6 +15,8 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable {
     case badAlignment(UInt64)
     case missingTensor(String)
     case missingMetadata(String)
+    /// A failure reading the file at `path` (other than opening it).
+    indirect case inFile(path: String, GGUFError)
 
     public var description: String {
         switch self {
@@ -35,6 +37,7 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable {
         case .badAlignment(let a): return "general.alignment \(a) is not a power of two between 1 and 65536"
         case .missingTensor(let name): return "the model has no tensor \(name)"
         case .missingMetadata(let key): return "the model has no metadata key \(key)"
+        case .inFile(let path, let error): return "\(path): \(error)"
         }
     }
 }

@@ -47,13 +47,18 @@ public final class GGUFFile: @unchecked Sendable {
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw GGUFError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
+        guard st.st_mode & S_IFMT == S_IFREG else { throw GGUFError.cannotOpen(path: path, reason: "not a regular file") }
         let size = Int(st.st_size)
-        guard size > 0 else { throw GGUFError.truncated(offset: 0, needed: 4, what: "magic") }
+        guard size > 0 else { throw GGUFError.inFile(path: path, .truncated(offset: 0, needed: 4, what: "magic")) }
         guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
             throw GGUFError.cannotOpen(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
         }
         let region = UncheckedPointer(UnsafeMutableRawPointer(p))
-        try self.init(base: UnsafeRawPointer(p), size: size, mapped: true) { munmap(region.pointer, size) }
+        do {
+            try self.init(base: UnsafeRawPointer(p), size: size, mapped: true) { munmap(region.pointer, size) }
+        } catch let error as GGUFError {
+            throw GGUFError.inFile(path: path, error)
+        }
     }
 
     /// Parses a GGUF image held in memory (copied).

@@ -32,7 +32,7 @@ struct OpenAIRoutes: Sendable {
         let principal = try server.access.authorize(request, role: .infer)
         let body = try await decode(CompletionRequest.self, request, context)
         try check(principal, model: body.model)
-        guard body.prompt.values.count == 1 else { throw APIError.badRequest("prompt must be one string", code: "invalid_prompt") }
+        guard body.prompt.values.count == 1 else { throw APIError.badRequest("prompt must be one string", code: "invalid_prompt", param: "prompt") }
         let ids = tokenizer.encode(body.prompt.values[0], parseSpecial: false)
         return try await generate(body, prompt: ids, promptText: body.prompt.values[0],
                                   maxTokens: body.max_tokens ?? server.configuration.defaultCompletionTokens, chat: false)
@@ -42,10 +42,10 @@ struct OpenAIRoutes: Sendable {
         let principal = try server.access.authorize(request, role: .infer)
         let body = try await decode(ChatCompletionRequest.self, request, context)
         try check(principal, model: body.model)
-        guard !body.messages.isEmpty else { throw APIError.badRequest("messages must not be empty") }
+        guard !body.messages.isEmpty else { throw APIError.badRequest("messages must not be empty", param: "messages") }
         let roles: Set = ["system", "user", "assistant", "developer"]
-        for m in body.messages where !roles.contains(m.role) {
-            throw APIError.badRequest("unsupported message role \"\(m.role)\"")
+        for (i, m) in body.messages.enumerated() where !roles.contains(m.role) {
+            throw APIError.badRequest("unsupported message role \"\(m.role)\"", param: "messages[\(i)].role")
         }
         let messages = body.messages.map { ChatMessage(role: $0.role == "developer" ? "system" : $0.role, content: $0.content.text) }
         let ids = tokenizer.encode(ChatTemplate.render(messages), parseSpecial: true)
@@ -60,14 +60,14 @@ struct OpenAIRoutes: Sendable {
         try check(principal, model: body.model)
         var ids: [Int32] = []
         if let messages = body.messages {
-            guard !messages.isEmpty else { throw APIError.badRequest("messages must not be empty") }
+            guard !messages.isEmpty else { throw APIError.badRequest("messages must not be empty", param: "messages") }
             ids = tokenizer.encode(ChatTemplate.render(messages.map { ChatMessage(role: $0.role == "developer" ? "system" : $0.role,
                                                                                  content: $0.content.text) }), parseSpecial: true)
         }
         let from = max(1, ids.count)
         ids += tokenizer.encode(body.text, parseSpecial: false)
         if body.messages != nil, let end = tokenizer.tokenID("<|im_end|>") { ids.append(end) }
-        guard ids.count >= 2, ids.count > from else { throw APIError.badRequest("text must be at least two tokens long") }
+        guard ids.count >= 2, ids.count > from else { throw APIError.badRequest("text must be at least two tokens long", param: "text") }
         let tokens = ids
         let lease = try await server.cache.acquire(body.model)
         let model = engine.model
@@ -111,16 +111,16 @@ struct OpenAIRoutes: Sendable {
     private func generate(_ body: some GenerationParameters, prompt: [Int32], promptText: String, maxTokens: Int,
                           chat: Bool) async throws -> Response {
         let context = engine.model.config.contextLength
-        if let n = body.n, n != 1 { throw APIError.badRequest("n must be 1 (one choice per request)") }
+        if let n = body.n, n != 1 { throw APIError.badRequest("n must be 1 (one choice per request)", param: "n") }
         guard (1...context).contains(maxTokens) else {
-            throw APIError.badRequest("max_tokens must be between 1 and \(context)", code: "invalid_max_tokens")
+            throw APIError.badRequest("max_tokens must be between 1 and \(context)", code: "invalid_max_tokens", param: "max_tokens")
         }
         let temperature = body.temperature ?? 1
-        guard (0...2).contains(temperature) else { throw APIError.badRequest("temperature must be between 0 and 2") }
+        guard (0...2).contains(temperature) else { throw APIError.badRequest("temperature must be between 0 and 2", param: "temperature") }
         let topP = body.top_p ?? 1
-        guard topP > 0 && topP <= 1 else { throw APIError.badRequest("top_p must be in (0, 1]") }
+        guard topP > 0 && topP <= 1 else { throw APIError.badRequest("top_p must be in (0, 1]", param: "top_p") }
         let stop = body.stop?.values ?? []
-        guard stop.count <= 4, stop.allSatisfy({ !$0.isEmpty }) else { throw APIError.badRequest("stop takes up to 4 non-empty strings") }
+        guard stop.count <= 4, stop.allSatisfy({ !$0.isEmpty }) else { throw APIError.badRequest("stop takes up to 4 non-empty strings", param: "stop") }
         guard prompt.count + 1 <= context else {
             throw APIError.badRequest("the prompt is \(prompt.count) tokens; the context length is \(context)", code: "context_length_exceeded")
         }
@@ -209,12 +209,12 @@ struct OpenAIRoutes: Sendable {
         }
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
-        } catch let DecodingError.keyNotFound(key, _) {
-            throw APIError.badRequest("missing field \"\(key.stringValue)\"")
+        } catch let DecodingError.keyNotFound(key, context) {
+            throw APIError.badRequest("missing field \"\(key.stringValue)\"", param: path(context.codingPath + [key]))
         } catch let DecodingError.typeMismatch(_, context) {
-            throw APIError.badRequest("wrong type at \(path(context.codingPath)): \(context.debugDescription)")
+            throw APIError.badRequest("wrong type at \(path(context.codingPath)): \(context.debugDescription)", param: path(context.codingPath))
         } catch let DecodingError.valueNotFound(_, context) {
-            throw APIError.badRequest("null value at \(path(context.codingPath))")
+            throw APIError.badRequest("null value at \(path(context.codingPath))", param: path(context.codingPath))
         } catch let DecodingError.dataCorrupted(context) {
             throw APIError.badRequest(context.codingPath.isEmpty ? "the body is not valid JSON" : "invalid value at \(path(context.codingPath)): \(context.debugDescription)")
         } catch {
@@ -222,8 +222,12 @@ struct OpenAIRoutes: Sendable {
         }
     }
 
+    /// A field's path as OpenAI's `param` spells it: `messages[0].content`.
     private func path(_ keys: [any CodingKey]) -> String {
-        keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+        keys.reduce("") { text, key in
+            if let index = key.intValue { return text + "[\(index)]" }
+            return text.isEmpty ? key.stringValue : text + "." + key.stringValue
+        }
     }
 
     private func servedBy(_ model: ServedModel) -> ServedBy {

@@ -8,8 +8,11 @@ struct OneOrMany: Decodable {
         let container = try decoder.singleValueContainer()
         if let one = try? container.decode(String.self) {
             values = [one]
+        } else if let many = try? container.decode([String].self) {
+            values = many
         } else {
-            values = try container.decode([String].self)
+            throw DecodingError.typeMismatch([String].self, .init(codingPath: decoder.codingPath,
+                                                                 debugDescription: "expected a string or a list of strings"))
         }
     }
 }

@@ -32,10 +32,17 @@ struct Attune: AsyncParsableCommand {
             if let file { setenv("ATTUNE_CONFIG", file.path, 1) }
             let layered = try LayeredArguments(arguments: arguments, environment: environment, file: file, options: options)
             var command = try layered.parse()
-            if var asyncCommand = command as? AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
+            do {
+                if var asyncCommand = command as? AsyncParsableCommand {
+                    try await asyncCommand.run()
+                } else {
+                    try command.run()
+                }
+            } catch let error as ValidationError {
+                // A value the command rejected while running: the message alone, not the
+                // top-level usage that ArgumentParser would print after it.
+                FileHandle.standardError.write(Data("Error: \(error.message)\n".utf8))
+                exit(withError: ExitCode.validationFailure)
             }
         } catch {
             exit(withError: error)

@@ -211,20 +211,24 @@ private func publishedDeployment(_ transport: TestTransport = .embedded, name: S
     @Test func badRequestsGetClearErrorsAndTheOtherRoutesAnswer() async throws {
         let fixture = try await publishedDeployment(name: "errors")
         defer { Task { await fixture.stop() } }
-        func expectError(_ answer: HTTPAnswer, _ status: Int, _ fragment: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        func expectError(_ answer: HTTPAnswer, _ status: Int, _ fragment: String, param: String? = nil,
+                         sourceLocation: SourceLocation = #_sourceLocation) {
             #expect(answer.status == status, sourceLocation: sourceLocation)
             let error = answer.json["error"] as? [String: Any]
             #expect((error?["message"] as? String)?.contains(fragment) == true, "\(String(decoding: answer.body, as: UTF8.self))",
                     sourceLocation: sourceLocation)
             #expect(error?["type"] is String && error?.keys.contains("param") == true, sourceLocation: sourceLocation)
+            if let param { #expect(error?["param"] as? String == param, sourceLocation: sourceLocation) }
         }
         expectError(try await fixture.post("/v1/completions", raw: Data("{not json".utf8)), 400, "not valid JSON")
-        expectError(try await fixture.post("/v1/completions", json: ["prompt": "x"]), 400, "missing field \"model\"")
-        expectError(try await fixture.post("/v1/completions", json: ["model": "base", "prompt": 3]), 400, "wrong type at prompt")
+        expectError(try await fixture.post("/v1/completions", json: ["prompt": "x"]), 400, "missing field \"model\"", param: "model")
+        expectError(try await fixture.post("/v1/completions", json: ["model": "base", "prompt": 3]), 400,
+                    "wrong type at prompt: expected a string or a list of strings", param: "prompt")
         expectError(try await fixture.post("/v1/completions", json: ["model": "tenant/nobody", "prompt": "x"]), 404, "no adapter named tenant/nobody")
         expectError(try await fixture.post("/v1/completions", json: ["model": "tenant/acme@7", "prompt": "x"]), 404, "no version 7")
         expectError(try await fixture.post("/v1/completions", json: ["model": "gpt-4", "prompt": "x"]), 404, "is not base")
-        expectError(try await fixture.post("/v1/completions", json: ["model": "base", "prompt": "x", "max_tokens": 0]), 400, "max_tokens")
+        expectError(try await fixture.post("/v1/completions", json: ["model": "base", "prompt": "x", "max_tokens": 0]), 400, "max_tokens",
+                    param: "max_tokens")
         expectError(try await fixture.post("/v1/completions", json: ["model": "base", "prompt": "x", "max_tokens": 100_000]), 400, "max_tokens")
         expectError(try await fixture.post("/v1/completions", json: ["model": "base", "prompt": "x", "n": 2]), 400, "n must be 1")
         expectError(try await fixture.post("/v1/completions", json: ["model": "base", "prompt": "x", "temperature": 7]), 400, "temperature")
@@ -232,7 +236,7 @@ private func publishedDeployment(_ transport: TestTransport = .embedded, name: S
                     400, "context length")
         expectError(try await fixture.post("/v1/chat/completions", json: ["model": "base", "messages": []]), 400, "messages")
         expectError(try await fixture.post("/v1/chat/completions", json: ["model": "base", "messages": [["role": "robot", "content": "x"]]]),
-                    400, "role")
+                    400, "role", param: "messages[0].role")
         expectError(try await fixture.post("/v1/completions", raw: Data(repeating: 0x20, count: 70_000)), 413, "limit")
 
         #expect(try await fixture.get("/healthz").status == 200)

@@ -9,17 +9,20 @@ public struct APIError: Error, CustomStringConvertible, Sendable {
     public let message: String
     public let type: String
     public let code: String?
+    /// The request field at fault (`max_tokens`, `messages[0].role`), when there is one.
+    public let param: String?
     public var retryAfterSeconds: Int?
 
-    public init(_ status: HTTPResponse.Status, _ message: String, type: String? = nil, code: String? = nil) {
+    public init(_ status: HTTPResponse.Status, _ message: String, type: String? = nil, code: String? = nil, param: String? = nil) {
         self.status = status
         self.message = message
         self.type = type ?? Self.defaultType(status)
         self.code = code
+        self.param = param
     }
 
-    public static func badRequest(_ message: String, code: String? = "invalid_request") -> APIError {
-        APIError(.badRequest, message, code: code)
+    public static func badRequest(_ message: String, code: String? = "invalid_request", param: String? = nil) -> APIError {
+        APIError(.badRequest, message, code: code, param: param)
     }
 
     public var description: String { "\(status.code) \(code ?? type): \(message)" }
@@ -41,6 +44,7 @@ public struct APIError: Error, CustomStringConvertible, Sendable {
                 let message: String
                 let type: String
                 let code: String?
+                let param: String?
 
                 enum CodingKeys: String, CodingKey { case message, type, param, code }
 
@@ -48,13 +52,13 @@ public struct APIError: Error, CustomStringConvertible, Sendable {
                     var c = encoder.container(keyedBy: CodingKeys.self)
                     try c.encode(message, forKey: .message)
                     try c.encode(type, forKey: .type)
-                    try c.encodeNil(forKey: .param)
+                    try c.encode(param, forKey: .param)
                     try c.encode(code, forKey: .code)
                 }
             }
             let error: Inner
         }
-        let data = (try? JSONEncoder().encode(Body(error: .init(message: message, type: type, code: code)))) ?? Data()
+        let data = (try? JSONEncoder().encode(Body(error: .init(message: message, type: type, code: code, param: param)))) ?? Data()
         var headers: HTTPFields = [.contentType: "application/json"]
         if let retryAfterSeconds { headers[.retryAfter] = "\(retryAfterSeconds)" }
         if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }

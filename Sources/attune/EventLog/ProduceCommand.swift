@@ -54,9 +54,7 @@ struct ProduceCommand: AsyncParsableCommand {
                     try await report(producer.send(record(key: key, value: Array(value.utf8))))
                     sent = 1
                 } else if let file {
-                    guard let data = FileManager.default.contents(atPath: file) else {
-                        throw EventLogError(.invalidArgument, "cannot read \(file)")
-                    }
+                    let data = try contentsOfFile(file)
                     try await report(producer.send(record(key: key, value: Array(data))))
                     sent = 1
                 } else {

@@ -76,7 +76,7 @@ func reportingErrors<T>(_ body: () async throws -> T) async throws -> T {
     do {
         return try await body()
     } catch let error as EventLogError {
-        FileHandle.standardError.write(Data("attune: \(error)\n".utf8))
+        FileHandle.standardError.write(Data("attune: \(error.detail)\n".utf8))
         throw ExitCode.failure
     }
 }

@@ -21,7 +21,7 @@ struct EventsCommand: AsyncParsableCommand {
     @Option(help: "Only this adapter (repeatable), e.g. tenant/acme.") var adapter: [String] = []
     @Option(help: "Only this tenant's adapter (repeatable).") var tenant: [String] = []
     @Option(help: "Only this domain's adapter and the tenants on it (repeatable).") var domain: [String] = []
-    @Option(help: "Start at earliest or latest (ignored with --after).") var from: String?
+    @Option(help: "Start at earliest or latest (default: latest with --follow, as /v1/events; else earliest; ignored with --after).") var from: String?
     @Option(help: "Resume after this cursor (o0.o1.… as printed).") var after: String?
 
     func validate() throws {

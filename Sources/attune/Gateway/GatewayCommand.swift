@@ -48,7 +48,9 @@ struct GatewayCommand: AsyncParsableCommand {
         }
         let server = GatewayServer(gateway: gateway, host: host, port: port, prometheus: prometheus, tls: gatewayOptions.tls,
                                    idleTimeout: .seconds(gatewayOptions.idleTimeout), logger: logger)
-        try await ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
+        try await listening(on: host, port: port) {
+            try await ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
+        }
         logger.info("attune gateway stopped")
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AttuneModel
+import AttuneRegistry
 import AttuneServing
 import AttuneTokenizer
 import AttuneTraining
@@ -29,8 +30,20 @@ struct ModelOptions: ParsableArguments {
         return (llama, try BPETokenizer(gguf: llama.file))
     }
 
-    /// The adapters named by --adapter, stacked in order (nil when none).
+    /// The adapters named by --adapter, stacked in order (nil when none). A folder pulled from
+    /// the registry (`release.json`) that stands on a domain version not stacked right below it
+    /// is loaded with a warning: alone it does not answer as served.
     func loadAdapters(for model: LlamaModel) throws -> (any LinearAdapter)? {
+        let releases = adapter.map { folder in
+            (try? Data(contentsOf: URL(fileURLWithPath: folder).appendingPathComponent("release.json")))
+                .flatMap { try? JSONDecoder().decode(AdapterRelease.self, from: $0) }
+        }
+        for (i, release) in releases.enumerated() {
+            guard let release, let domain = release.domain, i == 0 || releases[i - 1]?.id != domain else { continue }
+            FileHandle.standardError.write(Data(("attune: warning: \(adapter[i]) is \(release.id), trained on \(domain), "
+                + "which is not stacked below it: it will not answer as served (`attune adapter pull \(domain) --out DIR`, "
+                + "then --adapter DIR --adapter \(adapter[i]))\n").utf8))
+        }
         let loaded = try adapter.map { try AdapterFiles.load(from: URL(fileURLWithPath: $0), model: model.config) }
         if loaded.isEmpty { return nil }
         return loaded.count == 1 ? loaded[0] : AdapterStack(loaded)

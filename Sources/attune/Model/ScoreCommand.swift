@@ -28,7 +28,7 @@ struct ScoreCommand: ParsableCommand {
     func run() throws {
         let body: String
         if let textFile {
-            guard let data = FileManager.default.contents(atPath: textFile) else { throw ValidationError("cannot read \(textFile)") }
+            let data = try contentsOfFile(textFile)
             guard let s = String(data: data, encoding: .utf8) else { throw ValidationError("\(textFile) is not UTF-8 text") }
             body = s
         } else {

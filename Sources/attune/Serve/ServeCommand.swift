@@ -49,7 +49,9 @@ struct ServeCommand: AsyncParsableCommand {
         let (server, registry) = try await serving.makeServer(
             model: model, tokenizer: tokenizer, log: try transport.makeLog(), service: service, access: accessControl,
             gatewayOptions: gatewayOptions, prometheus: PrometheusCollectorRegistry(), logger: logger)
-        try await ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
+        try await listening(on: serving.host, port: serving.port) {
+            try await ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
+        }
         await registry.close()
         logger.info("attune serve stopped")
     }

@@ -94,12 +94,15 @@ struct UpCommand: AsyncParsableCommand {
             services.append(.init(service: driver, successTerminationBehavior: .gracefullyShutdownGroup))
         }
         do {
-            try await ServiceGroup(configuration: ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint],
-                                                                            logger: logger)).run()
+            try await listening(on: serving.host, port: serving.port) {
+                try await ServiceGroup(configuration: ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint],
+                                                                                logger: logger)).run()
+            }
         } catch {
             console.finish()
             await registry.close()
-            FileHandle.standardError.write(Data("attune up: \(error)\n".utf8))
+            let message = (error as? ValidationError)?.message ?? "\(error)"
+            FileHandle.standardError.write(Data("attune up: \(message)\n".utf8))
             throw ExitCode.failure
         }
         console.finish()

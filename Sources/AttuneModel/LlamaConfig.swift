@@ -73,6 +73,8 @@ public struct LlamaConfig: Sendable, Equatable {
 public enum ModelError: Error, CustomStringConvertible {
     case unsupportedArchitecture(String)
     case badConfig(String)
+    /// 8-bit prompt activations asked of weights without the integer kernels (or in dense mode).
+    case noIntegerPrompts(String)
     case badTensor(String, String)
     case contextOverflow(needed: Int, limit: Int)
     case invalidToken(Int32)
@@ -82,6 +84,7 @@ public enum ModelError: Error, CustomStringConvertible {
         switch self {
         case .unsupportedArchitecture(let a): return "architecture \"\(a)\" is not supported (Attune runs llama models)"
         case .badConfig(let why): return "bad model configuration: \(why)"
+        case .noIntegerPrompts(let why): return "8-bit prompt activations are not available: \(why)"
         case .badTensor(let name, let why): return "tensor \(name): \(why)"
         case .contextOverflow(let needed, let limit): return "sequence of \(needed) tokens exceeds the context limit of \(limit)"
         case .invalidToken(let id): return "token id \(id) is outside the vocabulary"

@@ -83,9 +83,9 @@ public final class LlamaModel: @unchecked Sendable {
         rope = RopeTable(headDim: c.headDim, maxPositions: c.contextLength, base: c.ropeBase)
         scratch = ScratchBuffer(capacity: max(c.ffnDim * c.dim, 8192 * c.dim))
         if prompts == .int8 {
-            guard mode == .quantized else { throw ModelError.badConfig("8-bit prompt activations need the quantized weight mode") }
+            guard mode == .quantized else { throw ModelError.noIntegerPrompts("they need the quantized weight mode") }
             if let w = layers.flatMap(\.matrices).first(where: { !MatVec.hasBlockKernels($0.format) }) {
-                throw ModelError.badConfig("8-bit prompt activations need Q4_1 or Q8_0 matrices; \(w.name) is \(w.format.name)")
+                throw ModelError.noIntegerPrompts("they need Q4_1 or Q8_0 matrices; \(w.name) is \(w.format.name)")
             }
         }
         if mode == .dense {
@@ -265,9 +265,12 @@ public final class LlamaModel: @unchecked Sendable {
     /// The residual add of a sublayer: x += h, h = a·Wᵀ (`w` is the o or down projection) with
     /// the adapter's terms. Without an adapter, rows that all run on sgemm are added into x by
     /// sgemm itself; otherwise h is formed in `proj` first, where bottleneck adapters see it whole.
+    /// Where a row must get the bits it gets alone (`batchInvariantPromptsAlone`), h is always
+    /// formed first: sgemm adding into x rounds differently once it splits the inner dimension,
+    /// and a prompt alone would take that path but not beside decode or adapter rows.
     private func addSublayer(_ w: WeightMatrix, _ target: LinearTarget, layer l: Int, _ a: UnsafePointer<Float>, m: Int,
                              to buf: Workspace, adapter: (any LinearAdapter)?, directRows: [Range<Int>]) {
-        if adapter == nil && directRows.isEmpty {
+        if adapter == nil && directRows.isEmpty && !batchInvariantPromptsAlone {
             w.matmulAdding(a, m: m, into: buf.x, scratch: scratch)
             return
         }

@@ -11,7 +11,7 @@ extension LlamaModel {
         if mode == .quantized {
             do {
                 return try LlamaModel(path: path, mode: mode, prompts: .int8)
-            } catch ModelError.badConfig {
+            } catch ModelError.noIntegerPrompts {
                 // Matrices without the integer kernels: prompts stay on sgemm.
             }
         }

@@ -14,7 +14,7 @@
 #include "blocks.h"
 
 #include <immintrin.h>
-#include <string.h>
+#include <stdint.h>
 
 /// Weight i of a row of A or Bᵀ as fp32, before the row's scale (8-bit) or as it is (f16).
 static inline float weight_at(const void *w, long i, int q8) {
@@ -60,8 +60,11 @@ typedef struct {
 
 static inline line_feed line_feed_make(const void *next, long bytes, long steps) {
     if (!next || bytes <= 0 || steps <= 0) return (line_feed){NULL, NULL, 0, 0};
-    const long lines = (bytes + 63) / 64, every = steps / lines > 1 ? steps / lines : 1;
-    return (line_feed){next, (const char *)next + 64 * lines, every, every};
+    // Whole cache lines from the one holding the first byte to the one holding the last.
+    const char *first = (const char *)((uintptr_t)next & ~(uintptr_t)63);
+    const char *end = (const char *)next + bytes;
+    const long lines = (end - first + 63) / 64, every = steps / lines > 1 ? steps / lines : 1;
+    return (line_feed){first, first + 64 * lines, every, every};
 }
 
 static inline void line_feed_step(line_feed *f) {

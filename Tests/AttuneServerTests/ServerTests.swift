@@ -382,18 +382,20 @@ private func publishedDeployment(_ transport: TestTransport = .embedded, name: S
     /// With quantized weights a row's logits do not depend on what else is in its forward pass:
     /// the engine takes new prompts into a step within a `PromptBudget` (with fp32 prompts, which
     /// take sgemm, one prompt per step; with 8-bit prompts any number), and prompts grouped into
-    /// steps that way get the logits they get alone, bit for bit.
+    /// steps that way — a prompt beside a one-token row among them — get the logits they get
+    /// alone, bit for bit. SmolLM2's widths (576, 1536), where sgemm splits the inner dimension.
     @Test(arguments: [PromptActivations.fp32, .int8])
     func promptsStepByStepGetTheBitsTheyGetAlone(prompts: PromptActivations) throws {
+        let wide = LlamaConfig(layers: 1, dim: 576, ffnDim: 1536, heads: 9, kvHeads: 3, vocabSize: 80, contextLength: 128)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("attune-steps-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("tiny.gguf").path
-        try RandomModel.write(tiny, to: path, vocabulary: testVocabulary)
+        try RandomModel.write(wide, to: path, vocabulary: testVocabulary)
         let model = try LlamaModel(path: path, mode: .quantized, prompts: prompts)
         var rng = SeededGenerator(seed: 5)
         let ids = [100, 40, 1, 60, 30, 120, 2].map { n in
-            (0..<n).map { _ in Int32.random(in: 0..<Int32(tiny.vocabSize), using: &rng) }
+            (0..<n).map { _ in Int32.random(in: 0..<Int32(wide.vocabSize), using: &rng) }
         }
         var steps: [[Int]] = [[]]
         var budget = PromptBudget(onePrompt: model.batchInvariantPromptsAlone)
@@ -411,7 +413,7 @@ private func publishedDeployment(_ transport: TestTransport = .embedded, name: S
             let together = try model.forward(tokens: step.map { ids[$0] }, caches: step.map { model.makeCache(capacity: ids[$0].count) })
             for (k, i) in step.enumerated() {
                 let alone = try model.forward(tokens: [ids[i]], caches: [model.makeCache(capacity: ids[i].count)])
-                #expect(Array(together[(k * tiny.vocabSize)..<((k + 1) * tiny.vocabSize)]) == alone, "prompt \(i) in step \(step)")
+                #expect(Array(together[(k * wide.vocabSize)..<((k + 1) * wide.vocabSize)]) == alone, "prompt \(i) in step \(step)")
             }
         }
     }

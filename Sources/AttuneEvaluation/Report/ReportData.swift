@@ -65,7 +65,7 @@ public struct ReportData: Sendable, Codable {
         for name in await registry.names {
             let history = Array(await registry.history(name).suffix(last))
             guard !history.isEmpty else { continue }
-            progress("\(name): \(history.count) versions")
+            progress("\(name): \(history.count) version\(history.count == 1 ? "" : "s")")
             var points: [VersionPoint] = []
             var covered: [ConsumerRecord] = []
             for v in history {

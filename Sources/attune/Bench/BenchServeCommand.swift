@@ -34,7 +34,7 @@ struct BenchServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("topics-dir"), help: "Directory of topic definitions and schemas (default: the contracts built into attune).") var topicsDirectory: String?
 
     func run() async throws {
-        let (model, tokenizer) = try modelOptions.load(serving: true)
+        let (model, tokenizer) = try modelOptions.loadForServing()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("attune-bench-serve-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let bench = try await Bench(model: model, tokenizer: tokenizer, directory: directory, topics: topicsDirectory, rank: rank,

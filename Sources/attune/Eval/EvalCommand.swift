@@ -48,7 +48,7 @@ struct EvalCommand: AsyncParsableCommand {
                 let topicSets = !tenant.isEmpty || !domain.isEmpty
                 let registry = specs.contains(where: \.needsRegistry) ? try await registryOptions.open() : nil
                 if topicSets {
-                    let log = try registryOptions.transport.makeLog()
+                    let log = try registryOptions.transport.existingLog()
                     let (from, to) = try range.bounds()
                     let slice = TopicSlice(log: log)
                     for id in tenant {
@@ -120,7 +120,7 @@ struct EvalCommand: AsyncParsableCommand {
                 let report: LineageReport
                 do {
                     report = try await LineageReport.evaluate(AdapterName(parsing: name)!, registry: registry,
-                                                              log: try registryOptions.transport.makeLog(), model: model,
+                                                              log: try registryOptions.transport.existingLog(), model: model,
                                                               tokenizer: tokenizer, limit: last)
                 } catch let error as RegistryError {
                     await registry.close()
@@ -169,7 +169,7 @@ struct EvalCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 let (from, to) = try range.bounds()
-                let records = try await TopicSlice(log: try registryOptions.transport.makeLog())
+                let records = try await TopicSlice(log: try registryOptions.transport.existingLog())
                     .records(of: registryOptions.topicPrefix + "attune.interactions", from: from, to: to)
                 var tally = AcceptanceTally()
                 tally.add(records, tenant: tenant)

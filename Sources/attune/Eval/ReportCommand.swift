@@ -31,7 +31,7 @@ struct ReportCommand: AsyncParsableCommand {
             let registry = try await registryOptions.open()
             let data: ReportData
             do {
-                data = try await ReportData.gather(registry: registry, log: try registryOptions.transport.makeLog(), model: model,
+                data = try await ReportData.gather(registry: registry, log: try registryOptions.transport.existingLog(), model: model,
                                                    tokenizer: tokenizer, interactionsTopic: registryOptions.topicPrefix + "attune.interactions",
                                                    last: last) { FileHandle.standardError.write(Data("attune: \($0)\n".utf8)) }
             } catch {

@@ -48,7 +48,7 @@ struct ConsumeCommand: AsyncParsableCommand {
     func run() async throws {
         let stop = StopSignal()
         try await reportingErrors {
-            let log = try transport.makeLog()
+            let log = try transport.existingLog()
             let start = from.flatMap(StartPosition.init) ?? (group == nil ? .beginning : .stored)
             let printer = RecordPrinter(format: format, printRebalance: printRebalance)
             var config = ConsumerConfiguration(groupID: group)

@@ -37,15 +37,29 @@ struct TransportOptions: ParsableArguments {
 
     /// The event log; the embedded one lives in `--log-dir`, else `$ATTUNE_LOG_DIR`, else `eventlog` in the data folder.
     func makeLog(dataDirectory: String = ".attune") throws -> any EventLog {
-        let env = ProcessInfo.processInfo.environment
         switch transport {
         case .embedded:
-            return EmbeddedEventLog(directory: logDirectory ?? env["ATTUNE_LOG_DIR"] ?? dataDirectory + "/eventlog")
+            return EmbeddedEventLog(directory: embeddedDirectory(dataDirectory))
         case .kafka:
-            let servers = bootstrap ?? env["ATTUNE_KAFKA_BOOTSTRAP"] ?? "localhost:9092"
+            let servers = bootstrap ?? ProcessInfo.processInfo.environment["ATTUNE_KAFKA_BOOTSTRAP"] ?? "localhost:9092"
             return KafkaEventLog(KafkaConfiguration(bootstrapServers: servers.split(separator: ",").map(String.init),
                                                     properties: try parsedProperties()))
         }
+    }
+
+    /// The event log for a command that reads what is there: an embedded log must exist
+    /// already, so a mistyped `--log-dir` is an error rather than a new, empty log.
+    func existingLog() throws -> any EventLog {
+        let directory = embeddedDirectory(".attune")
+        if transport == .embedded, !FileManager.default.fileExists(atPath: directory + "/eventlog.sqlite") {
+            throw ValidationError("no event log in \(directory): pass the --log-dir of an existing one, or start one with "
+                                  + "`attune up` or `attune topics apply --log-dir \(directory)`")
+        }
+        return try makeLog()
+    }
+
+    private func embeddedDirectory(_ dataDirectory: String) -> String {
+        logDirectory ?? ProcessInfo.processInfo.environment["ATTUNE_LOG_DIR"] ?? dataDirectory + "/eventlog"
     }
 }
 

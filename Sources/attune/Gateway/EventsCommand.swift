@@ -33,7 +33,7 @@ struct EventsCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let log = try transport.makeLog()
+            let log = try transport.existingLog()
             let topic = topicPrefix + "attune.adapter-events"
             let partitions = try await EventFeed.partitionCount(log: log, topic: topic)
             let start: EventFeed.Start

@@ -1,7 +1,6 @@
 import ArgumentParser
 import AttuneModel
 import AttuneRegistry
-import AttuneServing
 import AttuneTokenizer
 import AttuneTraining
 import Foundation
@@ -20,13 +19,11 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Adapter folder (PEFT LoRA or bottleneck) to apply; repeat to stack, the first is lowest.")
     var adapter: [String] = []
 
-    /// Loads the model (in `--weights` mode, quantized by default) and its tokenizer; `serving`
-    /// loads it as an inference worker does (`LlamaModel.forServing`: its prompt default).
-    func load(serving: Bool = false) throws -> (LlamaModel, BPETokenizer) {
-        let path = try BaseModelStore().resolve(model)
-        let mode = weights ?? .quantized
-        let llama = serving ? try LlamaModel.forServing(path: path, mode: mode, prompts: promptActivations)
-            : try LlamaModel(path: path, mode: mode, prompts: promptActivations ?? .fp32)
+    /// Loads the model (in `--weights` mode, quantized by default; prompts in fp32 unless
+    /// `--prompt-activations` says otherwise) and its tokenizer.
+    func load() throws -> (LlamaModel, BPETokenizer) {
+        let llama = try LlamaModel(path: try BaseModelStore().resolve(model), mode: weights ?? .quantized,
+                                   prompts: promptActivations ?? .fp32)
         return (llama, try BPETokenizer(gguf: llama.file))
     }
 

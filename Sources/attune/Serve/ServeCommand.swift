@@ -43,7 +43,7 @@ struct ServeCommand: AsyncParsableCommand {
         service.bootstrapLogging()
         let logger = Logger(label: "attune.serve")
         let accessControl = try access.accessControl(host: serving.host, logger: logger)
-        let (model, tokenizer) = try modelOptions.load(serving: true)
+        let (model, tokenizer) = try modelOptions.loadForServing()
         logger.info("base model loaded", metadata: ["layers": "\(model.config.layers)", "weights": "\(model.mode.rawValue)",
                                                       "prompt_activations": "\(model.prompts.rawValue)"])
         let (server, registry) = try await serving.makeServer(

@@ -11,7 +11,7 @@ struct RegistryOptions: ParsableArguments {
 
     /// The registry, read to the end of its topics.
     func open() async throws -> AdapterRegistry {
-        let registry = try await AdapterRegistry(log: try transport.makeLog(), adaptersTopic: topicPrefix + "attune.adapters",
+        let registry = try await AdapterRegistry(log: try transport.existingLog(), adaptersTopic: topicPrefix + "attune.adapters",
                                                  eventsTopic: topicPrefix + "attune.adapter-events",
                                                  report: { FileHandle.standardError.write(Data("attune: \($0)\n".utf8)) })
         try await registry.catchUp()

@@ -10,13 +10,13 @@
 #   - time from an adapter.updated event to the first request admitted on that version;
 #   - peak RSS with 1, 100 and 1,000 cached adapters (one process each).
 #   ops/bench/serve.sh [ROUNDS] [N] [WEIGHTS]   (needs: pip install llama-cpp-python==0.3.36 numpy)
-# WEIGHTS is the base model's weight mode for every Attune phase: dense (serve's default: fp32
-# activations) or quantized (8-bit activations through the integer kernels, as llama.cpp).
+# WEIGHTS is the base model's weight mode for every Attune phase: quantized (serve's default:
+# 8-bit activations through the integer kernels, as llama.cpp) or dense (fp32 activations).
 python3 -c "import llama_cpp" 2>/dev/null || { echo "llama.cpp peer missing: pip install llama-cpp-python==0.3.36" >&2; exit 1; }
 source "$(dirname "$0")/common.sh"
 ROUNDS="${1:-3}"
 N="${2:-32}"
-WEIGHTS="${3:-dense}"
+WEIGHTS="${3:-quantized}"
 NEW=64
 PROMPT=16
 A="${ATTUNE_BIN:-.build/release/attune}"

@@ -100,6 +100,32 @@ func attentionBackward(block: Int) {
     #expect(zip(blocked, once).allSatisfy { abs($0 - $1) <= 1e-6 }, "blocks of \(block)")
 }
 
+/// At training's block size over 70 positions (two full blocks and a tail), attention's
+/// forward and its gradients for q, k and v equal the one-block computation within fp32
+/// rounding (1e-5 of each tensor's largest magnitude).
+@Test func blockedAttentionEqualsOneBlock() {
+    let T = 70, heads = 4, kvHeads = 2, headDim = 16, batch = 2
+    let qn = batch * T * heads * headDim, kvn = batch * T * kvHeads * headDim, pn = batch * heads * T * T
+    var rng = SeededGenerator(seed: 10)
+    func random(_ n: Int) -> [Float] { (0..<n).map { _ in Float.random(in: -1...1, using: &rng) } }
+    let q = random(qn), k = random(kvn), v = random(kvn), dOut = random(qn)
+    func run(block: Int) -> [[Float]] {
+        var layer = AttentionLayer(batch: batch, seqLen: T, heads: heads, kvHeads: kvHeads, headDim: headDim)
+        layer.block = block
+        var p = [Float](repeating: 0, count: pn), out = [Float](repeating: 0, count: qn), work = p
+        var dq = [Float](repeating: 0, count: qn), dk = [Float](repeating: 0, count: kvn), dv = dk
+        layer.forward(q: q, k: k, v: v, probs: &p, out: &out)
+        layer.backward(dOut: dOut, q: q, k: k, v: v, probs: p, dq: &dq, dk: &dk, dv: &dv, work: &work)
+        return [out, dq, dk, dv]
+    }
+    let blocked = run(block: 32), once = run(block: T)
+    for (name, (a, b)) in zip(["out", "dq", "dk", "dv"], zip(blocked, once)) {
+        let scale = b.map(abs).max() ?? 1
+        let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
+        #expect(worst <= 1e-5 * scale, "\(name): max |Δ| \(worst) of \(scale)")
+    }
+}
+
 /// Cross-entropy's gradient is softmax − onehot, scaled by 1/normalizer.
 @Test func crossEntropyBackward() {
     let vocab = 12, targets: [Int32] = [3, 0, 11]

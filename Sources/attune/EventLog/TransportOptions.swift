@@ -49,13 +49,13 @@ struct TransportOptions: ParsableArguments {
 
     /// The event log for a command that reads what is there: an embedded log must exist
     /// already, so a mistyped `--log-dir` is an error rather than a new, empty log.
-    func existingLog() throws -> any EventLog {
-        let directory = embeddedDirectory(".attune")
+    func existingLog(dataDirectory: String = ".attune") throws -> any EventLog {
+        let directory = embeddedDirectory(dataDirectory)
         if transport == .embedded, !FileManager.default.fileExists(atPath: directory + "/eventlog.sqlite") {
             throw ValidationError("no event log in \(directory): pass the --log-dir of an existing one, or start one with "
                                   + "`attune up` or `attune topics apply --log-dir \(directory)`")
         }
-        return try makeLog()
+        return try makeLog(dataDirectory: dataDirectory)
     }
 
     private func embeddedDirectory(_ dataDirectory: String) -> String {

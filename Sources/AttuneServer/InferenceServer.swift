@@ -107,6 +107,7 @@ public final class InferenceServer: Service, @unchecked Sendable {
         gateway?.addRoutes(to: router)
         CommonRoutes.add(to: router, prometheus: prometheus, ready: { [watcher, alsoReady] in watcher.isReady && alsoReady() },
                          notReady: "catching up with the adapter topics, or the event log does not answer")
+        router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes))
         return router
     }
 

@@ -48,6 +48,30 @@ struct CommandTests {
         #expect(missing.status != 0 && missing.err.contains("does not exist"), "\(missing.err)")
     }
 
+    /// Started on an embedded log in another folder, the gateway keeps its state beside that
+    /// log (as `attune up --data-dir` does), not in the folder it was started from.
+    @Test func theGatewayKeepsItsStateBesideTheLogItServes() async throws {
+        let here = try folder()
+        #expect(try attune(["topics", "apply", "--log-dir", "data/eventlog"], in: here).status == 0)
+        let gateway = Process()
+        gateway.executableURL = URL(fileURLWithPath: try attuneExecutable())
+        gateway.arguments = ["gateway", "--log-dir", "data/eventlog", "--port", "0"]
+        gateway.currentDirectoryURL = here
+        gateway.standardOutput = FileHandle.nullDevice
+        gateway.standardError = FileHandle.nullDevice
+        try gateway.run()
+        defer { if gateway.isRunning { gateway.terminate() } }
+        let journal = here.appendingPathComponent("data/gateway/idempotency.jsonl").path
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !FileManager.default.fileExists(atPath: journal) && gateway.isRunning && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(FileManager.default.fileExists(atPath: journal))
+        #expect(!FileManager.default.fileExists(atPath: here.appendingPathComponent(".attune").path))
+        gateway.terminate()
+        gateway.waitUntilExit()
+    }
+
     @Test func eventsPrintsCloudEventsAndResumesAfterACursor() async throws {
         let here = try folder()
         #expect(try attune(["topics", "apply"], in: here).status == 0)

@@ -238,6 +238,13 @@ private func publishedDeployment(_ transport: TestTransport = .embedded, name: S
         expectError(try await fixture.post("/v1/chat/completions", json: ["model": "base", "messages": [["role": "robot", "content": "x"]]]),
                     400, "role", param: "messages[0].role")
         expectError(try await fixture.post("/v1/completions", raw: Data(repeating: 0x20, count: 70_000)), 413, "limit")
+        let wrongMethod = try await fixture.get("/v1/completions")
+        expectError(wrongMethod, 405, "/v1/completions answers POST, not GET")
+        #expect(wrongMethod.headers["allow"] == "POST")
+        let capture = try await fixture.http("PUT", "/v1/subscriptions/sub-1", body: nil)
+        expectError(capture, 405, "not PUT")
+        #expect(capture.headers["allow"] == "DELETE")
+        expectError(try await fixture.get("/v1/nowhere"), 404, "no route GET /v1/nowhere")
 
         #expect(try await fixture.get("/healthz").status == 200)
         #expect(try await fixture.get("/readyz").status == 200)

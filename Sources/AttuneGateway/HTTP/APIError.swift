@@ -12,6 +12,8 @@ public struct APIError: Error, CustomStringConvertible, Sendable {
     /// The request field at fault (`max_tokens`, `messages[0].role`), when there is one.
     public let param: String?
     public var retryAfterSeconds: Int?
+    /// The methods the path answers, for a 405.
+    public var allow: [String]?
 
     public init(_ status: HTTPResponse.Status, _ message: String, type: String? = nil, code: String? = nil, param: String? = nil) {
         self.status = status
@@ -61,6 +63,7 @@ public struct APIError: Error, CustomStringConvertible, Sendable {
         let data = (try? JSONEncoder().encode(Body(error: .init(message: message, type: type, code: code, param: param)))) ?? Data()
         var headers: HTTPFields = [.contentType: "application/json"]
         if let retryAfterSeconds { headers[.retryAfter] = "\(retryAfterSeconds)" }
+        if let allow { headers[.allow] = allow.joined(separator: ", ") }
         if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }

@@ -31,6 +31,44 @@ public enum CommonRoutes {
     }
 }
 
+/// Tells a known path asked with the wrong method (405 with `Allow`, as RFC 9110 asks) from a
+/// path no route has (404). Added to a router after its routes, so only its not-found answer
+/// passes through it: `router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes))`.
+public struct MethodNotAllowedMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// Each route's path as segments (nil for a `{capture}` or `*`) and its method.
+    private let routes: [(segments: [Substring?], method: String)]
+
+    public init(routes: [Router<Context>.RouteDescription]) {
+        self.routes = routes.map { route in
+            (route.path.description.split(separator: "/").map { $0.hasPrefix("{") || $0.hasPrefix("*") ? nil : $0 },
+             route.method.rawValue)
+        }
+    }
+
+    /// The methods the routes answer on `path`, in the order they were added.
+    func methods(for path: String) -> [String] {
+        let parts = path.split(separator: "/")
+        var found: [String] = []
+        for route in routes where route.segments.count == parts.count && !found.contains(route.method) {
+            if zip(route.segments, parts).allSatisfy({ $0 == nil || $0 == $1 }) { found.append(route.method) }
+        }
+        return found
+    }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound {
+            let allowed = methods(for: request.uri.path)
+            guard !allowed.isEmpty else { throw error }
+            var answer = APIError(.methodNotAllowed, "\(request.uri.path) answers \(allowed.joined(separator: ", ")), not \(request.method)",
+                                  code: "method_not_allowed")
+            answer.allow = allowed
+            return answer.response
+        }
+    }
+}
+
 /// Answers errors the framework raises (an unknown route, a bad method, an unreadable body)
 /// with the same JSON error object as every other 4xx and 5xx.
 public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {

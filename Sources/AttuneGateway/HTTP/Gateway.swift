@@ -87,6 +87,7 @@ public final class Gateway: Sendable {
         self.configuration = configuration
         self.metrics = metrics
         self.logger = logger
+        logger.info("gateway state", metadata: ["directory": "\(stateDirectory)"])
     }
 
     public func close() async {

@@ -37,6 +37,7 @@ public final class GatewayServer: Service, Sendable {
         gateway.addRoutes(to: router)
         CommonRoutes.add(to: router, prometheus: prometheus, ready: { [gateway] in gateway.health.answering },
                          notReady: "the event log does not answer")
+        router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes))
         let watch = Task { [gateway] in await gateway.watchLog() }
         defer { watch.cancel() }
         let app = Application(router: router, server: try TLSFiles.serverBuilder(tls, idleTimeout: idleTimeout), configuration: .init(address: .hostname(host, port: port), serverName: "attune"),

@@ -58,6 +58,16 @@ struct TransportOptions: ParsableArguments {
         return try makeLog(dataDirectory: dataDirectory)
     }
 
+    /// The folder a process keeps its state in beside the log: the parent of a chosen embedded
+    /// log folder (so `--log-dir D/eventlog` keeps state in D, as under `attune up --data-dir D`),
+    /// else `fallback`.
+    func stateFolder(fallback: String = ".attune") -> String {
+        guard transport == .embedded, let chosen = logDirectory ?? ProcessInfo.processInfo.environment["ATTUNE_LOG_DIR"] else {
+            return fallback
+        }
+        return URL(fileURLWithPath: chosen).standardizedFileURL.deletingLastPathComponent().path
+    }
+
     private func embeddedDirectory(_ dataDirectory: String) -> String {
         logDirectory ?? ProcessInfo.processInfo.environment["ATTUNE_LOG_DIR"] ?? dataDirectory + "/eventlog"
     }

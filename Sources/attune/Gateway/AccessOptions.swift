@@ -42,7 +42,7 @@ struct AccessOptions: ParsableArguments {
 
 /// Gateway limits and its state folder, shared by `serve` and `gateway`.
 struct GatewayOptions: ParsableArguments {
-    @Option(name: .customLong("state-dir"), help: "Folder for the gateway's idempotency journal and webhook cursors (default: .attune/gateway, under attune up in its --data-dir).")
+    @Option(name: .customLong("state-dir"), help: "Folder for the gateway's idempotency journal, webhook subscriptions and served completions (default: gateway beside the embedded log's folder, else .attune/gateway; under attune up in its --data-dir).")
     var stateDir: String?
 
     func stateDirectory(dataDirectory: String = ".attune") -> String { stateDir ?? dataDirectory + "/gateway" }

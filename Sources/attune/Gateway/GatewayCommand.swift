@@ -42,7 +42,7 @@ struct GatewayCommand: AsyncParsableCommand {
         let gateway = try await reportingErrors {
             try await Gateway(log: transport.makeLog(), catalog: TopicCatalog.load(directory: validation.topicsDirectory,
                                                                                    namePrefix: validation.topicPrefix),
-                              access: accessControl, stateDirectory: gatewayOptions.stateDirectory(),
+                              access: accessControl, stateDirectory: gatewayOptions.stateDirectory(dataDirectory: transport.stateFolder()),
                               configuration: gatewayOptions.configuration(topicPrefix: validation.topicPrefix),
                               metrics: GatewayMetrics(factory: PrometheusMetricsFactory(registry: prometheus)), logger: logger)
         }

@@ -48,7 +48,8 @@ struct ServeCommand: AsyncParsableCommand {
                                                       "prompt_activations": "\(model.prompts.rawValue)"])
         let (server, registry) = try await serving.makeServer(
             model: model, tokenizer: tokenizer, log: try transport.makeLog(), service: service, access: accessControl,
-            gatewayOptions: gatewayOptions, prometheus: PrometheusCollectorRegistry(), logger: logger)
+            gatewayOptions: gatewayOptions, dataDirectory: transport.stateFolder(), prometheus: PrometheusCollectorRegistry(),
+            logger: logger)
         try await listening(on: serving.host, port: serving.port) {
             try await ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
         }

@@ -44,6 +44,9 @@ struct Attune: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("Error: \(error.message)\n".utf8))
                 exit(withError: ExitCode.validationFailure)
             }
+        } catch let error as UnknownOption {
+            FileHandle.standardError.write(Data(error.text.utf8))
+            exit(withError: ExitCode.validationFailure)
         } catch {
             exit(withError: error)
         }

@@ -87,6 +87,19 @@ struct ConfigCommandTests {
         #expect(env.status != 0 && env.err.contains("(set by env ATTUNE_SERVE_PORT)"), "\(env.err)")
     }
 
+    /// A mistyped option is named as unknown, with the spelling it is close to, rather than
+    /// reported as a missing required one; `config print` still passes its command line through.
+    @Test func aMistypedOptionIsNamedWithASuggestion() throws {
+        let typo = try runAttune(["generate", "--promt", "hi"])
+        #expect(typo.status == 64)
+        #expect(typo.err.contains("attune generate has no option --promt (did you mean --prompt?)"), "\(typo.err)")
+        #expect(!typo.err.contains("Missing expected argument"), "\(typo.err)")
+        let nested = try runAttune(["adapter", "history", "tenant/acme", "--log-dirr=x"])
+        #expect(nested.status == 64 && nested.err.contains("attune adapter history has no option --log-dirr (did you mean --log-dir?)"), "\(nested.err)")
+        let passedThrough = try runAttune(["config", "print", "serve", "--port", "9001"])
+        #expect(passedThrough.status == 0 && passedThrough.out.contains("9001"), "\(passedThrough.err)")
+    }
+
     /// The README's option reference is what `attune config reference` prints today.
     @Test func theReadmeReferenceIsCurrent() throws {
         let readme = try String(contentsOf: repositoryRoot().appendingPathComponent("README.md"), encoding: .utf8)

@@ -15,6 +15,7 @@ struct CommandOptions {
         var isRepeating: Bool
         var shouldDisplay: Bool
         var valueName: String?
+        var parsingStrategy: String?
 
         /// The key in a configuration file: the long name (or the short one when there is none).
         var key: String? { preferredName?.name }
@@ -39,6 +40,9 @@ struct CommandOptions {
         }
 
         func subcommand(_ name: String) -> Command? { subcommands?.first { $0.commandName == name } }
+
+        /// Whether the command takes the rest of its command line as it is (`config print`).
+        var passesThrough: Bool { (arguments ?? []).contains { $0.parsingStrategy == "allRemainingInput" } }
     }
 
     private struct Dump: Decodable { var command: Command }

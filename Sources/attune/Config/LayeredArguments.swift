@@ -125,6 +125,15 @@ struct ConfigFile {
     }
 }
 
+/// A long option the command does not have.
+struct UnknownOption: Error {
+    let command: String
+    let message: String
+
+    /// What the user reads: the mistake, and where the command's options are listed.
+    var text: String { "Error: \(command) \(message)\nSee '\(command) --help' for its options.\n" }
+}
+
 /// A command line completed from the configuration file and the environment, in that order of
 /// precedence under the command line itself: values from the lower layers are added as the
 /// options they stand for, so ArgumentParser checks them exactly as if they had been typed.
@@ -143,6 +152,7 @@ struct LayeredArguments {
     init(arguments given: [String], environment: [String: String], file: ConfigFile?, options: CommandOptions) throws {
         let (path, command) = options.command(for: given)
         let words = given.firstIndex(of: "--").map { Array(given[..<$0]) } ?? given
+        try Self.rejectUnknownOptions(Array(words.dropFirst(path.count)), of: command, path: path)
         var injected: [String] = []
         var rows: [Row] = []
         for option in command.configurable {
@@ -207,6 +217,30 @@ struct LayeredArguments {
                 throw ValidationError("\(message) (set by \(row.source))")
             }
             throw error
+        }
+    }
+
+    /// A mistyped long option is named as such (with the spellings it is close to) before
+    /// ArgumentParser would report a required option it takes to be missing.
+    private static func rejectUnknownOptions(_ words: [String], of command: CommandOptions.Command, path: [String]) throws {
+        guard !command.passesThrough else { return }
+        let options = command.arguments ?? []
+        let known = Set(options.flatMap(\.spellings))
+        let takingValues = Set(options.filter { $0.kind == "option" }.flatMap(\.spellings))
+        var i = 0
+        while i < words.count {
+            let word = words[i]
+            if takingValues.contains(word) {
+                i += 2
+                continue
+            }
+            let name = String(word.prefix { $0 != "=" })
+            if name.hasPrefix("--"), name.count > 2, !known.contains(name) {
+                let longNames = Set(options.compactMap { $0.names?.first { $0.kind == "long" }?.name })
+                throw UnknownOption(command: (["attune"] + path).joined(separator: " "),
+                                    message: "has no option \(name)" + ConfigFile.suggestion(String(name.dropFirst(2)), longNames))
+            }
+            i += 1
         }
     }
 

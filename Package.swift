@@ -67,7 +67,7 @@ let package = Package(
                                                          "AttuneEventLog", "AttuneRegistry"]),
 
         // Serving: hot-swapped adapters, continuous batching across adapters, admission.
-        .target(name: "AttuneServing", dependencies: ["AttuneRegistry", "AttuneModel", "AttuneTensor", "AttuneTraining", "AttuneTokenizer", "CAttuneKernels",
+        .target(name: "AttuneServing", dependencies: ["AttuneRegistry", "AttuneModel", "AttuneGGUF", "AttuneTensor", "AttuneTraining", "AttuneTokenizer", "CAttuneKernels",
                                                       "AttuneEventLog", .product(name: "Logging", package: "swift-log"),
                                                       .product(name: "Metrics", package: "swift-metrics")],
                 swiftSettings: kernelFlags),

@@ -1,3 +1,4 @@
+import AttuneGGUF
 import AttuneModel
 
 extension LlamaModel {
@@ -7,14 +8,16 @@ extension LlamaModel {
     /// row the same bits whatever else is in its step (sgemm's can depend on the other rows),
     /// so a request's tokens are the same batched or alone. `prompts` overrides the default.
     public static func forServing(path: String, mode: WeightMode, prompts: PromptActivations? = nil) throws -> LlamaModel {
-        if let prompts { return try LlamaModel(path: path, mode: mode, prompts: prompts) }
+        let file = try GGUFFile(path: path)
+        if let prompts { return try LlamaModel(file: file, mode: mode, prompts: prompts) }
         if mode == .quantized {
             do {
-                return try LlamaModel(path: path, mode: mode, prompts: .int8)
+                // Refused after the matrices are read from the mapped file, before any is converted.
+                return try LlamaModel(file: file, mode: mode, prompts: .int8)
             } catch ModelError.noIntegerPrompts {
                 // Matrices without the integer kernels: prompts stay on sgemm.
             }
         }
-        return try LlamaModel(path: path, mode: mode, prompts: .fp32)
+        return try LlamaModel(file: file, mode: mode, prompts: .fp32)
     }
 }

@@ -3,6 +3,7 @@ import AttuneGateway
 import AttuneModel
 import AttuneRegistry
 import AttuneTraining
+import AttuneTensor
 import AttuneTestSupport
 import Foundation
 import Testing
@@ -391,6 +392,24 @@ private func publishedDeployment(_ transport: TestTransport = .embedded, name: S
     /// take sgemm, one prompt per step; with 8-bit prompts any number), and prompts grouped into
     /// steps that way — a prompt beside a one-token row among them — get the logits they get
     /// alone, bit for bit. SmolLM2's widths (576, 1536), where sgemm splits the inner dimension.
+    /// A server's base model takes 8-bit prompts where its matrices have the integer kernels
+    /// and fp32 prompts where they do not (an f16 GGUF), rather than refusing to start.
+    @Test func aServedModelWithoutIntegerKernelsKeepsFP32Prompts() throws {
+        let tiny = LlamaConfig(layers: 1, dim: 64, ffnDim: 128, heads: 4, kvHeads: 2, vocabSize: 80, contextLength: 64)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("attune-fallback-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for (format, expected) in [(QuantFormat.q4_1, PromptActivations.int8), (.f16, .fp32)] {
+            let path = directory.appendingPathComponent("\(format.name).gguf").path
+            try RandomModel.write(tiny, to: path, matrixFormat: format, vocabulary: testVocabulary)
+            let model = try LlamaModel.forServing(path: path, mode: .quantized)
+            #expect(model.prompts == expected, "\(format.name)")
+            let logits = try model.forward(tokens: [[1, 2, 3]], caches: [model.makeCache(capacity: 3)])
+            #expect(logits.count == tiny.vocabSize && logits.allSatisfy(\.isFinite))
+        }
+        #expect(throws: ModelError.self) { try LlamaModel(path: directory.appendingPathComponent("\(QuantFormat.f16.name).gguf").path, mode: .quantized, prompts: .int8) }
+    }
+
     @Test(arguments: [PromptActivations.fp32, .int8])
     func promptsStepByStepGetTheBitsTheyGetAlone(prompts: PromptActivations) throws {
         let wide = LlamaConfig(layers: 1, dim: 576, ffnDim: 1536, heads: 9, kvHeads: 3, vocabSize: 80, contextLength: 128)

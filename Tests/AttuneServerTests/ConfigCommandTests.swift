@@ -96,6 +96,9 @@ struct ConfigCommandTests {
         #expect(!typo.err.contains("Missing expected argument"), "\(typo.err)")
         let nested = try runAttune(["adapter", "history", "tenant/acme", "--log-dirr=x"])
         #expect(nested.status == 64 && nested.err.contains("attune adapter history has no option --log-dirr (did you mean --log-dir?)"), "\(nested.err)")
+        let completion = try runAttune(["--generate-completion-script", "bash"])
+        #expect(completion.status == 0 && completion.out.contains("attune"), "\(completion.err)")
+        #expect(try runAttune(["serve", "--help-hidden"]).status == 0)
         let passedThrough = try runAttune(["config", "print", "serve", "--port", "9001"])
         #expect(passedThrough.status == 0 && passedThrough.out.contains("9001"), "\(passedThrough.err)")
     }

@@ -220,12 +220,16 @@ struct LayeredArguments {
         }
     }
 
+    /// Options ArgumentParser answers itself on every command.
+    private static let builtInOptions: Set = ["--help", "--help-hidden", "--version", "--generate-completion-script",
+                                              "--experimental-dump-help"]
+
     /// A mistyped long option is named as such (with the spellings it is close to) before
     /// ArgumentParser would report a required option it takes to be missing.
     private static func rejectUnknownOptions(_ words: [String], of command: CommandOptions.Command, path: [String]) throws {
         guard !command.passesThrough else { return }
         let options = command.arguments ?? []
-        let known = Set(options.flatMap(\.spellings))
+        let known = Set(options.flatMap(\.spellings)).union(builtInOptions)
         let takingValues = Set(options.filter { $0.kind == "option" }.flatMap(\.spellings))
         var i = 0
         while i < words.count {

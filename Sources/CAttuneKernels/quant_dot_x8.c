@@ -149,8 +149,11 @@ static void matmul_x8_scalar(int q8, const uint8_t *w, long blocks, long g0, lon
 
 #define VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 
-/// Activation rows per tile: a group-block is unpacked once for up to TILE rows.
-enum { TILE = 4 };
+/// Activation rows per tile: a group-block is unpacked once for up to TILE rows (AVX2's 16
+/// vector registers hold four rows' accumulators beside the unpacked block), or up to
+/// WIDE_TILE rows on AVX-512 machines, whose 32 registers hold eight. A row's arithmetic is the
+/// same in any tile.
+enum { TILE = 4, WIDE_TILE = 8 };
 
 /// Four activation bytes in every 32-bit lane.
 #define BROADCAST4(x, at) _mm256_set1_epi32((int)load_u32((const uint8_t *)(x) + (at)))
@@ -268,43 +271,58 @@ AVX2 static inline __m256i q8_0_x8_dot_avx2(const q8_0_x8 *p, const int8_t *x) {
     GROUP_TILE(NAME, ATTR, BYTES, OFFSET, QSUM, UNPACK, DOT, 3)                                          \
     GROUP_TILE(NAME, ATTR, BYTES, OFFSET, QSUM, UNPACK, DOT, 4)
 
-GROUP_TILES(q4_1_x8_avx2, AVX2, Q4_1_GROUP_BYTES, 1, 0, q4_1_x8_unpack, q4_1_x8_dot_avx2)
-GROUP_TILES(q4_1_x8_vnni, VNNI, Q4_1_GROUP_BYTES, 1, 0, q4_1_x8_unpack, q4_1_x8_dot_vnni)
-GROUP_TILES(q8_0_x8_avx2, AVX2, Q8_0_GROUP_BYTES, 0, 0, q8_0_x8_unpack, q8_0_x8_dot_avx2)
-GROUP_TILES(q8_0_x8_vnni, VNNI, Q8_0_GROUP_BYTES, 0, 1, q8_0_x8_unpack_offset, q8_0_x8_dot_vnni)
+#define WIDE_GROUP_TILES(NAME, ATTR, BYTES, OFFSET, QSUM, UNPACK, DOT)                                  \
+    GROUP_TILES(NAME, ATTR, BYTES, OFFSET, QSUM, UNPACK, DOT)                                            \
+    GROUP_TILE(NAME, ATTR, BYTES, OFFSET, QSUM, UNPACK, DOT, 5)                                          \
+    GROUP_TILE(NAME, ATTR, BYTES, OFFSET, QSUM, UNPACK, DOT, 6)                                          \
+    GROUP_TILE(NAME, ATTR, BYTES, OFFSET, QSUM, UNPACK, DOT, 7)                                          \
+    GROUP_TILE(NAME, ATTR, BYTES, OFFSET, QSUM, UNPACK, DOT, 8)
 
-/// Groups [g0, g1) × m activation rows in tiles of up to TILE rows. A core's share is one
+GROUP_TILES(q4_1_x8_avx2, AVX2, Q4_1_GROUP_BYTES, 1, 0, q4_1_x8_unpack, q4_1_x8_dot_avx2)
+WIDE_GROUP_TILES(q4_1_x8_vnni, VNNI, Q4_1_GROUP_BYTES, 1, 0, q4_1_x8_unpack, q4_1_x8_dot_vnni)
+GROUP_TILES(q8_0_x8_avx2, AVX2, Q8_0_GROUP_BYTES, 0, 0, q8_0_x8_unpack, q8_0_x8_dot_avx2)
+WIDE_GROUP_TILES(q8_0_x8_vnni, VNNI, Q8_0_GROUP_BYTES, 0, 1, q8_0_x8_unpack_offset, q8_0_x8_dot_vnni)
+
+/// Groups [g0, g1) × m activation rows in tiles of up to TILE (or WIDE_TILE) rows. A core's share is one
 /// contiguous stream here, which the hardware prefetcher follows: asking for the group after
 /// next as the row-major kernel does (PREFETCH_ROWS in quant_dot.c) made decode slower on Zen 4
 /// (`attune bench model --weights quantized --prompt-tokens 64`, alternated: 237–286 with,
 /// 267–318 tok/s without).
-#define TILED_GROUPS(NAME, BYTES)                                                                        \
+#define TILED_GROUPS(NAME, BYTES, WIDTH, WIDE_CASES)                                                   \
     for (long g = g0; g < g1; g++) {                                                                     \
         const uint8_t *grp = w + g * blocks * (BYTES);                                                   \
-        for (long i = 0; i < m; i += TILE) {                                                             \
+        for (long i = 0; i < m; i += (WIDTH)) {                                                          \
             const long x = i * blocks;                                                                   \
             float *out = y + i * ldy + g * GROUP;                                                        \
             const int32_t *qs = xqsum0 ? xqsum0 + x : NULL;                                              \
-            switch (m - i < TILE ? m - i : TILE) {                                                       \
+            switch (m - i < (WIDTH) ? m - i : (WIDTH)) {                                                 \
             case 1: NAME##_1(grp, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, qs, out, ldy); break;        \
             case 2: NAME##_2(grp, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, qs, out, ldy); break;        \
             case 3: NAME##_3(grp, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, qs, out, ldy); break;        \
-            default: NAME##_4(grp, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, qs, out, ldy); break;       \
+            case 4: NAME##_4(grp, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, qs, out, ldy); break;        \
+            WIDE_CASES(NAME)                                                                             \
             }                                                                                            \
         }                                                                                                \
     }
 
+#define NO_WIDE_CASES(NAME)
+#define WIDE_CASES(NAME)                                                                                 \
+    case 5: NAME##_5(grp, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, qs, out, ldy); break;                \
+    case 6: NAME##_6(grp, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, qs, out, ldy); break;                \
+    case 7: NAME##_7(grp, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, qs, out, ldy); break;                \
+    case 8: NAME##_8(grp, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, qs, out, ldy); break;
+
 /// A product over groups [g0, g1) (xqsum0: the activations' byte sums, read by QSUM tiles).
-#define TILED_PRODUCT(NAME, ATTR, BYTES)                                                                 \
+#define TILED_PRODUCT(NAME, ATTR, BYTES, WIDTH, CASES)                                                   \
     ATTR static void NAME(const uint8_t *w, long blocks, long g0, long g1, long m, const int8_t *xq0,    \
                           const float *xs0, const float *xsum0, const int32_t *xqsum0, float *y, long ldy) { \
-        TILED_GROUPS(NAME, BYTES)                                                                        \
+        TILED_GROUPS(NAME, BYTES, WIDTH, CASES)                                                          \
     }
 
-TILED_PRODUCT(q4_1_x8_avx2, AVX2, Q4_1_GROUP_BYTES)
-TILED_PRODUCT(q4_1_x8_vnni, VNNI, Q4_1_GROUP_BYTES)
-TILED_PRODUCT(q8_0_x8_avx2, AVX2, Q8_0_GROUP_BYTES)
-TILED_PRODUCT(q8_0_x8_vnni, VNNI, Q8_0_GROUP_BYTES)
+TILED_PRODUCT(q4_1_x8_avx2, AVX2, Q4_1_GROUP_BYTES, TILE, NO_WIDE_CASES)
+TILED_PRODUCT(q4_1_x8_vnni, VNNI, Q4_1_GROUP_BYTES, WIDE_TILE, WIDE_CASES)
+TILED_PRODUCT(q8_0_x8_avx2, AVX2, Q8_0_GROUP_BYTES, TILE, NO_WIDE_CASES)
+TILED_PRODUCT(q8_0_x8_vnni, VNNI, Q8_0_GROUP_BYTES, WIDE_TILE, WIDE_CASES)
 
 // MARK: - Dispatch
 

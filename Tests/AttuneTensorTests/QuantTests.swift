@@ -125,6 +125,38 @@ func interleavedMatVecMatchesDequantizedProduct(format: QuantFormat) {
     }
 }
 
+/// Many activation rows through the interleaved kernels (tiles of up to four rows on AVX2,
+/// eight with AVX-512, and their remainders) give each row the bits it gets alone, on every
+/// path this CPU can run, and the same bits on every SIMD path.
+@Test(arguments: [QuantFormat.q4_1, .q8_0])
+func interleavedRowsInTilesGetTheBitsTheyGetAlone(format: QuantFormat) {
+    let rows = 24, cols = 288, m = 13
+    let x = (0..<m).flatMap { r in kernelInput(cols).map { $0 * Float(r % 5 + 1) } }
+    let stored = interleaved(quantizedRows(format, rows: rows, cols: cols), format: format, rows: rows, cols: cols)
+    var together: [KernelISA: [Float]] = [:]
+    for isa in KernelISA.runnable {
+        var y = [Float](repeating: .nan, count: m * rows), alone = y
+        stored.withUnsafeBytes { w in
+            x.withUnsafeBufferPointer { xp in
+                y.withUnsafeMutableBufferPointer { yp in
+                    MatVec.multiply([MatVec.Product(format: format, weights: w.baseAddress!, rows: rows, cols: cols, y: yp.baseAddress!,
+                                                    interleaved: true)], x: xp.baseAddress!, m: m, isa: isa)
+                }
+                for r in 0..<m {
+                    alone.withUnsafeMutableBufferPointer { yp in
+                        MatVec.multiply([MatVec.Product(format: format, weights: w.baseAddress!, rows: rows, cols: cols,
+                                                        y: yp.baseAddress! + r * rows, interleaved: true)],
+                                        x: xp.baseAddress! + r * cols, m: 1, isa: isa)
+                    }
+                }
+            }
+        }
+        #expect(y == alone, "\(format.name) \(isa)")
+        together[isa] = y
+    }
+    for isa in KernelISA.runnable where isa > .avx2 { #expect(together[isa] == together[.avx2], "\(format.name) \(isa)") }
+}
+
 /// Interleaving keeps every row's values: any range of rows read back from the interleaved
 /// layout, on every path, is bit for bit what dequantizing the plain blocks gives.
 @Test(arguments: [QuantFormat.q4_1, .q8_0])

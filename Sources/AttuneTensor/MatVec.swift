@@ -59,13 +59,21 @@ public enum MatVec {
         let sums = blockFormats && activations == .fp32 ? BlockSums(x, count: m * cols, isa: isa) : nil
         let total = products.reduce(0) { $0 + $1.rows }
         precondition(activations == .int8 || !products.contains(where: \.interleaved), "interleaved rows take 8-bit activations")
-        Parallel.chunks(total, granule: InterleavedRows.group, minPerChunk: 64) { range in
+        let body = { (range: Range<Int>) in
             var first = 0
             for p in products {
                 let lo = max(range.lowerBound - first, 0), hi = min(range.upperBound - first, p.rows)
                 if lo < hi { rowsOf(p, lo..<hi, x, m, xq, sums, isa) }
                 first += p.rows
             }
+        }
+        // One input row (decode of one sequence): two halves, the fewest hand-offs for ~200
+        // short calls per token. Several rows (a batched step, a prompt): pieces handed to
+        // whichever core is free, so a core slowed by its neighbour does not hold up the other.
+        if m == 1 {
+            Parallel.chunks(total, granule: InterleavedRows.group, minPerChunk: 64, body)
+        } else {
+            Parallel.pieces(total, granule: InterleavedRows.group, minPerPiece: 64, body)
         }
     }
 

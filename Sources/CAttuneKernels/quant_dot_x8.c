@@ -288,7 +288,7 @@ WIDE_GROUP_TILES(q8_0_x8_vnni, VNNI, Q8_0_GROUP_BYTES, 0, 1, q8_0_x8_unpack_offs
 /// next as the row-major kernel does (PREFETCH_ROWS in quant_dot.c) made decode slower on Zen 4
 /// (`attune bench model --weights quantized --prompt-tokens 64`, alternated: 237–286 with,
 /// 267–318 tok/s without).
-#define TILED_GROUPS(NAME, BYTES, WIDTH, WIDE_CASES)                                                   \
+#define TILED_GROUPS(NAME, BYTES, WIDTH, CASES)                                                          \
     for (long g = g0; g < g1; g++) {                                                                     \
         const uint8_t *grp = w + g * blocks * (BYTES);                                                   \
         for (long i = 0; i < m; i += (WIDTH)) {                                                          \
@@ -300,7 +300,7 @@ WIDE_GROUP_TILES(q8_0_x8_vnni, VNNI, Q8_0_GROUP_BYTES, 0, 1, q8_0_x8_unpack_offs
             case 2: NAME##_2(grp, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, qs, out, ldy); break;        \
             case 3: NAME##_3(grp, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, qs, out, ldy); break;        \
             case 4: NAME##_4(grp, blocks, xq0 + QK * x, xs0 + x, xsum0 + x, qs, out, ldy); break;        \
-            WIDE_CASES(NAME)                                                                             \
+            CASES(NAME)                                                                                  \
             }                                                                                            \
         }                                                                                                \
     }

@@ -62,14 +62,15 @@ struct TransportOptions: ParsableArguments {
     /// log folder (so `--log-dir D/eventlog` keeps state in D, as under `attune up --data-dir D`),
     /// else `fallback`.
     func stateFolder(fallback: String = ".attune") -> String {
-        guard transport == .embedded, let chosen = logDirectory ?? ProcessInfo.processInfo.environment["ATTUNE_LOG_DIR"] else {
-            return fallback
-        }
+        guard transport == .embedded, let chosen = chosenLogDirectory else { return fallback }
         return URL(fileURLWithPath: chosen).standardizedFileURL.deletingLastPathComponent().path
     }
 
+    /// The embedded log's folder when one was named: `--log-dir`, else `$ATTUNE_LOG_DIR`.
+    private var chosenLogDirectory: String? { logDirectory ?? ProcessInfo.processInfo.environment["ATTUNE_LOG_DIR"] }
+
     private func embeddedDirectory(_ dataDirectory: String) -> String {
-        logDirectory ?? ProcessInfo.processInfo.environment["ATTUNE_LOG_DIR"] ?? dataDirectory + "/eventlog"
+        chosenLogDirectory ?? dataDirectory + "/eventlog"
     }
 }
 
